@@ -1,0 +1,34 @@
+# Two commands: `make run` (embedded SQLite + filesystem broker, demo data) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@scripts/run.sh
+
+test: install
+	@scripts/services.sh
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	@scripts/services.sh
+	$(BIN)/python bench/audit_append.py
+	$(BIN)/python bench/audit_verify.py
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed var/celerybeat-schedule*

@@ -1,0 +1,65 @@
+"""Who is acting and from where: the actor of an audit event and the request it came from."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+
+class ActorType(models.TextChoices):
+    HUMAN = "human", "Human"
+    INTEGRATION = "integration", "Integration"
+    AI = "ai", "AI assistant"
+    SYSTEM = "system", "System"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The principal an audit event is attributed to, denormalised so it survives deletions."""
+
+    id: str
+    label: str
+    type: ActorType
+    organisation: str = ""
+
+    @classmethod
+    def for_user(cls, user: Any, organisation: str = "") -> Actor:
+        return cls(
+            id=str(user.pk),
+            label=user.get_username(),
+            type=ActorType.HUMAN,
+            organisation=organisation,
+        )
+
+    @classmethod
+    def system(cls, label: str = "system") -> Actor:
+        return cls(id="system", label=label, type=ActorType.SYSTEM)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    ip: str = ""
+    user_agent: str = ""
+
+
+_NO_REQUEST = RequestContext()
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "vouchsafe_request_context", default=None
+)
+
+
+def current_request() -> RequestContext:
+    """The request context of the current thread/task (empty outside a request)."""
+    return _current.get() or _NO_REQUEST
+
+
+def set_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
+    return _current.set(ctx)
+
+
+def reset_request(token: contextvars.Token[RequestContext | None]) -> None:
+    _current.reset(token)

@@ -1,0 +1,42 @@
+"""The one registry of audit actions. An action not listed here cannot be recorded.
+
+Names are dotted `<subject>.<verb>`; where the OWASP Logging Vocabulary has a name for the
+event it is given in the description so SIEM mappings can follow it.
+"""
+
+ACTIONS: dict[str, str] = {
+    # platform and tenancy
+    "tenant.created": "A tenant was created.",
+    "tenant.cross_access_denied": (
+        "An actor asked for a tenant or an object of a tenant it may not act in; answered 404."
+    ),
+    "provider.created": "A service provider (MSP) was created.",
+    "user.created": "A staff user account was created.",
+    "membership.created": "A user was given a role in a tenant or provider.",
+    "membership.role_changed": "A membership's role changed.",
+    "membership.revoked": "A membership was ended; the user loses that role at once.",
+    "grant.requested": "A service provider asked a tenant for a delegation grant.",
+    "grant.approved": "A tenant_admin approved a delegation grant (with step-up proof).",
+    "grant.revoked": "A delegation grant was revoked; access through it ends at once.",
+    "permission.granted": "An explicit per-object permission was granted (django-guardian).",
+    "permission.revoked": "An explicit per-object permission was removed.",
+    # staff authentication (OWASP: authn_login_*, authn_token_*)
+    "auth.login_succeeded": "Password and OTP accepted (OWASP authn_login_success).",
+    "auth.login_failed": (
+        "A password, sign-in OTP or step-up code was refused (OWASP authn_login_fail)."
+    ),
+    "auth.account_locked": (
+        "Too many failures: the staff account is locked (OWASP authn_login_lock)."
+    ),
+    "auth.otp_enrolled": "A staff user enrolled a TOTP device and received backup codes.",
+    # audit trail itself
+    "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
+    "audit.verified": "A chain verification completed without finding tampering.",
+    # recovery (placeholder accounts until the workflow lands)
+    "account.created": "A protected account was created or imported.",
+}
+
+
+def is_registered(action: str) -> bool:
+    """True when `action` is a registered audit action name."""
+    return action in ACTIONS

@@ -1,0 +1,30 @@
+from celery import shared_task
+from django.db import transaction
+
+from .context import Actor
+from .services import record
+from .verify import verify_all
+
+
+@shared_task(acks_late=True)
+def audit_verify_task() -> dict[str, int]:
+    """Periodic verifier: records `audit.integrity_violation` for each broken chain (R-46)."""
+    reports = verify_all()
+    broken = [r for r in reports if not r.intact]
+    with transaction.atomic():
+        for report in broken:
+            record(
+                action="audit.integrity_violation",
+                actor=Actor.system("audit-verifier"),
+                data={
+                    "chain": report.chain,
+                    "first_bad_seq": report.first_bad_seq,
+                    "reason": report.reason,
+                },
+            )
+        record(
+            action="audit.verified",
+            actor=Actor.system("audit-verifier"),
+            data={"chains": len(reports), "broken": len(broken)},
+        )
+    return {"chains": len(reports), "broken": len(broken)}

@@ -1,0 +1,15 @@
+"""Test settings: PostgreSQL (DATABASE_URL, default the local server) is what the suite runs on."""
+
+from .base import *  # noqa: F403
+
+DATABASES = {
+    "default": env.db(  # noqa: F405
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/vouchsafe"
+    ),
+}
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_vouchsafe")}  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")  # noqa: F405
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+VOUCHSAFE_ENVIRONMENT = "test"

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+
+from tenants.views import healthz
+
+# The Django admin only for verified staff: password and a TOTP token.
+admin.site.__class__ = OTPAdminSite
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("", include("tenants.urls")),
+]

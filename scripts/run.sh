@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up and runs Vouchsafe: web server, Celery worker and beat. Ctrl-C stops all of them.
+# Embedded default: SQLite under var/ and kombu's filesystem broker (no server needed).
+# Set DATABASE_URL / CELERY_BROKER_URL to use PostgreSQL / Redis instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
+PORT="${PORT:-8000}"
+BIN=.venv/bin
+mkdir -p var/broker var/broker-processed
+
+echo "==> Applying migrations"
+$BIN/python manage.py migrate --noinput
+echo "==> Seeding demo data (idempotent)"
+$BIN/python manage.py seed_demo
+
+trap 'trap - INT TERM EXIT; echo; echo "==> Stopping"; kill 0 2>/dev/null || true' INT TERM EXIT
+echo "==> Starting Celery worker with embedded beat"
+$BIN/celery -A config worker --beat --pool=solo --loglevel=WARNING \
+  --schedule var/celerybeat-schedule &
+echo
+echo "    Vouchsafe is running at http://127.0.0.1:${PORT}/"
+echo "    Demo logins (password + TOTP secret + backup codes): var/demo-credentials.json"
+echo "    Ctrl-C stops the web server, worker and beat."
+echo
+$BIN/python manage.py runserver "127.0.0.1:${PORT}" --noreload &
+wait

@@ -1,0 +1,192 @@
+"""Idempotent demo data: DeskCo (MSP), tenants acme and globex, staff in every role."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from recovery.models import ProtectedAccount
+from recovery.services import account_create
+from tenants.choices import CaseType, GrantStatus, Role
+from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
+from tenants.rls import system_scope
+from tenants.services import (
+    grant_approve,
+    grant_request,
+    membership_create,
+    platform_operator_bootstrap,
+    provider_create,
+    tenant_create,
+    user_create,
+)
+from tenants.stepup import step_up_verify
+
+TENANTS = {"acme": "Acme Corporation", "globex": "Globex Industries"}
+PROVIDER = ("deskco", "DeskCo Managed Services")
+# username -> (organisation slug, roles)
+STAFF: dict[str, tuple[str, list[str]]] = {
+    "acme-admin": ("acme", [Role.TENANT_ADMIN]),
+    "acme-admin2": ("acme", [Role.TENANT_ADMIN]),
+    "acme-agent": ("acme", [Role.AGENT]),
+    "acme-supervisor": ("acme", [Role.SUPERVISOR]),
+    "acme-security": ("acme", [Role.SECURITY_OFFICER]),
+    "acme-auditor": ("acme", [Role.AUDITOR]),
+    "globex-admin": ("globex", [Role.TENANT_ADMIN]),
+    "globex-agent": ("globex", [Role.AGENT]),
+    "globex-supervisor": ("globex", [Role.SUPERVISOR]),
+    "globex-security": ("globex", [Role.SECURITY_OFFICER]),
+    "globex-auditor": ("globex", [Role.AUDITOR]),
+    "deskco-admin": ("deskco", [Role.TENANT_ADMIN]),
+    "deskco-agent1": ("deskco", [Role.AGENT]),
+    "deskco-agent2": ("deskco", [Role.AGENT]),
+    "deskco-supervisor": ("deskco", [Role.SUPERVISOR]),
+}
+ACCOUNTS = {
+    "acme": [
+        ("E1001", "jdoe@acme.example", "Jane Doe", "T0"),
+        ("E1002", "cfo@acme.example", "Carla Finch (CFO)", "T1"),
+        ("E1003", "it-admin@acme.example", "Ian Admin", "T2"),
+        ("E1004", "payroll@acme.example", "Payroll shared mailbox", "T1"),
+    ],
+    "globex": [
+        ("G2001", "hank@globex.example", "Hank Scorpio", "T1"),
+        ("G2002", "frank@globex.example", "Frank Grimes", "T0"),
+    ],
+}
+
+
+class Command(BaseCommand):
+    help = (
+        "Create demo tenants, an MSP, staff in every role with TOTP enrolled, and sample "
+        "accounts. Safe to run again. Writes every login to var/demo-credentials.json."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.VOUCHSAFE_ENVIRONMENT == "production":
+            raise CommandError("seed_demo refuses to run with production settings.")
+        path = Path(settings.DEMO_CREDENTIALS_PATH)
+        known = json.loads(path.read_text()) if path.exists() else {}
+        with system_scope():
+            credentials = self._seed(known.get("users", {}))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(credentials, indent=2))
+        path.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Logins: {path}"))
+
+    def _seed(self, known_users: dict[str, dict]) -> dict[str, Any]:
+        operator, users = self._operator(known_users), {}
+        tenants = {
+            slug: Tenant.objects.filter(slug=slug).first()
+            or tenant_create(actor=operator, slug=slug, name=name)
+            for slug, name in TENANTS.items()
+        }
+        provider = ServiceProvider.objects.filter(slug=PROVIDER[0]).first() or provider_create(
+            actor=operator, slug=PROVIDER[0], name=PROVIDER[1]
+        )
+        users["platform"] = self._login(operator, known_users, "platform", ["platform_operator"])
+        for username, (org, roles) in STAFF.items():
+            user = User.objects.filter(username=username).first() or user_create(
+                actor=operator,
+                username=username,
+                password=secrets.token_urlsafe(12),
+                email=f"{username}@{org}.example",
+            )
+            for role in roles:
+                scope = {"tenant": tenants[org]} if org in tenants else {"provider": provider}
+                if not Membership.objects.filter(user=user, role=role, **scope).exists():
+                    membership_create(actor=operator, user=user, role=role, **scope)
+            users[username] = self._login(user, known_users, org, roles)
+        self._grant(provider, tenants["acme"])
+        for slug, rows in ACCOUNTS.items():
+            for external_id, username, name, tier in rows:
+                if not ProtectedAccount.objects.filter(
+                    tenant=tenants[slug], external_id=external_id
+                ).exists():
+                    account_create(
+                        actor=operator,
+                        tenant=tenants[slug],
+                        external_id=external_id,
+                        username=username,
+                        display_name=name,
+                        tier=tier,
+                    )
+        return {
+            "note": "Demo only. Sign in at /login/ with username + password, then the current "
+            "TOTP code for totp_secret (or one backup code).",
+            "tenants": list(TENANTS),
+            "provider": PROVIDER[0],
+            "grant": "deskco -> acme only (agent, supervisor; T0, T1)",
+            "users": users,
+        }
+
+    def _operator(self, known_users: dict[str, dict]) -> User:
+        operator = User.objects.filter(username="platform").first()
+        if operator is None:
+            operator = platform_operator_bootstrap(
+                username="platform", password=secrets.token_urlsafe(12)
+            )
+        return operator
+
+    def _login(
+        self, user: User, known: dict[str, dict], org: str, roles: list[str]
+    ) -> dict[str, Any]:
+        """Give the demo user a known password, a TOTP device and backup codes."""
+        previous = known.get(user.username, {})
+        password = previous.get("password") or secrets.token_urlsafe(12)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or (
+            TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+        )
+        static = StaticDevice.objects.filter(user=user).first()
+        if static is None or not previous.get("backup_codes"):
+            static = static or StaticDevice.objects.create(user=user, name="Backup codes")
+            StaticToken.objects.filter(device=static).delete()
+            codes = [StaticToken.random_token() for _i in range(5)]
+            StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+        else:
+            codes = previous["backup_codes"]
+        return {
+            "password": password,
+            "totp_secret": base64.b32encode(device.bin_key).decode(),
+            "otpauth_url": device.config_url,
+            "backup_codes": codes,
+            "organisation": org,
+            "roles": [str(r) for r in roles],
+        }
+
+    def _grant(self, provider: ServiceProvider, tenant: Tenant) -> None:
+        live = DelegationGrant.objects.filter(
+            provider=provider,
+            tenant=tenant,
+            status=GrantStatus.ACTIVE,
+            valid_until__gt=timezone.now(),
+        )
+        if live.exists():
+            return
+        now = timezone.now()
+        grant = grant_request(
+            actor=User.objects.get(username="deskco-admin"),
+            provider=provider,
+            tenant=tenant,
+            allowed_roles=[Role.AGENT, Role.SUPERVISOR],
+            allowed_tiers=["T0", "T1"],
+            allowed_case_types=[c for c in CaseType.values if c != CaseType.EXCEPTION],
+            valid_from=now,
+            valid_until=now + timedelta(days=90),
+        )
+        approver = User.objects.get(username="acme-admin")
+        device = TOTPDevice.objects.get(user=approver, confirmed=True)
+        proof = step_up_verify(user=approver, token=f"{totp(device.bin_key):06d}")
+        grant_approve(actor=approver, grant=grant, step_up=proof)

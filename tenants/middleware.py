@@ -1,0 +1,30 @@
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+OPEN_PATH_PREFIXES = ("/static/", "/healthz")
+OPEN_URL_NAMES = ("staff-login", "staff-logout", "otp-verify", "otp-enrol")
+
+
+class StaffOTPRequiredMiddleware:
+    """Nothing past sign-in is served until the staff user has enrolled and verified TOTP."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._open_paths: tuple[str, ...] | None = None
+
+    def _is_open(self, path: str) -> bool:
+        if self._open_paths is None:
+            self._open_paths = tuple(reverse(name) for name in OPEN_URL_NAMES)
+        return path.startswith(OPEN_PATH_PREFIXES) or path in self._open_paths
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and not user.is_verified() and not self._is_open(request.path):
+            if TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
+                return redirect("otp-verify")
+            return redirect("otp-enrol")
+        return self.get_response(request)

@@ -1,0 +1,134 @@
+import uuid
+
+from auditlog.registry import auditlog
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+from .choices import GrantStatus, Role
+
+
+class User(AbstractUser):
+    """A staff user. `person_id` is shared by every account of one natural person."""
+
+    person_id = models.UUIDField(
+        default=uuid.uuid4,
+        db_index=True,
+        help_text="Identifies the natural person; two accounts of one person share it.",
+    )
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+
+class Tenant(models.Model):
+    """A client organisation. Everything it owns carries its id."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ServiceProvider(models.Model):
+    """An MSP whose staff serve tenants only through delegation grants."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in exactly one tenant or one service provider."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="memberships"
+    )
+    provider = models.ForeignKey(
+        ServiceProvider,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+    )
+    role = models.CharField(max_length=32, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(tenant__isnull=False, provider__isnull=True)
+                    | Q(tenant__isnull=True, provider__isnull=False)
+                ),
+                name="membership_tenant_xor_provider",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "tenant", "role"],
+                condition=Q(tenant__isnull=False),
+                name="membership_unique_tenant_role",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "provider", "role"],
+                condition=Q(provider__isnull=False),
+                name="membership_unique_provider_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.role} @ {self.tenant or self.provider}"
+
+
+class DelegationGrant(models.Model):
+    """A tenant's time-bound, scoped, revocable permission for an MSP's staff to act in it."""
+
+    provider = models.ForeignKey(ServiceProvider, on_delete=models.CASCADE, related_name="grants")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="grants")
+    allowed_roles = models.JSONField(help_text="Roles the provider's staff may use in the tenant.")
+    allowed_tiers = models.JSONField(help_text='Account tiers they may work on, e.g. ["T0"].')
+    allowed_case_types = models.JSONField(help_text="Case types they may open or work on.")
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=GrantStatus.choices, default=GrantStatus.PENDING
+    )
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__gt=models.F("valid_from")), name="grant_window_not_empty"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=GrantStatus.ACTIVE) | Q(approved_by__isnull=False),
+                name="grant_active_needs_approver",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} → {self.tenant} ({self.status})"
+
+
+auditlog.register(User, exclude_fields=["password", "last_login", "failed_attempts"])
+auditlog.register(Tenant)
+auditlog.register(ServiceProvider)
+auditlog.register(Membership)
+auditlog.register(DelegationGrant)

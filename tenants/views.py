@@ -1,0 +1,233 @@
+"""Staff sign-in (password, then TOTP enrolment or verification) and the tenant console pages."""
+
+from __future__ import annotations
+
+import base64
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from audit.context import Actor
+from audit.services import record
+from recovery.selectors import account_get_visible, account_list
+
+from .access import actor_tenant_access
+from .console import tenant_view
+from .exceptions import DomainError
+from .forms import LoginForm, RevokeForm, StepUpForm, TokenForm
+from .lockout import is_locked, register_failure, register_success
+from .models import DelegationGrant, Tenant, User
+from .policies import can_administer_tenant
+from .services import grant_approve, grant_revoke
+from .stepup import step_up_verify
+
+BACKUP_CODE_COUNT = 10
+LOCKED_MESSAGE = "Too many failed attempts: this account is locked for a while. Try again later."
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        username = form.cleaned_data["username"]
+        user = authenticate(request, username=username, password=form.cleaned_data["password"])
+        known = User.objects.filter(username=username).first()
+        if user is not None and is_locked(user):
+            form.add_error(None, _(LOCKED_MESSAGE))
+        elif user is None:
+            if known is not None and known.is_active and register_failure(known, kind="password"):
+                form.add_error(None, _(LOCKED_MESSAGE))
+            else:
+                form.add_error(None, _("The username or password is incorrect."))
+        else:
+            login(request, user)
+            return redirect("otp-verify")
+    return render(request, "auth/login.html", {"form": form})
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect("staff-login")
+
+
+def _sign_in_devices(user: User) -> list:
+    totp = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
+    return totp + list(StaticDevice.objects.devices_for_user(user, confirmed=True))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_verify_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if user.is_verified():
+        return redirect("home")
+    devices = _sign_in_devices(user)
+    if not devices:
+        return redirect("otp-enrol")
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["token"].strip().replace(" ", "")
+        device = next(
+            (d for d in devices if d.verify_is_allowed()[0] and d.verify_token(token)), None
+        )
+        if device is not None and not is_locked(user):
+            otp_login(request, device)
+            register_success(user)
+            with transaction.atomic():
+                record(
+                    action="auth.login_succeeded",
+                    actor=Actor.for_user(user),
+                    target=user,
+                    data={"device_type": type(device).__name__},
+                )
+            return redirect(request.GET.get("next") or "home")
+        if is_locked(user) or register_failure(user, kind="otp"):
+            logout(request)
+            messages.error(request, _(LOCKED_MESSAGE))
+            return redirect("staff-login")
+        form.add_error("token", _("That code is not valid. Codes can be used once."))
+    return render(request, "auth/otp_verify.html", {"form": form})
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return image.to_string(encoding="unicode")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_enrol_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
+        # Enrolment never replaces a device: that would let a password alone add a factor.
+        return redirect("home" if user.is_verified() else "otp-verify")
+    device, _created = TOTPDevice.objects.get_or_create(
+        user=user, confirmed=False, defaults={"name": "Authenticator app"}
+    )
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["token"].strip()):
+            with transaction.atomic():
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                backup = StaticDevice.objects.create(user=user, name="Backup codes")
+                codes = [StaticToken.random_token() for _i in range(BACKUP_CODE_COUNT)]
+                StaticToken.objects.bulk_create(
+                    [StaticToken(device=backup, token=code) for code in codes]
+                )
+                record(
+                    action="auth.otp_enrolled",
+                    actor=Actor.for_user(user),
+                    target=user,
+                    data={"backup_codes": BACKUP_CODE_COUNT},
+                )
+            otp_login(request, device)
+            register_success(user)
+            return render(request, "auth/backup_codes.html", {"codes": codes})
+        if register_failure(user, kind="otp"):
+            logout(request)
+            messages.error(request, _(LOCKED_MESSAGE))
+            return redirect("staff-login")
+        form.add_error("token", _("That code does not match. Check the time on your phone."))
+    return render(
+        request,
+        "auth/otp_enrol.html",
+        {
+            "form": form,
+            "qr_svg": _qr_svg(device.config_url),
+            "secret": base64.b32encode(device.bin_key).decode(),
+        },
+    )
+
+
+@login_required
+def home_view(request: HttpRequest) -> HttpResponse:
+    access = actor_tenant_access(request.user)
+    tenants = Tenant.objects.filter(pk__in=access).order_by("name")
+    rows = [(tenant, access[tenant.pk]) for tenant in tenants]
+    return render(request, "console/home.html", {"rows": rows})
+
+
+@tenant_view
+def tenant_home_view(request: HttpRequest) -> HttpResponse:
+    page = Paginator(account_list(tenant=request.tenant), 25).get_page(request.GET.get("page"))
+    return render(request, "console/tenant_home.html", {"page": page})
+
+
+@tenant_view
+def account_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    account = account_get_visible(tenant=request.tenant, pk=pk)
+    return render(request, "console/account_detail.html", {"account": account})
+
+
+@tenant_view
+def grant_list_view(request: HttpRequest) -> HttpResponse:
+    grants = (
+        DelegationGrant.objects.filter(tenant=request.tenant)
+        .select_related("provider", "requested_by", "approved_by")
+        .order_by("-created_at")
+    )
+    return render(
+        request,
+        "console/grants.html",
+        {
+            "grants": grants,
+            "can_admin": bool(can_administer_tenant(request.tenant_access)),
+            "step_up_form": StepUpForm(),
+            "revoke_form": RevokeForm(),
+        },
+    )
+
+
+def _grant_for(request: HttpRequest, pk: int) -> DelegationGrant:
+    return get_object_or_404(DelegationGrant, pk=pk, tenant=request.tenant)
+
+
+@require_POST
+@tenant_view
+def grant_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    grant = _grant_for(request, pk)
+    form = StepUpForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise DomainError(_("Enter a fresh authenticator code."), code="stepup.required")
+        proof = step_up_verify(user=request.user, token=form.cleaned_data["token"])
+        grant_approve(actor=request.user, grant=grant, step_up=proof)
+        messages.success(request, _("Grant approved."))
+    except DomainError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+    return redirect("grant-list", tenant=request.tenant.slug)
+
+
+@require_POST
+@tenant_view
+def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    grant = _grant_for(request, pk)
+    form = RevokeForm(request.POST)
+    try:
+        grant_revoke(
+            actor=request.user,
+            grant=grant,
+            reason=form.data.get("reason", "") if form.is_valid() else "",
+        )
+        messages.success(request, _("Grant revoked; its staff lost access immediately."))
+    except DomainError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+    return redirect("grant-list", tenant=request.tenant.slug)
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")

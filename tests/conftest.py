@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+
+from tenants.models import User
+
+from . import factories
+
+
+@pytest.fixture
+def committed(django_db_blocker) -> Iterator[None]:
+    """Database access outside a test transaction, for tests whose threads must see the data.
+
+    Nothing is flushed afterwards (the audit tables refuse TRUNCATE by design); such tests
+    create their own uniquely named tenants, and the test database is dropped at the end.
+    """
+    with django_db_blocker.unblock():
+        yield
+        from django.db import connections
+
+        connections.close_all()
+
+
+@pytest.fixture
+def acme(db):
+    return factories.make_tenant()
+
+
+@pytest.fixture
+def globex(db):
+    return factories.make_tenant()
+
+
+@pytest.fixture
+def deskco(db):
+    return factories.make_provider()
+
+
+def signed_in_client(user: User) -> Client:
+    """A client signed in with password and a verified TOTP token, through the real views."""
+    client = Client()
+    response = client.post("/login/", {"username": user.username, "password": factories.PASSWORD})
+    assert response.status_code == 302, response.content
+    response = client.post("/account/otp/", {"token": factories.totp_token(user)})
+    assert response.status_code == 302 and response.url == "/", response.content
+    return client

@@ -1,0 +1,135 @@
+"""Test data through the real services, so every fixture also writes its audit events."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from recovery.models import ProtectedAccount
+from recovery.services import account_create
+from tenants.choices import CaseType, Role
+from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
+from tenants.services import (
+    grant_approve,
+    grant_request,
+    membership_create,
+    provider_create,
+    tenant_create,
+    user_create,
+)
+from tenants.stepup import StepUpProof, step_up_verify
+
+PASSWORD = "correct horse battery staple"
+_ids = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{next(_ids)}-{timezone.now().strftime('%H%M%S%f')}"
+
+
+def operator() -> User:
+    user = User.objects.filter(username="test-operator").first()
+    return user or User.objects.create_superuser(username="test-operator", password=PASSWORD)
+
+
+def make_user(
+    username: str | None = None, *, person_id: str | None = None, totp: bool = True
+) -> User:
+    user = user_create(
+        actor=operator(),
+        username=username or unique("user"),
+        password=PASSWORD,
+        person_id=person_id,
+    )
+    if totp:
+        TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    return user
+
+
+def make_tenant(slug: str | None = None) -> Tenant:
+    slug = slug or unique("tenant")
+    return Tenant.objects.filter(slug=slug).first() or tenant_create(
+        actor=operator(), slug=slug, name=slug.title()
+    )
+
+
+def make_provider(slug: str | None = None) -> ServiceProvider:
+    slug = slug or unique("msp")
+    return ServiceProvider.objects.filter(slug=slug).first() or provider_create(
+        actor=operator(), slug=slug, name=slug.title()
+    )
+
+
+def member(
+    user: User, role: str, *, tenant: Tenant | None = None, provider: ServiceProvider | None = None
+) -> Membership:
+    return membership_create(
+        actor=operator(), user=user, role=role, tenant=tenant, provider=provider
+    )
+
+
+def staff(
+    role: str, *, tenant: Tenant | None = None, provider: ServiceProvider | None = None
+) -> User:
+    user = make_user()
+    member(user, role, tenant=tenant, provider=provider)
+    return user
+
+
+def totp_token(user: User) -> str:
+    """A token the user's TOTP device will accept now (never one it has already used)."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    now_t = totp.t()
+    t = max(device.last_t + 1, now_t - device.tolerance)
+    assert t <= now_t + device.tolerance, "too many step-ups in one 30 s window for this device"
+    totp.time = (t * device.step) + device.t0
+    return f"{totp.token():0{device.digits}d}"
+
+
+def step_up(user: User) -> StepUpProof:
+    return step_up_verify(user=user, token=totp_token(user))
+
+
+def requested_grant(
+    provider: ServiceProvider,
+    tenant: Tenant,
+    *,
+    roles: tuple[str, ...] = (Role.AGENT,),
+    tiers: tuple[str, ...] = ("T0",),
+    days: int = 30,
+) -> DelegationGrant:
+    requester = staff(Role.TENANT_ADMIN, provider=provider)
+    now = timezone.now()
+    return grant_request(
+        actor=requester,
+        provider=provider,
+        tenant=tenant,
+        allowed_roles=list(roles),
+        allowed_tiers=list(tiers),
+        allowed_case_types=[CaseType.PASSWORD_RESET],
+        valid_from=now - timedelta(minutes=1),
+        valid_until=now + timedelta(days=days),
+    )
+
+
+def active_grant(provider: ServiceProvider, tenant: Tenant, **kwargs) -> DelegationGrant:
+    grant = requested_grant(provider, tenant, **kwargs)
+    admin = staff(Role.TENANT_ADMIN, tenant=tenant)
+    return grant_approve(actor=admin, grant=grant, step_up=step_up(admin))
+
+
+def make_account(tenant: Tenant, *, tier: str = "T0") -> ProtectedAccount:
+    external_id = unique("ext")
+    return account_create(
+        actor=operator(),
+        tenant=tenant,
+        external_id=external_id,
+        username=f"{external_id}@example.test",
+        display_name=external_id,
+        tier=tier,
+    )
