@@ -16,9 +16,27 @@ from .models import AuditChainHead, AuditEvent
 from .registry import is_registered
 
 
+def _text(value: str, limit: int) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL; a caller-supplied NUL must not fail the action.
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
+def _as_stored(value: Any) -> Any:
+    """The value as jsonb will give it back: no NUL, integral floats as ints (1e16, -0.0)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_as_stored(item) for item in value]
+    if isinstance(value, dict):
+        return {_as_stored(key): _as_stored(item) for key, item in value.items()}
+    return value
+
+
 def _json_safe(data: dict[str, Any] | None) -> dict[str, Any]:
-    # Round-trip once so the hashed value is exactly what the database gives back later.
-    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder))
+    # Hash exactly what the database will return, so verification recomputes the same bytes.
+    return _as_stored(json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)))
 
 
 def _locked_head(key: str, tenant_id: int | None) -> AuditChainHead:
@@ -57,17 +75,17 @@ def record(
         tenant_id=tenant_id,
         seq=head.seq + 1,
         action=action,
-        actor_id=actor.id,
-        actor_label=actor.label[:200],
+        actor_id=_text(actor.id, 64),
+        actor_label=_text(actor.label, 200),
         actor_type=actor.type,
-        actor_org=actor.organisation[:200],
+        actor_org=_text(actor.organisation, 200),
         target_type=target._meta.label if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
-        target_repr=str(target)[:300] if target is not None else "",
+        target_repr=_text(str(target), 300) if target is not None else "",
         data=_json_safe(data),
         request_id=request.request_id,
         ip=request.ip,
-        user_agent=request.user_agent,
+        user_agent=_text(request.user_agent, 300),
         created_at=timezone.now(),
         prev_hash=head.hash,
     )

@@ -1,0 +1,129 @@
+"""audit_verify against a privileged attacker who disabled the triggers and edited rows."""
+
+from collections.abc import Callable
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+
+from audit.context import Actor
+from audit.models import AuditEvent
+from audit.services import record
+
+from ..factories import make_tenant
+
+pytestmark = pytest.mark.django_db
+ROWS = 6  # tenant.created + 5
+
+
+@pytest.fixture
+def tenant(db):
+    tenant = make_tenant()
+    with transaction.atomic():
+        for n in range(ROWS - 1):
+            record(action="audit.verified", actor=Actor.system("t"), tenant=tenant, data={"n": n})
+    return tenant
+
+
+def tamper(tenant, *statements: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditchainhead DISABLE TRIGGER USER")
+        for statement in statements:
+            cursor.execute(statement.format(t=tenant.pk))
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE audit_auditchainhead ENABLE TRIGGER USER")
+
+
+def verify_fails(tenant) -> str:
+    with pytest.raises(CommandError) as failed:
+        call_command("audit_verify", "--tenant", tenant.slug)
+    assert failed.value.returncode == 1
+    return str(failed.value)
+
+
+def _copy_row_sql(seq_expr: str, source_seq: int) -> str:
+    columns = [f.column for f in AuditEvent._meta.concrete_fields if f.column != "id"]
+    select = ", ".join(seq_expr if c == "seq" else c for c in columns)
+    return (
+        f"INSERT INTO audit_auditevent ({', '.join(columns)}) SELECT {select} "
+        f"FROM audit_auditevent WHERE tenant_id = {{t}} AND seq = {source_seq}"
+    )
+
+
+CASES: dict[str, tuple[list[str], int]] = {
+    "modified data": (
+        ["UPDATE audit_auditevent SET data = '{{\"n\": 99}}' WHERE tenant_id = {t} AND seq = 3"],
+        3,
+    ),
+    "modified actor": (
+        [
+            "UPDATE audit_auditevent SET actor_label = 'someone else' "
+            "WHERE tenant_id = {t} AND seq = 2"
+        ],
+        2,
+    ),
+    "deleted middle row": (["DELETE FROM audit_auditevent WHERE tenant_id = {t} AND seq = 4"], 4),
+    "deleted last row": (
+        [f"DELETE FROM audit_auditevent WHERE tenant_id = {{t}} AND seq = {ROWS}"],
+        ROWS,
+    ),
+    "inserted row": (
+        [
+            "UPDATE audit_auditevent SET seq = seq + 100 WHERE tenant_id = {t} AND seq >= 3",
+            "UPDATE audit_auditevent SET seq = seq - 99 WHERE tenant_id = {t} AND seq >= 103",
+            _copy_row_sql("3", 2),
+        ],
+        3,
+    ),
+    "reordered rows": (
+        [
+            "UPDATE audit_auditevent SET seq = -1 WHERE tenant_id = {t} AND seq = 2",
+            "UPDATE audit_auditevent SET seq = 2 WHERE tenant_id = {t} AND seq = 3",
+            "UPDATE audit_auditevent SET seq = 3 WHERE tenant_id = {t} AND seq = -1",
+        ],
+        2,
+    ),
+    "rehashed head only": (
+        ["UPDATE audit_auditchainhead SET seq = seq + 1 WHERE tenant_id = {t}"],
+        ROWS + 1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_audit_verify_names_tenant_and_first_bad_seq(tenant, case):
+    statements, first_bad = CASES[case]
+    call_command("audit_verify", "--tenant", tenant.slug)  # intact before
+    tamper(tenant, *statements)
+    message = verify_fails(tenant)
+    assert "failed verification" in message
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_audit_verify_output_reports_first_bad_seq(tenant, case, capsys):
+    statements, first_bad = CASES[case]
+    tamper(tenant, *statements)
+    verify_fails(tenant)
+    out = capsys.readouterr().out
+    assert f"BROKEN  {tenant.slug}: first bad seq {first_bad} " in out
+
+
+def test_tampering_in_one_tenant_does_not_blame_another(tenant):
+    other = make_tenant()
+    tamper(tenant, "DELETE FROM audit_auditevent WHERE tenant_id = {t} AND seq = 2")
+    call_command("audit_verify", "--tenant", other.slug)
+
+
+def test_periodic_verifier_records_integrity_violation(tenant):
+    from audit.tasks import audit_verify_task
+
+    tamper(tenant, "DELETE FROM audit_auditevent WHERE tenant_id = {t} AND seq = 2")
+    result = audit_verify_task()
+    assert result["broken"] >= 1
+    violation = AuditEvent.objects.filter(
+        action="audit.integrity_violation", data__chain=tenant.slug
+    ).get()
+    assert violation.data["first_bad_seq"] == 2

@@ -1,0 +1,201 @@
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audit.chain import GENESIS_HASH
+from audit.context import Actor
+from audit.exceptions import AuditError
+from audit.models import AuditChainHead, AuditEvent
+from audit.services import record
+from audit.verify import verify_chain
+from tenants.choices import Role
+from tenants.models import Membership
+from tenants.services import membership_create
+
+from ..factories import make_tenant, make_user, operator
+
+SYSTEM = Actor.system("test")
+
+
+def _events(tenant) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(tenant=tenant).order_by("seq"))
+
+
+@pytest.mark.django_db
+def test_events_of_a_tenant_form_one_chain(acme):
+    with transaction.atomic():
+        for n in range(3):
+            record(action="audit.verified", actor=SYSTEM, tenant=acme, data={"n": n})
+    events = _events(acme)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].prev_hash == GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    head = AuditChainHead.objects.get(tenant=acme)
+    assert (head.seq, head.hash) == (events[-1].seq, events[-1].hash)
+    assert verify_chain(acme.pk, acme.slug).intact
+
+
+@pytest.mark.django_db
+def test_unknown_action_is_refused(acme):
+    with pytest.raises(AuditError, match="Unknown audit action"), transaction.atomic():
+        record(action="case.teleported", actor=SYSTEM, tenant=acme)
+
+
+def test_record_outside_a_transaction_is_refused(committed):
+    with pytest.raises(AuditError, match="inside the transaction"):
+        record(action="audit.verified", actor=SYSTEM)
+
+
+@pytest.mark.django_db
+def test_audit_failure_rolls_back_the_action_it_records(acme):
+    user = make_user()
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$;
+            CREATE TRIGGER refuse BEFORE INSERT ON audit_auditevent
+              FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse();
+        """)
+    with pytest.raises(DatabaseError, match="audit store unavailable"):
+        membership_create(actor=operator(), user=user, role=Role.AGENT, tenant=acme)
+    assert not Membership.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_auditevent SET action = 'tenant.created'",
+        "DELETE FROM audit_auditevent",
+        "TRUNCATE audit_auditevent CASCADE",
+        "UPDATE auditlog_logentry SET changes_text = ''",
+        "DELETE FROM auditlog_logentry",
+        "TRUNCATE auditlog_logentry",
+        "DELETE FROM audit_auditchainhead",
+    ],
+)
+def test_audit_tables_refuse_rewrites_even_for_the_owner(acme, statement):
+    assert AuditEvent.objects.filter(tenant=acme).exists()
+    with pytest.raises(DatabaseError, match="append-only|Cannot"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(statement)
+    assert AuditEvent.objects.filter(tenant=acme).exists()
+
+
+@pytest.mark.django_db
+def test_auditlog_records_field_diffs_without_secrets(acme):
+    from auditlog.models import LogEntry
+
+    user = make_user()
+    user.set_password("another secret phrase")
+    user.save()
+    entries = LogEntry.objects.get_for_object(user)
+    assert entries.exists()
+    assert all("password" not in (entry.changes or {}) for entry in entries)
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers(-(2**53), 2**53)
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+        max_size=4,
+    )
+)
+def test_any_json_payload_survives_the_database_round_trip_with_its_hash(acme, data):
+    with transaction.atomic():
+        record(action="audit.verified", actor=SYSTEM, tenant=acme, data=data)
+    assert verify_chain(acme.pk, acme.slug).intact
+
+
+def test_concurrent_writers_never_fork_or_gap_a_chain(committed):
+    tenant = make_tenant()
+    writers, per_writer, errors = 6, 15, []
+    start = threading.Barrier(writers)
+
+    def write(worker: int) -> None:
+        try:
+            start.wait()
+            for n in range(per_writer):
+                with transaction.atomic():
+                    record(
+                        action="audit.verified",
+                        actor=SYSTEM,
+                        tenant=tenant,
+                        data={"worker": worker, "n": n},
+                    )
+        except Exception as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    events = _events(tenant)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(events) == 1 + writers * per_writer  # tenant.created + ours
+    assert len({e.prev_hash for e in events}) == len(events)  # no two rows share a parent
+    report = verify_chain(tenant.pk, tenant.slug)
+    assert report.intact and report.rows == len(events)
+
+
+def test_concurrent_first_writers_create_one_chain_head(committed):
+    tenants = [make_tenant() for _ in range(3)]
+    barrier, errors = threading.Barrier(4), []
+
+    def write() -> None:
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                record(action="audit.verified", actor=SYSTEM, data={"platform": True})
+                for tenant in tenants:
+                    record(action="audit.verified", actor=SYSTEM, tenant=tenant)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for tenant in tenants:
+        assert verify_chain(tenant.pk, tenant.slug).intact
+    assert verify_chain(None, "platform").intact
+
+
+def test_audit_verify_command_exits_zero_when_intact(committed, capsys):
+    tenant = make_tenant()
+    call_command("audit_verify", "--tenant", tenant.slug)
+    assert f"OK      {tenant.slug}" in capsys.readouterr().out
+
+
+def test_audit_verify_command_rejects_an_unknown_tenant(committed):
+    with pytest.raises(CommandError, match="No tenant with slug"):
+        call_command("audit_verify", "--tenant", "no-such-tenant")

@@ -1,0 +1,86 @@
+"""Row-level security as the restricted app role: the database filters what the ORM forgot."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from audit.models import AuditEvent
+from recovery.models import ProtectedAccount
+from tenants.rls import app_role_sql, tenant_scope
+
+from ..factories import make_account
+
+pytestmark = pytest.mark.django_db
+APP_ROLE = "vouchsafe_test_app"
+
+
+@pytest.fixture
+def app_role(db) -> str:
+    with connection.cursor() as cursor:
+        for statement in app_role_sql(APP_ROLE):
+            cursor.execute(statement)
+    return APP_ROLE
+
+
+@contextmanager
+def as_app_role(tenant_ids: list[int] | None) -> Iterator[None]:
+    """A savepoint in which queries run as the restricted role, scoped to `tenant_ids`."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
+        if tenant_ids is None:
+            yield
+        else:
+            with tenant_scope(tenant_ids):
+                yield
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+
+def test_unfiltered_query_as_app_role_returns_no_foreign_rows(app_role, acme, globex):
+    mine = {make_account(acme).pk, make_account(acme).pk}
+    make_account(globex)
+    assert ProtectedAccount.objects.count() == 3  # the owner role sees everything
+    with as_app_role([acme.pk]):
+        # Deliberately no for_tenant(): the bug RLS exists to contain.
+        assert set(ProtectedAccount.objects.values_list("pk", flat=True)) == mine
+        assert not ProtectedAccount.objects.filter(tenant=globex).exists()
+
+
+def test_app_role_without_tenant_scope_sees_nothing(app_role, acme):
+    make_account(acme)
+    with as_app_role(None):
+        assert ProtectedAccount.objects.count() == 0
+
+
+def test_app_role_cannot_write_rows_into_another_tenant(app_role, acme, globex):
+    with as_app_role([acme.pk]), pytest.raises(DatabaseError, match="row-level security"):
+        with transaction.atomic():
+            ProtectedAccount.objects.create(
+                tenant=globex, external_id="x", username="x", display_name="x"
+            )
+    assert not ProtectedAccount.objects.filter(tenant=globex).exists()
+
+
+def test_audit_rows_of_other_tenants_are_invisible_to_app_role(app_role, acme, globex):
+    with as_app_role([acme.pk]):
+        tenants = set(AuditEvent.objects.exclude(tenant=None).values_list("tenant", flat=True))
+    assert tenants == {acme.pk}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_auditevent SET action = 'x'",
+        "DELETE FROM audit_auditevent",
+        "TRUNCATE audit_auditevent",
+        "UPDATE auditlog_logentry SET changes_text = 'x'",
+        "DELETE FROM auditlog_logentry",
+    ],
+)
+def test_app_role_has_no_update_delete_or_truncate_on_audit_tables(app_role, acme, statement):
+    with as_app_role([acme.pk]), pytest.raises(DatabaseError, match="permission denied"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
