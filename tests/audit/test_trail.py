@@ -1,3 +1,4 @@
+import itertools
 import threading
 
 import pytest
@@ -34,7 +35,7 @@ def test_events_of_a_tenant_form_one_chain(acme):
     events = _events(acme)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].prev_hash == GENESIS_HASH
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     head = AuditChainHead.objects.get(tenant=acme)
     assert (head.seq, head.hash) == (events[-1].seq, events[-1].hash)
     assert verify_chain(acme.pk, acme.slug).intact
@@ -81,10 +82,10 @@ def test_audit_failure_rolls_back_the_action_it_records(acme):
 )
 def test_audit_tables_refuse_rewrites_even_for_the_owner(acme, statement):
     assert AuditEvent.objects.filter(tenant=acme).exists()
-    with pytest.raises(DatabaseError, match="append-only|Cannot"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(statement)
+    refused = pytest.raises(DatabaseError, match=r"append-only|Cannot")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(statement)
     assert AuditEvent.objects.filter(tenant=acme).exists()
 
 
@@ -144,7 +145,7 @@ def test_concurrent_writers_never_fork_or_gap_a_chain(committed):
                         tenant=tenant,
                         data={"worker": worker, "n": n},
                     )
-        except Exception as error:  # noqa: BLE001 - reported by the main thread
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()
@@ -174,7 +175,7 @@ def test_concurrent_first_writers_create_one_chain_head(committed):
                 record(action="audit.verified", actor=SYSTEM, data={"platform": True})
                 for tenant in tenants:
                     record(action="audit.verified", actor=SYSTEM, tenant=tenant)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             errors.append(error)
         finally:
             connection.close()

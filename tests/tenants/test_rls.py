@@ -56,11 +56,11 @@ def test_app_role_without_tenant_scope_sees_nothing(app_role, acme):
 
 
 def test_app_role_cannot_write_rows_into_another_tenant(app_role, acme, globex):
-    with as_app_role([acme.pk]), pytest.raises(DatabaseError, match="row-level security"):
-        with transaction.atomic():
-            ProtectedAccount.objects.create(
-                tenant=globex, external_id="x", username="x", display_name="x"
-            )
+    refused = pytest.raises(DatabaseError, match="row-level security")
+    with as_app_role([acme.pk]), refused, transaction.atomic():
+        ProtectedAccount.objects.create(
+            tenant=globex, external_id="x", username="x", display_name="x"
+        )
     assert not ProtectedAccount.objects.filter(tenant=globex).exists()
 
 
@@ -81,6 +81,6 @@ def test_audit_rows_of_other_tenants_are_invisible_to_app_role(app_role, acme, g
     ],
 )
 def test_app_role_has_no_update_delete_or_truncate_on_audit_tables(app_role, acme, statement):
-    with as_app_role([acme.pk]), pytest.raises(DatabaseError, match="permission denied"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statement)
+    refused = pytest.raises(DatabaseError, match="permission denied")
+    with as_app_role([acme.pk]), refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
