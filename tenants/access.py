@@ -87,6 +87,11 @@ def actor_tenant_access(user: User) -> dict[int, TenantAccess]:
     return access
 
 
+def access_in(user: User, tenant: Tenant) -> TenantAccess | None:
+    """The actor's access in one tenant right now, or None."""
+    return actor_tenant_access(user).get(tenant.pk)
+
+
 def tenant_for_actor(user: User, slug: str) -> tuple[Tenant, TenantAccess]:
     """Resolve the tenant named in the URL for this actor, or 404 as if it did not exist."""
     tenant = Tenant.objects.filter(slug=slug, is_active=True).first()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .access import TenantAccess
 from .choices import Role
+from .exceptions import PolicyDenied
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,12 @@ class Decision:
 
 
 ALLOW = Decision(True, "ok")
+
+
+def enforce(decision: Decision) -> None:
+    """Turn a refusal into the typed PolicyDenied a service raises."""
+    if not decision:
+        raise PolicyDenied(decision.detail, code=decision.code)
 
 
 def _deny(code: str, detail: str) -> Decision:

@@ -10,19 +10,14 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 
-from .access import TenantAccess, actor_tenant_access
+from .access import TenantAccess, access_in
 from .choices import CaseType, GrantStatus, Role, Tier
 from .exceptions import InvalidInput, PolicyDenied
 from .models import DelegationGrant, Membership, ServiceProvider, Tenant, User
-from .policies import Decision, can_administer_tenant
+from .policies import can_administer_tenant, enforce
 from .stepup import StepUpProof, require_fresh_step_up
 
 MAX_GRANT_DURATION = timedelta(days=366)
-
-
-def _enforce(decision: Decision) -> None:
-    if not decision:
-        raise PolicyDenied(decision.detail, code=decision.code)
 
 
 def _require_platform_operator(actor: User) -> None:
@@ -33,8 +28,8 @@ def _require_platform_operator(actor: User) -> None:
 
 
 def _tenant_admin_access(actor: User, tenant: Tenant) -> TenantAccess:
-    access = actor_tenant_access(actor).get(tenant.pk)
-    _enforce(can_administer_tenant(access))
+    access = access_in(actor, tenant)
+    enforce(can_administer_tenant(access))
     assert access is not None  # guaranteed by the policy above
     return access
 
@@ -135,13 +130,13 @@ def provider_create(*, actor: User, slug: str, name: str) -> ServiceProvider:
     return provider
 
 
-def _authorise_membership_change(actor: User, tenant: Tenant | None) -> Tenant | None:
+def _authorise_membership_change(actor: User, tenant: Tenant | None) -> None:
     # Tenant memberships: that tenant's admins. Provider memberships: platform operators.
-    if tenant is not None and not actor.is_superuser:
-        _tenant_admin_access(actor, tenant)
-    elif tenant is None:
-        _require_platform_operator(actor)
-    return tenant
+    if tenant is None or not actor.is_superuser:
+        if tenant is None:
+            _require_platform_operator(actor)
+        else:
+            _tenant_admin_access(actor, tenant)
 
 
 def membership_create(
@@ -164,8 +159,8 @@ def membership_create(
             code="membership.role_invalid",
             field_errors={"role": [f"Choose one of {', '.join(Role.values)}."]},
         )
-    _authorise_membership_change(actor, tenant)
     with transaction.atomic():
+        _authorise_membership_change(actor, tenant)
         membership, created = Membership.objects.get_or_create(
             user=user,
             tenant=tenant,
@@ -196,8 +191,8 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     """Change the role of a membership; the old role stops counting at once."""
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}.", code="membership.role_invalid")
-    _authorise_membership_change(actor, membership.tenant)
     with transaction.atomic():
+        _authorise_membership_change(actor, membership.tenant)
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         old = locked.role
         if Membership.objects.filter(
@@ -223,8 +218,8 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
 
 def membership_revoke(*, actor: User, membership: Membership) -> Membership:
     """End a membership; access computed from it is gone on the user's next request."""
-    _authorise_membership_change(actor, membership.tenant)
     with transaction.atomic():
+        _authorise_membership_change(actor, membership.tenant)
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         locked.is_active = False
         locked.save(update_fields=["is_active"])
@@ -320,9 +315,9 @@ def grant_approve(
     *, actor: User, grant: DelegationGrant, step_up: StepUpProof | None
 ) -> DelegationGrant:
     """A tenant_admin of the grant's tenant activates it, proving a fresh OTP."""
-    _tenant_admin_access(actor, grant.tenant)
-    proof = require_fresh_step_up(step_up, actor)
     with transaction.atomic():
+        _tenant_admin_access(actor, grant.tenant)
+        proof = require_fresh_step_up(step_up, actor)
         locked = (
             DelegationGrant.objects.select_for_update()
             .select_related("requested_by", "tenant", "provider")
@@ -354,7 +349,6 @@ def grant_approve(
 
 def grant_revoke(*, actor: User, grant: DelegationGrant, reason: str) -> DelegationGrant:
     """A tenant_admin ends a grant; its staff lose access on their next request."""
-    _tenant_admin_access(actor, grant.tenant)
     if not reason.strip():
         raise InvalidInput(
             "Say why the grant is revoked.",

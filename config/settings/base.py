@@ -176,5 +176,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-DEMO_CREDENTIALS_PATH = VAR_DIR / "demo-credentials.json"
+DEMO_CREDENTIALS_PATH = env.path("DEMO_CREDENTIALS_PATH", default=VAR_DIR / "demo-credentials.json")
 VOUCHSAFE_ENVIRONMENT = "development"

@@ -1,0 +1,76 @@
+"""Settings and commands as an operator runs them: separate processes, real environment."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "k" * 20 + "-a-long-random-production-secret-value-0123456789",
+    "ALLOWED_HOSTS": "vouchsafe.example.com",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_production_settings_pass_check_deploy_without_warnings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_seed_demo_refuses_production_settings():
+    result = manage("seed_demo", env=PRODUCTION_ENV)
+    assert result.returncode != 0
+    assert "refuses to run with production settings" in result.stderr
+
+
+def test_embedded_default_migrates_and_seeds_idempotently(tmp_path: Path):
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        "DEMO_CREDENTIALS_PATH": str(tmp_path / "demo-credentials.json"),
+    }
+    assert manage("migrate", "--noinput", env=env).returncode == 0
+    first = manage("seed_demo", env=env)
+    assert first.returncode == 0, first.stderr
+    credentials = json.loads((tmp_path / "demo-credentials.json").read_text())
+    second = manage("seed_demo", env=env)
+    assert second.returncode == 0, second.stderr
+    again = json.loads((tmp_path / "demo-credentials.json").read_text())
+    assert (
+        again["users"]["acme-admin"]["password"] == credentials["users"]["acme-admin"]["password"]
+    )
+    roles = {name: user["roles"] for name, user in credentials["users"].items()}
+    for role in ("agent", "supervisor", "security_officer", "tenant_admin", "auditor"):
+        assert any(role in r for r in roles.values()), role
+    assert roles["deskco-agent1"] == ["agent"]
+    verify = manage("audit_verify", env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "OK      acme" in verify.stdout
