@@ -14,7 +14,13 @@ $BIN/python manage.py migrate --noinput
 echo "==> Seeding demo data (idempotent)"
 $BIN/python manage.py seed_demo
 
-trap 'trap - INT TERM EXIT; echo; echo "==> Stopping"; kill 0 2>/dev/null || true' INT TERM EXIT
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "==> Stopping web server, worker and beat"
+  kill -TERM $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
 echo "==> Starting Celery worker with embedded beat"
 $BIN/celery -A config worker --beat --pool=solo --loglevel=WARNING \
   --schedule var/celerybeat-schedule &
@@ -23,5 +29,4 @@ echo "    Vouchsafe is running at http://127.0.0.1:${PORT}/"
 echo "    Demo logins (password + TOTP secret + backup codes): var/demo-credentials.json"
 echo "    Ctrl-C stops the web server, worker and beat."
 echo
-$BIN/python manage.py runserver "127.0.0.1:${PORT}" --noreload &
-wait
+$BIN/python manage.py runserver "127.0.0.1:${PORT}" --noreload
