@@ -3,6 +3,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 OPEN_PATH_PREFIXES = ("/static/", "/healthz")
@@ -15,16 +16,31 @@ class StaffOTPRequiredMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self._open_paths: tuple[str, ...] | None = None
+        self._admin_login: str | None = None
 
     def _is_open(self, path: str) -> bool:
         if self._open_paths is None:
             self._open_paths = tuple(reverse(name) for name in OPEN_URL_NAMES)
         return path.startswith(OPEN_PATH_PREFIXES) or path in self._open_paths
 
+    def _admin_login_path(self) -> str:
+        if self._admin_login is None:
+            self._admin_login = reverse("admin:login")
+        return self._admin_login
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and not user.is_verified() and not self._is_open(request.path):
-            if TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
-                return redirect("otp-verify")
-            return redirect("otp-enrol")
+        if request.path == self._admin_login_path():
+            # The admin's own login form checks passwords outside the staff lockout: every
+            # sign-in goes through the staff views instead.
+            return redirect("home" if user.is_verified() else "staff-login")
+        if user.is_authenticated and not self._is_open(request.path):
+            if not user.is_verified():
+                has_totp = TOTPDevice.objects.devices_for_user(user, confirmed=True).exists()
+                return redirect("otp-verify" if has_totp else "otp-enrol")
+            if isinstance(user.otp_device, StaticDevice) and not (
+                TOTPDevice.objects.devices_for_user(user, confirmed=True).exists()
+            ):
+                # Signed in with a backup code after losing the app: enrol a new one first.
+                return redirect("otp-enrol")
         return self.get_response(request)

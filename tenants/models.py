@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from .choices import GrantStatus, Role
+from .querysets import TenantOwnedManager
 
 
 class User(AbstractUser):
@@ -18,6 +19,17 @@ class User(AbstractUser):
     )
     failed_attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+
+
+class StepUpUse(models.Model):
+    """A spent step-up proof: one authenticator code authorises exactly one privileged action."""
+
+    nonce = models.CharField(max_length=64, primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"step-up {self.nonce} by {self.user_id}"
 
 
 class Tenant(models.Model):
@@ -61,6 +73,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=32, choices=Role.choices)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
 
     class Meta:
         constraints = [
@@ -112,6 +126,8 @@ class DelegationGrant(models.Model):
     revoke_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantOwnedManager()
+
     class Meta:
         constraints = [
             models.CheckConstraint(
@@ -127,7 +143,7 @@ class DelegationGrant(models.Model):
         return f"{self.provider} → {self.tenant} ({self.status})"
 
 
-auditlog.register(User, exclude_fields=["password", "last_login", "failed_attempts"])
+auditlog.register(User, exclude_fields=["last_login", "failed_attempts"], mask_fields=["password"])
 auditlog.register(Tenant)
 auditlog.register(ServiceProvider)
 auditlog.register(Membership)

@@ -7,17 +7,19 @@ backup codes are for signing in, not for approving.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core import signing
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .exceptions import StepUpFailed
 from .lockout import is_locked, register_failure, register_success
-from .models import User
+from .models import StepUpUse, User
 
 PROOF_MAX_AGE = timedelta(seconds=120)
 _SALT = "vouchsafe.stepup"
@@ -31,6 +33,7 @@ class StepUpProof:
     device_id: str
     device_type: str
     verified_at: datetime
+    nonce: str
     signature: str
 
     def audit_data(self) -> dict[str, Any]:
@@ -38,11 +41,15 @@ class StepUpProof:
             "device": self.device_id,
             "device_type": self.device_type,
             "verified_at": self.verified_at.isoformat(),
+            "proof": self.nonce,
         }
 
 
-def _payload(user_id: int, device_id: str, verified_at: datetime) -> str:
-    return f"{user_id}|{device_id}|{verified_at.isoformat()}"
+def _signature(
+    user_id: int, device_id: str, device_type: str, verified_at: datetime, nonce: str
+) -> str:
+    payload = f"{user_id}|{device_id}|{device_type}|{verified_at.isoformat()}|{nonce}"
+    return signing.Signer(salt=_SALT).signature(payload)
 
 
 def step_up_verify(*, user: User, token: str) -> StepUpProof:
@@ -62,13 +69,14 @@ def step_up_verify(*, user: User, token: str) -> StepUpProof:
         if allowed and device.verify_token(token):
             register_success(user)
             verified_at = timezone.now()
-            signer = signing.Signer(salt=_SALT)
+            nonce = secrets.token_hex(16)
             return StepUpProof(
                 user_id=user.pk,
                 device_id=device.persistent_id,
                 device_type="totp",
                 verified_at=verified_at,
-                signature=signer.signature(_payload(user.pk, device.persistent_id, verified_at)),
+                nonce=nonce,
+                signature=_signature(user.pk, device.persistent_id, "totp", verified_at, nonce),
             )
     register_failure(user, kind="step_up")
     raise StepUpFailed(
@@ -78,13 +86,18 @@ def step_up_verify(*, user: User, token: str) -> StepUpProof:
 
 
 def require_fresh_step_up(proof: StepUpProof | None, user: User) -> StepUpProof:
-    """Check, inside a service, that `proof` was issued to `user` by step_up_verify just now."""
+    """Check, inside a service, that `proof` was issued to `user` just now, and spend it.
+
+    Call it inside the transaction of the privileged action: the proof is consumed with it,
+    so one code authorises exactly one action.
+    """
     if proof is None:
         raise StepUpFailed(
             "This action needs a fresh code from your authenticator app.", code="stepup.required"
         )
-    signer = signing.Signer(salt=_SALT)
-    expected = signer.signature(_payload(proof.user_id, proof.device_id, proof.verified_at))
+    expected = _signature(
+        proof.user_id, proof.device_id, proof.device_type, proof.verified_at, proof.nonce
+    )
     if not signing.constant_time_compare(expected, proof.signature) or proof.user_id != user.pk:
         raise StepUpFailed(
             "The step-up proof is not valid for this user.", code="stepup.invalid_proof"
@@ -94,4 +107,12 @@ def require_fresh_step_up(proof: StepUpProof | None, user: User) -> StepUpProof:
             "The authenticator code was verified too long ago; enter a new one.",
             code="stepup.stale",
         )
+    try:
+        with transaction.atomic():
+            StepUpUse.objects.create(nonce=proof.nonce, user_id=user.pk)
+    except IntegrityError:
+        raise StepUpFailed(
+            "This authenticator code was already used for another action; enter a new one.",
+            code="stepup.proof_reused",
+        ) from None
     return proof

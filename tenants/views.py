@@ -12,7 +12,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
@@ -28,8 +29,9 @@ from .console import tenant_view
 from .exceptions import DomainError
 from .forms import LoginForm, RevokeForm, StepUpForm, TokenForm
 from .lockout import is_locked, register_failure, register_success
-from .models import DelegationGrant, Tenant, User
+from .models import Tenant, User
 from .policies import can_administer_tenant
+from .selectors import grant_get_visible, grant_list
 from .services import grant_approve, grant_revoke
 from .stepup import step_up_verify
 
@@ -63,6 +65,15 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("staff-login")
 
 
+def _safe_next(request: HttpRequest) -> str | None:
+    """The `next` parameter if it points into this site, else None (no open redirect)."""
+    target = request.GET.get("next")
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if allowed else None
+
+
 def _sign_in_devices(user: User) -> list:
     totp = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
     return totp + list(StaticDevice.objects.devices_for_user(user, confirmed=True))
@@ -93,7 +104,7 @@ def otp_verify_view(request: HttpRequest) -> HttpResponse:
                     target=user,
                     data={"device_type": type(device).__name__},
                 )
-            return redirect(request.GET.get("next") or "home")
+            return redirect(_safe_next(request) or "home")
         if is_locked(user) or register_failure(user, kind="otp"):
             logout(request)
             messages.error(request, _(LOCKED_MESSAGE))
@@ -114,6 +125,14 @@ def otp_enrol_view(request: HttpRequest) -> HttpResponse:
     if TOTPDevice.objects.devices_for_user(user, confirmed=True).exists():
         # Enrolment never replaces a device: that would let a password alone add a factor.
         return redirect("home" if user.is_verified() else "otp-verify")
+    if not user.is_verified() and StaticDevice.objects.devices_for_user(user, confirmed=True):
+        # An account that still has backup codes proves one before it may add a factor.
+        return redirect("otp-verify")
+    if is_locked(user):
+        # A password session opened before the lock must not complete sign-in by enrolling.
+        logout(request)
+        messages.error(request, _(LOCKED_MESSAGE))
+        return redirect("staff-login")
     device, _created = TOTPDevice.objects.get_or_create(
         user=user, confirmed=False, defaults={"name": "Authenticator app"}
     )
@@ -123,7 +142,10 @@ def otp_enrol_view(request: HttpRequest) -> HttpResponse:
             with transaction.atomic():
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
-                backup = StaticDevice.objects.create(user=user, name="Backup codes")
+                backup, _new = StaticDevice.objects.get_or_create(
+                    user=user, defaults={"name": "Backup codes"}
+                )
+                backup.token_set.all().delete()
                 codes = [StaticToken.random_token() for _i in range(BACKUP_CODE_COUNT)]
                 StaticToken.objects.bulk_create(
                     [StaticToken(device=backup, token=code) for code in codes]
@@ -175,11 +197,7 @@ def account_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @tenant_view
 def grant_list_view(request: HttpRequest) -> HttpResponse:
-    grants = (
-        DelegationGrant.objects.filter(tenant=request.tenant)
-        .select_related("provider", "requested_by", "approved_by")
-        .order_by("-created_at")
-    )
+    grants = grant_list(tenant=request.tenant)
     return render(
         request,
         "console/grants.html",
@@ -192,14 +210,10 @@ def grant_list_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _grant_for(request: HttpRequest, pk: int) -> DelegationGrant:
-    return get_object_or_404(DelegationGrant, pk=pk, tenant=request.tenant)
-
-
 @require_POST
 @tenant_view
 def grant_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
-    grant = _grant_for(request, pk)
+    grant = grant_get_visible(tenant=request.tenant, pk=pk)
     form = StepUpForm(request.POST)
     try:
         if not form.is_valid():
@@ -215,7 +229,7 @@ def grant_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @tenant_view
 def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    grant = _grant_for(request, pk)
+    grant = grant_get_visible(tenant=request.tenant, pk=pk)
     form = RevokeForm(request.POST)
     try:
         grant_revoke(

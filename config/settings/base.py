@@ -47,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "tenants.middleware.StaffOTPRequiredMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -106,8 +107,6 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 # Staff lockout: this many failed password/OTP attempts lock the account for LOCKOUT_SECONDS.
 STAFF_LOCKOUT_THRESHOLD = env.int("STAFF_LOCKOUT_THRESHOLD", default=5)
 STAFF_LOCKOUT_SECONDS = env.int("STAFF_LOCKOUT_SECONDS", default=900)
-# Step-up: a TOTP token must be presented in the request itself; this bounds clock drift only.
-STEP_UP_TOLERANCE = 1
 
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 SESSION_COOKIE_HTTPONLY = True
