@@ -356,6 +356,7 @@ def grant_revoke(*, actor: User, grant: DelegationGrant, reason: str) -> Delegat
             field_errors={"reason": ["Required."]},
         )
     with transaction.atomic():
+        _tenant_admin_access(actor, grant.tenant)
         locked = (
             DelegationGrant.objects.select_for_update()
             .select_related("tenant", "provider")

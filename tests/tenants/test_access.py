@@ -137,3 +137,21 @@ def test_requester_cannot_approve_under_another_account(acme, deskco):
     with pytest.raises(PolicyDenied) as denied:
         grant_approve(actor=twin, grant=grant, step_up=step_up(twin))
     assert denied.value.code == "sod.approver_is_requester"
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.AUDITOR])
+def test_only_tenant_admins_can_revoke_a_grant(acme, deskco, role):
+    grant = active_grant(deskco, acme)
+    with pytest.raises(PolicyDenied) as denied:
+        grant_revoke(actor=staff(role, tenant=acme), grant=grant, reason="because")
+    assert denied.value.code == "tenant.admin_required"
+    grant.refresh_from_db()
+    assert grant.status == GrantStatus.ACTIVE
+
+
+def test_msp_staff_cannot_revoke_grants_of_the_tenant(acme, deskco):
+    grant = active_grant(deskco, acme)
+    msp_supervisor = staff(Role.SUPERVISOR, provider=deskco)
+    with pytest.raises(PolicyDenied) as denied:
+        grant_revoke(actor=msp_supervisor, grant=grant, reason="because")
+    assert denied.value.code == "tenant.no_access"
