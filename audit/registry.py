@@ -31,7 +31,7 @@ ACTIONS: dict[str, str] = {
     "auth.otp_enrolled": "A staff user enrolled a TOTP device and received backup codes.",
     # audit trail itself
     "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
-    "audit.verified": "A chain verification completed without finding tampering.",
+    "audit.verified": "A verification run finished; its data counts chains checked and broken.",
     # recovery (placeholder accounts until the workflow lands)
     "account.created": "A protected account was created or imported.",
 }

@@ -37,8 +37,14 @@ def chain_rows(tenant_id: int | None) -> Iterator[tuple]:
 
 
 def verify_chain(tenant_id: int | None, label: str) -> ChainReport:
-    """Recompute one chain; report the first seq that is missing, extra, modified or reordered."""
-    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    """Recompute one chain; report the first seq that is missing, extra, modified or reordered.
+
+    The head is read before the rows: rows committed meanwhile only extend the chain past it,
+    so a concurrent writer never looks like tampering.
+    """
+    head = AuditChainHead.objects.filter(key=chain_key(tenant_id)).first()
+    head_seq = head.seq if head else 0
+    expected_seq, prev, count, hash_at_head = 1, GENESIS_HASH, 0, None
     for row in chain_rows(tenant_id):
         seq, stored_prev, stored_hash = row[1], row[15], row[16]
         if seq != expected_seq:
@@ -48,13 +54,17 @@ def verify_chain(tenant_id: int | None, label: str) -> ChainReport:
             return ChainReport(label, count, seq, "prev_hash does not match the previous row")
         if row_hash(row[:16]) != stored_hash:
             return ChainReport(label, count, seq, "row content does not match its hash")
+        if seq == head_seq:
+            hash_at_head = stored_hash
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
-    head = AuditChainHead.objects.filter(key=chain_key(tenant_id)).first()
-    if head is None and count:
-        return ChainReport(label, count, 1, "chain head is missing")
-    if head is not None and (head.seq != count or head.hash != prev):
-        reason = f"chain head says {head.seq} rows, found {count}"
+    if head is None:
+        if count:
+            return ChainReport(label, count, 1, "chain head is missing")
+    elif count < head_seq:
+        reason = f"rows after seq {count} are missing (chain head is at seq {head_seq})"
         return ChainReport(label, count, count + 1, reason)
+    elif head_seq and hash_at_head != head.hash:
+        return ChainReport(label, count, head_seq, "chain head hash does not match its row")
     return ChainReport(label, count)
 
 

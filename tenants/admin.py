@@ -18,7 +18,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(ReadOnlyAdmin, UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("Vouchsafe", {"fields": ("person_id", "locked_until")}))
     readonly_fields = ("locked_until",)
 

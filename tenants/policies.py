@@ -46,38 +46,15 @@ def can_administer_tenant(access: TenantAccess | None) -> Decision:
     return ALLOW
 
 
-def can_view_audit(access: TenantAccess | None) -> Decision:
-    """Auditors, security officers and tenant admins read the tenant's trail."""
+def can_view_grants(access: TenantAccess | None) -> Decision:
+    """The tenant's own admins, security officers and auditors see its delegation grants."""
     if access is None:
         return _deny("tenant.no_access", "You have no access to this tenant.")
     readers = {Role.AUDITOR, Role.SECURITY_OFFICER, Role.TENANT_ADMIN}
-    if not access.roles & readers:
+    if access.via_grant or not access.roles & readers:
         return _deny(
-            "audit.read_forbidden",
-            "Reading the audit trail needs the auditor, security_officer or tenant_admin role.",
-        )
-    return ALLOW
-
-
-def can_work_tier(access: TenantAccess | None, tier: str) -> Decision:
-    """Whether the actor may work on an account of `tier` (grants may restrict tiers)."""
-    if access is None:
-        return _deny("tenant.no_access", "You have no access to this tenant.")
-    if access.tiers is not None and tier not in access.tiers:
-        return _deny(
-            "grant.tier_not_allowed",
-            f"Your organisation's delegation grant does not cover {tier} accounts.",
-        )
-    return ALLOW
-
-
-def can_work_case_type(access: TenantAccess | None, case_type: str) -> Decision:
-    """Whether the actor may work on a case of `case_type` (grants may restrict types)."""
-    if access is None:
-        return _deny("tenant.no_access", "You have no access to this tenant.")
-    if access.case_types is not None and case_type not in access.case_types:
-        return _deny(
-            "grant.case_type_not_allowed",
-            f"Your organisation's delegation grant does not cover {case_type} cases.",
+            "grant.read_forbidden",
+            "Delegation grants are visible to the tenant's own admins, security officers "
+            "and auditors.",
         )
     return ALLOW

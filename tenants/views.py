@@ -9,6 +9,7 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -30,7 +31,7 @@ from .exceptions import DomainError
 from .forms import LoginForm, RevokeForm, StepUpForm, TokenForm
 from .lockout import is_locked, register_failure, register_success
 from .models import Tenant, User
-from .policies import can_administer_tenant
+from .policies import can_administer_tenant, can_view_grants, enforce
 from .selectors import grant_get_visible, grant_list
 from .services import grant_approve, grant_revoke
 from .stepup import step_up_verify
@@ -186,7 +187,11 @@ def home_view(request: HttpRequest) -> HttpResponse:
 @tenant_view
 def tenant_home_view(request: HttpRequest) -> HttpResponse:
     page = Paginator(account_list(tenant=request.tenant), 25).get_page(request.GET.get("page"))
-    return render(request, "console/tenant_home.html", {"page": page})
+    return render(
+        request,
+        "console/tenant_home.html",
+        {"page": page, "can_view_grants": bool(can_view_grants(request.tenant_access))},
+    )
 
 
 @tenant_view
@@ -197,6 +202,9 @@ def account_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @tenant_view
 def grant_list_view(request: HttpRequest) -> HttpResponse:
+    decision = can_view_grants(request.tenant_access)
+    if not decision:
+        raise PermissionDenied(decision.detail)
     grants = grant_list(tenant=request.tenant)
     return render(
         request,
@@ -216,6 +224,8 @@ def grant_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     grant = grant_get_visible(tenant=request.tenant, pk=pk)
     form = StepUpForm(request.POST)
     try:
+        # Refuse a non-admin before spending (or failing) their authenticator code.
+        enforce(can_administer_tenant(request.tenant_access))
         if not form.is_valid():
             raise DomainError(_("Enter a fresh authenticator code."), code="stepup.required")
         proof = step_up_verify(user=request.user, token=form.cleaned_data["token"])
@@ -235,7 +245,7 @@ def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
         grant_revoke(
             actor=request.user,
             grant=grant,
-            reason=form.data.get("reason", "") if form.is_valid() else "",
+            reason=form.cleaned_data["reason"] if form.is_valid() else "",
         )
         messages.success(request, _("Grant revoked; its staff lost access immediately."))
     except DomainError as error:

@@ -44,11 +44,11 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "audit.middleware.RequestContextMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "tenants.middleware.StaffOTPRequiredMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
-    "audit.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -165,6 +165,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.audit_verify_task",
         "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
     },
+    "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -84,6 +84,10 @@ CASES: dict[str, tuple[list[str], int]] = {
         ],
         2,
     ),
+    "head hash replaced": (
+        ["UPDATE audit_auditchainhead SET hash = repeat('f', 64) WHERE tenant_id = {t}"],
+        ROWS,
+    ),
     "rehashed head only": (
         ["UPDATE audit_auditchainhead SET seq = seq + 1 WHERE tenant_id = {t}"],
         ROWS + 1,

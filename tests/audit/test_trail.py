@@ -200,5 +200,6 @@ def test_audit_verify_command_exits_zero_when_intact(committed, capsys):
 
 
 def test_audit_verify_command_rejects_an_unknown_tenant(committed):
-    with pytest.raises(CommandError, match="No tenant with slug"):
+    with pytest.raises(CommandError, match="No tenant with slug") as failed:
         call_command("audit_verify", "--tenant", "no-such-tenant")
+    assert failed.value.returncode == 2

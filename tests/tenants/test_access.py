@@ -10,7 +10,7 @@ from tenants.exceptions import PolicyDenied, StepUpFailed
 from tenants.models import DelegationGrant
 from tenants.services import grant_approve, grant_revoke, membership_change_role, membership_revoke
 
-from ..factories import active_grant, member, requested_grant, staff, step_up
+from ..factories import active_grant, make_user, member, requested_grant, staff, step_up
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +155,48 @@ def test_msp_staff_cannot_revoke_grants_of_the_tenant(acme, deskco):
     with pytest.raises(PolicyDenied) as denied:
         grant_revoke(actor=msp_supervisor, grant=grant, reason="because")
     assert denied.value.code == "tenant.no_access"
+
+
+def test_spent_step_up_proofs_are_pruned_after_they_expire(acme):
+    from datetime import timedelta
+
+    from tenants.models import StepUpUse
+    from tenants.stepup import require_fresh_step_up
+    from tenants.tasks import step_up_prune_task
+
+    admin = staff(Role.TENANT_ADMIN, tenant=acme)
+    require_fresh_step_up(step_up(admin), admin)
+    old, recent = make_user(), make_user()
+    StepUpUse.objects.create(nonce="old", user=old)
+    StepUpUse.objects.create(nonce="recent", user=recent)
+    StepUpUse.objects.filter(nonce="old").update(used_at=timezone.now() - timedelta(days=2))
+    assert step_up_prune_task() == 1
+    assert set(StepUpUse.objects.values_list("nonce", flat=True)) >= {"recent"}
+    assert not StepUpUse.objects.filter(nonce="old").exists()
+
+
+def test_grant_list_is_for_the_tenants_own_admins_security_and_auditors(acme, deskco):
+    from ..conftest import signed_in_client
+
+    active_grant(deskco, acme)
+    for role, status in [(Role.AUDITOR, 200), (Role.SECURITY_OFFICER, 200), (Role.AGENT, 403)]:
+        client = signed_in_client(staff(role, tenant=acme))
+        assert client.get(f"/t/{acme.slug}/grants/").status_code == status, role
+    msp_agent = staff(Role.AGENT, provider=deskco)
+    assert signed_in_client(msp_agent).get(f"/t/{acme.slug}/grants/").status_code == 403
+
+
+def test_bootstrap_operator_creates_one_audited_operator_only(db, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from tenants.models import User
+
+    monkeypatch.setenv("VOUCHSAFE_OPERATOR_PASSWORD", "a long operator passphrase")
+    User.objects.filter(is_superuser=True).delete()
+    call_command("bootstrap_operator", "--username", "root-op")
+    operator = User.objects.get(username="root-op")
+    assert operator.is_superuser
+    assert AuditEvent.objects.filter(action="user.created", target_id=str(operator.pk)).exists()
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("bootstrap_operator", "--username", "second-op")

@@ -6,7 +6,7 @@ from audit.verify import verify_all
 class Command(BaseCommand):
     help = (
         "Recompute every audit hash chain (or one tenant's) and report the first tampered "
-        "row. Exits 0 when all chains are intact, 1 otherwise."
+        "row. Exits 0 when all chains are intact, 1 when one is broken, 2 on a usage error."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -18,7 +18,7 @@ class Command(BaseCommand):
                 tenant_slug=options["tenant"], progress=lambda line: self.stderr.write(line)
             )
         except LookupError as missing:
-            raise CommandError(str(missing)) from None
+            raise CommandError(str(missing), returncode=2) from None
         broken = [r for r in reports if not r.intact]
         for report in reports:
             if report.intact:
