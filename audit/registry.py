@@ -32,8 +32,12 @@ ACTIONS: dict[str, str] = {
     # audit trail itself
     "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
     "audit.verified": "A verification run finished; its data counts chains checked and broken.",
-    # recovery (placeholder accounts until the workflow lands)
+    # protected accounts and their contact methods (synced from a system of record)
     "account.created": "A protected account was created or imported.",
+    "account.updated": "A sync changed a protected account's authoritative attributes.",
+    "contact.added": "A contact method appeared in the system of record (quarantine starts).",
+    "contact.replaced": "A contact method was removed or changed in the system of record.",
+    "accounts.imported": "A batch of accounts was imported from a system of record.",
 }
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 from django.db import transaction
+from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audit.context import Actor
@@ -12,7 +17,8 @@ from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import Tenant, User
 from tenants.policies import can_administer_tenant, enforce
 
-from .models import ProtectedAccount
+from .imports import AccountRecord, ContactRecord
+from .models import ContactMethod, ProtectedAccount
 
 OBJECT_PERMISSIONS = ("recovery.work_account",)
 
@@ -89,3 +95,174 @@ def account_permission_revoke(
             target=account,
             data={"perm": perm, "user": user.get_username()},
         )
+
+
+SYNCED_ATTRIBUTES = (
+    "username",
+    "display_name",
+    "email",
+    "manager_external_id",
+    "groups",
+    "admin_roles",
+    "delegations",
+    "mailbox_type",
+    "no_helpdesk_reset",
+    "proofing_level",
+    "person_id",
+)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    contacts_added: int = 0
+    contacts_replaced: int = 0
+
+
+def _attributes(record: AccountRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in SYNCED_ATTRIBUTES}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def _sync_contacts(
+    *,
+    actor: Actor,
+    account: ProtectedAccount,
+    wanted: Sequence[ContactRecord],
+    current: list[ContactMethod],
+    source: str,
+    first_import: bool,
+) -> tuple[int, int]:
+    """Close contacts the source no longer has and open new ones; returns (added, replaced)."""
+    now = timezone.now()
+    by_key = {(c.kind, c.value): c for c in current}
+    wanted_keys = {(c.kind, c.value) for c in wanted}
+    added = replaced = 0
+    for contact in current:
+        if (contact.kind, contact.value) not in wanted_keys:
+            contact.replaced_at = now
+            contact.save(update_fields=["replaced_at"])
+            record(
+                action="contact.replaced",
+                actor=actor,
+                tenant=account.tenant,
+                target=account,
+                data={"kind": contact.kind, "masked": contact.masked, "source": source},
+            )
+            replaced += 1
+    for want in wanted:
+        existing = by_key.get((want.kind, want.value))
+        if existing is not None:
+            if want.sim_changed_at and want.sim_changed_at != existing.sim_changed_at:
+                existing.sim_changed_at = want.sim_changed_at
+                existing.save(update_fields=["sim_changed_at"])
+            continue
+        # A value first seen on an account we already know starts its quarantine now, whatever
+        # date the source claims; only an account's first import may carry older dates.
+        claimed = want.registered_at if first_import and want.registered_at else now
+        contact = ContactMethod.objects.create(
+            tenant=account.tenant,
+            account=account,
+            kind=want.kind,
+            value=want.value,
+            source=source,
+            registered_at=min(claimed, now),
+            sim_changed_at=want.sim_changed_at,
+            is_notification=want.is_notification,
+        )
+        record(
+            action="contact.added",
+            actor=actor,
+            tenant=account.tenant,
+            target=account,
+            data={
+                "kind": contact.kind,
+                "masked": contact.masked,
+                "source": source,
+                "registered_at": contact.registered_at,
+            },
+        )
+        added += 1
+    return added, replaced
+
+
+def accounts_import(
+    *, actor: Actor, tenant: Tenant, records: Sequence[AccountRecord], source: str
+) -> ImportSummary:
+    """Upsert validated account records and their contact methods, all or nothing.
+
+    The caller authorises the source (the command line is an operator on the host; the API
+    checks the integration's `accounts:sync` scope). Every change is audited in this
+    transaction.
+    """
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "added": 0, "replaced": 0}
+    with transaction.atomic():
+        ids = [r.external_id for r in records]
+        accounts = ProtectedAccount.objects.for_tenant(tenant).filter(external_id__in=ids)
+        known = {a.external_id: a for a in accounts.select_for_update()}
+        contacts: dict[int, list[ContactMethod]] = {}
+        for contact in ContactMethod.objects.for_tenant(tenant).filter(
+            account__in=list(known.values()), replaced_at__isnull=True
+        ):
+            contacts.setdefault(contact.account_id, []).append(contact)
+        for item in records:
+            attributes = _attributes(item)
+            account = known.get(item.external_id)
+            first_import = account is None
+            if account is None:
+                account = ProtectedAccount.objects.create(
+                    tenant=tenant,
+                    external_id=item.external_id,
+                    source=source,
+                    synced_at=timezone.now(),
+                    **attributes,
+                )
+                record(
+                    action="account.created",
+                    actor=actor,
+                    tenant=tenant,
+                    target=account,
+                    data={"external_id": item.external_id, "source": source},
+                )
+                counts["created"] += 1
+            else:
+                changed = sorted(k for k, v in attributes.items() if getattr(account, k) != v)
+                for name in changed:
+                    setattr(account, name, attributes[name])
+                account.synced_at = timezone.now()
+                account.save(update_fields=[*changed, "synced_at"])
+                if changed:
+                    record(
+                        action="account.updated",
+                        actor=actor,
+                        tenant=tenant,
+                        target=account,
+                        data={"fields": changed, "source": source},
+                    )
+                counts["updated" if changed else "unchanged"] += 1
+            added, replaced = _sync_contacts(
+                actor=actor,
+                account=account,
+                wanted=item.contacts,
+                current=contacts.get(account.pk, []),
+                source=source,
+                first_import=first_import,
+            )
+            counts["added"] += added
+            counts["replaced"] += replaced
+        summary = ImportSummary(
+            created=counts["created"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            contacts_added=counts["added"],
+            contacts_replaced=counts["replaced"],
+        )
+        record(
+            action="accounts.imported",
+            actor=actor,
+            tenant=tenant,
+            data={"source": source, **summary.__dict__},
+        )
+    return summary
