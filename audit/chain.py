@@ -38,6 +38,11 @@ HASHED_FIELDS: tuple[str, ...] = (
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
+def canonical_json(value: Any) -> str:
+    """One value exactly as it appears inside a row's canonical form."""
+    return _encode(value)
+
+
 def row_hash(values: tuple[Any, ...]) -> str:
     """sha256 hex of one row given as values in HASHED_FIELDS order."""
     created_at: datetime = values[14]

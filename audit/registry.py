@@ -38,6 +38,17 @@ ACTIONS: dict[str, str] = {
     "contact.added": "A contact method appeared in the system of record (quarantine starts).",
     "contact.replaced": "A contact method was removed or changed in the system of record.",
     "accounts.imported": "A batch of accounts was imported from a system of record.",
+    # tenant recovery policy (dual control, R-27)
+    "policy.drafted": "A tenant_admin stored a valid policy version as a draft.",
+    "policy.activation_requested": "A tenant_admin asked for a policy draft to be activated.",
+    "policy.activated": (
+        "A second tenant_admin approved a policy version with step-up; it is now active and the "
+        "previous active version is superseded."
+    ),
+    "policy.rejected": (
+        "A policy draft, activation request or approval was refused (invalid document, platform "
+        "floor, separation of duties, step-up); data carries the code and the errors."
+    ),
 }
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, chain_key, row_hash
@@ -39,16 +40,99 @@ def _json_safe(data: dict[str, Any] | None) -> dict[str, Any]:
     return _as_stored(json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder)))
 
 
-def _locked_head(key: str, tenant_id: int | None) -> AuditChainHead:
-    heads = AuditChainHead.objects.select_for_update()
-    head = heads.filter(key=key).first()
+# Every stored field but the id, in model order: the columns record() inserts.
+_EVENT_FIELDS = tuple(f for f in AuditEvent._meta.concrete_fields if not f.primary_key)
+
+
+@cache
+def _statements(vendor: str) -> tuple[str, str | None]:
+    """SQL to lock a chain head and, on PostgreSQL, to insert an event and advance its head.
+
+    Only identifiers from the models are interpolated; every value is a parameter.
+    """
+    quote = connection.ops.quote_name
+    heads, events = quote(AuditChainHead._meta.db_table), quote(AuditEvent._meta.db_table)
+    key, seq, hash_ = quote("key"), quote("seq"), quote("hash")
+    lock = f"SELECT {seq}, {hash_} FROM {heads} WHERE {key} = %s"  # noqa: S608
+    if connection.features.has_select_for_update:  # as select_for_update(): not on SQLite
+        lock += " FOR UPDATE"
+    if vendor != "postgresql":
+        return lock, None
+    columns = ", ".join(quote(field.column) for field in _EVENT_FIELDS)
+    values = ", ".join(["%s"] * len(_EVENT_FIELDS))
+    append = (
+        f"WITH event AS (INSERT INTO {events} ({columns}) VALUES ({values}) RETURNING id) "  # noqa: S608
+        f"UPDATE {heads} SET {seq} = %s, {hash_} = %s WHERE {key} = %s "
+        "RETURNING (SELECT id FROM event)"
+    )
+    return lock, append
+
+
+def _locked_head(cursor: Any, key: str, tenant_id: int | None) -> tuple[int, str]:
+    """Lock the chain head row (creating it for a chain's first event); its seq and hash."""
+    lock = _statements(connection.vendor)[0]
+    cursor.execute(lock, [key])
+    head = cursor.fetchone()
     if head is None:
         AuditChainHead.objects.bulk_create(
             [AuditChainHead(key=key, tenant_id=tenant_id, seq=0, hash=GENESIS_HASH)],
             ignore_conflicts=True,
         )
-        head = heads.get(key=key)
+        cursor.execute(lock, [key])
+        head = cursor.fetchone()
     return head
+
+
+def _append(cursor: Any, event: AuditEvent, key: str) -> None:
+    """Insert the hashed event and advance its chain head to it (the head is locked)."""
+    append = _statements(connection.vendor)[1]
+    if append is None:  # SQLite (the embedded default): two plain ORM writes
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(key=key).update(seq=event.seq, hash=event.hash)
+        return
+    # PostgreSQL: one statement. Values are prepared as Model.save prepares them; no model
+    # signals are sent (nothing may listen to an append-only table's saves).
+    values = [
+        field.get_db_prep_save(field.pre_save(event, True), connection) for field in _EVENT_FIELDS
+    ]
+    cursor.execute(append, [*values, event.seq, event.hash, key])
+    appended = cursor.fetchone()
+    if appended is None or appended[0] is None:
+        raise AuditError(f"The chain head {key!r} vanished while an event was appended to it.")
+    event.pk = appended[0]
+    event._state.adding, event._state.db = False, connection.alias
+
+
+def _new_event(
+    *,
+    action: str,
+    actor: Actor,
+    tenant_id: int | None,
+    target: models.Model | None,
+    data: dict[str, Any] | None,
+    seq: int,
+    prev_hash: str,
+) -> AuditEvent:
+    """The event record() appends at `seq` after `prev_hash`, not yet hashed or saved."""
+    request = current_request()
+    return AuditEvent(
+        tenant_id=tenant_id,
+        seq=seq,
+        action=action,
+        actor_id=_text(actor.id, 64),
+        actor_label=_text(actor.label, 200),
+        actor_type=actor.type,
+        actor_org=_text(actor.organisation, 200),
+        target_type=target._meta.label if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=_text(str(target), 300) if target is not None else "",
+        data=_json_safe(data),
+        request_id=request.request_id,
+        ip=request.ip,
+        user_agent=_text(request.user_agent, 300),
+        created_at=timezone.now(),
+        prev_hash=prev_hash,
+    )
 
 
 def record(
@@ -63,34 +147,27 @@ def record(
 
     Fails closed: it refuses to run outside a transaction, and any error propagates so the
     action it records rolls back with it (R-44).
+
+    It locks the chain head (`SELECT … FOR UPDATE`, which serialises the chain's writers),
+    then inserts the event and advances the head; on PostgreSQL that is two statements in all.
     """
     if not is_registered(action):
         raise AuditError(f"Unknown audit action {action!r}: add it to audit.registry.ACTIONS.")
     if not transaction.get_connection().in_atomic_block:
         raise AuditError("audit.record must run inside the transaction of the action it records.")
     tenant_id = tenant.pk if tenant is not None else None
-    request = current_request()
-    head = _locked_head(chain_key(tenant_id), tenant_id)
-    event = AuditEvent(
-        tenant_id=tenant_id,
-        seq=head.seq + 1,
-        action=action,
-        actor_id=_text(actor.id, 64),
-        actor_label=_text(actor.label, 200),
-        actor_type=actor.type,
-        actor_org=_text(actor.organisation, 200),
-        target_type=target._meta.label if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
-        target_repr=_text(str(target), 300) if target is not None else "",
-        data=_json_safe(data),
-        request_id=request.request_id,
-        ip=request.ip,
-        user_agent=_text(request.user_agent, 300),
-        created_at=timezone.now(),
-        prev_hash=head.hash,
-    )
-    event.hash = row_hash(tuple(getattr(event, name) for name in HASHED_FIELDS))
-    event.save(force_insert=True)
-    head.seq, head.hash = event.seq, event.hash
-    head.save(update_fields=["seq", "hash"])
+    key = chain_key(tenant_id)
+    with connection.cursor() as cursor:
+        head_seq, head_hash = _locked_head(cursor, key, tenant_id)
+        event = _new_event(
+            action=action,
+            actor=actor,
+            tenant_id=tenant_id,
+            target=target,
+            data=data,
+            seq=head_seq + 1,
+            prev_hash=head_hash,
+        )
+        event.hash = row_hash(tuple(getattr(event, name) for name in HASHED_FIELDS))
+        _append(cursor, event, key)
     return event

@@ -104,8 +104,10 @@ def test_audit_verify_names_tenant_and_first_bad_seq(tenant, case):
     assert "1 audit chain(s) failed verification" in message
 
 
+@pytest.mark.parametrize("chunk", [10_000, 2], ids=["one-chunk", "many-chunks"])
 @pytest.mark.parametrize("case", CASES)
-def test_audit_verify_output_reports_first_bad_seq(tenant, case, capsys):
+def test_audit_verify_output_reports_first_bad_seq(tenant, case, chunk, capsys, monkeypatch):
+    monkeypatch.setattr("audit.verify.CHUNK", chunk)
     statements, first_bad = CASES[case]
     tamper(tenant, *statements)
     verify_fails(tenant)

@@ -203,3 +203,24 @@ def test_audit_verify_command_rejects_an_unknown_tenant(committed):
     with pytest.raises(CommandError, match="No tenant with slug") as failed:
         call_command("audit_verify", "--tenant", "no-such-tenant")
     assert failed.value.returncode == 2
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(label=st.text(max_size=30), org=st.text(max_size=10))
+def test_any_text_in_actor_fields_verifies_and_tampering_is_still_caught(acme, label, org):
+    actor = Actor(id="42", label=label, type=SYSTEM.type, organisation=org)
+    with transaction.atomic():
+        event = record(action="audit.verified", actor=actor, tenant=acme, data={"l": label})
+    assert verify_chain(acme.pk, acme.slug).intact
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute(
+            "UPDATE audit_auditevent SET actor_org = actor_org || 'x' WHERE id = %s", [event.pk]
+        )
+        report = verify_chain(acme.pk, acme.slug)
+        transaction.set_rollback(True)
+    assert report.first_bad_seq == event.seq
