@@ -49,6 +49,21 @@ ACTIONS: dict[str, str] = {
         "A policy draft, activation request or approval was refused (invalid document, platform "
         "floor, separation of duties, step-up); data carries the code and the errors."
     ),
+    # recovery cases (the workflow spine)
+    "case.opened": "A case was opened; tier, route and repeat flag were computed by the server.",
+    "case.submitted": "The case met the policy's evidence and went to approval.",
+    "case.status_changed": "The workflow moved a case (cooling-off, ready …).",
+    "case.tier_raised": "The account's tier rose mid-case; approvals given so far were voided.",
+    "case.cancelled": "A case was cancelled by its worker or the account owner.",
+    "verification.signal_accepted": "A verification signal was accepted as evidence.",
+    "verification.signal_rejected": (
+        "A signal was refused, or stored as context only; data carries the reason code."
+    ),
+    "approval.approved": "An eligible approver approved a case with a fresh step-up.",
+    "approval.denied": "An eligible approver denied a case with a fresh step-up.",
+    "policy.violation": (
+        "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
+    ),
 }
 
 

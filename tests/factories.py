@@ -85,7 +85,7 @@ def totp_token(user: User) -> str:
     device = TOTPDevice.objects.get(user=user, confirmed=True)
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     now_t = totp.t()
-    t = max(device.last_t + 1, now_t - device.tolerance)
+    t = max(device.last_t + 1, now_t)  # the current step first: a margin before it expires
     assert t <= now_t + device.tolerance, "too many step-ups in one 30 s window for this device"
     totp.time = (t * device.step) + device.t0
     totp.drift = 0  # t already includes the device's drift
@@ -134,3 +134,23 @@ def make_account(tenant: Tenant, *, tier: str = "T0") -> ProtectedAccount:
         display_name=external_id,
         tier=tier,
     )
+
+
+def make_account_with(tenant: Tenant, **attributes) -> ProtectedAccount:
+    """An account with authoritative attributes (groups, admin_roles, mailbox_type, …), created
+    through the import service as a system of record would."""
+    from audit.context import Actor
+    from recovery.imports import AccountRecord
+    from recovery.services import accounts_import
+
+    external_id = attributes.pop("external_id", None) or unique("ext")
+    lists = {k: tuple(v) for k, v in attributes.items() if isinstance(v, list)}
+    item = AccountRecord(
+        line=1,
+        external_id=external_id,
+        username=f"{external_id}@example.test",
+        display_name=external_id,
+        **{**attributes, **lists},
+    )
+    accounts_import(actor=Actor.system("tests"), tenant=tenant, records=[item], source="tests")
+    return ProtectedAccount.objects.for_tenant(tenant).get(external_id=external_id)

@@ -1,0 +1,144 @@
+"""Recovery cases, their evidence and their approvals."""
+
+from auditlog.registry import auditlog
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from tenants.choices import CaseType, Tier
+from tenants.querysets import TenantOwnedManager
+
+from .choices import CaseStatus, Channel, Decision, EvidenceResult, Route, SignalClass
+
+
+class RecoveryCase(models.Model):
+    """One request to restore access to one protected account; moves only through services."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        "recovery.ProtectedAccount", on_delete=models.PROTECT, related_name="cases"
+    )
+    case_type = models.CharField(max_length=32, choices=CaseType.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    claimant_statement = models.TextField(
+        blank=True, help_text="What the caller said: untrusted text, never evidence."
+    )
+    status = models.CharField(
+        max_length=24, choices=CaseStatus.choices, default=CaseStatus.COLLECTING_EVIDENCE
+    )
+    tier = models.CharField(max_length=2, choices=Tier.choices)
+    tier_reasons = models.JSONField(default=list, blank=True)
+    route = models.CharField(max_length=16, choices=Route.choices)
+    repeat_attempt = models.BooleanField(default=False)
+    policy_version = models.PositiveIntegerField(help_text="Policy version number decided under.")
+    policy_source = models.CharField(max_length=32)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    opened_by_person = models.UUIDField()
+    opened_via_provider = models.ForeignKey(
+        "tenants.ServiceProvider",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    revision = models.PositiveIntegerField(default=1, help_text="Bumped by every change.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    cooling_off_until = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.TextField(blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "status", "route"], name="case_queue"),
+            models.Index(fields=["account", "created_at"], name="case_account_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.pk} ({self.case_type}, {self.status})"
+
+
+class Evidence(models.Model):
+    """One verification signal (or a context fact), accepted or rejected with a reason code."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(RecoveryCase, on_delete=models.PROTECT, related_name="evidence")
+    signal_class = models.CharField(max_length=8, choices=SignalClass.choices)
+    method = models.CharField(max_length=64)
+    result = models.CharField(max_length=16, choices=EvidenceResult.choices)
+    reason_code = models.CharField(max_length=64, blank=True)
+    contact_method = models.ForeignKey(
+        "recovery.ContactMethod",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    contact_hint = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    collected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    collected_at = models.DateTimeField(auto_now_add=True)
+    digest = models.CharField(max_length=64, help_text="sha256 of the evidence as recorded.")
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"{self.signal_class} {self.method} {self.result}"
+
+
+class Approval(models.Model):
+    """A decision by an eligible person other than the opener, bound to the case snapshot."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(RecoveryCase, on_delete=models.PROTECT, related_name="approvals")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    approver_person = models.UUIDField()
+    # Denormalised from the case so the database itself refuses self-approval (R-21).
+    case_opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    case_opened_by_person = models.UUIDField()
+    roles = models.JSONField(help_text="The approver's roles in the tenant at the time.")
+    via_grant = models.BooleanField(help_text="The approver acted through an MSP grant.")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    reason = models.TextField()
+    snapshot_hash = models.CharField(max_length=64)
+    step_up = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    invalidated_reason = models.CharField(max_length=200, blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(approver=F("case_opened_by")), name="approval_not_by_opener"
+            ),
+            models.CheckConstraint(
+                condition=~Q(approver_person=F("case_opened_by_person")),
+                name="approval_not_by_opener_person",
+            ),
+            models.UniqueConstraint(
+                fields=["case", "approver_person"],
+                condition=Q(invalidated_at__isnull=True),
+                name="approval_one_live_per_person",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.approver_id} on case {self.case_id}"
+
+
+auditlog.register(RecoveryCase, exclude_fields=["claimant_statement"])
+auditlog.register(Evidence)
+auditlog.register(Approval)

@@ -1,0 +1,603 @@
+"""Every transition of a recovery case: checks policy, writes its audit event, fails closed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import Actor
+from audit.services import record
+from tenants.access import TenantAccess, access_in
+from tenants.choices import Role, Tier
+from tenants.exceptions import InvalidInput, PolicyDenied
+from tenants.models import User
+from tenants.policies import Decision, enforce
+from tenants.stepup import StepUpProof, require_fresh_step_up
+
+from ..choices import PHONE_KINDS
+from ..models import ContactMethod, ProtectedAccount
+from ..policy.explain import route_for
+from ..policy.floors import classify_method
+from ..policy.rules import Requirements, TenantPolicy
+from ..policy.selectors import policy_active
+from .choices import (
+    ABANDONED_STATUSES,
+    CaseStatus,
+    Channel,
+    EvidenceResult,
+    Route,
+    SignalClass,
+)
+from .choices import (
+    Decision as ApprovalDecision,
+)
+from .models import Approval, Evidence, RecoveryCase
+from .policies import can_work_case
+
+_TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
+CHANNEL_CLASSES = frozenset({SignalClass.S2, SignalClass.S3})
+
+
+def _actor(user: User, access: TenantAccess | None, tenant: Any) -> Actor:
+    return Actor.for_user(user, organisation=(access.organisation if access else "") or tenant.name)
+
+
+def _locked(case: RecoveryCase) -> RecoveryCase:
+    return RecoveryCase.objects.for_tenant(case.tenant).select_for_update().get(pk=case.pk)
+
+
+def _require_status(case: RecoveryCase, *allowed: str) -> None:
+    if case.status not in allowed:
+        raise InvalidInput(
+            f"The case is {case.get_status_display().lower()}; this needs it to be "
+            f"{' or '.join(CaseStatus(s).label.lower() for s in allowed)}.",
+            code="case.wrong_state",
+        )
+
+
+def _requirements(case: RecoveryCase, policy: TenantPolicy | None = None) -> Requirements:
+    return (policy or policy_active(case.tenant)).requirements(case.tier, case.case_type)
+
+
+def _is_repeat(account: ProtectedAccount, req: Requirements) -> bool:
+    """A second case inside the window, or any case soon after a denied/abandoned one (R-52)."""
+    now = timezone.now()
+    earlier = RecoveryCase.objects.for_tenant(account.tenant).filter(account=account)
+    if earlier.filter(
+        created_at__gte=now - timedelta(seconds=req.repeat_case_window_seconds)
+    ).exists():
+        return True
+    window = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
+    return earlier.filter(status__in=ABANDONED_STATUSES, ended_at__gte=window).exists()
+
+
+def case_open(
+    *,
+    actor: User,
+    account: ProtectedAccount,
+    case_type: str,
+    channel: str,
+    claimant_statement: str = "",
+) -> RecoveryCase:
+    """Open a case; tier, route and repeat-attempt flag come from the server, never the caller."""
+    if channel not in Channel.values:
+        raise InvalidInput(
+            f"Unknown channel {channel!r}.",
+            code="case.channel_invalid",
+            field_errors={"channel": [f"One of {', '.join(Channel.values)}."]},
+        )
+    tenant = account.tenant
+    with transaction.atomic():
+        # Serialise case openings per account so two agents cannot both miss each other.
+        account = ProtectedAccount.objects.for_tenant(tenant).select_for_update().get(pk=account.pk)
+        access = access_in(actor, tenant)
+        policy = policy_active(tenant)
+        tier, tier_reasons = policy.compute_tier(account)
+        req = policy.requirements(tier, case_type)
+        route, route_reasons = route_for(account, tier, case_type)
+        repeat = _is_repeat(account, req)
+        if repeat:
+            route = Route.SECURITY
+        enforce(can_work_case(access, route=Route.STANDARD, tier=tier, case_type=case_type))
+        assert access is not None  # guaranteed by the policy above
+        case = RecoveryCase.objects.create(
+            tenant=tenant,
+            account=account,
+            case_type=case_type,
+            channel=channel,
+            claimant_statement=claimant_statement[:5000],
+            tier=tier,
+            tier_reasons=tier_reasons,
+            route=route,
+            repeat_attempt=repeat,
+            policy_version=policy.number,
+            policy_source=policy.source,
+            opened_by=actor,
+            opened_by_person=actor.person_id,
+            opened_via_provider_id=access.provider_id,
+        )
+        record(
+            action="case.opened",
+            actor=_actor(actor, access, tenant),
+            tenant=tenant,
+            target=case,
+            data={
+                "account": account.external_id,
+                "case_type": case_type,
+                "channel": channel,
+                "tier": tier,
+                "tier_reasons": tier_reasons,
+                "route": route,
+                "route_reasons": route_reasons,
+                "repeat_attempt": repeat,
+                "policy_version": policy.number,
+                "policy_source": policy.source,
+            },
+        )
+    return case
+
+
+def _work_access(actor: User, case: RecoveryCase) -> TenantAccess:
+    access = access_in(actor, case.tenant)
+    enforce(can_work_case(access, route=case.route, tier=case.tier, case_type=case.case_type))
+    assert access is not None  # guaranteed by the policy above
+    return access
+
+
+def _channel_problem(
+    case: RecoveryCase, contact: ContactMethod | None, req: Requirements
+) -> str | None:
+    """Why a contact method cannot carry a signal for this case, or None (R-03, R-04)."""
+    if contact is None or contact.account_id != case.account_id or contact.replaced_at:
+        return "channel_not_in_system_of_record"
+    if contact.registered_at >= case.created_at:
+        return "contact_added_during_case"
+    quarantine_start = timezone.now() - timedelta(seconds=req.quarantine_seconds)
+    if contact.registered_at > quarantine_start:
+        return "contact_changed_in_quarantine"
+    if (
+        contact.kind in PHONE_KINDS
+        and contact.sim_changed_at
+        and (contact.sim_changed_at > quarantine_start)
+    ):
+        return "sim_change_recent"
+    return None
+
+
+def _digest(data: dict[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def evidence_record(
+    *,
+    actor: User,
+    case: RecoveryCase,
+    signal_class: str,
+    method: str,
+    verified: bool,
+    contact_method: ContactMethod | None = None,
+    caller_supplied_destination: str = "",
+    details: dict[str, Any] | None = None,
+) -> Evidence:
+    """Record one signal; the server decides whether it counts, with a reason code if not.
+
+    Knowledge facts are kept as context and never count (R-02); a destination the caller
+    dictated is never a channel (R-03); recent contact changes and SIM swaps disqualify a
+    channel (R-04).
+    """
+    details = dict(details or {})
+    with transaction.atomic():
+        case = _locked(case)
+        access = _work_access(actor, case)
+        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
+        req = _requirements(case)
+        result, reason, hint = EvidenceResult.ACCEPTED, "", ""
+        knowledge = classify_method(method) == "R-02.knowledge_method"
+        if knowledge or signal_class == SignalClass.CONTEXT:
+            signal_class, result, reason = (
+                SignalClass.CONTEXT,
+                EvidenceResult.CONTEXT,
+                ("knowledge_based"),
+            )
+        elif signal_class not in SignalClass.values:
+            raise InvalidInput(
+                f"Unknown signal class {signal_class!r}.", code="evidence.class_invalid"
+            )
+        elif caller_supplied_destination:
+            result, reason = EvidenceResult.REJECTED, "caller_supplied_channel"
+            details["caller_supplied"] = True
+        elif signal_class in CHANNEL_CLASSES and (
+            problem := _channel_problem(case, contact_method, req)
+        ):
+            result, reason = EvidenceResult.REJECTED, problem
+        elif signal_class not in req.accepted_classes:
+            result, reason = EvidenceResult.REJECTED, "class_not_accepted"
+        elif not verified:
+            result, reason = EvidenceResult.REJECTED, "verification_failed"
+        if contact_method is not None:
+            hint = contact_method.masked
+        evidence = Evidence(
+            tenant=case.tenant,
+            case=case,
+            signal_class=signal_class,
+            method=method[:64],
+            result=result,
+            reason_code=reason,
+            contact_method=contact_method
+            if contact_method and not reason.startswith("channel_not")
+            else None,
+            contact_hint=hint,
+            details=details,
+            collected_by=actor,
+        )
+        evidence.digest = _digest(
+            {
+                "case": case.pk,
+                "class": signal_class,
+                "method": evidence.method,
+                "result": result,
+                "reason": reason,
+                "contact": evidence.contact_method_id,
+                "details": details,
+                "by": actor.pk,
+            }
+        )
+        evidence.save()
+        case.revision += 1
+        case.save(update_fields=["revision", "updated_at"])
+        action = {
+            EvidenceResult.ACCEPTED: "verification.signal_accepted",
+            EvidenceResult.REJECTED: "verification.signal_rejected",
+            EvidenceResult.CONTEXT: "verification.signal_rejected",
+        }[result]
+        record(
+            action=action,
+            actor=_actor(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={
+                "evidence": evidence.pk,
+                "digest": evidence.digest,
+                "class": signal_class,
+                "method": evidence.method,
+                "reason": reason,
+                "contact": hint,
+                "sim_changed_at": contact_method.sim_changed_at if contact_method else None,
+                "contact_source": contact_method.source if contact_method else "",
+            },
+        )
+    return evidence
+
+
+def accepted_classes(case: RecoveryCase) -> set[str]:
+    """Distinct signal classes accepted on the case (two of one class count once, R-01)."""
+    return set(
+        Evidence.objects.for_tenant(case.tenant)
+        .filter(case=case, result=EvidenceResult.ACCEPTED)
+        .values_list("signal_class", flat=True)
+    )
+
+
+def case_submit(*, actor: User, case: RecoveryCase) -> RecoveryCase:
+    """Send the case for approval; refused until the policy's evidence is met (R-01, R-16)."""
+    with transaction.atomic():
+        case = _locked(case)
+        access = _work_access(actor, case)
+        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
+        req = _requirements(case)
+        have = accepted_classes(case)
+        if not req.evidence_met(have):
+            missing = req.min_signal_classes - len(have & set(req.accepted_classes))
+            raise PolicyDenied(
+                f"The policy needs {req.min_signal_classes} different accepted signal classes "
+                f"({', '.join(req.accepted_classes)}); {max(missing, 1)} more needed.",
+                code="evidence.insufficient",
+            )
+        case.status = CaseStatus.PENDING_APPROVAL
+        case.submitted_at = timezone.now()
+        case.revision += 1
+        case.save(update_fields=["status", "submitted_at", "revision", "updated_at"])
+        record(
+            action="case.submitted",
+            actor=_actor(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={"classes": sorted(have)},
+        )
+        if req.approvals_required == 0:
+            _approved(case, req)
+    return case
+
+
+def case_snapshot_hash(case: RecoveryCase) -> str:
+    """What an approval is bound to: subject, tier, type and the evidence as recorded (R-22)."""
+    evidence = list(
+        Evidence.objects.for_tenant(case.tenant)
+        .filter(case=case)
+        .order_by("pk")
+        .values_list("pk", "digest")
+    )
+    return _digest(
+        {
+            "case": case.pk,
+            "tenant": case.tenant_id,
+            "account": case.account_id,
+            "tier": case.tier,
+            "case_type": case.case_type,
+            "evidence": evidence,
+        }
+    )
+
+
+def _person_ids_of_subject_and_delegates(account: ProtectedAccount) -> set[Any]:
+    delegates = (
+        ProtectedAccount.objects.for_tenant(account.tenant)
+        .filter(external_id__in=account.delegations, person_id__isnull=False)
+        .values_list("person_id", flat=True)
+    )
+    return {p for p in [account.person_id, *delegates] if p}
+
+
+def _approval_refusal(
+    case: RecoveryCase, actor: User, access: TenantAccess | None, req: Requirements
+) -> Decision | None:
+    """Separation of duties and eligibility (R-20, R-21, R-59); None when allowed."""
+    if access is None:
+        return Decision(False, "tenant.no_access", "You have no access to this tenant.")
+    if actor.pk == case.opened_by_id:
+        return Decision(False, "sod.approver_is_opener", "You opened this case.")
+    if actor.person_id == case.opened_by_person:
+        return Decision(
+            False,
+            "sod.same_person",
+            "Another account of the person who opened this case cannot approve it.",
+        )
+    if actor.person_id in _person_ids_of_subject_and_delegates(case.account):
+        return Decision(
+            False,
+            "sod.approver_is_subject",
+            "The subject of a case, or their delegate, cannot approve it.",
+        )
+    if (
+        case.tier == Tier.T2
+        and Evidence.objects.for_tenant(case.tenant)
+        .filter(case=case, collected_by__person_id=actor.person_id)
+        .exists()
+    ):
+        return Decision(
+            False,
+            "sod.approver_collected_evidence",
+            "For T2 cases, whoever collected evidence cannot approve.",
+        )
+    if not access.roles & set(req.approver_roles):
+        return Decision(
+            False,
+            "approval.role_required",
+            f"Approving needs one of these roles: {', '.join(req.approver_roles)}.",
+        )
+    if case.route == Route.SECURITY and Role.SECURITY_OFFICER not in access.roles:
+        return Decision(
+            False,
+            "case.security_queue_only",
+            "Cases in the security queue are approved by security officers.",
+        )
+    return None
+
+
+def _approvals_complete(case: RecoveryCase, req: Requirements, snapshot: str) -> bool:
+    live = list(
+        Approval.objects.for_tenant(case.tenant).filter(
+            case=case,
+            invalidated_at__isnull=True,
+            decision=ApprovalDecision.APPROVED,
+            snapshot_hash=snapshot,
+        )
+    )
+    officers = [a for a in live if Role.SECURITY_OFFICER in a.roles]
+    needs_tenant_side = req.tenant_approver_required_when_msp and case.opened_via_provider_id
+    return (
+        len(live) >= req.approvals_required
+        and len(officers) >= req.min_security_officer_approvals
+        and (bool(officers) or not req.security_officer_required)
+        and (not needs_tenant_side or any(not a.via_grant for a in live))
+    )
+
+
+def _approved(case: RecoveryCase, req: Requirements) -> None:
+    waive = req.s5_waives_cooling_off and SignalClass.S5 in accepted_classes(case)
+    seconds = 0 if waive else req.cooling_off_seconds
+    case.cooling_off_until = timezone.now() + timedelta(seconds=seconds)
+    case.status = CaseStatus.COOLING_OFF if seconds else CaseStatus.READY
+    case.revision += 1
+    case.save(update_fields=["status", "cooling_off_until", "revision", "updated_at"])
+    record(
+        action="case.status_changed",
+        actor=Actor.system("workflow"),
+        tenant=case.tenant,
+        target=case,
+        data={
+            "to": case.status,
+            "cooling_off_until": case.cooling_off_until,
+            "cooling_off_waived_by_s5": waive,
+        },
+    )
+
+
+def _invalidate_if_tier_rose(case: RecoveryCase, policy: TenantPolicy) -> None:
+    """Recompute the tier; an upward change voids approvals given so far (R-17)."""
+    tier, reasons = policy.compute_tier(case.account)
+    if _TIER_RANK[tier] <= _TIER_RANK[case.tier]:
+        return
+    old = case.tier
+    voided = (
+        Approval.objects.for_tenant(case.tenant)
+        .filter(case=case, invalidated_at__isnull=True)
+        .update(invalidated_at=timezone.now(), invalidated_reason=f"tier raised {old} -> {tier}")
+    )
+    case.tier, case.tier_reasons = tier, reasons
+    case.route, _reasons = route_for(case.account, tier, case.case_type)
+    case.revision += 1
+    case.save(update_fields=["tier", "tier_reasons", "route", "revision", "updated_at"])
+    record(
+        action="case.tier_raised",
+        actor=Actor.system("workflow"),
+        tenant=case.tenant,
+        target=case,
+        data={"from": old, "to": tier, "reasons": reasons, "approvals_voided": voided},
+    )
+
+
+def approval_decide(
+    *,
+    actor: User,
+    case: RecoveryCase,
+    decision: str,
+    reason: str,
+    step_up: StepUpProof | None,
+) -> Approval:
+    """Approve or deny one case, with a written reason and a fresh step-up (R-20 to R-23).
+
+    Refused attempts are recorded as `policy.violation` and raised. The tier is recomputed
+    first; approvals given at a lower tier no longer count.
+    """
+    if decision not in ApprovalDecision.values:
+        raise InvalidInput("Choose approved or denied.", code="approval.decision_invalid")
+    if not reason.strip():
+        raise InvalidInput(
+            "Write why you approve or deny.",
+            code="approval.reason_required",
+            field_errors={"reason": ["Required."]},
+        )
+    with transaction.atomic():
+        case = _locked(case)
+        access = access_in(actor, case.tenant)
+        _require_status(case, CaseStatus.PENDING_APPROVAL)
+        policy = policy_active(case.tenant)
+        _invalidate_if_tier_rose(case, policy)
+        req = _requirements(case, policy)
+        refusal = _approval_refusal(case, actor, access, req)
+        if refusal is not None:
+            # Committed with this block (the raise comes after it): refusals stay on record.
+            record(
+                action="policy.violation",
+                actor=_actor(actor, access, case.tenant),
+                tenant=case.tenant,
+                target=case,
+                data={"code": refusal.code, "decision": decision},
+            )
+        else:
+            approval = _decide(case, actor, access, req, decision, reason, step_up)
+    if refusal is not None:
+        raise PolicyDenied(refusal.detail, code=refusal.code)
+    return approval
+
+
+def _decide(
+    case: RecoveryCase,
+    actor: User,
+    access: TenantAccess | None,
+    req: Requirements,
+    decision: str,
+    reason: str,
+    step_up: StepUpProof | None,
+) -> Approval:
+    proof = require_fresh_step_up(step_up, actor)
+    assert access is not None
+    snapshot = case_snapshot_hash(case)
+    approval = Approval.objects.create(
+        tenant=case.tenant,
+        case=case,
+        approver=actor,
+        approver_person=actor.person_id,
+        case_opened_by=case.opened_by,
+        case_opened_by_person=case.opened_by_person,
+        roles=sorted(access.roles),
+        via_grant=access.via_grant,
+        decision=decision,
+        reason=reason.strip()[:2000],
+        snapshot_hash=snapshot,
+        step_up=proof.audit_data(),
+    )
+    record(
+        action=f"approval.{decision}",
+        actor=_actor(actor, access, case.tenant),
+        tenant=case.tenant,
+        target=case,
+        data={
+            "approval": approval.pk,
+            "snapshot": snapshot,
+            "reason": approval.reason,
+            "roles": approval.roles,
+            "step_up": proof.audit_data(),
+            "policy_version": case.policy_version,
+        },
+    )
+    if decision == ApprovalDecision.DENIED:
+        case.status, case.ended_at, case.end_reason = (
+            CaseStatus.DENIED,
+            timezone.now(),
+            approval.reason,
+        )
+        case.revision += 1
+        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+    elif _approvals_complete(case, req, snapshot):
+        _approved(case, req)
+    return approval
+
+
+def case_release_cooled(*, case: RecoveryCase) -> RecoveryCase:
+    """Move a case whose cooling-off has passed to `ready` (database time decides)."""
+    with transaction.atomic():
+        case = _locked(case)
+        if case.status != CaseStatus.COOLING_OFF or case.cooling_off_until > timezone.now():
+            return case
+        case.status = CaseStatus.READY
+        case.revision += 1
+        case.save(update_fields=["status", "revision", "updated_at"])
+        record(
+            action="case.status_changed",
+            actor=Actor.system("workflow"),
+            tenant=case.tenant,
+            target=case,
+            data={"to": CaseStatus.READY},
+        )
+    return case
+
+
+def case_cancel(*, actor: User | None, case: RecoveryCase, reason: str) -> RecoveryCase:
+    """Cancel an open case (its worker, or the owner during cooling-off with `actor=None`)."""
+    with transaction.atomic():
+        case = _locked(case)
+        if actor is not None:
+            access = _work_access(actor, case)
+            audit_actor = _actor(actor, access, case.tenant)
+        else:
+            audit_actor = Actor.system("account-owner")
+        _require_status(
+            case,
+            CaseStatus.COLLECTING_EVIDENCE,
+            CaseStatus.PENDING_APPROVAL,
+            CaseStatus.COOLING_OFF,
+            CaseStatus.READY,
+        )
+        case.status, case.ended_at, case.end_reason = (
+            CaseStatus.CANCELLED,
+            timezone.now(),
+            reason.strip()[:2000],
+        )
+        case.revision += 1
+        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        record(
+            action="case.cancelled",
+            actor=audit_actor,
+            tenant=case.tenant,
+            target=case,
+            data={"reason": case.end_reason},
+        )
+    return case

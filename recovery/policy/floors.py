@@ -1,0 +1,256 @@
+"""Platform floors: the minimums a tenant policy may raise but never lower.
+
+Each floor has a stable rule id naming the requirement it comes from
+(`R-16.T1.min_signal_classes`). Floors are checked on the *effective* requirements of every
+tier and case type, so a weak value is caught wherever it is inherited, and the error points at
+the document path the value came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from tenants.choices import CaseType, Role, Tier
+
+from .document import ParsedDocument, Path, effective, requirement_blocks
+from .errors import PolicyError
+
+SIGNAL_CLASSES = ("S1", "S2", "S3", "S4", "S5")
+T0_CLASSES = frozenset({"S1", "S2", "S3", "S5"})
+APPROVER_ROLES = frozenset({Role.SUPERVISOR.value, Role.SECURITY_OFFICER.value})
+MINUTE, HOUR, DAY = 60, 3_600, 86_400
+
+# (rule, field of the effective requirements, bound, why): value must be <= bound.
+CEILINGS: tuple[tuple[str, Path, int, str], ...] = (
+    ("R-31.sms", ("artifact_lifetimes", "sms"), 10 * MINUTE, "SMS codes live at most 10 min."),
+    ("R-31.voice", ("artifact_lifetimes", "voice"), 10 * MINUTE, "Voice codes: at most 10 min."),
+    ("R-31.email", ("artifact_lifetimes", "email"), DAY, "Email artifacts: at most 24 h."),
+    (
+        "R-31.temporary_access_pass",
+        ("artifact_lifetimes", "temporary_access_pass"),
+        8 * HOUR,
+        "A temporary access pass lives at most 8 h.",
+    ),
+    ("R-53.max_failed_attempts", ("max_failed_attempts",), 5, "At most 5 failed attempts."),
+)
+# Same shape: value must be >= bound. Applied to every tier and case type.
+MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
+    (
+        "R-04.quarantine_seconds",
+        ("quarantine_seconds",),
+        DAY,
+        "Changed contacts stay quarantined at least 24 h (platform choice).",
+    ),
+    (
+        "R-52.repeat_case_window_seconds",
+        ("repeat_case_window_seconds",),
+        DAY,
+        "A second case within 24 h or more is a repeat attempt.",
+    ),
+    (
+        "R-52.repeat_after_denial_window_seconds",
+        ("repeat_after_denial_window_seconds",),
+        3 * DAY,
+        "A case within 72 h or more of a denied one is a repeat attempt.",
+    ),
+)
+TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {
+    Tier.T0: (("R-16.T0.min_signal_classes", ("min_signal_classes",), 1, "T0 needs 1 signal."),),
+    Tier.T1: (
+        (
+            "R-16.T1.min_signal_classes",
+            ("min_signal_classes",),
+            2,
+            "T1 needs 2 distinct signal classes (or S4 alone, see s4_alone_suffices).",
+        ),
+        ("R-16.T1.approvals_required", ("approvals_required",), 1, "T1 needs 1 approval."),
+        ("R-36.T1.cooling_off_seconds", ("cooling_off_seconds",), 1, "T1 needs a cooling-off."),
+    ),
+    Tier.T2: (
+        (
+            "R-16.T2.min_signal_classes",
+            ("min_signal_classes",),
+            2,
+            "T2 needs 2 distinct signal classes (or S4 alone, see s4_alone_suffices).",
+        ),
+        ("R-16.T2.approvals_required", ("approvals_required",), 2, "T2 needs 2 approvals."),
+        (
+            "R-16.T2.security_officer",
+            ("min_security_officer_approvals",),
+            1,
+            "T2 needs a security_officer among its approvers.",
+        ),
+        ("R-16.T2.cooling_off_seconds", ("cooling_off_seconds",), 1, "T2 needs a cooling-off."),
+    ),
+}
+EXCEPTION_MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
+    (
+        "R-24.exception.approvals_required",
+        ("approvals_required",),
+        2,
+        "An exception needs 2 approvals.",
+    ),
+    (
+        "R-24.exception.security_officers",
+        ("min_security_officer_approvals",),
+        2,
+        "An exception needs 2 security_officer approvals.",
+    ),
+    (
+        "R-24.exception.cooling_off_seconds",
+        ("cooling_off_seconds",),
+        1,
+        "An exception waits the R-36 period.",
+    ),
+)
+
+# Words that name knowledge facts (R-02) and things that are never a signal (R-03, R-08).
+KNOWLEDGE_WORDS = (
+    "kba", "knowledge", "question", "birth", "dob", "maiden", "employee", "ssn", "national_id",
+    "id_number", "manager_name", "cost_cent", "address", "postcode", "zip", "ticket", "pin",
+    "password", "secret",
+)  # fmt: skip
+NOT_SIGNALS = {
+    "caller_id": "R-03", "inbound_number": "R-03", "ani": "R-03", "sender_address": "R-03",
+    "voice": "R-08", "voice_match": "R-08", "face": "R-08", "face_match": "R-08",
+}  # fmt: skip
+
+# Every rule id this module can report, with what it protects.
+FLOORS: dict[str, str] = {
+    **{rule: why for rule, _, _, why in CEILINGS + MINIMUMS + EXCEPTION_MINIMUMS},
+    **{rule: why for rules in TIER_MINIMUMS.values() for rule, _, _, why in rules},
+    "R-01.signal_class": "Signal classes are S1-S5 only.",
+    "R-02.knowledge_method": "A knowledge fact or question is never a verification method.",
+    "R-03.not_a_signal": "Caller ID, inbound numbers and sender addresses are never signals.",
+    "R-08.not_a_signal": "A voice or face alone is never a signal.",
+    "R-16.T0.accepted_classes": "T0 accepts at least one of S1, S2, S3, S5.",
+    "R-24.exception.s5_waives_cooling_off": "Nothing waives an exception's waiting period.",
+    "R-20.approver_roles": "Approvers are supervisors or security officers.",
+    "R-20.security_officer_eligible": "Required security_officer approvals need that role.",
+    "R-20.approvals_consistent": "Security-officer approvals cannot exceed all approvals.",
+    "R-01.min_signal_classes_satisfiable": "No more classes required than are accepted.",
+    "R-01.s4_alone_needs_s4": "S4 alone can suffice only when S4 is accepted.",
+    "R-15.admin_roles": "Accounts holding admin roles are T2.",
+    "R-15.staff_subject": "Subjects who are also staff are T2.",
+    "R-15.helpdesk_groups": "The directory groups of help-desk/MSP/security staff map to T2.",
+    "R-15.delegations": "Accounts others delegate to are at least T1.",
+    "R-15.mailbox_types": "Shared and functional mailboxes are at least T1.",
+}
+
+_TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
+Problem = tuple[str, Path, str]  # (rule, field of the effective requirements, message)
+
+
+def classify_method(name: Any) -> str | None:
+    """The rule an accepted_classes entry breaks, or None for a signal class S1-S5."""
+    if name in SIGNAL_CLASSES:
+        return None
+    word = str(name).strip().lower().replace("-", "_").replace(" ", "_")
+    if word in NOT_SIGNALS:
+        return f"{NOT_SIGNALS[word]}.not_a_signal"
+    if any(fragment in word for fragment in KNOWLEDGE_WORDS):
+        return "R-02.knowledge_method"
+    return "R-01.signal_class"
+
+
+def _method_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
+    """Each accepted_classes entry that is not S1-S5, at its own list position."""
+    for tier in Tier.values:
+        for case_type in CaseType.values:
+            for base, block in requirement_blocks(doc.data, tier, case_type):
+                for index, name in enumerate(block.get("accepted_classes") or []):
+                    rule = classify_method(name)
+                    if rule:
+                        message = f"{name!r} is not a verification signal: {FLOORS[rule]}"
+                        yield doc.error((*base, "accepted_classes", index), message, rule)
+
+
+def _bounds(req: dict[str, Any], bounds: tuple, *, ceiling: bool) -> Iterator[Problem]:
+    for rule, field, bound, why in bounds:
+        value = req[field[0]] if len(field) == 1 else req[field[0]][field[1]]
+        if (value > bound) if ceiling else (value < bound):
+            limit = "at most" if ceiling else "at least"
+            yield rule, field, f"{'.'.join(field)} is {value}, must be {limit} {bound}. {why}"
+
+
+def _consistency(req: dict[str, Any]) -> Iterator[Problem]:
+    accepted = [c for c in req["accepted_classes"] if c in SIGNAL_CLASSES]
+    roles = set(req["approver_roles"])
+    checks = (
+        (
+            req["min_signal_classes"] > len(accepted) and not req["s4_alone_suffices"],
+            "R-01.min_signal_classes_satisfiable",
+            "min_signal_classes",
+        ),
+        (
+            req["s4_alone_suffices"] and "S4" not in accepted,
+            "R-01.s4_alone_needs_s4",
+            "s4_alone_suffices",
+        ),
+        (
+            req["approvals_required"] > 0 and (not roles or bool(roles - APPROVER_ROLES)),
+            "R-20.approver_roles",
+            "approver_roles",
+        ),
+        (
+            req["min_security_officer_approvals"] > 0 and Role.SECURITY_OFFICER not in roles,
+            "R-20.security_officer_eligible",
+            "approver_roles",
+        ),
+        (
+            req["min_security_officer_approvals"] > req["approvals_required"],
+            "R-20.approvals_consistent",
+            "min_security_officer_approvals",
+        ),
+    )
+    for broken, rule, field in checks:
+        if broken:
+            yield rule, (field,), FLOORS[rule]
+
+
+def _problems(tier: str, case_type: str, req: dict[str, Any]) -> Iterator[Problem]:
+    yield from _consistency(req)
+    yield from _bounds(req, CEILINGS, ceiling=True)
+    yield from _bounds(req, MINIMUMS + TIER_MINIMUMS[tier], ceiling=False)
+    if tier == Tier.T0 and not T0_CLASSES & set(req["accepted_classes"]):
+        yield "R-16.T0.accepted_classes", ("accepted_classes",), FLOORS["R-16.T0.accepted_classes"]
+    if case_type == CaseType.EXCEPTION:
+        yield from _bounds(req, EXCEPTION_MINIMUMS, ceiling=False)
+        if req["s5_waives_cooling_off"]:
+            rule = "R-24.exception.s5_waives_cooling_off"
+            yield rule, ("s5_waives_cooling_off",), FLOORS[rule]
+
+
+def _requirement_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
+    for tier in Tier.values:
+        for case_type in CaseType.values:
+            req, sources = effective(doc.data, tier, case_type)
+            for rule, field, message in _problems(tier, case_type, req):
+                source = sources[field]
+                scope = f"{tier} {case_type}" if "case_types" in source else tier
+                yield doc.error(source, f"{scope}: {message}", rule)
+
+
+def _tier_rule_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
+    rules = doc.data["tier_rules"]
+    checks: list[tuple[bool, str, Path]] = [
+        (rules["admin_roles"] != Tier.T2, "R-15.admin_roles", ("admin_roles",)),
+        (rules["staff_subject"] != Tier.T2, "R-15.staff_subject", ("staff_subject",)),
+        (not rules["groups"].get("T2"), "R-15.helpdesk_groups", ("groups",)),
+        (_TIER_RANK[rules["delegations"]] < 1, "R-15.delegations", ("delegations",)),
+    ]
+    for mailbox in ("shared", "functional"):
+        below = _TIER_RANK[rules["mailbox_types"][mailbox]] < 1
+        checks.append((below, "R-15.mailbox_types", ("mailbox_types", mailbox)))
+    for broken, rule, path in checks:
+        if broken:
+            yield doc.error(("tier_rules", *path), FLOORS[rule], rule)
+
+
+def floor_errors(doc: ParsedDocument) -> list[PolicyError]:
+    """Every floor a schema-valid document breaks, once per (rule, path), in document order."""
+    found: dict[tuple[str, str], PolicyError] = {}
+    for error in (*_method_errors(doc), *_requirement_errors(doc), *_tier_rule_errors(doc)):
+        found.setdefault((error.rule, error.path), error)
+    return sorted(found.values(), key=lambda e: (e.line, e.path, e.rule))

@@ -1,0 +1,42 @@
+"""Pure decisions about policy versions: no database writes, a reason code each."""
+
+from __future__ import annotations
+
+from tenants.models import User
+from tenants.policies import ALLOW, Decision
+
+from .choices import PolicyStatus
+from .models import PolicyVersion
+
+
+def can_approve_activation(*, approver: User, version: PolicyVersion) -> Decision:
+    """Dual control (R-27): the approver is a second person, neither author nor requester.
+
+    Compared by account and by `person_id`, so the same natural person under another account
+    is still the same person (R-21).
+    """
+    if version.status != PolicyStatus.PENDING_ACTIVATION:
+        return Decision(
+            False,
+            "policy.not_pending",
+            f"Only a version pending activation can be approved; this one is {version.status}.",
+        )
+    if approver.pk == version.requested_by_id:
+        return Decision(
+            False, "sod.approver_is_requester", "Whoever requested activation cannot approve it."
+        )
+    if approver.pk == version.created_by_id:
+        return Decision(
+            False, "sod.approver_is_author", "The author of a policy cannot approve it."
+        )
+    # Compared as text: an in-memory user may still hold the string it was created with.
+    others = {str(version.created_by.person_id)}
+    if version.requested_by is not None:
+        others.add(str(version.requested_by.person_id))
+    if str(approver.person_id) in others:
+        return Decision(
+            False,
+            "sod.same_person",
+            "The same person under another account cannot approve their own policy change.",
+        )
+    return ALLOW

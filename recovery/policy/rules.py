@@ -1,0 +1,176 @@
+"""A validated policy turned into answers: what a case needs, and which tier an account is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from tenants.choices import CaseType, Tier
+from tenants.exceptions import InvalidInput
+
+from .document import effective
+from .validation import source_sha256, validated
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
+PLATFORM_DEFAULT = "platform_default"
+TENANT = "tenant"
+_TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
+
+
+@dataclass(frozen=True)
+class ArtifactLifetimes:
+    """Maximum lifetimes in seconds of the artifacts a case may issue (R-31)."""
+
+    sms: int
+    voice: int
+    email: int
+    temporary_access_pass: int
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What one case of `case_type` on a `tier` account needs under one policy version."""
+
+    tier: str
+    case_type: str
+    min_signal_classes: int
+    accepted_classes: tuple[str, ...]
+    s4_alone_suffices: bool
+    approvals_required: int
+    approver_roles: tuple[str, ...]
+    min_security_officer_approvals: int
+    security_officer_required: bool
+    tenant_approver_required_when_msp: bool
+    cooling_off_seconds: int
+    s5_waives_cooling_off: bool
+    quarantine_seconds: int
+    lifetimes: ArtifactLifetimes
+    max_failed_attempts: int
+    repeat_case_window_seconds: int
+    repeat_after_denial_window_seconds: int
+
+    def evidence_met(self, accepted_signal_classes: Iterable[str]) -> bool:
+        """True when these accepted signals (one class per signal) satisfy the evidence rule.
+
+        Only distinct classes the policy accepts count (two S2 signals are one class, R-01);
+        a completed S4 alone suffices where `s4_alone_suffices` says so.
+        """
+        classes = set(accepted_signal_classes) & set(self.accepted_classes)
+        if self.s4_alone_suffices and "S4" in classes:
+            return True
+        return len(classes) >= self.min_signal_classes
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (tuples as lists)."""
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+class TierSubject(Protocol):
+    """The authoritative attributes a tier is computed from (a ProtectedAccount has them)."""
+
+    admin_roles: Any
+    groups: Any
+    mailbox_type: str
+    delegations: Any
+    person_id: Any
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list | tuple) else []
+
+
+@dataclass(frozen=True, eq=False)
+class TenantPolicy:
+    """One validated policy version (or the platform default, `number` 0)."""
+
+    document: dict[str, Any]
+    number: int
+    sha256: str
+    version_id: int | None = None
+
+    @property
+    def source(self) -> str:
+        """`tenant` for a tenant's activated version, `platform_default` otherwise."""
+        return TENANT if self.version_id is not None else PLATFORM_DEFAULT
+
+    def requirements(self, tier: str, case_type: str) -> Requirements:
+        """The effective requirements for `tier` and `case_type` (most specific layer wins)."""
+        if tier not in Tier.values:
+            raise InvalidInput(f"Unknown tier {tier!r}.", code="policy.unknown_tier")
+        if case_type not in CaseType.values:
+            raise InvalidInput(f"Unknown case type {case_type!r}.", code="policy.unknown_case_type")
+        req, _ = effective(self.document, tier, case_type)
+        return Requirements(
+            tier=tier,
+            case_type=case_type,
+            min_signal_classes=req["min_signal_classes"],
+            accepted_classes=tuple(req["accepted_classes"]),
+            s4_alone_suffices=req["s4_alone_suffices"],
+            approvals_required=req["approvals_required"],
+            approver_roles=tuple(req["approver_roles"]),
+            min_security_officer_approvals=req["min_security_officer_approvals"],
+            security_officer_required=req["min_security_officer_approvals"] > 0,
+            tenant_approver_required_when_msp=req["tenant_approver_required_when_msp"],
+            cooling_off_seconds=req["cooling_off_seconds"],
+            s5_waives_cooling_off=req["s5_waives_cooling_off"],
+            quarantine_seconds=req["quarantine_seconds"],
+            lifetimes=ArtifactLifetimes(**req["artifact_lifetimes"]),
+            max_failed_attempts=req["max_failed_attempts"],
+            repeat_case_window_seconds=req["repeat_case_window_seconds"],
+            repeat_after_denial_window_seconds=req["repeat_after_denial_window_seconds"],
+        )
+
+    def compute_tier(self, account: TierSubject) -> tuple[str, list[str]]:
+        """The account's tier by the document's tier rules, and the rules that matched.
+
+        Every matching rule is listed (highest tier first) as `"<rule path>: <why> -> <tier>"`;
+        the highest tier wins, never lower than `tier_rules.default`.
+        """
+        rules = self.document["tier_rules"]
+        matches: list[tuple[str, str]] = []
+        admin_roles = _texts(account.admin_roles)
+        if admin_roles:
+            held = ", ".join(admin_roles)
+            matches.append((rules["admin_roles"], f"tier_rules.admin_roles: holds {held}"))
+        if account.person_id:
+            why = "tier_rules.staff_subject: the subject is also staff (person id set)"
+            matches.append((rules["staff_subject"], why))
+        member_of = {group.casefold() for group in _texts(account.groups)}
+        for tier in (Tier.T2, Tier.T1):
+            hits = [g for g in rules["groups"].get(tier, []) if g.casefold() in member_of]
+            if hits:
+                matches.append((tier, f"tier_rules.groups.{tier}: member of {', '.join(hits)}"))
+        mailbox_tier = rules["mailbox_types"].get(account.mailbox_type)
+        if mailbox_tier:
+            why = f"tier_rules.mailbox_types.{account.mailbox_type}: {account.mailbox_type} mailbox"
+            matches.append((mailbox_tier, why))
+        delegates = _texts(account.delegations)
+        if delegates:
+            why = f"tier_rules.delegations: {len(delegates)} account(s) delegate to it"
+            matches.append((rules["delegations"], why))
+        default = rules["default"]
+        matches.sort(key=lambda match: -_TIER_RANK[match[0]])
+        tier = max([default, *(t for t, _ in matches)], key=_TIER_RANK.__getitem__)
+        reasons = [f"{why} -> {t}" for t, why in matches]
+        if not matches or _TIER_RANK[default] > _TIER_RANK[matches[0][0]]:
+            reasons.append(f"tier_rules.default: every account is at least {default}")
+        return tier, reasons
+
+
+def policy_from_source(source: str, *, number: int, version_id: int | None) -> TenantPolicy:
+    """Validate `source` (memoised) and wrap it; raises PolicyInvalid if it breaks a floor."""
+    doc = validated(source)
+    return TenantPolicy(
+        document=doc.data, number=number, sha256=source_sha256(source), version_id=version_id
+    )
+
+
+@cache
+def platform_default() -> TenantPolicy:
+    """The built-in policy for tenants without an active version (it passes every floor)."""
+    source = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    return policy_from_source(source, number=0, version_id=None)

@@ -1,0 +1,160 @@
+"""The shape of a policy document, as a JSON Schema (draft 2020-12).
+
+The schema checks structure and types only. What a value may be *at least* (the platform
+floors) lives in `floors.py`, so that a weak value is refused naming the rule it breaks, and a
+knowledge question listed as a method is refused as R-02 rather than as an unknown word.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from recovery.choices import MailboxType
+from tenants.choices import CaseType, Role, Tier
+
+from .document import ParsedDocument, Path
+from .errors import PolicyError
+
+SCHEMA_VERSION = 1
+LIFETIME_KEYS = ("sms", "voice", "email", "temporary_access_pass")
+DAY = 86_400
+
+_TIER = {"enum": Tier.values}
+_SECONDS = {"type": "integer", "minimum": 0, "maximum": 366 * DAY}
+_COUNT = {"type": "integer", "minimum": 0, "maximum": 10}
+_BOOL = {"type": "boolean"}
+_UNIQUE_TEXTS = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 256},
+    "uniqueItems": True,
+}
+
+
+def _lifetimes(*, complete: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {key: {"type": "integer", "minimum": 1} for key in LIFETIME_KEYS},
+        "additionalProperties": False,
+    }
+    if complete:
+        schema["required"] = list(LIFETIME_KEYS)
+    return schema
+
+
+def _requirements(*, complete: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        # Items are any text here: floors.py names the rule an unknown or knowledge entry breaks.
+        "accepted_classes": {**_UNIQUE_TEXTS, "minItems": 1},
+        "min_signal_classes": _COUNT,
+        "s4_alone_suffices": _BOOL,
+        "approvals_required": _COUNT,
+        "approver_roles": {"type": "array", "items": {"enum": Role.values}, "uniqueItems": True},
+        "min_security_officer_approvals": _COUNT,
+        "tenant_approver_required_when_msp": _BOOL,
+        "cooling_off_seconds": _SECONDS,
+        "s5_waives_cooling_off": _BOOL,
+        "quarantine_seconds": _SECONDS,
+        "artifact_lifetimes": _lifetimes(complete=complete),
+        "max_failed_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+        "repeat_case_window_seconds": _SECONDS,
+        "repeat_after_denial_window_seconds": _SECONDS,
+    }
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if complete:
+        schema["required"] = list(properties)
+    return schema
+
+
+REQUIREMENT_FIELDS = tuple(_requirements(complete=True)["properties"])
+_PARTIAL = _requirements(complete=False)
+_BY_CASE_TYPE = {
+    "type": "object",
+    "propertyNames": {"enum": CaseType.values},
+    "additionalProperties": _PARTIAL,
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Vouchsafe tenant recovery policy",
+    "type": "object",
+    "required": ["schema_version", "tier_rules", "defaults"],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "description": {"type": "string", "maxLength": 2000},
+        "tier_rules": {
+            "type": "object",
+            "required": [
+                "default",
+                "admin_roles",
+                "staff_subject",
+                "delegations",
+                "mailbox_types",
+                "groups",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "default": _TIER,
+                "admin_roles": _TIER,
+                "staff_subject": _TIER,
+                "delegations": _TIER,
+                "mailbox_types": {
+                    "type": "object",
+                    "required": [MailboxType.SHARED.value, MailboxType.FUNCTIONAL.value],
+                    "propertyNames": {"enum": MailboxType.values},
+                    "additionalProperties": _TIER,
+                },
+                "groups": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"T1": _UNIQUE_TEXTS, "T2": _UNIQUE_TEXTS},
+                },
+            },
+        },
+        "defaults": _requirements(complete=True),
+        "tiers": {
+            "type": "object",
+            "propertyNames": {"enum": Tier.values},
+            "additionalProperties": {
+                **_PARTIAL,
+                "properties": {**_PARTIAL["properties"], "case_types": _BY_CASE_TYPE},
+            },
+        },
+        "case_types": _BY_CASE_TYPE,
+    },
+}
+
+_VALIDATOR = Draft202012Validator(SCHEMA)
+
+
+def _located(error: ValidationError) -> tuple[Path, str]:
+    """The path an error is best reported at, and its message."""
+    path: Path = tuple(error.absolute_path)
+    if "propertyNames" in error.schema_path:
+        return (*path, str(error.instance)), f"Key {error.message}"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(key for key in error.instance if key not in allowed)
+        if extra:
+            return (
+                *path,
+                extra[0],
+            ), f"Unknown key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}."
+    return path, error.message
+
+
+def schema_errors(doc: ParsedDocument) -> list[PolicyError]:
+    """Every schema violation in `doc`, in document order."""
+    found: dict[tuple[str, str], PolicyError] = {}
+    for error in _VALIDATOR.iter_errors(doc.data):
+        path, message = _located(error)
+        problem = doc.error(path, message, f"schema.{error.validator}")
+        found.setdefault((problem.path, problem.message), problem)
+    return sorted(found.values(), key=lambda e: (e.line, e.path))
