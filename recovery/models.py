@@ -111,5 +111,5 @@ auditlog.register(ProtectedAccount)
 auditlog.register(ContactMethod, mask_fields=["value"])
 
 
-from .policy.models import PolicyVersion  # noqa: E402,F401
 from .cases.models import Approval, Evidence, RecoveryCase  # noqa: E402,F401
+from .policy.models import PolicyVersion  # noqa: E402,F401
