@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -77,7 +78,7 @@ def user_create(
     with transaction.atomic():
         user = User(username=username, email=email, first_name=first_name, last_name=last_name)
         if person_id:
-            user.person_id = person_id
+            user.person_id = uuid.UUID(str(person_id))
         user.set_password(password)
         user.save()
         record(

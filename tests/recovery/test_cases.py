@@ -1,0 +1,521 @@
+"""The case workflow: a recovery that cannot be completed on persuasion alone."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from recovery.cases.choices import CaseStatus, Route
+from recovery.cases.models import Approval
+from recovery.cases.services import (
+    approval_decide,
+    case_cancel,
+    case_open,
+    case_release_cooled,
+    case_submit,
+    evidence_record,
+)
+from recovery.models import ContactMethod, ProtectedAccount
+from tenants.choices import Role
+from tenants.exceptions import InvalidInput, PolicyDenied, StepUpFailed
+
+from ..factories import active_grant, make_account_with, make_user, member, staff, step_up
+
+pytestmark = pytest.mark.django_db
+
+
+def contact(account, kind="mobile", value="+15550000001", *, age_days=400, sim_days=None):
+    now = timezone.now()
+    return ContactMethod.objects.create(
+        tenant=account.tenant,
+        account=account,
+        kind=kind,
+        value=value,
+        source="hris",
+        registered_at=now - timedelta(days=age_days),
+        sim_changed_at=now - timedelta(days=sim_days) if sim_days is not None else None,
+    )
+
+
+def events(case, action):
+    return list(
+        AuditEvent.objects.filter(tenant=case.tenant, action=action, target_id=str(case.pk))
+    )
+
+
+def reload(case):
+    return type(case).objects.get(pk=case.pk)
+
+
+@pytest.fixture
+def team(acme):
+    return {
+        "agent": staff(Role.AGENT, tenant=acme),
+        "supervisor": staff(Role.SUPERVISOR, tenant=acme),
+        "security": staff(Role.SECURITY_OFFICER, tenant=acme),
+        "security2": staff(Role.SECURITY_OFFICER, tenant=acme),
+    }
+
+
+def cfo(acme):
+    return make_account_with(acme, groups=["Finance"], external_id="CFO-1")
+
+
+def two_signals(case, agent, account):
+    mobile = contact(account)
+    email = contact(account, "email", "cfo.home@example.test")
+    evidence_record(
+        actor=agent,
+        case=case,
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        contact_method=mobile,
+    )
+    evidence_record(
+        actor=agent,
+        case=case,
+        signal_class="S3",
+        method="manager_attestation",
+        verified=True,
+        contact_method=email,
+    )
+
+
+# --- opening: tier, route, repeat attempts are the server's -----------------------------------
+
+
+def test_tier_and_route_come_from_authoritative_attributes(acme, team):
+    ordinary = make_account_with(acme)
+    admin = make_account_with(acme, admin_roles=["Global Administrator"])
+    flagged = make_account_with(acme, no_helpdesk_reset=True)
+    t0 = case_open(
+        actor=team["agent"],
+        account=ordinary,
+        case_type="password_reset",
+        channel="phone",
+        claimant_statement="I am the CEO, this is urgent! VIP!",
+    )
+    assert (t0.tier, t0.route) == ("T0", Route.STANDARD)
+    t2 = case_open(actor=team["agent"], account=admin, case_type="mfa_reset", channel="phone")
+    assert (t2.tier, t2.route) == ("T2", Route.SECURITY)
+    assert any("admin" in reason for reason in t2.tier_reasons)
+    assert (
+        case_open(actor=team["agent"], account=flagged, case_type="unlock", channel="chat").route
+        == Route.SECURITY
+    )
+    opened = events(t2, "case.opened")[0]
+    assert opened.data["policy_version"] == 0 and opened.data["tier"] == "T2"
+
+
+def test_second_case_on_an_account_is_a_repeat_attempt_across_agents(acme, team):
+    account = make_account_with(acme)
+    case_open(actor=team["agent"], account=account, case_type="password_reset", channel="phone")
+    again = case_open(
+        actor=team["supervisor"], account=account, case_type="mfa_reset", channel="email"
+    )
+    assert again.repeat_attempt and again.route == Route.SECURITY
+
+
+def test_case_after_a_recently_denied_one_is_a_repeat_attempt(acme, team):
+    account = cfo(acme)
+    first = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    two_signals(first, team["agent"], account)
+    case_submit(actor=team["agent"], case=first)
+    approval_decide(
+        actor=team["supervisor"],
+        case=first,
+        decision="denied",
+        reason="caller could not answer",
+        step_up=step_up(team["supervisor"]),
+    )
+    assert reload(first).status == CaseStatus.DENIED
+    type(first).objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(days=2))
+    second = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    assert second.repeat_attempt and second.route == Route.SECURITY
+
+
+def test_msp_agent_cannot_open_cases_outside_the_grant(acme, deskco):
+    agent = staff(Role.AGENT, provider=deskco)
+    active_grant(deskco, acme, tiers=("T0",))
+    with pytest.raises(PolicyDenied) as denied:
+        case_open(actor=agent, account=cfo(acme), case_type="password_reset", channel="phone")
+    assert denied.value.code == "grant.tier_not_allowed"
+    assert (
+        case_open(
+            actor=agent,
+            account=make_account_with(acme),
+            case_type="password_reset",
+            channel="phone",
+        ).tier
+        == "T0"
+    )
+
+
+def test_auditor_cannot_open_a_case(acme):
+    with pytest.raises(PolicyDenied) as denied:
+        case_open(
+            actor=staff(Role.AUDITOR, tenant=acme),
+            account=make_account_with(acme),
+            case_type="unlock",
+            channel="phone",
+        )
+    assert denied.value.code == "case.role_required"
+
+
+# --- evidence: AS-01, AS-02 ---------------------------------------------------------------------
+
+
+def test_as01_knowledge_and_dictated_channels_never_count(acme, team):
+    account = cfo(acme)
+    contact(account)
+    case = case_open(
+        actor=team["agent"],
+        account=account,
+        case_type="mfa_reset",
+        channel="phone",
+        claimant_statement="boarding a plane, board in 20 min",
+    )
+    fact = evidence_record(
+        actor=team["agent"],
+        case=case,
+        signal_class="S1",
+        method="date_of_birth",
+        verified=True,
+        details={"note": "gave DOB and employee id"},
+    )
+    dictated = evidence_record(
+        actor=team["agent"],
+        case=case,
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        caller_supplied_destination="+15559998888",
+    )
+    assert (fact.result, fact.reason_code, fact.signal_class) == (
+        "context",
+        "knowledge_based",
+        "context",
+    )
+    assert (dictated.result, dictated.reason_code) == ("rejected", "caller_supplied_channel")
+    with pytest.raises(PolicyDenied) as refused:
+        case_submit(actor=team["agent"], case=case)
+    assert refused.value.code == "evidence.insufficient"
+    assert reload(case).status == CaseStatus.COLLECTING_EVIDENCE
+    reasons = [e.data["reason"] for e in events(case, "verification.signal_rejected")]
+    assert reasons == ["knowledge_based", "caller_supplied_channel"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ({"sim_days": 2}, "sim_change_recent"),
+        ({"age_days": 3}, "contact_changed_in_quarantine"),
+    ],
+)
+def test_as02_recent_sim_swap_or_contact_change_disqualifies_the_channel(acme, team, setup, reason):
+    account = cfo(acme)
+    mobile = contact(account, **setup)
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    signal = evidence_record(
+        actor=team["agent"],
+        case=case,
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        contact_method=mobile,
+    )
+    assert (signal.result, signal.reason_code) == ("rejected", reason)
+    rejected = events(case, "verification.signal_rejected")[0]
+    assert rejected.data["contact_source"] == "hris"
+    assert "+1555" not in str(rejected.data)  # only the masked hint
+
+
+def test_contact_added_during_the_case_or_of_another_account_is_not_a_channel(acme, team):
+    account, other = cfo(acme), make_account_with(acme)
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    added_later = contact(account, age_days=0)
+    ContactMethod.objects.filter(pk=added_later.pk).update(registered_at=timezone.now())
+    added_later.refresh_from_db()
+    theirs = contact(other)
+    for method, reason in (
+        (added_later, "contact_added_during_case"),
+        (theirs, "channel_not_in_system_of_record"),
+    ):
+        signal = evidence_record(
+            actor=team["agent"],
+            case=case,
+            signal_class="S2",
+            method="sms_code",
+            verified=True,
+            contact_method=method,
+        )
+        assert signal.reason_code == reason
+
+
+def test_two_signals_of_one_class_count_once(acme, team):
+    account = cfo(acme)
+    mobile, email = contact(account), contact(account, "email", "c@example.test")
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    for method in (mobile, email):
+        evidence_record(
+            actor=team["agent"],
+            case=case,
+            signal_class="S2",
+            method="code",
+            verified=True,
+            contact_method=method,
+        )
+    with pytest.raises(PolicyDenied):
+        case_submit(actor=team["agent"], case=case)
+    evidence_record(
+        actor=team["agent"], case=case, signal_class="S5", method="push_ok", verified=True
+    )
+    assert case_submit(actor=team["agent"], case=case).status == CaseStatus.PENDING_APPROVAL
+
+
+def test_failed_verification_is_rejected(acme, team):
+    account = make_account_with(acme)
+    case = case_open(actor=team["agent"], account=account, case_type="unlock", channel="phone")
+    signal = evidence_record(
+        actor=team["agent"], case=case, signal_class="S5", method="push", verified=False
+    )
+    assert signal.reason_code == "verification_failed"
+
+
+# --- approvals: AS-04 and separation of duties ---------------------------------------------------
+
+
+def pending_t1(acme, opener, account=None, case_type="mfa_reset"):
+    account = account or cfo(acme)
+    case = case_open(actor=opener, account=account, case_type=case_type, channel="phone")
+    two_signals(case, opener, account)
+    return case_submit(actor=opener, case=case)
+
+
+def test_t1_needs_a_supervisor_then_cools_off_then_is_ready(acme, team):
+    case = pending_t1(acme, team["agent"])
+    approval_decide(
+        actor=team["supervisor"],
+        case=case,
+        decision="approved",
+        reason="manager confirmed in Teams",
+        step_up=step_up(team["supervisor"]),
+    )
+    case = reload(case)
+    assert case.status == CaseStatus.COOLING_OFF
+    assert case_release_cooled(case=case).status == CaseStatus.COOLING_OFF  # not yet
+    type(case).objects.filter(pk=case.pk).update(
+        cooling_off_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert case_release_cooled(case=case).status == CaseStatus.READY
+    approved = events(case, "approval.approved")[0]
+    assert approved.data["step_up"]["device_type"] == "totp" and approved.data["snapshot"]
+
+
+def test_as04_opener_and_their_other_account_cannot_approve(acme, team):
+    insider = staff(Role.AGENT, tenant=acme)
+    member(insider, Role.SUPERVISOR, tenant=acme)
+    alt = make_user(person_id=str(insider.person_id))
+    member(alt, Role.SUPERVISOR, tenant=acme)
+    case = pending_t1(acme, insider)
+    for approver, code in ((insider, "sod.approver_is_opener"), (alt, "sod.same_person")):
+        with pytest.raises(PolicyDenied) as refused:
+            approval_decide(
+                actor=approver,
+                case=case,
+                decision="approved",
+                reason="ok",
+                step_up=step_up(approver),
+            )
+        assert refused.value.code == code
+    assert reload(case).status == CaseStatus.PENDING_APPROVAL
+    codes = [e.data["code"] for e in events(case, "policy.violation")]
+    assert codes == ["sod.approver_is_opener", "sod.same_person"]
+    assert not Approval.objects.filter(case=case).exists()
+
+
+def test_as04_own_account_is_t2_and_the_subject_cannot_approve(acme, team):
+    supervisor = team["supervisor"]
+    own = make_account_with(acme, person_id=str(supervisor.person_id))
+    case = case_open(actor=team["agent"], account=own, case_type="mfa_reset", channel="phone")
+    assert (case.tier, case.route) == ("T2", Route.SECURITY)
+    two_signals(case, team["security"], own)
+    case = case_submit(actor=team["security"], case=case)
+    with pytest.raises(PolicyDenied) as refused:
+        approval_decide(
+            actor=supervisor,
+            case=case,
+            decision="approved",
+            reason="me",
+            step_up=step_up(supervisor),
+        )
+    assert refused.value.code == "sod.approver_is_subject"
+
+
+def test_agents_cannot_approve_and_every_approval_needs_a_fresh_step_up(acme, team):
+    case = pending_t1(acme, team["agent"])
+    other_agent = staff(Role.AGENT, tenant=acme)
+    with pytest.raises(PolicyDenied) as refused:
+        approval_decide(
+            actor=other_agent,
+            case=case,
+            decision="approved",
+            reason="x",
+            step_up=step_up(other_agent),
+        )
+    assert refused.value.code == "approval.role_required"
+    with pytest.raises(StepUpFailed):
+        approval_decide(
+            actor=team["supervisor"], case=case, decision="approved", reason="x", step_up=None
+        )
+    with pytest.raises(InvalidInput):
+        approval_decide(
+            actor=team["supervisor"],
+            case=case,
+            decision="approved",
+            reason=" ",
+            step_up=step_up(team["supervisor"]),
+        )
+    assert reload(case).status == CaseStatus.PENDING_APPROVAL
+
+
+def test_database_refuses_an_approval_row_by_the_opener(acme, team):
+    case = pending_t1(acme, team["agent"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Approval.objects.create(
+            tenant=acme,
+            case=case,
+            approver=team["agent"],
+            approver_person=team["agent"].person_id,
+            case_opened_by=team["agent"],
+            case_opened_by_person=team["agent"].person_id,
+            roles=["supervisor"],
+            via_grant=False,
+            decision="approved",
+            reason="x",
+            snapshot_hash="x",
+            step_up={},
+        )
+
+
+def test_t2_needs_two_approvers_including_a_security_officer(acme, team):
+    account = make_account_with(acme, groups=["IT-Admins"])
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    with pytest.raises(PolicyDenied) as security_only:
+        evidence_record(
+            actor=team["agent"], case=case, signal_class="S5", method="push", verified=True
+        )
+    assert security_only.value.code == "case.security_queue_only"
+    collector = team["security"]
+    two_signals(case, collector, account)
+    case = case_submit(actor=collector, case=case)
+    with pytest.raises(PolicyDenied) as collected:
+        approval_decide(
+            actor=collector, case=case, decision="approved", reason="x", step_up=step_up(collector)
+        )
+    assert collected.value.code == "sod.approver_collected_evidence"
+    with pytest.raises(PolicyDenied) as supervisor:
+        approval_decide(
+            actor=team["supervisor"],
+            case=case,
+            decision="approved",
+            reason="x",
+            step_up=step_up(team["supervisor"]),
+        )
+    assert supervisor.value.code == "case.security_queue_only"
+    approval_decide(
+        actor=team["security2"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["security2"]),
+    )
+    assert reload(case).status == CaseStatus.PENDING_APPROVAL  # one of two
+    third = staff(Role.SECURITY_OFFICER, tenant=acme)
+    approval_decide(
+        actor=third, case=case, decision="approved", reason="ok", step_up=step_up(third)
+    )
+    assert reload(case).status == CaseStatus.COOLING_OFF
+
+
+def test_tier_raised_mid_case_voids_approvals(acme, team):
+    account = cfo(acme)
+    case = pending_t1(acme, team["agent"], account)
+    ProtectedAccount.objects.filter(pk=account.pk).update(admin_roles=["Global Administrator"])
+    first = staff(Role.SECURITY_OFFICER, tenant=acme)
+    approval_decide(
+        actor=first, case=case, decision="approved", reason="ok", step_up=step_up(first)
+    )
+    case = reload(case)
+    assert (case.tier, case.route, case.status) == (
+        "T2",
+        Route.SECURITY,
+        CaseStatus.PENDING_APPROVAL,
+    )
+    assert events(case, "case.tier_raised")
+
+
+def test_same_approver_cannot_count_twice(acme, team):
+    account = make_account_with(acme, groups=["IT-Admins"])
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    two_signals(case, team["security"], account)
+    case = case_submit(actor=team["security"], case=case)
+    approver = team["security2"]
+    approval_decide(
+        actor=approver, case=case, decision="approved", reason="ok", step_up=step_up(approver)
+    )
+    with pytest.raises(IntegrityError):
+        approval_decide(
+            actor=approver,
+            case=case,
+            decision="approved",
+            reason="again",
+            step_up=step_up(approver),
+        )
+
+
+def test_msp_opened_t1_case_needs_an_approver_from_the_tenant(acme, deskco, team):
+    msp_agent = staff(Role.AGENT, provider=deskco)
+    msp_supervisor = staff(Role.SUPERVISOR, provider=deskco)
+    active_grant(deskco, acme, roles=(Role.AGENT, Role.SUPERVISOR), tiers=("T0", "T1"))
+    case = pending_t1(acme, msp_agent, case_type="password_reset")
+    approval_decide(
+        actor=msp_supervisor,
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(msp_supervisor),
+    )
+    assert reload(case).status == CaseStatus.PENDING_APPROVAL  # R-59: not yet
+    approval_decide(
+        actor=team["supervisor"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["supervisor"]),
+    )
+    assert reload(case).status == CaseStatus.COOLING_OFF
+
+
+def test_owner_can_cancel_during_cooling_off(acme, team):
+    case = pending_t1(acme, team["agent"])
+    approval_decide(
+        actor=team["supervisor"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["supervisor"]),
+    )
+    cancelled = case_cancel(actor=None, case=case, reason="this wasn't me")
+    assert cancelled.status == CaseStatus.CANCELLED
+    assert events(case, "case.cancelled")[0].actor_label == "account-owner"
+
+
+def test_t0_with_one_signal_and_no_approvals_is_ready_at_once(acme, team):
+    account = make_account_with(acme)
+    case = case_open(actor=team["agent"], account=account, case_type="unlock", channel="phone")
+    evidence_record(actor=team["agent"], case=case, signal_class="S5", method="push", verified=True)
+    assert case_submit(actor=team["agent"], case=case).status == CaseStatus.READY
