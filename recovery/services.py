@@ -19,6 +19,7 @@ from tenants.policies import can_administer_tenant, enforce
 
 from .imports import AccountRecord, ContactRecord
 from .models import ContactMethod, ProtectedAccount
+from .policy.selectors import policy_active
 
 OBJECT_PERMISSIONS = ("recovery.work_account",)
 
@@ -199,6 +200,7 @@ def accounts_import(
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0, "added": 0, "replaced": 0}
     with transaction.atomic():
+        policy = policy_active(tenant)
         ids = [r.external_id for r in records]
         accounts = ProtectedAccount.objects.for_tenant(tenant).filter(external_id__in=ids)
         known = {a.external_id: a for a in accounts.select_for_update()}
@@ -209,6 +211,7 @@ def accounts_import(
             contacts.setdefault(contact.account_id, []).append(contact)
         for item in records:
             attributes = _attributes(item)
+            attributes["tier"] = policy.compute_tier(ProtectedAccount(**attributes))[0]
             account = known.get(item.external_id)
             first_import = account is None
             if account is None:

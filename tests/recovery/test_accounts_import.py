@@ -152,3 +152,15 @@ def test_import_touches_only_the_named_tenant(acme, globex):
     accounts_import(actor=Actor.system("t"), tenant=acme, records=records, source="hris")
     assert ProtectedAccount.objects.filter(external_id="E1").count() == 2
     assert ContactMethod.objects.for_tenant(acme).count() == 2
+
+
+def test_import_caches_the_tier_computed_by_the_tenant_policy(acme, tmp_path):
+    rows = (
+        GOOD_ROW
+        + "E2,adm@acme.test,Admin,,Global Administrator,user,false,,,\n"
+        + "E3,box@acme.test,Shared box,,,shared,false,,,\n"
+        + "E4,u@acme.test,User,Staff,,user,false,,,\n"
+    )
+    import_file(write(tmp_path, "a.csv", HEADER + rows), acme)
+    tiers = dict(ProtectedAccount.objects.for_tenant(acme).values_list("external_id", "tier"))
+    assert tiers == {"E1": "T1", "E2": "T2", "E3": "T1", "E4": "T0"}
