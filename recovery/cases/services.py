@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit.context import Actor
@@ -16,7 +17,7 @@ from tenants.access import TenantAccess, access_in
 from tenants.choices import Role, Tier
 from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
-from tenants.policies import Decision, enforce
+from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from ..choices import PHONE_KINDS
@@ -375,6 +376,9 @@ def _approval_refusal(
             "sod.approver_collected_evidence",
             "For T2 cases, whoever collected evidence cannot approve.",
         )
+    for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
+        if not scope:
+            return scope
     if not access.roles & set(req.approver_roles):
         return Decision(
             False,
@@ -441,15 +445,26 @@ def _invalidate_if_tier_rose(case: RecoveryCase, policy: TenantPolicy) -> None:
         .update(invalidated_at=timezone.now(), invalidated_reason=f"tier raised {old} -> {tier}")
     )
     case.tier, case.tier_reasons = tier, reasons
-    case.route, _reasons = route_for(case.account, tier, case.case_type)
+    route, _reasons = route_for(case.account, tier, case.case_type)
+    case.route = Route.SECURITY if case.repeat_attempt else route
+    # Evidence enough for the old tier may not be enough for the new one: collect more first.
+    req = policy.requirements(tier, case.case_type)
+    if not req.evidence_met(accepted_classes(case)):
+        case.status = CaseStatus.COLLECTING_EVIDENCE
     case.revision += 1
-    case.save(update_fields=["tier", "tier_reasons", "route", "revision", "updated_at"])
+    case.save(update_fields=["tier", "tier_reasons", "route", "status", "revision", "updated_at"])
     record(
         action="case.tier_raised",
         actor=Actor.system("workflow"),
         tenant=case.tenant,
         target=case,
-        data={"from": old, "to": tier, "reasons": reasons, "approvals_voided": voided},
+        data={
+            "from": old,
+            "to": tier,
+            "reasons": reasons,
+            "approvals_voided": voided,
+            "status": case.status,
+        },
     )
 
 
@@ -482,7 +497,14 @@ def approval_decide(
         _invalidate_if_tier_rose(case, policy)
         req = _requirements(case, policy)
         refusal = _approval_refusal(case, actor, access, req)
-        if refusal is not None:
+        if case.status != CaseStatus.PENDING_APPROVAL:  # sent back by a tier raise
+            refusal = Decision(
+                False,
+                "evidence.insufficient",
+                f"The account is now {case.tier}: the case needs more evidence "
+                "before anyone can approve it.",
+            )
+        elif refusal is not None:
             # Committed with this block (the raise comes after it): refusals stay on record.
             record(
                 action="policy.violation",
@@ -555,7 +577,8 @@ def case_release_cooled(*, case: RecoveryCase) -> RecoveryCase:
     """Move a case whose cooling-off has passed to `ready` (database time decides)."""
     with transaction.atomic():
         case = _locked(case)
-        if case.status != CaseStatus.COOLING_OFF or case.cooling_off_until > timezone.now():
+        due = RecoveryCase.objects.filter(pk=case.pk, cooling_off_until__lte=Now()).exists()
+        if case.status != CaseStatus.COOLING_OFF or not due:
             return case
         case.status = CaseStatus.READY
         case.revision += 1

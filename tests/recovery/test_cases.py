@@ -519,3 +519,34 @@ def test_t0_with_one_signal_and_no_approvals_is_ready_at_once(acme, team):
     case = case_open(actor=team["agent"], account=account, case_type="unlock", channel="phone")
     evidence_record(actor=team["agent"], case=case, signal_class="S5", method="push", verified=True)
     assert case_submit(actor=team["agent"], case=case).status == CaseStatus.READY
+
+
+def test_msp_approver_is_bound_by_the_grant_scope(acme, deskco, team):
+    msp_supervisor = staff(Role.SUPERVISOR, provider=deskco)
+    active_grant(deskco, acme, roles=(Role.SUPERVISOR,), tiers=("T0",))
+    case = pending_t1(acme, team["agent"])
+    with pytest.raises(PolicyDenied) as refused:
+        approval_decide(
+            actor=msp_supervisor,
+            case=case,
+            decision="approved",
+            reason="ok",
+            step_up=step_up(msp_supervisor),
+        )
+    assert refused.value.code == "grant.tier_not_allowed"
+
+
+def test_cooling_off_ends_by_database_time_only(acme, team):
+    case = pending_t1(acme, team["agent"])
+    approval_decide(
+        actor=team["supervisor"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["supervisor"]),
+    )
+    case = reload(case)
+    type(case).objects.filter(pk=case.pk).update(
+        cooling_off_until=timezone.now() + timedelta(minutes=5)
+    )
+    assert case_release_cooled(case=case).status == CaseStatus.COOLING_OFF

@@ -1,0 +1,54 @@
+"""Reads of recovery cases, each starting from the tenant; each costs a fixed number of queries."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from audit.models import AuditEvent
+from tenants.choices import CaseType
+from tenants.exceptions import CrossTenantNotFound
+from tenants.models import Tenant
+
+from .models import RecoveryCase
+from .timeline import TimelineEntry, timeline_entry
+
+CASE_LABEL = RecoveryCase._meta.label  # the target_type of a case's audit events
+
+
+def case_list(*, tenant: Tenant) -> QuerySet[RecoveryCase]:
+    """The tenant's cases with their accounts, newest first."""
+    return (
+        RecoveryCase.objects.for_tenant(tenant)
+        .select_related("account")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def case_get_visible(*, tenant: Tenant, pk: int) -> RecoveryCase:
+    """One case of `tenant`; another tenant's id is the same 404 as a missing one."""
+    case = case_list(tenant=tenant).filter(pk=pk).first()
+    if case is None:
+        raise CrossTenantNotFound(CASE_LABEL, pk)
+    return case
+
+
+def case_timeline(*, tenant: Tenant, case: RecoveryCase) -> list[TimelineEntry]:
+    """The case's history from its audit events in the tenant's chain, oldest first (one query).
+
+    A case of another tenant is refused as not found, like `case_get_visible`.
+    """
+    if case.tenant_id != tenant.pk:
+        raise CrossTenantNotFound(CASE_LABEL, case.pk)
+    events = AuditEvent.objects.filter(
+        tenant=tenant, target_type=CASE_LABEL, target_id=str(case.pk)
+    ).order_by("seq")
+    return [timeline_entry(event) for event in events]
+
+
+def exception_review_list(*, tenant: Tenant) -> QuerySet[RecoveryCase]:
+    """Every exception case of the tenant (R-24), any status, newest first (one query)."""
+    return (
+        case_list(tenant=tenant)
+        .filter(case_type=CaseType.EXCEPTION)
+        .select_related("opened_by", "opened_via_provider")
+    )

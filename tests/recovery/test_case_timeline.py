@@ -1,0 +1,151 @@
+"""A case's history as a timeline, one case by id, and the exception review list (R-24)."""
+
+from __future__ import annotations
+
+import pytest
+
+from recovery.cases.selectors import case_get_visible, case_timeline, exception_review_list
+from recovery.cases.services import (
+    approval_decide,
+    case_cancel,
+    case_open,
+    case_submit,
+    evidence_record,
+)
+from recovery.cases.timeline import summarise
+from tenants.choices import Role
+from tenants.exceptions import CrossTenantNotFound, PolicyDenied
+
+from ..factories import make_account_with, staff
+from .casework import approved, contact, signal, submitted
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def agent(acme):
+    return staff(Role.AGENT, tenant=acme)
+
+
+def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
+    account = make_account_with(acme, groups=["Finance"])
+    case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
+    swapped = contact(account, value="+15550000077", sim_days=2)
+    evidence_record(
+        actor=agent,
+        case=case,
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        contact_method=swapped,
+    )
+    signal(case, agent, "S2")
+    signal(case, agent, "S3")
+    case = case_submit(actor=agent, case=case)
+    supervisor = staff(Role.SUPERVISOR, tenant=acme)
+    approved(case, supervisor)
+    submitted(acme, agent, ("S5",))  # another case of the tenant: not in this timeline
+
+    timeline = case_timeline(tenant=acme, case=case)
+
+    assert [entry.action for entry in timeline] == [
+        "case.opened",
+        "verification.signal_rejected",
+        "verification.signal_accepted",
+        "verification.signal_accepted",
+        "case.submitted",
+        "approval.approved",
+        "case.status_changed",
+    ]
+    summaries = [entry.summary for entry in timeline]
+    assert summaries[:2] == [
+        "Opened as T1 mfa_reset by phone; route standard",
+        "Signal S2 (sms_code) rejected: sim_change_recent",
+    ]
+    assert summaries[2] == "Signal S2 (sms_code) accepted via ***01"
+    assert summaries[4] == "Submitted for approval with evidence S2, S3"
+    assert summaries[5] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
+    assert summaries[6].startswith("Approvals complete; cooling off until ")
+    assert [e.seq for e in timeline] == sorted({e.seq for e in timeline})
+    assert [e.at for e in timeline] == sorted(e.at for e in timeline)
+    first, last = timeline[0], timeline[-1]
+    assert (first.actor_label, first.actor_type, first.actor_org) == (
+        agent.username,
+        "human",
+        acme.name,
+    )
+    assert (last.actor_label, last.actor_type) == ("workflow", "system")
+    assert first.as_dict()["at"] == first.at.isoformat()
+
+
+def test_refusals_and_cancellation_read_in_words(acme, agent):
+    case = submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"])
+    with pytest.raises(PolicyDenied):
+        approval_decide(actor=agent, case=case, decision="approved", reason="me", step_up=None)
+    case_cancel(actor=agent, case=case, reason="caller hung up\nand did not call back")
+    summaries = [entry.summary for entry in case_timeline(tenant=acme, case=case)]
+    assert summaries[-2:] == [
+        f"Refused: {agent.username} may not approve this case (sod.approver_is_opener)",
+        f"Cancelled by {agent.username}: 'caller hung up and did not call back'",
+    ]
+
+
+def test_context_only_facts_and_unknown_actions_still_read(acme):
+    assert (
+        summarise("verification.signal_rejected", {"class": "context", "method": "dob"}, "a")
+        == "Kept as context only, not evidence: dob (None)"
+    )
+    assert summarise("case.note_added", {}, "alice") == "case.note_added by alice"
+
+
+def test_another_tenants_case_is_not_found(acme, globex, agent):
+    theirs = submitted(globex, staff(Role.AGENT, tenant=globex), ("S5",))
+    with pytest.raises(CrossTenantNotFound):
+        case_get_visible(tenant=acme, pk=theirs.pk)
+    with pytest.raises(CrossTenantNotFound):
+        case_timeline(tenant=acme, case=theirs)
+    assert case_get_visible(tenant=globex, pk=theirs.pk) == theirs
+    ours = submitted(acme, agent, ("S5",))
+    assert case_get_visible(tenant=acme, pk=ours.pk).account == ours.account
+
+
+def open_exception(tenant, actor):
+    account = make_account_with(tenant)
+    return case_open(actor=actor, account=account, case_type="exception", channel="phone")
+
+
+def test_exception_review_list_holds_this_tenants_exceptions_newest_first(acme, globex, agent):
+    older = open_exception(acme, agent)
+    case_cancel(actor=staff(Role.SECURITY_OFFICER, tenant=acme), case=older, reason="withdrawn")
+    newer = open_exception(acme, agent)
+    submitted(acme, agent, ("S5",))  # not an exception
+    open_exception(globex, staff(Role.AGENT, tenant=globex))  # another tenant's
+
+    listed = list(exception_review_list(tenant=acme))
+
+    assert [case.pk for case in listed] == [newer.pk, older.pk]
+    assert [case.status for case in listed] == ["collecting_evidence", "cancelled"]
+
+
+@pytest.mark.parametrize("cases", [1, 10])
+def test_exception_list_is_one_query_however_long(acme, agent, django_assert_num_queries, cases):
+    for _ in range(cases):
+        open_exception(acme, agent)
+    with django_assert_num_queries(1):
+        rows = [
+            (case.account.external_id, case.opened_by.username, case.opened_via_provider)
+            for case in exception_review_list(tenant=acme)
+        ]
+    assert len(rows) == cases
+
+
+@pytest.mark.parametrize("signals", [0, 9])
+def test_timeline_is_one_query_however_long(acme, agent, django_assert_num_queries, signals):
+    case = case_open(
+        actor=agent, account=make_account_with(acme), case_type="unlock", channel="phone"
+    )
+    for _ in range(signals):
+        signal(case, agent, "S5")
+    with django_assert_num_queries(1):
+        timeline = case_timeline(tenant=acme, case=case)
+    assert len(timeline) == 1 + signals
