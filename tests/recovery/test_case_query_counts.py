@@ -1,0 +1,104 @@
+"""Opening a case, recording evidence and approving cost the same queries at any history size."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from recovery.cases.choices import CaseStatus
+from recovery.cases.models import Evidence, RecoveryCase
+from recovery.cases.services import approval_decide, case_open, case_submit, evidence_record
+from recovery.models import ContactMethod
+from tenants.choices import Role
+
+from ..factories import make_account_with, staff, step_up
+
+pytestmark = pytest.mark.django_db
+
+
+def add_history(tenant, opener, count: int) -> None:
+    """`count` earlier cases, each with one evidence row, on other accounts of the tenant."""
+    account = make_account_with(tenant)
+    cases = RecoveryCase.objects.bulk_create(
+        RecoveryCase(
+            tenant=tenant,
+            account=account,
+            case_type="unlock",
+            channel="phone",
+            status=CaseStatus.CLOSED,
+            tier="T0",
+            route="standard",
+            policy_version=0,
+            policy_source="platform_default",
+            opened_by=opener,
+            opened_by_person=opener.person_id,
+        )
+        for _ in range(count)
+    )
+    Evidence.objects.bulk_create(
+        Evidence(
+            tenant=tenant,
+            case=case,
+            signal_class="S5",
+            method="push",
+            result="accepted",
+            collected_by=opener,
+            digest="0" * 64,
+        )
+        for case in cases
+    )
+
+
+def lifecycle_queries(tenant, agent, supervisor) -> dict[str, int]:
+    account = make_account_with(tenant, groups=["Finance"])
+    old = timezone.now() - timedelta(days=400)
+    mobile, email = (
+        ContactMethod.objects.create(
+            tenant=tenant, account=account, kind=kind, value=value, source="hris", registered_at=old
+        )
+        for kind, value in (("mobile", "+15550000001"), ("email", "a@x.test"))
+    )
+    counts = {}
+    with CaptureQueriesContext(connection) as opened:
+        case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
+    counts["open"] = len(opened)
+    with CaptureQueriesContext(connection) as recorded:
+        evidence_record(
+            actor=agent,
+            case=case,
+            signal_class="S2",
+            method="sms_code",
+            verified=True,
+            contact_method=mobile,
+        )
+    counts["evidence"] = len(recorded)
+    evidence_record(
+        actor=agent,
+        case=case,
+        signal_class="S3",
+        method="attestation",
+        verified=True,
+        contact_method=email,
+    )
+    case_submit(actor=agent, case=case)
+    proof = step_up(supervisor)
+    with CaptureQueriesContext(connection) as approved:
+        approval_decide(
+            actor=supervisor, case=case, decision="approved", reason="ok", step_up=proof
+        )
+    counts["approve"] = len(approved)
+    return counts
+
+
+def test_query_counts_do_not_grow_with_earlier_cases_and_evidence(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    supervisor = staff(Role.SUPERVISOR, tenant=acme)
+    add_history(acme, agent, 1)
+    lifecycle_queries(acme, agent, supervisor)  # warm per-process caches (content types)
+    small = lifecycle_queries(acme, agent, supervisor)
+    add_history(acme, agent, 1000)
+    large = lifecycle_queries(acme, agent, supervisor)
+    assert small == large, (small, large)
+    assert small["open"] <= 25 and small["evidence"] <= 25 and small["approve"] <= 40
