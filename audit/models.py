@@ -61,6 +61,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["tenant", "action"], name="audit_event_tenant_action"),
             models.Index(fields=["tenant", "created_at"], name="audit_event_tenant_time"),
+            models.Index(
+                fields=["tenant", "target_type", "target_id", "seq"], name="audit_event_target"
+            ),
         ]
         triggers = _append_only()
 

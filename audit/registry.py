@@ -59,6 +59,21 @@ ACTIONS: dict[str, str] = {
     "verification.signal_rejected": (
         "A signal was refused, or stored as context only; data carries the reason code."
     ),
+    "evidence.attachment_added": (
+        "A file was attached to a case; data carries its id, sha256, size and sniffed type."
+    ),
+    "evidence.attachment_downloaded": (
+        "An attachment was read after a permission check and an integrity check (R-50 style "
+        "read logging); data carries its id and sha256."
+    ),
+    "evidence.attachment_integrity_failed": (
+        "A stored attachment no longer matched its recorded sha256 (or was missing) and was "
+        "not served; data carries the expected and found hashes."
+    ),
+    "case.note_added": (
+        "A note was added to a case; data carries only its length and how many secrets were "
+        "masked (never the text)."
+    ),
     "approval.approved": "An eligible approver approved a case with a fresh step-up.",
     "approval.denied": "An eligible approver denied a case with a fresh step-up.",
     "policy.violation": (

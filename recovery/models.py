@@ -111,5 +111,11 @@ auditlog.register(ProtectedAccount)
 auditlog.register(ContactMethod, mask_fields=["value"])
 
 
-from .cases.models import Approval, Evidence, RecoveryCase  # noqa: E402,F401
+from .cases.models import (  # noqa: E402,F401
+    Approval,
+    CaseNote,
+    Evidence,
+    EvidenceAttachment,
+    RecoveryCase,
+)
 from .policy.models import PolicyVersion  # noqa: E402,F401

@@ -176,5 +176,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# Evidence attachments: stored outside the web root, served only through a permission check.
+EVIDENCE_STORAGE_DIR = env.path("EVIDENCE_STORAGE_DIR", default=VAR_DIR / "evidence")
+EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
+
 DEMO_CREDENTIALS_PATH = env.path("DEMO_CREDENTIALS_PATH", default=VAR_DIR / "demo-credentials.json")
 VOUCHSAFE_ENVIRONMENT = "development"

@@ -23,6 +23,9 @@ class RecoveryCase(models.Model):
     claimant_statement = models.TextField(
         blank=True, help_text="What the caller said: untrusted text, never evidence."
     )
+    justification = models.TextField(
+        blank=True, help_text="Why an exception is requested (exception cases only, R-24)."
+    )
     status = models.CharField(
         max_length=24, choices=CaseStatus.choices, default=CaseStatus.COLLECTING_EVIDENCE
     )
@@ -139,6 +142,54 @@ class Approval(models.Model):
         return f"{self.decision} by {self.approver_id} on case {self.case_id}"
 
 
+class EvidenceAttachment(models.Model):
+    """A file attached to a case (optionally to one piece of evidence); bytes live on disk."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(RecoveryCase, on_delete=models.PROTECT, related_name="attachments")
+    evidence = models.ForeignKey(
+        Evidence, null=True, blank=True, on_delete=models.PROTECT, related_name="attachments"
+    )
+    original_name = models.CharField(
+        max_length=200, help_text="The uploader's file name, checked; for display only."
+    )
+    stored_name = models.CharField(
+        max_length=32, unique=True, help_text="Random name of the file in the evidence store."
+    )
+    content_type = models.CharField(max_length=64, help_text="Sniffed from the bytes.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"attachment {self.pk} ({self.content_type}, {self.size} bytes)"
+
+
+class CaseNote(models.Model):
+    """Free text on a case, stored only after secrets in it were masked (R-49)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(RecoveryCase, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField(help_text="As written, with secrets replaced by a mask.")
+    secrets_masked = models.PositiveIntegerField(default=0)
+    flagged = models.BooleanField(default=False, help_text="Something was masked: review it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on case {self.case_id}"
+
+
 auditlog.register(RecoveryCase, exclude_fields=["claimant_statement"])
 auditlog.register(Evidence)
 auditlog.register(Approval)
+auditlog.register(EvidenceAttachment, exclude_fields=["stored_name"])
+# Masking is a heuristic: the note text stays out of the field diffs entirely.
+auditlog.register(CaseNote, exclude_fields=["text"])

@@ -35,3 +35,24 @@ def can_work_case(
             "This case is in the security queue: only security officers work it.",
         )
     return ALLOW
+
+
+EVIDENCE_READERS = frozenset({Role.AUDITOR, Role.SECURITY_OFFICER})
+
+
+def can_read_case_evidence(
+    access: TenantAccess | None, *, route: str, tier: str, case_type: str
+) -> Decision:
+    """Whether the actor may read a case's attachments, in any status of the case.
+
+    Whoever may work the case, plus the tenant's auditors and security officers (within the
+    tiers and case types of a delegation grant, when they act through one).
+    """
+    if access is None:
+        return _deny("tenant.no_access", "You have no access to this tenant.")
+    if access.roles & EVIDENCE_READERS:
+        for decision in (can_work_tier(access, tier), can_work_case_type(access, case_type)):
+            if not decision:
+                return decision
+        return ALLOW
+    return can_work_case(access, route=route, tier=tier, case_type=case_type)

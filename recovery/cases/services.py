@@ -14,7 +14,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from tenants.access import TenantAccess, access_in
-from tenants.choices import Role, Tier
+from tenants.choices import CaseType, Role, Tier
 from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
@@ -37,11 +37,12 @@ from .choices import (
 from .choices import (
     Decision as ApprovalDecision,
 )
-from .models import Approval, Evidence, RecoveryCase
+from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
 from .policies import can_work_case
 
 _TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 CHANNEL_CLASSES = frozenset({SignalClass.S2, SignalClass.S3})
+MIN_JUSTIFICATION = 30
 
 
 def _actor(user: User, access: TenantAccess | None, tenant: Any) -> Actor:
@@ -84,8 +85,20 @@ def case_open(
     case_type: str,
     channel: str,
     claimant_statement: str = "",
+    justification: str = "",
 ) -> RecoveryCase:
-    """Open a case; tier, route and repeat-attempt flag come from the server, never the caller."""
+    """Open a case; tier, route and repeat-attempt flag come from the server, never the caller.
+
+    An exception request is its own case type and needs a written justification (R-24); the
+    policy gives it two security-officer approvals and a waiting period, never lower floors.
+    """
+    if case_type == CaseType.EXCEPTION and len(justification.strip()) < MIN_JUSTIFICATION:
+        raise InvalidInput(
+            f"An exception request needs a written justification of at least "
+            f"{MIN_JUSTIFICATION} characters.",
+            code="case.justification_required",
+            field_errors={"justification": ["Explain why the standard path cannot be used."]},
+        )
     if channel not in Channel.values:
         raise InvalidInput(
             f"Unknown channel {channel!r}.",
@@ -112,6 +125,7 @@ def case_open(
             case_type=case_type,
             channel=channel,
             claimant_statement=claimant_statement[:5000],
+            justification=justification.strip()[:5000],
             tier=tier,
             tier_reasons=tier_reasons,
             route=route,
@@ -324,6 +338,12 @@ def case_snapshot_hash(case: RecoveryCase) -> str:
         .order_by("pk")
         .values_list("pk", "digest")
     )
+    attachments = list(
+        EvidenceAttachment.objects.for_tenant(case.tenant)
+        .filter(case=case)
+        .order_by("pk")
+        .values_list("pk", "sha256")
+    )
     return _digest(
         {
             "case": case.pk,
@@ -332,6 +352,7 @@ def case_snapshot_hash(case: RecoveryCase) -> str:
             "tier": case.tier,
             "case_type": case.case_type,
             "evidence": evidence,
+            "attachments": attachments,
         }
     )
 

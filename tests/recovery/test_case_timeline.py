@@ -111,7 +111,13 @@ def test_another_tenants_case_is_not_found(acme, globex, agent):
 
 def open_exception(tenant, actor):
     account = make_account_with(tenant)
-    return case_open(actor=actor, account=account, case_type="exception", channel="phone")
+    return case_open(
+        actor=actor,
+        account=account,
+        case_type="exception",
+        channel="phone",
+        justification="The owner lost every factor while travelling; HR confirmed it.",
+    )
 
 
 def test_exception_review_list_holds_this_tenants_exceptions_newest_first(acme, globex, agent):

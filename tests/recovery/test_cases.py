@@ -550,3 +550,50 @@ def test_cooling_off_ends_by_database_time_only(acme, team):
         cooling_off_until=timezone.now() + timedelta(minutes=5)
     )
     assert case_release_cooled(case=case).status == CaseStatus.COOLING_OFF
+
+
+def test_exception_needs_a_written_justification_and_two_security_officers(acme, team):
+    account = make_account_with(acme)
+    with pytest.raises(InvalidInput) as missing:
+        case_open(
+            actor=team["agent"],
+            account=account,
+            case_type="exception",
+            channel="phone",
+            justification="urgent",
+        )
+    assert missing.value.code == "case.justification_required"
+    case = case_open(
+        actor=team["agent"],
+        account=account,
+        case_type="exception",
+        channel="phone",
+        justification="Owner lost every factor abroad; HR verified travel dates.",
+    )
+    assert case.route == Route.SECURITY
+    two_signals(case, team["security"], account)
+    case = case_submit(actor=team["security"], case=case)
+    with pytest.raises(PolicyDenied) as supervisor:
+        approval_decide(
+            actor=team["supervisor"],
+            case=case,
+            decision="approved",
+            reason="x",
+            step_up=step_up(team["supervisor"]),
+        )
+    assert supervisor.value.code == "approval.role_required"
+    approval_decide(
+        actor=team["security2"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["security2"]),
+    )
+    assert reload(case).status == CaseStatus.PENDING_APPROVAL
+    third = staff(Role.SECURITY_OFFICER, tenant=acme)
+    approval_decide(
+        actor=third, case=case, decision="approved", reason="ok", step_up=step_up(third)
+    )
+    case = reload(case)
+    assert case.status == CaseStatus.COOLING_OFF  # the policy's waiting period
+    assert case.cooling_off_until > timezone.now() + timedelta(hours=23)
