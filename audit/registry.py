@@ -76,6 +76,9 @@ ACTIONS: dict[str, str] = {
     ),
     "approval.approved": "An eligible approver approved a case with a fresh step-up.",
     "approval.denied": "An eligible approver denied a case with a fresh step-up.",
+    "alert.raised": (
+        "A detection for the security queue (sim_swap_recovery_attempt, approval_velocity …)."
+    ),
     "policy.violation": (
         "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
     ),

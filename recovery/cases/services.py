@@ -20,7 +20,7 @@ from tenants.models import User
 from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
-from ..choices import PHONE_KINDS
+from ..choices import PHONE_KINDS, ProofingLevel
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.explain import route_for
 from ..policy.floors import classify_method
@@ -43,6 +43,11 @@ from .policies import can_work_case
 _TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 CHANNEL_CLASSES = frozenset({SignalClass.S2, SignalClass.S3})
 MIN_JUSTIFICATION = 30
+# Anti-rubber-stamping (R-26), our choices: a cap per approver, and an alert when one approver
+# clears many cases of one opener in a short time.
+APPROVALS_PER_HOUR = 30
+VELOCITY_WINDOW = timedelta(minutes=10)
+VELOCITY_THRESHOLD = 10
 
 
 def _actor(user: User, access: TenantAccess | None, tenant: Any) -> Actor:
@@ -213,8 +218,8 @@ def evidence_record(
         _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
         req = _requirements(case)
         result, reason, hint = EvidenceResult.ACCEPTED, "", ""
-        knowledge = classify_method(method) == "R-02.knowledge_method"
-        if knowledge or signal_class == SignalClass.CONTEXT:
+        method_rule = classify_method(method)
+        if method_rule == "R-02.knowledge_method" or signal_class == SignalClass.CONTEXT:
             signal_class, result, reason = (
                 SignalClass.CONTEXT,
                 EvidenceResult.CONTEXT,
@@ -224,6 +229,8 @@ def evidence_record(
             raise InvalidInput(
                 f"Unknown signal class {signal_class!r}.", code="evidence.class_invalid"
             )
+        elif method_rule and method_rule.endswith(".not_a_signal"):  # caller ID, voice (R-03/08)
+            result, reason = EvidenceResult.REJECTED, "not_a_signal"
         elif caller_supplied_destination:
             result, reason = EvidenceResult.REJECTED, "caller_supplied_channel"
             details["caller_supplied"] = True
@@ -287,7 +294,20 @@ def evidence_record(
                 "contact_source": contact_method.source if contact_method else "",
             },
         )
+        if reason == "sim_change_recent":
+            _alert(case, "sim_swap_recovery_attempt", evidence=evidence.pk)
     return evidence
+
+
+def _alert(case: RecoveryCase, kind: str, **data: Any) -> None:
+    """Raise a detection for the security queue, recorded with the case (R-55, R-26)."""
+    record(
+        action="alert.raised",
+        actor=Actor.system("detection"),
+        tenant=case.tenant,
+        target=case,
+        data={"type": kind, **data},
+    )
 
 
 def accepted_classes(case: RecoveryCase) -> set[str]:
@@ -307,6 +327,16 @@ def case_submit(*, actor: User, case: RecoveryCase) -> RecoveryCase:
         _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
         req = _requirements(case)
         have = accepted_classes(case)
+        if (
+            case.tier == Tier.T2
+            and case.account.proofing_level == ProofingLevel.IAL3
+            and SignalClass.S4 not in have
+        ):
+            raise PolicyDenied(
+                "This privileged account was proofed at IAL3: only an attended identity "
+                "proofing session with a biometric comparison (S4) can recover it (R-06).",
+                code="evidence.attended_s4_required",
+            )
         if not req.evidence_met(have):
             missing = req.min_signal_classes - len(have & set(req.accepted_classes))
             raise PolicyDenied(
@@ -400,6 +430,16 @@ def _approval_refusal(
     for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
         if not scope:
             return scope
+    last_hour = Approval.objects.for_tenant(case.tenant).filter(
+        approver=actor, created_at__gte=timezone.now() - timedelta(hours=1)
+    )
+    if last_hour.count() >= APPROVALS_PER_HOUR:
+        return Decision(
+            False,
+            "approval.hourly_cap",
+            f"You have made {APPROVALS_PER_HOUR} decisions in the last hour; "
+            "another approver must take this one (R-26).",
+        )
     if not access.roles & set(req.approver_roles):
         return Decision(
             False,
@@ -591,6 +631,23 @@ def _decide(
         case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
     elif _approvals_complete(case, req, snapshot):
         _approved(case, req)
+    clustered = (
+        Approval.objects.for_tenant(case.tenant)
+        .filter(
+            approver=actor,
+            case_opened_by=case.opened_by,
+            created_at__gte=timezone.now() - VELOCITY_WINDOW,
+        )
+        .count()
+    )
+    if clustered >= VELOCITY_THRESHOLD:
+        _alert(
+            case,
+            "approval_velocity",
+            approver=actor.get_username(),
+            opener=case.opened_by_id,
+            approvals=clustered,
+        )
     return approval
 
 

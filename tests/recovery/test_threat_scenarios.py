@@ -1,0 +1,277 @@
+"""THREATS.md scenarios as service-level tests (the parts the workflow owns today)."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import get_resolver
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from recovery.cases.choices import CaseStatus, Route
+from recovery.cases.services import (
+    APPROVALS_PER_HOUR,
+    VELOCITY_THRESHOLD,
+    approval_decide,
+    case_open,
+    case_submit,
+    evidence_record,
+)
+from recovery.models import ContactMethod
+from recovery.policy.errors import PolicyInvalid
+from recovery.policy.services import policy_draft_create
+from tenants.choices import Role
+from tenants.exceptions import PolicyDenied
+
+from ..factories import make_account_with, staff, step_up
+
+pytestmark = pytest.mark.django_db
+
+
+def contact(account, kind="mobile", value="+15550000001", *, days=400, sim_days=None):
+    now = timezone.now()
+    return ContactMethod.objects.create(
+        tenant=account.tenant,
+        account=account,
+        kind=kind,
+        value=value,
+        source="hris",
+        registered_at=now - timedelta(days=days),
+        sim_changed_at=now - timedelta(days=sim_days) if sim_days is not None else None,
+    )
+
+
+def alerts(tenant, kind):
+    return AuditEvent.objects.filter(tenant=tenant, action="alert.raised", data__type=kind)
+
+
+def test_as02_sim_swap_attempt_raises_an_alert(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    victim = make_account_with(acme, groups=["Finance"])
+    swapped = contact(victim, sim_days=2)
+    case = case_open(actor=agent, account=victim, case_type="mfa_reset", channel="phone")
+    evidence_record(
+        actor=agent,
+        case=case,
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        contact_method=swapped,
+    )
+    assert alerts(acme, "sim_swap_recovery_attempt").count() == 1
+
+
+def earlier_decisions(tenant, approver, opener, count, **extra):
+    """`count` decisions `approver` already made on cases `opener` opened (history rows)."""
+    from recovery.cases.models import Approval
+
+    filler = case_open(
+        actor=opener, account=make_account_with(tenant), case_type="unlock", channel="phone"
+    )
+    Approval.objects.bulk_create(
+        Approval(
+            tenant=tenant,
+            case=filler,
+            approver=approver,
+            approver_person=approver.person_id,
+            case_opened_by=opener,
+            case_opened_by_person=opener.person_id,
+            roles=["supervisor"],
+            via_grant=False,
+            decision="approved",
+            reason="x",
+            snapshot_hash="x",
+            step_up={},
+            invalidated_at=timezone.now(),
+            **extra,
+        )
+        for _ in range(count)
+    )
+
+
+def pending_cfo_case(tenant, agent):
+    cfo = make_account_with(tenant, groups=["Finance"])
+    case = case_open(actor=agent, account=cfo, case_type="mfa_reset", channel="phone")
+    for signal, method in (("S2", contact(cfo)), ("S3", contact(cfo, "email", "c@x.test"))):
+        evidence_record(
+            actor=agent,
+            case=case,
+            signal_class=signal,
+            method="code",
+            verified=True,
+            contact_method=method,
+        )
+    return case_submit(actor=agent, case=case)
+
+
+def test_as04_one_approver_clearing_one_agents_cases_raises_velocity_alert(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    supervisor = staff(Role.SUPERVISOR, tenant=acme)
+    earlier_decisions(acme, supervisor, agent, VELOCITY_THRESHOLD - 2)
+    case = pending_cfo_case(acme, agent)
+    approval_decide(
+        actor=supervisor, case=case, decision="approved", reason="ok", step_up=step_up(supervisor)
+    )
+    assert not alerts(acme, "approval_velocity").exists()  # one below the threshold
+    earlier_decisions(acme, supervisor, agent, 1)
+    case = pending_cfo_case(acme, agent)
+    approval_decide(
+        actor=supervisor, case=case, decision="approved", reason="ok", step_up=step_up(supervisor)
+    )
+    assert alerts(acme, "approval_velocity").get().data["approvals"] == VELOCITY_THRESHOLD + 1
+
+
+def test_r26_approvers_have_an_hourly_cap(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    supervisor = staff(Role.SUPERVISOR, tenant=acme)
+    case = pending_cfo_case(acme, agent)
+    earlier_decisions(acme, supervisor, staff(Role.AGENT, tenant=acme), APPROVALS_PER_HOUR)
+    with pytest.raises(PolicyDenied) as capped:
+        approval_decide(
+            actor=supervisor,
+            case=case,
+            decision="approved",
+            reason="ok",
+            step_up=step_up(supervisor),
+        )
+    assert capped.value.code == "approval.hourly_cap"
+
+
+def test_as12_no_override_route_exists():
+    patterns = [str(p.pattern) for p in get_resolver().url_patterns]
+
+    def walk(resolver, prefix=""):
+        for pattern in resolver.url_patterns:
+            route = prefix + str(pattern.pattern)
+            yield route
+            if hasattr(pattern, "url_patterns"):
+                yield from walk(pattern, route)
+
+    routes = list(walk(get_resolver()))
+    assert patterns and routes
+    assert not [
+        r
+        for r in routes
+        if any(w in r.lower() for w in ("override", "emergency", "bypass", "skip"))
+    ]
+
+
+def test_as12_exception_under_time_pressure_still_needs_two_officers_and_the_wait(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    director = make_account_with(acme, admin_roles=["Global Administrator"])
+    case = case_open(
+        actor=agent,
+        account=director,
+        case_type="exception",
+        channel="phone",
+        claimant_statement="Outage costs £1m/hour, the CEO authorised bypassing checks, INC-4711",
+        justification="Caller says the CEO authorised an emergency bypass during the outage.",
+    )
+    assert (case.tier, case.route) == ("T2", Route.SECURITY)
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    for signal, method in (
+        ("S2", contact(director)),
+        ("S3", contact(director, "email", "d@x.test")),
+    ):
+        evidence_record(
+            actor=officer,
+            case=case,
+            signal_class=signal,
+            method="code",
+            verified=True,
+            contact_method=method,
+        )
+    case_submit(actor=officer, case=case)
+    supervisor = staff(Role.SUPERVISOR, tenant=acme)
+    with pytest.raises(PolicyDenied):
+        approval_decide(
+            actor=supervisor,
+            case=case,
+            decision="approved",
+            reason="urgent!",
+            step_up=step_up(supervisor),
+        )
+    for _ in range(2):
+        approver = staff(Role.SECURITY_OFFICER, tenant=acme)
+        approval_decide(
+            actor=approver,
+            case=case,
+            decision="approved",
+            reason="verified",
+            step_up=step_up(approver),
+        )
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COOLING_OFF
+    assert case.cooling_off_until >= timezone.now() + timedelta(hours=23)
+
+
+def test_as12_lowering_the_t2_matrix_is_refused_below_the_floor(acme):
+    admin = staff(Role.TENANT_ADMIN, tenant=acme)
+    weaker = (
+        "schema_version: 1\n"
+        "tier_rules: {default: T0, admin_roles: T2, staff_subject: T2, delegations: T1,\n"
+        "  mailbox_types: {shared: T1, functional: T1}, groups: {T2: [helpdesk]}}\n"
+        "defaults:\n"
+        "  accepted_classes: [S1, S2, S3, S5]\n  min_signal_classes: 1\n"
+        "  s4_alone_suffices: false\n  approvals_required: 0\n"
+        "  approver_roles: [supervisor, security_officer]\n"
+        "  min_security_officer_approvals: 0\n  tenant_approver_required_when_msp: false\n"
+        "  cooling_off_seconds: 0\n  s5_waives_cooling_off: true\n"
+        "  quarantine_seconds: 1209600\n"
+        "  artifact_lifetimes: {sms: 600, voice: 600, email: 86400, temporary_access_pass: 3600}\n"
+        "  max_failed_attempts: 5\n  repeat_case_window_seconds: 86400\n"
+        "  repeat_after_denial_window_seconds: 259200\n"
+    )
+    with pytest.raises(PolicyInvalid) as refused:
+        policy_draft_create(actor=admin, tenant=acme, text=weaker)
+    assert any(
+        rule.startswith("R-16.T2") or rule.startswith("R-20") for rule in refused.value.rules
+    ), refused.value.rules
+    rejected = AuditEvent.objects.filter(tenant=acme, action="policy.rejected").get()
+    assert rejected.data["code"]
+
+
+def test_as14_admin_recovery_goes_to_security_and_a_password_is_not_evidence(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    admin = make_account_with(acme, admin_roles=["Super Administrator"], proofing_level="IAL3")
+    case = case_open(actor=agent, account=admin, case_type="mfa_reset", channel="phone")
+    assert case.route == Route.SECURITY
+    with pytest.raises(PolicyDenied) as standard_queue:
+        evidence_record(actor=agent, case=case, signal_class="S5", method="password", verified=True)
+    assert standard_queue.value.code == "case.security_queue_only"
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    password = evidence_record(
+        actor=officer, case=case, signal_class="S5", method="password", verified=True
+    )
+    assert (password.result, password.reason_code) == ("context", "knowledge_based")
+    for signal, method in (("S2", contact(admin)), ("S3", contact(admin, "email", "a@x.test"))):
+        evidence_record(
+            actor=officer,
+            case=case,
+            signal_class=signal,
+            method="code",
+            verified=True,
+            contact_method=method,
+        )
+    with pytest.raises(PolicyDenied) as attended:
+        case_submit(actor=officer, case=case)
+    assert attended.value.code == "evidence.attended_s4_required"
+    evidence_record(
+        actor=officer,
+        case=case,
+        signal_class="S4",
+        method="attended_biometric",
+        verified=True,
+        details={"performed_by": officer.username},
+    )
+    assert case_submit(actor=officer, case=case).status == CaseStatus.PENDING_APPROVAL
+
+
+def test_caller_id_and_voice_are_never_signals(acme):
+    agent = staff(Role.AGENT, tenant=acme)
+    account = make_account_with(acme)
+    case = case_open(actor=agent, account=account, case_type="unlock", channel="phone")
+    for method in ("caller_id", "voice_match"):
+        signal = evidence_record(
+            actor=agent, case=case, signal_class="S5", method=method, verified=True
+        )
+        assert (signal.result, signal.reason_code) == ("rejected", "not_a_signal")
