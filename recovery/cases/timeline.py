@@ -117,6 +117,10 @@ def _violation(data: dict[str, Any], actor: str) -> str:
     return f"Refused: {actor} may not {verb} this case ({data.get('code')})"
 
 
+def _alert(data: dict[str, Any], actor: str) -> str:
+    return f"Alert for the security queue: {data.get('type', 'unknown')}"
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "case.opened": _opened,
     "verification.signal_accepted": _accepted,
@@ -128,6 +132,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "case.tier_raised": _tier_raised,
     "case.cancelled": _cancelled,
     "policy.violation": _violation,
+    "alert.raised": _alert,
 }
 
 

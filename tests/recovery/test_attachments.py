@@ -69,7 +69,9 @@ def stored_files(root):
 
 def events(case, action):
     return list(
-        AuditEvent.objects.filter(tenant=case.tenant, action=action, target_id=str(case.pk))
+        AuditEvent.objects.filter(
+            tenant=case.tenant, action=action, target_id=str(case.pk)
+        ).order_by("seq")
     )
 
 

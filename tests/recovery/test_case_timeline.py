@@ -51,6 +51,7 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     assert [entry.action for entry in timeline] == [
         "case.opened",
         "verification.signal_rejected",
+        "alert.raised",
         "verification.signal_accepted",
         "verification.signal_accepted",
         "case.submitted",
@@ -58,10 +59,12 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
         "case.status_changed",
     ]
     summaries = [entry.summary for entry in timeline]
-    assert summaries[:2] == [
+    assert summaries[:3] == [
         "Opened as T1 mfa_reset by phone; route standard",
         "Signal S2 (sms_code) rejected: sim_change_recent",
+        "Alert for the security queue: sim_swap_recovery_attempt",
     ]
+    del summaries[2]
     assert summaries[2] == "Signal S2 (sms_code) accepted via ***01"
     assert summaries[4] == "Submitted for approval with evidence S2, S3"
     assert summaries[5] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
