@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -455,22 +456,67 @@ def _approval_refusal(
     return None
 
 
-def _approvals_complete(case: RecoveryCase, req: Requirements, snapshot: str) -> bool:
+@dataclass(frozen=True)
+class CaseNeeds:
+    """What a case has and still lacks under its policy: the agent's live checklist."""
+
+    accepted_classes: tuple[str, ...]
+    classes_missing: int
+    evidence_met: bool
+    approvals: int
+    approvals_required: int
+    security_officer_approvals: int
+    security_officer_approvals_required: int
+    tenant_approver_missing: bool
+
+    @property
+    def approvals_met(self) -> bool:
+        return (
+            self.approvals >= self.approvals_required
+            and self.security_officer_approvals >= self.security_officer_approvals_required
+            and not self.tenant_approver_missing
+        )
+
+    def summary(self) -> list[str]:
+        """The same, in plain words."""
+        lines = []
+        if not self.evidence_met:
+            lines.append(f"Evidence: {self.classes_missing} more distinct signal class(es).")
+        if self.approvals < self.approvals_required:
+            lines.append(f"Approvals: {self.approvals_required - self.approvals} more.")
+        if self.security_officer_approvals < self.security_officer_approvals_required:
+            lines.append("At least one more approval must come from a security officer.")
+        if self.tenant_approver_missing:
+            lines.append("One approver must be the tenant's own staff (MSP-opened case).")
+        return lines or ["Nothing: the policy is satisfied."]
+
+
+def case_needs(case: RecoveryCase, req: Requirements | None = None) -> CaseNeeds:
+    """Evaluate the case against its requirements now (accepted evidence, live approvals)."""
+    req = req or _requirements(case)
+    have = accepted_classes(case)
+    counted = have & set(req.accepted_classes)
     live = list(
         Approval.objects.for_tenant(case.tenant).filter(
             case=case,
             invalidated_at__isnull=True,
             decision=ApprovalDecision.APPROVED,
-            snapshot_hash=snapshot,
+            snapshot_hash=case_snapshot_hash(case),
         )
     )
-    officers = [a for a in live if Role.SECURITY_OFFICER in a.roles]
-    needs_tenant_side = req.tenant_approver_required_when_msp and case.opened_via_provider_id
-    return (
-        len(live) >= req.approvals_required
-        and len(officers) >= req.min_security_officer_approvals
-        and (bool(officers) or not req.security_officer_required)
-        and (not needs_tenant_side or any(not a.via_grant for a in live))
+    officers = sum(Role.SECURITY_OFFICER in a.roles for a in live)
+    needs_tenant_side = bool(req.tenant_approver_required_when_msp and case.opened_via_provider_id)
+    return CaseNeeds(
+        accepted_classes=tuple(sorted(have)),
+        classes_missing=max(req.min_signal_classes - len(counted), 0),
+        evidence_met=req.evidence_met(have),
+        approvals=len(live),
+        approvals_required=req.approvals_required,
+        security_officer_approvals=officers,
+        security_officer_approvals_required=max(
+            req.min_security_officer_approvals, int(req.security_officer_required)
+        ),
+        tenant_approver_missing=needs_tenant_side and all(a.via_grant for a in live),
     )
 
 
@@ -629,7 +675,7 @@ def _decide(
         )
         case.revision += 1
         case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
-    elif _approvals_complete(case, req, snapshot):
+    elif case_needs(case, req).approvals_met:
         _approved(case, req)
     clustered = (
         Approval.objects.for_tenant(case.tenant)

@@ -597,3 +597,26 @@ def test_exception_needs_a_written_justification_and_two_security_officers(acme,
     case = reload(case)
     assert case.status == CaseStatus.COOLING_OFF  # the policy's waiting period
     assert case.cooling_off_until > timezone.now() + timedelta(hours=23)
+
+
+def test_case_says_what_is_still_needed_at_every_step(acme, team):
+    from recovery.cases.services import case_needs
+
+    account = cfo(acme)
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    needs = case_needs(case)
+    assert (needs.classes_missing, needs.evidence_met, needs.approvals_required) == (2, False, 1)
+    assert needs.summary()[0] == "Evidence: 2 more distinct signal class(es)."
+    two_signals(case, team["agent"], account)
+    case = case_submit(actor=team["agent"], case=case)
+    needs = case_needs(case)
+    assert needs.evidence_met and not needs.approvals_met
+    assert needs.summary() == ["Approvals: 1 more."]
+    approval_decide(
+        actor=team["supervisor"],
+        case=case,
+        decision="approved",
+        reason="ok",
+        step_up=step_up(team["supervisor"]),
+    )
+    assert case_needs(reload(case)).summary() == ["Nothing: the policy is satisfied."]
