@@ -10,8 +10,26 @@ from tenants.models import User
 from . import factories
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker, django_db_keepdb):
+    """Always create the test database, also for a run of only `committed` tests.
+
+    pytest-django creates it only for tests that use its `db` fixtures; a `committed` test
+    run alone would otherwise reach the development database.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"}
+        )
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0, keepdb=django_db_keepdb)
+
+
 @pytest.fixture
-def committed(django_db_blocker) -> Iterator[None]:
+def committed(django_db_setup, django_db_blocker) -> Iterator[None]:
     """Database access outside a test transaction, for tests whose threads must see the data.
 
     Nothing is flushed afterwards (the audit tables refuse TRUNCATE by design); such tests
