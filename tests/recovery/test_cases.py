@@ -22,21 +22,9 @@ from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied, StepUpFailed
 
 from ..factories import active_grant, make_account_with, make_user, member, staff, step_up
+from .casework import contact
 
 pytestmark = pytest.mark.django_db
-
-
-def contact(account, kind="mobile", value="+15550000001", *, age_days=400, sim_days=None):
-    now = timezone.now()
-    return ContactMethod.objects.create(
-        tenant=account.tenant,
-        account=account,
-        kind=kind,
-        value=value,
-        source="hris",
-        registered_at=now - timedelta(days=age_days),
-        sim_changed_at=now - timedelta(days=sim_days) if sim_days is not None else None,
-    )
 
 
 def events(case, action):

@@ -16,28 +16,15 @@ from recovery.cases.services import (
     case_submit,
     evidence_record,
 )
-from recovery.models import ContactMethod
 from recovery.policy.errors import PolicyInvalid
 from recovery.policy.services import policy_draft_create
 from tenants.choices import Role
 from tenants.exceptions import PolicyDenied
 
 from ..factories import make_account_with, staff, step_up
+from .casework import contact
 
 pytestmark = pytest.mark.django_db
-
-
-def contact(account, kind="mobile", value="+15550000001", *, days=400, sim_days=None):
-    now = timezone.now()
-    return ContactMethod.objects.create(
-        tenant=account.tenant,
-        account=account,
-        kind=kind,
-        value=value,
-        source="hris",
-        registered_at=now - timedelta(days=days),
-        sim_changed_at=now - timedelta(days=sim_days) if sim_days is not None else None,
-    )
 
 
 def alerts(tenant, kind):
