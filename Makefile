@@ -29,6 +29,7 @@ bench: install
 	@scripts/services.sh
 	$(BIN)/python bench/audit_append.py
 	$(BIN)/python bench/audit_verify.py
+	$(BIN)/python bench/case_lifecycle.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed var/celerybeat-schedule*
