@@ -40,7 +40,7 @@ def account_create(
     display_name: str,
     tier: str = "T0",
 ) -> ProtectedAccount:
-    """Create a protected account in `tenant` (tenant admins; the import service comes later)."""
+    """Create one protected account by hand (tenant admins); sync uses accounts_import."""
     with transaction.atomic():
         audit_actor = _admin_actor(actor, tenant)
         account = ProtectedAccount.objects.create(

@@ -431,6 +431,12 @@ def _approval_refusal(
     for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
         if not scope:
             return scope
+    if (
+        Approval.objects.for_tenant(case.tenant)
+        .filter(case=case, approver_person=actor.person_id, invalidated_at__isnull=True)
+        .exists()
+    ):
+        return Decision(False, "approval.already_decided", "You have already decided this case.")
     last_hour = Approval.objects.for_tenant(case.tenant).filter(
         approver=actor, created_at__gte=timezone.now() - timedelta(hours=1)
     )

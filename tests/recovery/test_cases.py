@@ -455,7 +455,7 @@ def test_same_approver_cannot_count_twice(acme, team):
     approval_decide(
         actor=approver, case=case, decision="approved", reason="ok", step_up=step_up(approver)
     )
-    with pytest.raises(IntegrityError):
+    with pytest.raises(PolicyDenied) as twice:
         approval_decide(
             actor=approver,
             case=case,
@@ -463,6 +463,7 @@ def test_same_approver_cannot_count_twice(acme, team):
             reason="again",
             step_up=step_up(approver),
         )
+    assert twice.value.code == "approval.already_decided"
 
 
 def test_msp_opened_t1_case_needs_an_approver_from_the_tenant(acme, deskco, team):
