@@ -166,6 +166,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
     },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
+    "release-cooled-cases": {
+        "task": "recovery.tasks.case_release_cooled_task",
+        "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -609,3 +609,24 @@ def test_case_says_what_is_still_needed_at_every_step(acme, team):
         step_up=step_up(team["supervisor"]),
     )
     assert case_needs(reload(case)).summary() == ["Nothing: the policy is satisfied."]
+
+
+def test_sweep_releases_only_cases_whose_cooling_off_has_passed(acme, team):
+    from recovery.tasks import case_release_cooled_task
+
+    due, waiting = (
+        pending_t1(acme, team["agent"], make_account_with(acme, groups=["Finance"]))
+        for _ in range(2)
+    )
+    for case in (due, waiting):
+        approver = staff(Role.SUPERVISOR, tenant=acme)
+        approval_decide(
+            actor=approver, case=case, decision="approved", reason="ok", step_up=step_up(approver)
+        )
+    type(due).objects.filter(pk=due.pk).update(cooling_off_until=timezone.now())
+    assert case_release_cooled_task() == 1
+    assert (reload(due).status, reload(waiting).status) == (
+        CaseStatus.READY,
+        CaseStatus.COOLING_OFF,
+    )
+    assert case_release_cooled_task() == 0  # a second run changes nothing
