@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from recovery.models import ProtectedAccount
-from recovery.services import account_create
+from audit.context import Actor
+from recovery.imports import AccountRecord, ContactRecord
+from recovery.services import accounts_import
 from tenants.choices import CaseType, GrantStatus, Role
 from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
 from tenants.rls import system_scope
@@ -41,6 +42,8 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "acme-agent": ("acme", [Role.AGENT]),
     "acme-supervisor": ("acme", [Role.SUPERVISOR]),
     "acme-security": ("acme", [Role.SECURITY_OFFICER]),
+    "acme-security2": ("acme", [Role.SECURITY_OFFICER]),
+    "acme-security3": ("acme", [Role.SECURITY_OFFICER]),
     "acme-auditor": ("acme", [Role.AUDITOR]),
     "globex-admin": ("globex", [Role.TENANT_ADMIN]),
     "globex-agent": ("globex", [Role.AGENT]),
@@ -52,18 +55,40 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "deskco-agent2": ("deskco", [Role.AGENT]),
     "deskco-supervisor": ("deskco", [Role.SUPERVISOR]),
 }
-ACCOUNTS = {
+# external id, username, display name, authoritative attributes (the tier follows from them)
+ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     "acme": [
-        ("E1001", "jdoe@acme.example", "Jane Doe", "T0"),
-        ("E1002", "cfo@acme.example", "Carla Finch (CFO)", "T1"),
-        ("E1003", "it-admin@acme.example", "Ian Admin", "T2"),
-        ("E1004", "payroll@acme.example", "Payroll shared mailbox", "T1"),
+        ("E1001", "jdoe@acme.example", "Jane Doe", {}),
+        ("E1002", "cfo@acme.example", "Carla Finch (CFO)", {"groups": ("Finance",)}),
+        ("E1003", "it-admin@acme.example", "Ian Admin", {"admin_roles": ("Global Admin",)}),
+        ("E1004", "payroll@acme.example", "Payroll mailbox", {"mailbox_type": "shared"}),
     ],
     "globex": [
-        ("G2001", "hank@globex.example", "Hank Scorpio", "T1"),
-        ("G2002", "frank@globex.example", "Frank Grimes", "T0"),
+        ("G2001", "hank@globex.example", "Hank Scorpio", {"groups": ("Executives",)}),
+        ("G2002", "frank@globex.example", "Frank Grimes", {}),
     ],
 }
+CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)  # long before any demo case: no quarantine
+
+
+def _demo_records(rows: list[tuple[str, str, str, dict[str, Any]]]) -> list[AccountRecord]:
+    return [
+        AccountRecord(
+            line=number,
+            external_id=external_id,
+            username=username,
+            display_name=name,
+            email=username,
+            **attributes,
+            contacts=(
+                ContactRecord(
+                    kind="mobile", value=f"+1555010{number:04d}", registered_at=CONTACTS_SINCE
+                ),
+                ContactRecord(kind="email", value=f"home.{username}", registered_at=CONTACTS_SINCE),
+            ),
+        )
+        for number, (external_id, username, name, attributes) in enumerate(rows, start=1)
+    ]
 
 
 class Command(BaseCommand):
@@ -109,18 +134,12 @@ class Command(BaseCommand):
             users[username] = self._login(user, known_users, org, roles)
         self._grant(provider, tenants["acme"])
         for slug, rows in ACCOUNTS.items():
-            for external_id, username, name, tier in rows:
-                if not ProtectedAccount.objects.filter(
-                    tenant=tenants[slug], external_id=external_id
-                ).exists():
-                    account_create(
-                        actor=operator,
-                        tenant=tenants[slug],
-                        external_id=external_id,
-                        username=username,
-                        display_name=name,
-                        tier=tier,
-                    )
+            accounts_import(
+                actor=Actor.system("seed_demo"),
+                tenant=tenants[slug],
+                records=_demo_records(rows),
+                source="demo-hris",
+            )
         return {
             "note": "Demo only. Sign in at /login/ with username + password, then the current "
             "TOTP code for totp_secret (or one backup code).",
