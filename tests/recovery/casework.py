@@ -80,3 +80,10 @@ def approved(case: RecoveryCase, approver: User | None = None) -> RecoveryCase:
         step_up=step_up(approver),
     )
     return RecoveryCase.objects.get(pk=case.pk)
+
+
+def decide(case: RecoveryCase, approver: User, reason: str = "ok", decision: str = "approved"):
+    """`approver` decides `case` with a fresh step-up (the only way a decision is made)."""
+    return approval_decide(
+        actor=approver, case=case, decision=decision, reason=reason, step_up=step_up(approver)
+    )

@@ -21,8 +21,8 @@ from recovery.models import ContactMethod, ProtectedAccount
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied, StepUpFailed
 
-from ..factories import active_grant, make_account_with, make_user, member, staff, step_up
-from .casework import contact
+from ..factories import active_grant, make_account_with, make_user, member, staff
+from .casework import contact, decide
 
 pytestmark = pytest.mark.django_db
 
@@ -112,13 +112,7 @@ def test_case_after_a_recently_denied_one_is_a_repeat_attempt(acme, team):
     first = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
     two_signals(first, team["agent"], account)
     case_submit(actor=team["agent"], case=first)
-    approval_decide(
-        actor=team["supervisor"],
-        case=first,
-        decision="denied",
-        reason="caller could not answer",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(first, team["supervisor"], "caller could not answer", "denied")
     assert reload(first).status == CaseStatus.DENIED
     type(first).objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(days=2))
     second = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
@@ -285,13 +279,7 @@ def pending_t1(acme, opener, account=None, case_type="mfa_reset"):
 
 def test_t1_needs_a_supervisor_then_cools_off_then_is_ready(acme, team):
     case = pending_t1(acme, team["agent"])
-    approval_decide(
-        actor=team["supervisor"],
-        case=case,
-        decision="approved",
-        reason="manager confirmed in Teams",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(case, team["supervisor"], "manager confirmed in Teams")
     case = reload(case)
     assert case.status == CaseStatus.COOLING_OFF
     assert case_release_cooled(case=case).status == CaseStatus.COOLING_OFF  # not yet
@@ -311,13 +299,7 @@ def test_as04_opener_and_their_other_account_cannot_approve(acme, team):
     case = pending_t1(acme, insider)
     for approver, code in ((insider, "sod.approver_is_opener"), (alt, "sod.same_person")):
         with pytest.raises(PolicyDenied) as refused:
-            approval_decide(
-                actor=approver,
-                case=case,
-                decision="approved",
-                reason="ok",
-                step_up=step_up(approver),
-            )
+            decide(case, approver)
         assert refused.value.code == code
     assert reload(case).status == CaseStatus.PENDING_APPROVAL
     codes = [e.data["code"] for e in events(case, "policy.violation")]
@@ -333,13 +315,7 @@ def test_as04_own_account_is_t2_and_the_subject_cannot_approve(acme, team):
     two_signals(case, team["security"], own)
     case = case_submit(actor=team["security"], case=case)
     with pytest.raises(PolicyDenied) as refused:
-        approval_decide(
-            actor=supervisor,
-            case=case,
-            decision="approved",
-            reason="me",
-            step_up=step_up(supervisor),
-        )
+        decide(case, supervisor, "me")
     assert refused.value.code == "sod.approver_is_subject"
 
 
@@ -347,26 +323,14 @@ def test_agents_cannot_approve_and_every_approval_needs_a_fresh_step_up(acme, te
     case = pending_t1(acme, team["agent"])
     other_agent = staff(Role.AGENT, tenant=acme)
     with pytest.raises(PolicyDenied) as refused:
-        approval_decide(
-            actor=other_agent,
-            case=case,
-            decision="approved",
-            reason="x",
-            step_up=step_up(other_agent),
-        )
+        decide(case, other_agent, "x")
     assert refused.value.code == "approval.role_required"
     with pytest.raises(StepUpFailed):
         approval_decide(
             actor=team["supervisor"], case=case, decision="approved", reason="x", step_up=None
         )
     with pytest.raises(InvalidInput):
-        approval_decide(
-            actor=team["supervisor"],
-            case=case,
-            decision="approved",
-            reason=" ",
-            step_up=step_up(team["supervisor"]),
-        )
+        decide(case, team["supervisor"], " ")
     assert reload(case).status == CaseStatus.PENDING_APPROVAL
 
 
@@ -401,31 +365,15 @@ def test_t2_needs_two_approvers_including_a_security_officer(acme, team):
     two_signals(case, collector, account)
     case = case_submit(actor=collector, case=case)
     with pytest.raises(PolicyDenied) as collected:
-        approval_decide(
-            actor=collector, case=case, decision="approved", reason="x", step_up=step_up(collector)
-        )
+        decide(case, collector, "x")
     assert collected.value.code == "sod.approver_collected_evidence"
     with pytest.raises(PolicyDenied) as supervisor:
-        approval_decide(
-            actor=team["supervisor"],
-            case=case,
-            decision="approved",
-            reason="x",
-            step_up=step_up(team["supervisor"]),
-        )
+        decide(case, team["supervisor"], "x")
     assert supervisor.value.code == "case.security_queue_only"
-    approval_decide(
-        actor=team["security2"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["security2"]),
-    )
+    decide(case, team["security2"])
     assert reload(case).status == CaseStatus.PENDING_APPROVAL  # one of two
     third = staff(Role.SECURITY_OFFICER, tenant=acme)
-    approval_decide(
-        actor=third, case=case, decision="approved", reason="ok", step_up=step_up(third)
-    )
+    decide(case, third)
     assert reload(case).status == CaseStatus.COOLING_OFF
 
 
@@ -434,9 +382,7 @@ def test_tier_raised_mid_case_voids_approvals(acme, team):
     case = pending_t1(acme, team["agent"], account)
     ProtectedAccount.objects.filter(pk=account.pk).update(admin_roles=["Global Administrator"])
     first = staff(Role.SECURITY_OFFICER, tenant=acme)
-    approval_decide(
-        actor=first, case=case, decision="approved", reason="ok", step_up=step_up(first)
-    )
+    decide(case, first)
     case = reload(case)
     assert (case.tier, case.route, case.status) == (
         "T2",
@@ -452,17 +398,9 @@ def test_same_approver_cannot_count_twice(acme, team):
     two_signals(case, team["security"], account)
     case = case_submit(actor=team["security"], case=case)
     approver = team["security2"]
-    approval_decide(
-        actor=approver, case=case, decision="approved", reason="ok", step_up=step_up(approver)
-    )
+    decide(case, approver)
     with pytest.raises(PolicyDenied) as twice:
-        approval_decide(
-            actor=approver,
-            case=case,
-            decision="approved",
-            reason="again",
-            step_up=step_up(approver),
-        )
+        decide(case, approver, "again")
     assert twice.value.code == "approval.already_decided"
 
 
@@ -471,33 +409,15 @@ def test_msp_opened_t1_case_needs_an_approver_from_the_tenant(acme, deskco, team
     msp_supervisor = staff(Role.SUPERVISOR, provider=deskco)
     active_grant(deskco, acme, roles=(Role.AGENT, Role.SUPERVISOR), tiers=("T0", "T1"))
     case = pending_t1(acme, msp_agent, case_type="password_reset")
-    approval_decide(
-        actor=msp_supervisor,
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(msp_supervisor),
-    )
+    decide(case, msp_supervisor)
     assert reload(case).status == CaseStatus.PENDING_APPROVAL  # not yet
-    approval_decide(
-        actor=team["supervisor"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(case, team["supervisor"])
     assert reload(case).status == CaseStatus.COOLING_OFF
 
 
 def test_owner_can_cancel_during_cooling_off(acme, team):
     case = pending_t1(acme, team["agent"])
-    approval_decide(
-        actor=team["supervisor"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(case, team["supervisor"])
     cancelled = case_cancel(actor=None, case=case, reason="this wasn't me")
     assert cancelled.status == CaseStatus.CANCELLED
     assert events(case, "case.cancelled")[0].actor_label == "account-owner"
@@ -515,25 +435,13 @@ def test_msp_approver_is_bound_by_the_grant_scope(acme, deskco, team):
     active_grant(deskco, acme, roles=(Role.SUPERVISOR,), tiers=("T0",))
     case = pending_t1(acme, team["agent"])
     with pytest.raises(PolicyDenied) as refused:
-        approval_decide(
-            actor=msp_supervisor,
-            case=case,
-            decision="approved",
-            reason="ok",
-            step_up=step_up(msp_supervisor),
-        )
+        decide(case, msp_supervisor)
     assert refused.value.code == "grant.tier_not_allowed"
 
 
 def test_cooling_off_ends_by_database_time_only(acme, team):
     case = pending_t1(acme, team["agent"])
-    approval_decide(
-        actor=team["supervisor"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(case, team["supervisor"])
     case = reload(case)
     type(case).objects.filter(pk=case.pk).update(
         cooling_off_until=timezone.now() + timedelta(minutes=5)
@@ -563,26 +471,12 @@ def test_exception_needs_a_written_justification_and_two_security_officers(acme,
     two_signals(case, team["security"], account)
     case = case_submit(actor=team["security"], case=case)
     with pytest.raises(PolicyDenied) as supervisor:
-        approval_decide(
-            actor=team["supervisor"],
-            case=case,
-            decision="approved",
-            reason="x",
-            step_up=step_up(team["supervisor"]),
-        )
+        decide(case, team["supervisor"], "x")
     assert supervisor.value.code == "approval.role_required"
-    approval_decide(
-        actor=team["security2"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["security2"]),
-    )
+    decide(case, team["security2"])
     assert reload(case).status == CaseStatus.PENDING_APPROVAL
     third = staff(Role.SECURITY_OFFICER, tenant=acme)
-    approval_decide(
-        actor=third, case=case, decision="approved", reason="ok", step_up=step_up(third)
-    )
+    decide(case, third)
     case = reload(case)
     assert case.status == CaseStatus.COOLING_OFF  # the policy's waiting period
     assert case.cooling_off_until > timezone.now() + timedelta(hours=23)
@@ -601,13 +495,7 @@ def test_case_says_what_is_still_needed_at_every_step(acme, team):
     needs = case_needs(case)
     assert needs.evidence_met and not needs.approvals_met
     assert needs.summary() == ["Approvals: 1 more."]
-    approval_decide(
-        actor=team["supervisor"],
-        case=case,
-        decision="approved",
-        reason="ok",
-        step_up=step_up(team["supervisor"]),
-    )
+    decide(case, team["supervisor"])
     assert case_needs(reload(case)).summary() == ["Nothing: the policy is satisfied."]
 
 
@@ -620,9 +508,7 @@ def test_sweep_releases_only_cases_whose_cooling_off_has_passed(acme, team):
     )
     for case in (due, waiting):
         approver = staff(Role.SUPERVISOR, tenant=acme)
-        approval_decide(
-            actor=approver, case=case, decision="approved", reason="ok", step_up=step_up(approver)
-        )
+        decide(case, approver)
     type(due).objects.filter(pk=due.pk).update(cooling_off_until=timezone.now())
     assert case_release_cooled_task() == 1
     assert (reload(due).status, reload(waiting).status) == (

@@ -11,7 +11,6 @@ from recovery.cases.choices import CaseStatus, Route
 from recovery.cases.services import (
     APPROVALS_PER_HOUR,
     VELOCITY_THRESHOLD,
-    approval_decide,
     case_open,
     case_submit,
     evidence_record,
@@ -21,8 +20,8 @@ from recovery.policy.services import policy_draft_create
 from tenants.choices import Role
 from tenants.exceptions import PolicyDenied
 
-from ..factories import make_account_with, staff, step_up
-from .casework import contact
+from ..factories import make_account_with, staff
+from .casework import contact, decide
 
 pytestmark = pytest.mark.django_db
 
@@ -95,15 +94,11 @@ def test_as04_one_approver_clearing_one_agents_cases_raises_velocity_alert(acme)
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     earlier_decisions(acme, supervisor, agent, VELOCITY_THRESHOLD - 2)
     case = pending_cfo_case(acme, agent)
-    approval_decide(
-        actor=supervisor, case=case, decision="approved", reason="ok", step_up=step_up(supervisor)
-    )
+    decide(case, supervisor)
     assert not alerts(acme, "approval_velocity").exists()  # one below the threshold
     earlier_decisions(acme, supervisor, agent, 1)
     case = pending_cfo_case(acme, agent)
-    approval_decide(
-        actor=supervisor, case=case, decision="approved", reason="ok", step_up=step_up(supervisor)
-    )
+    decide(case, supervisor)
     assert alerts(acme, "approval_velocity").get().data["approvals"] == VELOCITY_THRESHOLD + 1
 
 
@@ -113,13 +108,7 @@ def test_r26_approvers_have_an_hourly_cap(acme):
     case = pending_cfo_case(acme, agent)
     earlier_decisions(acme, supervisor, staff(Role.AGENT, tenant=acme), APPROVALS_PER_HOUR)
     with pytest.raises(PolicyDenied) as capped:
-        approval_decide(
-            actor=supervisor,
-            case=case,
-            decision="approved",
-            reason="ok",
-            step_up=step_up(supervisor),
-        )
+        decide(case, supervisor)
     assert capped.value.code == "approval.hourly_cap"
 
 
@@ -170,22 +159,10 @@ def test_as12_exception_under_time_pressure_still_needs_two_officers_and_the_wai
     case_submit(actor=officer, case=case)
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     with pytest.raises(PolicyDenied):
-        approval_decide(
-            actor=supervisor,
-            case=case,
-            decision="approved",
-            reason="urgent!",
-            step_up=step_up(supervisor),
-        )
+        decide(case, supervisor, "urgent!")
     for _ in range(2):
         approver = staff(Role.SECURITY_OFFICER, tenant=acme)
-        approval_decide(
-            actor=approver,
-            case=case,
-            decision="approved",
-            reason="verified",
-            step_up=step_up(approver),
-        )
+        decide(case, approver, "verified")
     case.refresh_from_db()
     assert case.status == CaseStatus.COOLING_OFF
     assert case.cooling_off_until >= timezone.now() + timedelta(hours=23)
