@@ -11,32 +11,29 @@ from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from audit.context import Actor
-from audit.services import record
 from recovery.selectors import account_get_visible, account_list
 
 from .access import actor_tenant_access
 from .console import tenant_view
 from .exceptions import DomainError
 from .forms import LoginForm, RevokeForm, StepUpForm, TokenForm
-from .lockout import is_locked, register_failure, register_success
+from .lockout import is_locked, register_failure
 from .models import Tenant, User
+from .otp import sign_in_completed, totp_enrolment_confirm
 from .policies import can_administer_tenant, can_view_grants, enforce
 from .selectors import grant_get_visible, grant_list
 from .services import grant_approve, grant_revoke
 from .stepup import step_up_verify
 
-BACKUP_CODE_COUNT = 10
 LOCKED_MESSAGE = "Too many failed attempts: this account is locked for a while. Try again later."
 
 
@@ -97,14 +94,7 @@ def otp_verify_view(request: HttpRequest) -> HttpResponse:
         )
         if device is not None and not is_locked(user):
             otp_login(request, device)
-            register_success(user)
-            with transaction.atomic():
-                record(
-                    action="auth.login_succeeded",
-                    actor=Actor.for_user(user),
-                    target=user,
-                    data={"device_type": type(device).__name__},
-                )
+            sign_in_completed(user=user, device=device)
             return redirect(_safe_next(request) or "home")
         if is_locked(user) or register_failure(user, kind="otp"):
             logout(request)
@@ -140,25 +130,8 @@ def otp_enrol_view(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"].strip()):
-            with transaction.atomic():
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
-                backup, _new = StaticDevice.objects.get_or_create(
-                    user=user, defaults={"name": "Backup codes"}
-                )
-                backup.token_set.all().delete()
-                codes = [StaticToken.random_token() for _i in range(BACKUP_CODE_COUNT)]
-                StaticToken.objects.bulk_create(
-                    [StaticToken(device=backup, token=code) for code in codes]
-                )
-                record(
-                    action="auth.otp_enrolled",
-                    actor=Actor.for_user(user),
-                    target=user,
-                    data={"backup_codes": BACKUP_CODE_COUNT},
-                )
+            codes = totp_enrolment_confirm(user=user, device=device)
             otp_login(request, device)
-            register_success(user)
             return render(request, "auth/backup_codes.html", {"codes": codes})
         if register_failure(user, kind="otp"):
             logout(request)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.context import Actor
@@ -21,6 +21,7 @@ from recovery.imports import AccountRecord, ContactRecord
 from recovery.services import accounts_import
 from tenants.choices import CaseType, GrantStatus, Role
 from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
+from tenants.otp import backup_codes_issue
 from tenants.rls import system_scope
 from tenants.services import (
     grant_approve,
@@ -168,14 +169,9 @@ class Command(BaseCommand):
         device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or (
             TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
         )
-        static = StaticDevice.objects.filter(user=user).first()
-        if static is None or not previous.get("backup_codes"):
-            static = static or StaticDevice.objects.create(user=user, name="Backup codes")
-            StaticToken.objects.filter(device=static).delete()
-            codes = [StaticToken.random_token() for _i in range(5)]
-            StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
-        else:
-            codes = previous["backup_codes"]
+        codes = previous.get("backup_codes")
+        if not codes or not StaticDevice.objects.filter(user=user).exists():
+            codes = backup_codes_issue(user=user, count=5)
         return {
             "password": password,
             "totp_secret": base64.b32encode(device.bin_key).decode(),
