@@ -1,33 +1,28 @@
 """Concurrent approvals of one case are serialised: never double-counted, never two moves."""
 
 import threading
-from datetime import timedelta
 
 from django.db import connection
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.verify import verify_chain
 from recovery.cases.choices import CaseStatus
 from recovery.cases.models import Approval
 from recovery.cases.services import approval_decide, case_open, case_submit, evidence_record
-from recovery.models import ContactMethod
 from tenants.choices import Role
 from tenants.exceptions import DomainError
 
 from ..factories import make_account_with, make_tenant, staff, step_up
+from .casework import contact
 
 
 def pending_case(tenant, groups):
     agent = staff(Role.AGENT, tenant=tenant)
     collector = staff(Role.SECURITY_OFFICER, tenant=tenant)
     account = make_account_with(tenant, groups=groups)
-    old = timezone.now() - timedelta(days=400)
     case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
     for signal, kind, value in (("S2", "mobile", "+15550000001"), ("S3", "email", "a@x.test")):
-        method = ContactMethod.objects.create(
-            tenant=tenant, account=account, kind=kind, value=value, source="hris", registered_at=old
-        )
+        method = contact(account, kind, value)
         evidence_record(
             actor=collector,
             case=case,

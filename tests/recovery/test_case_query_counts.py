@@ -1,19 +1,16 @@
 """Opening a case, recording evidence and approving cost the same queries at any history size."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from recovery.cases.choices import CaseStatus
 from recovery.cases.models import Evidence, RecoveryCase
 from recovery.cases.services import approval_decide, case_open, case_submit, evidence_record
-from recovery.models import ContactMethod
 from tenants.choices import Role
 
 from ..factories import make_account_with, staff, step_up
+from .casework import contact
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +51,7 @@ def add_history(tenant, opener, count: int) -> None:
 def lifecycle_queries(tenant, agent) -> dict[str, int]:
     supervisor = staff(Role.SUPERVISOR, tenant=tenant)  # a fresh TOTP device each time
     account = make_account_with(tenant, groups=["Finance"])
-    old = timezone.now() - timedelta(days=400)
-    mobile, email = (
-        ContactMethod.objects.create(
-            tenant=tenant, account=account, kind=kind, value=value, source="hris", registered_at=old
-        )
-        for kind, value in (("mobile", "+15550000001"), ("email", "a@x.test"))
-    )
+    mobile, email = contact(account), contact(account, "email", "a@x.test")
     counts = {}
     with CaptureQueriesContext(connection) as opened:
         case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
