@@ -16,6 +16,10 @@ class ActorType(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+# A user's principal kind (tenants.choices.PrincipalKind) as the actor type of its events.
+_TYPE_OF_KIND = {"integration": ActorType.INTEGRATION, "ai_assistant": ActorType.AI}
+
+
 @dataclass(frozen=True)
 class Actor:
     """The principal an audit event is attributed to, denormalised so it survives deletions."""
@@ -27,10 +31,11 @@ class Actor:
 
     @classmethod
     def for_user(cls, user: Any, organisation: str = "") -> Actor:
+        """A user row as an actor; API principals are typed integration or AI assistant."""
         return cls(
             id=str(user.pk),
             label=user.get_username(),
-            type=ActorType.HUMAN,
+            type=_TYPE_OF_KIND.get(getattr(user, "kind", "human"), ActorType.HUMAN),
             organisation=organisation,
         )
 

@@ -15,6 +15,7 @@ from .context import Actor, current_request
 from .exceptions import AuditError
 from .models import AuditChainHead, AuditEvent
 from .registry import is_registered
+from .signals import event_recorded
 
 
 def _text(value: str, limit: int) -> str:
@@ -170,4 +171,5 @@ def record(
         )
         event.hash = row_hash(tuple(getattr(event, name) for name in HASHED_FIELDS))
         _append(cursor, event, key)
+    event_recorded.send(sender=AuditEvent, event=event)
     return event

@@ -5,7 +5,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
-from .choices import GrantStatus, Role
+from .choices import GrantStatus, PrincipalKind, Role
 from .querysets import TenantOwnedManager
 
 
@@ -19,6 +19,16 @@ class User(AbstractUser):
     )
     failed_attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=PrincipalKind.choices,
+        default=PrincipalKind.HUMAN,
+        help_text="Non-human principals act only through their API key and cannot sign in.",
+    )
+
+    @property
+    def is_human(self) -> bool:
+        return self.kind == PrincipalKind.HUMAN
 
 
 class StepUpUse(models.Model):
@@ -143,8 +153,34 @@ class DelegationGrant(models.Model):
         return f"{self.provider} → {self.tenant} ({self.status})"
 
 
+class ApiKey(models.Model):
+    """A tenant's API credential: `vsk_<prefix>_<secret>`; only a hash of the secret is kept.
+
+    Each key is the credential of its own non-human principal (`principal`), so every action
+    made with it is attributed to that integration or AI assistant, never to a person.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    principal = models.OneToOneField(User, on_delete=models.PROTECT, related_name="api_key")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(help_text='What the key may do, e.g. ["cases:read"].')
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"
+
+
 auditlog.register(User, exclude_fields=["last_login", "failed_attempts"], mask_fields=["password"])
 auditlog.register(Tenant)
 auditlog.register(ServiceProvider)
 auditlog.register(Membership)
 auditlog.register(DelegationGrant)
+auditlog.register(ApiKey, exclude_fields=["last_used_at"], mask_fields=["secret_hash"])

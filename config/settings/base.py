@@ -27,6 +27,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "auditlog",
     "django_otp",
@@ -37,6 +40,8 @@ INSTALLED_APPS = [
     "audit",
     "tenants",
     "recovery",
+    "integrations",
+    "api",
 ]
 
 MIDDLEWARE = [

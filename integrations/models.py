@@ -1,0 +1,1 @@
+"""Webhooks out and events in. Built in issue 4."""
