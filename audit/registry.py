@@ -79,8 +79,36 @@ ACTIONS: dict[str, str] = {
     "alert.raised": (
         "A detection for the security queue (sim_swap_recovery_attempt, approval_velocity …)."
     ),
+    # API principals
+    "apikey.created": "A tenant_admin issued an API key for an integration or AI assistant.",
+    "apikey.revoked": "An API key was revoked; it stops working at once.",
+    "ai.action_blocked": (
+        "An AI assistant asked to approve, execute, accept evidence, change tier or policy, "
+        "or to use a scope it cannot hold; refused (R-63)."
+    ),
+    "ai.summary_attached": (
+        "An AI assistant attached an advisory summary to a case; data carries the model id and "
+        "version, prompt hash, retrieved document ids and output hash (R-67)."
+    ),
     "policy.violation": (
         "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
+    ),
+    # webhooks out and events in (integrations)
+    "webhook.subscription_created": (
+        "A webhook subscription was created; data carries its origin, a hash of the URL and "
+        "its event types (never the secret)."
+    ),
+    "webhook.subscription_updated": "A webhook subscription's URL, events or state changed.",
+    "webhook.subscription_deleted": (
+        "A webhook subscription was deleted; its secret is wiped and pending deliveries dropped."
+    ),
+    "webhook.subscription_secret_rotated": "A webhook subscription's signing secret was replaced.",
+    "webhook.delivery_dead": (
+        "A webhook delivery was given up after its last attempt; data carries the last error."
+    ),
+    "event.ingested": (
+        "An identity or security event about a protected account was received from an "
+        "integration (new MFA device, mailbox rule, push-denial burst …)."
     ),
 }
 

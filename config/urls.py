@@ -10,5 +10,6 @@ admin.site.__class__ = OTPAdminSite
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("api.urls")),
     path("", include("tenants.urls")),
 ]

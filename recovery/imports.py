@@ -216,21 +216,21 @@ def _json_rows(text: str) -> list[tuple[int, dict[str, Any], list[tuple[str, Any
         raise ValueError(f"line {bad.lineno}: not valid JSON ({bad.msg})") from None
     if not isinstance(items, list):
         raise ValueError("line 1: the file must hold a JSON array of account objects")
+    return _rows_of_items(items)
+
+
+def _rows_of_items(
+    items: list[Any],
+) -> list[tuple[int, dict[str, Any], list[tuple[str, Any, str]]]]:
     return [
         (number, item, _json_contacts(item)) if isinstance(item, dict) else (number, {}, [])
         for number, item in enumerate(items, start=1)
     ]
 
 
-def parse_accounts(text: str, fmt: str) -> tuple[list[AccountRecord], list[RowError]]:
-    """Parse a CSV or JSON account file; returns the records and every error found.
-
-    For JSON the `line` of a record is its position in the array (1-based).
-    """
-    try:
-        rows = _csv_rows(text) if fmt == "csv" else _json_rows(text)
-    except ValueError as bad:
-        return [], [RowError(1, "", str(bad).split(": ", 1)[1])]
+def _records_of(
+    rows: list[tuple[int, dict[str, Any], list[tuple[str, Any, str]]]],
+) -> tuple[list[AccountRecord], list[RowError]]:
     errors: list[RowError] = []
     records, seen = [], {}
     for line, raw, raw_contacts in rows:
@@ -245,3 +245,20 @@ def parse_accounts(text: str, fmt: str) -> tuple[list[AccountRecord], list[RowEr
         seen.setdefault(account.external_id, line)
         records.append(account)
     return records, errors
+
+
+def parse_accounts(text: str, fmt: str) -> tuple[list[AccountRecord], list[RowError]]:
+    """Parse a CSV or JSON account file; returns the records and every error found.
+
+    For JSON the `line` of a record is its position in the array (1-based).
+    """
+    try:
+        rows = _csv_rows(text) if fmt == "csv" else _json_rows(text)
+    except ValueError as bad:
+        return [], [RowError(1, "", str(bad).split(": ", 1)[1])]
+    return _records_of(rows)
+
+
+def parse_account_items(items: list[Any]) -> tuple[list[AccountRecord], list[RowError]]:
+    """Validate already-decoded account objects (an API sync); `line` is the 1-based index."""
+    return _records_of(_rows_of_items(items))

@@ -6,36 +6,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
-from audit.context import Actor
-from audit.services import record
-
 from .access import tenant_for_actor
+from .crossaccess import cross_access_record, owner_tenant_of, tenant_id_of_slug
 from .exceptions import CrossTenantNotFound
-from .models import Tenant
-from .rls import system_scope, tenant_scope
-
-
-def _record_cross_access(request: HttpRequest, owner_tenant_id: int | None, detail: dict) -> None:
-    if owner_tenant_id is None:
-        return
-    with system_scope():
-        owner = Tenant.objects.get(pk=owner_tenant_id)
-        record(
-            action="tenant.cross_access_denied",
-            actor=Actor.for_user(request.user),
-            tenant=owner,
-            data={"path": request.path[:300], **detail},
-        )
-
-
-def _owner_of(model_label: str, pk: Any) -> int | None:
-    with system_scope():
-        model = apps.get_model(model_label)
-        return model.objects.filter(pk=pk).values_list("tenant_id", flat=True).first()
+from .rls import tenant_scope
 
 
 def tenant_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -51,19 +28,24 @@ def tenant_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         try:
             request.tenant, request.tenant_access = tenant_for_actor(request.user, tenant)
         except Http404:
-            owner = Tenant.objects.filter(slug=tenant).values_list("id", flat=True).first()
-            _record_cross_access(request, owner, {"reason": "no access to tenant"})
+            cross_access_record(
+                actor=request.user,
+                path=request.path,
+                owner_tenant_id=tenant_id_of_slug(tenant),
+                detail={"reason": "no access to tenant"},
+            )
             raise
         try:
             with tenant_scope([request.tenant.pk]):
                 return view(request, **kwargs)
         except CrossTenantNotFound as missing:
-            owner = _owner_of(missing.model_label, missing.pk)
+            owner = owner_tenant_of(missing.model_label, missing.pk)
             if owner is not None and owner != request.tenant.pk:
-                _record_cross_access(
-                    request,
-                    owner,
-                    {
+                cross_access_record(
+                    actor=request.user,
+                    path=request.path,
+                    owner_tenant_id=owner,
+                    detail={
                         "reason": "object of another tenant",
                         "object": missing.model_label,
                         "requested_in": request.tenant.slug,

@@ -6,7 +6,8 @@ from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-OPEN_PATH_PREFIXES = ("/static/", "/healthz")
+# The API answers unverified sessions itself, with a JSON 401 instead of a redirect.
+OPEN_PATH_PREFIXES = ("/static/", "/healthz", "/api/")
 OPEN_URL_NAMES = ("staff-login", "staff-logout", "otp-verify", "otp-enrol")
 
 

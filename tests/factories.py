@@ -11,7 +11,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from recovery.models import ProtectedAccount
 from recovery.services import account_create
-from tenants.choices import CaseType, Role
+from tenants.apikeys import IssuedKey, apikey_create
+from tenants.choices import AI_ASSISTANT_SCOPES, CaseType, Role, Scope
 from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
 from tenants.services import (
     grant_approve,
@@ -94,6 +95,21 @@ def totp_token(user: User) -> str:
 
 def step_up(user: User) -> StepUpProof:
     return step_up_verify(user=user, token=totp_token(user))
+
+
+def api_key(
+    tenant: Tenant, scopes: list[str] | None = None, *, kind: str = "integration"
+) -> IssuedKey:
+    """A key issued by a new tenant_admin through the real service (all scopes by default)."""
+    if scopes is None:
+        scopes = sorted(AI_ASSISTANT_SCOPES) if kind == "ai_assistant" else list(Scope.values)
+    return apikey_create(
+        actor=staff(Role.TENANT_ADMIN, tenant=tenant),
+        tenant=tenant,
+        name=unique("key"),
+        kind=kind,
+        scopes=scopes,
+    )
 
 
 def requested_grant(

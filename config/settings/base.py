@@ -83,6 +83,10 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The shared cache holds API rate-limit counters: process memory for the embedded default,
+# Redis (CACHE_URL=rediscache://...) wherever more than one process serves requests.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vouchsafe")}
+
 AUTH_USER_MODEL = "tenants.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -131,9 +135,41 @@ STATIC_ROOT = env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiKeyAuthentication",
+        "api.authentication.StaffSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyThrottle", "api.throttling.StaffThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.NewestFirstCursor",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+# Requests per principal and tenant; the shared cache (Redis in production) holds the counts.
+API_THROTTLE_RATES = {
+    "api_key": env.str("API_KEY_RATE", default="1200/min"),
+    "staff": env.str("API_STAFF_RATE", default="600/min"),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Vouchsafe API",
+    "DESCRIPTION": (
+        "Help-desk account recovery as a privileged identity workflow. Every path is under "
+        "`/api/v1/t/{tenant}/`; see docs/api.md for keys, scopes, errors and webhooks."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
 }
 
 # django-auditlog: field diffs underneath our own audit trail; secrets are never recorded.
@@ -174,6 +210,12 @@ CELERY_BEAT_SCHEDULE = {
     "release-cooled-cases": {
         "task": "recovery.tasks.case_release_cooled_task",
         "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),
+    },
+    # Webhook outbox: rows the broker never carried, and retries after their backoff.
+    "webhook-outbox-sweep": {
+        "task": "integrations.tasks.webhook_outbox_sweep_task",
+        "schedule": float(env.int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=15)),
+        "options": {"expires": float(env.int("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=15))},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

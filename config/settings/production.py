@@ -15,6 +15,7 @@ DATABASES = {"default": env.db("DATABASE_URL")}  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")  # noqa: F405
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CACHES = {"default": env.cache("CACHE_URL")}  # noqa: F405  (Redis: shared rate-limit counters)
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)  # noqa: F405
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

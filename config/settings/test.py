@@ -13,3 +13,5 @@ CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:637
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 VOUCHSAFE_ENVIRONMENT = "test"
+# Rate-limit counters on the real Redis, as in production (a database of their own).
+CACHES = {"default": env.cache("TEST_CACHE_URL", default="rediscache://127.0.0.1:6379/14")}  # noqa: F405

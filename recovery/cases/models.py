@@ -179,6 +179,9 @@ class CaseNote(models.Model):
     text = models.TextField(help_text="As written, with secrets replaced by a mask.")
     secrets_masked = models.PositiveIntegerField(default=0)
     flagged = models.BooleanField(default=False, help_text="Something was masked: review it.")
+    advisory = models.BooleanField(
+        default=False, help_text="An AI assistant's summary: advisory, never a decision (R-65)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantOwnedManager()

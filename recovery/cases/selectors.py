@@ -32,6 +32,20 @@ def case_get_visible(*, tenant: Tenant, pk: int) -> RecoveryCase:
     return case
 
 
+def case_get_for_change(*, tenant: Tenant, pk: int) -> RecoveryCase:
+    """One case of `tenant`, locked for the rest of the transaction (for a transition)."""
+    case = (
+        RecoveryCase.objects.for_tenant(tenant)
+        .select_for_update(of=("self",))
+        .select_related("account")
+        .filter(pk=pk)
+        .first()
+    )
+    if case is None:
+        raise CrossTenantNotFound(CASE_LABEL, pk)
+    return case
+
+
 def case_timeline(*, tenant: Tenant, case: RecoveryCase) -> list[TimelineEntry]:
     """The case's history from its audit events in the tenant's chain, oldest first (one query).
 

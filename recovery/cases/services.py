@@ -19,6 +19,7 @@ from tenants.choices import CaseType, Role, Tier
 from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
+from tenants.principals import ai_blocked
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from ..choices import PHONE_KINDS, ProofingLevel
@@ -212,6 +213,7 @@ def evidence_record(
     dictated is never a channel (R-03); recent contact changes and SIM swaps disqualify a
     channel (R-04).
     """
+    enforce(ai_blocked(actor, "record or accept evidence"))
     details = dict(details or {})
     with transaction.atomic():
         case = _locked(case)
@@ -322,6 +324,7 @@ def accepted_classes(case: RecoveryCase) -> set[str]:
 
 def case_submit(*, actor: User, case: RecoveryCase) -> RecoveryCase:
     """Send the case for approval; refused until the policy's evidence is met (R-01, R-16)."""
+    enforce(ai_blocked(actor, "submit a case for approval"))
     with transaction.atomic():
         case = _locked(case)
         access = _work_access(actor, case)
@@ -594,6 +597,7 @@ def approval_decide(
     Refused attempts are recorded as `policy.violation` and raised. The tier is recomputed
     first; approvals given at a lower tier no longer count.
     """
+    enforce(ai_blocked(actor, "approve or deny a case"))
     if decision not in ApprovalDecision.values:
         raise InvalidInput("Choose approved or denied.", code="approval.decision_invalid")
     if not reason.strip():

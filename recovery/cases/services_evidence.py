@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
 from audit.services import record
 from tenants.access import access_in
+from tenants.choices import PrincipalKind
 from tenants.exceptions import CrossTenantNotFound, InvalidInput, PolicyDenied
 from tenants.models import User
 
@@ -190,14 +192,8 @@ def attachment_open(*, actor: User, case: RecoveryCase, attachment_id: object) -
     return OpenedAttachment(attachment=attachment, content=content)
 
 
-def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
-    """Add a note to a case, in any status, by someone who may work it.
-
-    Secrets in the text (labelled values such as `password: …`, and token-like strings) are
-    replaced by `[masked secret]` before storage and the note is flagged (R-49). The text is
-    otherwise stored as written; templates escape it. The audit event carries the note's id,
-    length and the number of masked items, never the text.
-    """
+def _checked_note_text(text: str) -> tuple[str, int]:
+    """The text with secrets masked, and how many; InvalidInput for an unusable note."""
     if not text.strip():
         raise InvalidInput(
             "Write something.", code="note.empty", field_errors={"text": ["Required."]}
@@ -214,20 +210,40 @@ def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
             code="note.invalid_character",
             field_errors={"text": ["Remove the NUL character."]},
         )
-    masked, count = mask_secrets(text)
+    return mask_secrets(text)
+
+
+def _note_create(
+    actor: User, case: RecoveryCase, masked: str, count: int, advisory: bool = False
+) -> tuple[RecoveryCase, CaseNote, Any]:
+    """Lock the case, check the actor may work it, store the note; (case, note, access)."""
+    case = _locked(case)
+    access = _work_access(actor, case)
+    note = CaseNote.objects.create(
+        tenant=case.tenant,
+        case=case,
+        author=actor,
+        text=masked,
+        secrets_masked=count,
+        flagged=count > 0,
+        advisory=advisory,
+    )
+    case.revision += 1
+    case.save(update_fields=["revision", "updated_at"])
+    return case, note, access
+
+
+def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
+    """Add a note to a case, in any status, by someone who may work it.
+
+    Secrets in the text (labelled values such as `password: …`, and token-like strings) are
+    replaced by `[masked secret]` before storage and the note is flagged (R-49). The text is
+    otherwise stored as written; templates escape it. The audit event carries the note's id,
+    length and the number of masked items, never the text.
+    """
+    masked, count = _checked_note_text(text)
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        note = CaseNote.objects.create(
-            tenant=case.tenant,
-            case=case,
-            author=actor,
-            text=masked,
-            secrets_masked=count,
-            flagged=count > 0,
-        )
-        case.revision += 1
-        case.save(update_fields=["revision", "updated_at"])
+        case, note, access = _note_create(actor, case, masked, count)
         record(
             action="case.note_added",
             actor=_actor(actor, access, case.tenant),
@@ -238,6 +254,50 @@ def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
                 "length": len(masked),
                 "secrets_masked": count,
                 "flagged": count > 0,
+            },
+        )
+    return note
+
+
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Where an AI contribution came from (R-67): enough to reproduce and to question it."""
+
+    model_id: str
+    model_version: str
+    prompt_sha256: str
+    retrieved_document_ids: tuple[str, ...] = ()
+
+
+def case_summary_attach(
+    *, actor: User, case: RecoveryCase, text: str, provenance: ModelProvenance
+) -> CaseNote:
+    """An AI assistant's summary on a case: stored as an advisory note, never a decision.
+
+    Only AI-assistant principals attach summaries (people write notes). The audit event
+    carries the model, the prompt hash, the retrieved documents and the output hash (R-67).
+    """
+    if actor.kind != PrincipalKind.AI_ASSISTANT:
+        raise PolicyDenied(
+            "Summaries come from an AI assistant; people add notes instead.",
+            code="summary.ai_only",
+        )
+    masked, count = _checked_note_text(text)
+    with transaction.atomic():
+        case, note, access = _note_create(actor, case, masked, count, advisory=True)
+        record(
+            action="ai.summary_attached",
+            actor=_actor(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={
+                "note": note.pk,
+                "model_id": provenance.model_id,
+                "model_version": provenance.model_version,
+                "prompt_sha256": provenance.prompt_sha256,
+                "retrieved_document_ids": list(provenance.retrieved_document_ids),
+                "output_sha256": hashlib.sha256(masked.encode()).hexdigest(),
+                "secrets_masked": count,
             },
         )
     return note

@@ -20,6 +20,7 @@ from tenants.access import access_in
 from tenants.exceptions import DomainError, InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import can_administer_tenant, enforce
+from tenants.principals import ai_blocked
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from .choices import PolicyStatus
@@ -39,6 +40,7 @@ def _audit_actor(actor: User, tenant: Tenant) -> Actor:
 
 
 def _require_tenant_admin(actor: User, tenant: Tenant) -> None:
+    enforce(ai_blocked(actor, "change the recovery policy"))
     enforce(can_administer_tenant(access_in(actor, tenant)))
 
 

@@ -14,6 +14,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "vouchsafe.example.com",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "CACHE_URL": "rediscache://127.0.0.1:6379/1",
 }
 
 

@@ -1,0 +1,114 @@
+"""The base of every tenant API view: authentication, tenant from the URL, scopes, throttles,
+idempotency, and the handler run inside the tenant's row-level-security scope.
+
+Views stay thin: parse input with a serializer, call one service or selector, shape output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.http import Http404, HttpRequest
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.access import tenant_for_actor
+from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
+from tenants.crossaccess import cross_access_record, tenant_id_of_slug
+from tenants.exceptions import DomainError, PolicyDenied
+from tenants.models import ApiKey
+from tenants.rls import tenant_scope
+
+from .exceptions import ScopeMissing, StaffOnly
+from .idempotency import idempotency_claim, idempotency_finish
+
+STAFF_ONLY = "staff-only"  # a `scopes` value: no API key may call this method
+
+
+class TenantApiView(GenericAPIView):
+    """A view under `/api/v1/t/<tenant>/`.
+
+    `scopes` maps each HTTP method to the scope an API key needs for it (or STAFF_ONLY); a
+    method missing from it is refused for keys. Staff sessions are limited by their roles,
+    which the services check.
+    """
+
+    scopes: ClassVar[dict[str, str]] = {}
+
+    def required_scope(self, method: str) -> str | None:
+        return self.scopes.get(method)
+
+    def _resolve_tenant(self, request: Request, slug: str) -> None:
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        try:
+            if key is not None:
+                if key.tenant.slug != slug:
+                    raise Http404("No such tenant.")
+                request.tenant, request.tenant_access = key.tenant, None
+            else:
+                request.tenant, request.tenant_access = tenant_for_actor(request.user, slug)
+        except Http404:
+            cross_access_record(
+                actor=request.user,
+                path=request.path,
+                owner_tenant_id=tenant_id_of_slug(slug),
+                detail={"reason": "no access to tenant"},
+            )
+            raise
+
+    def _check_scope(self, request: Request) -> None:
+        if not isinstance(request.auth, ApiKey):
+            return
+        scope = self.required_scope(request.method)
+        if request.user.kind == PrincipalKind.AI_ASSISTANT and scope not in AI_ASSISTANT_SCOPES:
+            raise PolicyDenied(
+                "An AI assistant may only read, draft cases and attach summaries; a person "
+                "must approve, execute, accept evidence or change tier and policy (R-63).",
+                code="ai.action_blocked",
+            )
+        if scope is None or scope == STAFF_ONLY:
+            raise StaffOnly()
+        if scope not in request.auth.scopes:
+            raise ScopeMissing(f"This API key lacks the {scope} scope.")
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
+        self._resolve_tenant(request, kwargs["tenant"])
+        self._check_scope(request)
+
+    def _run_handler(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        handler = getattr(self, request.method.lower(), self.http_method_not_allowed)
+        kwargs.pop("tenant")
+        refusal: DomainError | None = None
+        with tenant_scope([request.tenant.pk]):
+            try:
+                return handler(request, *args, **kwargs)
+            except DomainError as error:
+                # A service refusal has already rolled back the service's own writes; what it
+                # recorded on purpose (policy.violation, failed step-ups) commits here.
+                refusal = error
+        raise refusal
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        """DRF's dispatch, with idempotency around and a tenant transaction inside."""
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        claim = None
+        response: Response | None = None
+        try:
+            self.initial(request, *args, **kwargs)
+            claim = idempotency_claim(request, request.tenant)
+            if claim.replay is not None:
+                response = claim.replay
+            else:
+                response = self._run_handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        finally:
+            if claim is not None and claim.replay is None:
+                idempotency_finish(claim, request.tenant, response)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response

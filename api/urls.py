@@ -1,0 +1,14 @@
+"""/api/v1/: the schema, its documentation page (served locally), and every tenant's routes."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+tenant_routes = [
+    path("", include("recovery.api.urls")),
+]
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("t/<slug:tenant>/", include(tenant_routes)),
+]

@@ -1,0 +1,219 @@
+"""Input and output shapes of the recovery API. Names are unique across the schema."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from tenants.choices import CaseType
+
+from ..cases.choices import Channel, SignalClass
+from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
+from ..models import ContactMethod, ProtectedAccount
+
+
+class ContactOutput(serializers.ModelSerializer):
+    masked = serializers.CharField(read_only=True, help_text="Hint only, never the value (R-14).")
+
+    class Meta:
+        model = ContactMethod
+        fields = ["id", "kind", "masked", "source", "registered_at", "sim_changed_at"]
+
+
+class AccountOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ProtectedAccount
+        fields = [
+            "id",
+            "external_id",
+            "username",
+            "display_name",
+            "tier",
+            "no_helpdesk_reset",
+            "proofing_level",
+            "source",
+            "synced_at",
+            "created_at",
+        ]
+
+
+class AccountDetailOutput(AccountOutput):
+    contacts = ContactOutput(many=True, read_only=True)
+
+    class Meta(AccountOutput.Meta):
+        fields = [*AccountOutput.Meta.fields, "contacts"]
+
+
+class AccountCaseBrief(serializers.ModelSerializer):
+    class Meta:
+        model = ProtectedAccount
+        fields = ["id", "external_id", "username", "display_name", "tier"]
+
+
+class CaseOutput(serializers.ModelSerializer):
+    account = AccountCaseBrief(read_only=True)
+
+    class Meta:
+        model = RecoveryCase
+        fields = [
+            "id",
+            "account",
+            "case_type",
+            "channel",
+            "status",
+            "tier",
+            "tier_reasons",
+            "route",
+            "repeat_attempt",
+            "policy_version",
+            "revision",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+            "cooling_off_until",
+            "ended_at",
+            "end_reason",
+        ]
+
+
+class CaseNeedsOutput(serializers.Serializer):
+    accepted_classes = serializers.ListField(child=serializers.CharField())
+    classes_missing = serializers.IntegerField()
+    evidence_met = serializers.BooleanField()
+    approvals = serializers.IntegerField()
+    approvals_required = serializers.IntegerField()
+    security_officer_approvals = serializers.IntegerField()
+    security_officer_approvals_required = serializers.IntegerField()
+    tenant_approver_missing = serializers.BooleanField()
+    approvals_met = serializers.BooleanField()
+    summary = serializers.ListField(child=serializers.CharField())
+
+
+class TimelineEntryOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor_label = serializers.CharField()
+    actor_type = serializers.CharField()
+    actor_org = serializers.CharField()
+    action = serializers.CharField()
+    summary = serializers.CharField()
+
+
+class CaseDetailOutput(CaseOutput):
+    needs = CaseNeedsOutput(read_only=True, help_text="What the policy still needs.")
+    timeline = TimelineEntryOutput(many=True, read_only=True)
+
+    class Meta(CaseOutput.Meta):
+        fields = [
+            *CaseOutput.Meta.fields,
+            "claimant_statement",
+            "justification",
+            "needs",
+            "timeline",
+        ]
+
+
+class CaseCreateInput(serializers.Serializer):
+    account_id = serializers.IntegerField(min_value=1)
+    case_type = serializers.ChoiceField(choices=CaseType.choices)
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+    claimant_statement = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000, default=""
+    )
+    justification = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000, default=""
+    )
+
+
+class EvidenceInput(serializers.Serializer):
+    signal_class = serializers.ChoiceField(choices=SignalClass.choices)
+    method = serializers.CharField(max_length=64)
+    verified = serializers.BooleanField()
+    contact_method_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    details = serializers.DictField(required=False, default=dict)
+
+
+class EvidenceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Evidence
+        fields = [
+            "id",
+            "signal_class",
+            "method",
+            "result",
+            "reason_code",
+            "contact_hint",
+            "collected_at",
+            "digest",
+        ]
+
+
+class DecisionInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+    otp = serializers.RegexField(
+        r"^\d{6,8}$",
+        help_text="A fresh code from the approver's authenticator app (step-up).",
+    )
+
+
+class ApprovalOutput(serializers.ModelSerializer):
+    approver = serializers.CharField(source="approver.username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "case",
+            "approver",
+            "roles",
+            "via_grant",
+            "decision",
+            "reason",
+            "snapshot_hash",
+            "created_at",
+            "invalidated_at",
+            "invalidated_reason",
+        ]
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class NoteInput(serializers.Serializer):
+    text = serializers.CharField(max_length=10000, trim_whitespace=False)
+
+
+class SummaryInput(NoteInput):
+    model_id = serializers.CharField(max_length=200)
+    model_version = serializers.CharField(max_length=100)
+    prompt_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+    retrieved_document_ids = serializers.ListField(
+        child=serializers.CharField(max_length=200), max_length=100, required=False, default=list
+    )
+
+
+class NoteOutput(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True)
+
+    class Meta:
+        model = CaseNote
+        fields = ["id", "author", "text", "secrets_masked", "flagged", "advisory", "created_at"]
+
+
+class AttachmentInput(serializers.Serializer):
+    file = serializers.FileField()
+    evidence_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class AttachmentOutput(serializers.ModelSerializer):
+    class Meta:
+        model = EvidenceAttachment
+        fields = [
+            "id",
+            "evidence",
+            "original_name",
+            "content_type",
+            "size",
+            "sha256",
+            "uploaded_at",
+        ]

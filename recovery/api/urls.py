@@ -1,0 +1,33 @@
+"""Recovery routes under /api/v1/t/<tenant>/."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("accounts/", views.AccountListApi.as_view(), name="api-accounts"),
+    path("accounts/<int:account_id>/", views.AccountDetailApi.as_view(), name="api-account"),
+    path("cases/", views.CaseListApi.as_view(), name="api-cases"),
+    path("cases/<int:case_id>/", views.CaseDetailApi.as_view(), name="api-case"),
+    path(
+        "cases/<int:case_id>/evidence/", views.CaseEvidenceApi.as_view(), name="api-case-evidence"
+    ),
+    path("cases/<int:case_id>/submit/", views.CaseSubmitApi.as_view(), name="api-case-submit"),
+    path("cases/<int:case_id>/approve/", views.CaseApproveApi.as_view(), name="api-case-approve"),
+    path("cases/<int:case_id>/deny/", views.CaseDenyApi.as_view(), name="api-case-deny"),
+    path("cases/<int:case_id>/cancel/", views.CaseCancelApi.as_view(), name="api-case-cancel"),
+    path("cases/<int:case_id>/notes/", views.CaseNoteApi.as_view(), name="api-case-notes"),
+    path(
+        "cases/<int:case_id>/summaries/", views.CaseSummaryApi.as_view(), name="api-case-summaries"
+    ),
+    path(
+        "cases/<int:case_id>/attachments/",
+        views.CaseAttachmentListApi.as_view(),
+        name="api-case-attachments",
+    ),
+    path(
+        "cases/<int:case_id>/attachments/<int:attachment_id>/",
+        views.CaseAttachmentDownloadApi.as_view(),
+        name="api-case-attachment",
+    ),
+]

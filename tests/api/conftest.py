@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.models import Tenant
+
+from .. import factories
+
+
+def key_client(tenant: Tenant, scopes: list[str] | None = None, *, kind: str = "integration"):
+    """An API client holding a fresh key of `tenant` (all scopes its kind may hold by default)."""
+    issued = factories.api_key(tenant, scopes, kind=kind)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
+    client.principal = issued.key.principal
+    return client
+
+
+@pytest.fixture
+def acme_api(acme):
+    return key_client(acme)
+
+
+def api(tenant: Tenant, path: str = "") -> str:
+    return f"/api/v1/t/{tenant.slug}/{path}"

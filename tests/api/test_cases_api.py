@@ -1,0 +1,188 @@
+"""Cases over the API: the same services as the console, one error shape, tenant-safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEvent
+from recovery.cases.models import RecoveryCase
+from tenants.choices import Role
+
+from .. import factories
+from ..recovery.casework import contact
+from .conftest import api, key_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_integration_opens_a_case_and_the_server_decides_tier(acme, acme_api):
+    account = factories.make_account_with(acme, admin_roles=["Global Administrator"])
+    response = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "mfa_reset"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["tier"] == "T2" and body["status"] == "collecting_evidence"
+    assert response["ETag"] and response["Location"].endswith(f"/cases/{body['id']}/")
+    event = AuditEvent.objects.get(tenant=acme, action="case.opened", target_id=str(body["id"]))
+    assert event.actor_type == "integration"
+
+
+def test_missing_fields_get_field_errors_and_nothing_is_written(acme, acme_api):
+    response = acme_api.post(api(acme, "cases/"), {"case_type": "bogus"}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "input.invalid"
+    assert set(body["errors"]) == {"account_id", "case_type"}
+    assert not RecoveryCase.objects.filter(tenant=acme).exists()
+
+
+def test_another_tenants_account_is_a_plain_404_and_is_recorded(acme, globex, acme_api):
+    foreign = factories.make_account(globex)
+    missing = acme_api.post(
+        api(acme, "cases/"), {"account_id": 10**9, "case_type": "unlock"}, format="json"
+    )
+    response = acme_api.post(
+        api(acme, "cases/"), {"account_id": foreign.pk, "case_type": "unlock"}, format="json"
+    )
+    assert response.status_code == missing.status_code == 404
+    assert (
+        response.json()
+        == missing.json()
+        == {
+            "code": "not_found",
+            "message": "Not found.",
+            "errors": {},
+        }
+    )
+    assert AuditEvent.objects.filter(tenant=globex, action="tenant.cross_access_denied").exists()
+
+
+def test_key_of_another_tenant_gets_404_for_the_tenant(acme, globex):
+    client = key_client(globex)
+    response = client.get(api(acme, "cases/"))
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_no_key_is_401_with_a_challenge(acme):
+    from rest_framework.test import APIClient
+
+    response = APIClient().get(api(acme, "cases/"))
+    assert response.status_code == 401
+    assert response.json()["code"] == "auth.required"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_wrong_key_is_401(acme):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer vsk_abc_def")
+    response = client.get(api(acme, "cases/"))
+    assert response.status_code == 401
+    assert response.json()["code"] == "auth.invalid_key"
+
+
+def test_missing_scope_is_403(acme):
+    client = key_client(acme, ["cases:read"])
+    account = factories.make_account(acme)
+    response = client.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "auth.scope_missing"
+
+
+def test_case_detail_has_needs_timeline_and_etag(acme, acme_api):
+    account = factories.make_account(acme)
+    created = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    ).json()
+    response = acme_api.get(api(acme, f"cases/{created['id']}/"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["needs"]["evidence_met"] is False and body["needs"]["summary"]
+    assert [entry["action"] for entry in body["timeline"]] == ["case.opened"]
+
+
+def test_stale_if_match_is_412_and_changes_nothing(acme, acme_api):
+    account = factories.make_account(acme)
+    created = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    )
+    etag = created["ETag"]
+    case_id = created.json()["id"]
+    acme_api.post(api(acme, f"cases/{case_id}/notes/"), {"text": "called back"}, format="json")
+    response = acme_api.post(
+        api(acme, f"cases/{case_id}/cancel/"),
+        {"reason": "duplicate"},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
+    assert response.status_code == 412
+    assert response.json()["code"] == "case.etag_mismatch"
+    assert RecoveryCase.objects.get(pk=case_id).status == "collecting_evidence"
+
+
+def test_submit_too_early_is_refused_with_the_policy_code(acme, acme_api):
+    account = factories.make_account(acme)
+    case_id = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    ).json()["id"]
+    response = acme_api.post(api(acme, f"cases/{case_id}/submit/"))
+    assert response.status_code == 403
+    assert response.json()["code"] == "evidence.insufficient"
+
+
+def test_cancel_twice_is_a_409_conflict(acme, acme_api):
+    account = factories.make_account(acme)
+    case_id = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    ).json()["id"]
+    first = acme_api.post(api(acme, f"cases/{case_id}/cancel/"), {"reason": "dup"}, format="json")
+    second = acme_api.post(api(acme, f"cases/{case_id}/cancel/"), {"reason": "dup"}, format="json")
+    assert first.status_code == 200 and second.status_code == 409
+    assert second.json()["code"] == "case.wrong_state"
+
+
+def test_full_flow_evidence_submit_then_staff_approval_with_step_up(acme, acme_api):
+    from ..conftest import signed_in_client
+
+    account = factories.make_account(acme)
+    sms = contact(account)
+    manager = contact(account, "email", "manager@example.test")
+    case_id = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    ).json()["id"]
+    for signal_class, method, channel in (
+        ("S2", "sms_code", sms),
+        ("S3", "manager_attestation", manager),
+    ):
+        response = acme_api.post(
+            api(acme, f"cases/{case_id}/evidence/"),
+            {
+                "signal_class": signal_class,
+                "method": method,
+                "verified": True,
+                "contact_method_id": channel.pk,
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        assert response.json()["result"] == "accepted"
+    assert acme_api.post(api(acme, f"cases/{case_id}/submit/")).status_code == 200
+    supervisor = factories.staff(Role.SUPERVISOR, tenant=acme)
+    browser = signed_in_client(supervisor)
+    csrf = browser.get("/").cookies  # the session needs a CSRF token for unsafe methods
+    from rest_framework.test import APIClient
+
+    session = APIClient(enforce_csrf_checks=True)
+    session.cookies = browser.cookies
+    refused = session.post(
+        api(acme, f"cases/{case_id}/approve/"),
+        {"reason": "ok", "otp": factories.totp_token(supervisor)},
+        format="json",
+    )
+    assert refused.status_code == 403  # no CSRF token
+    del csrf
