@@ -3,12 +3,21 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from tenants.api.views import ProviderGrantListApi
+
 tenant_routes = [
     path("", include("recovery.api.urls")),
+    path("", include("tenants.api.urls")),
+    path("", include("audit.api.urls")),
 ]
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("t/<slug:tenant>/", include(tenant_routes)),
+    path(
+        "p/<slug:provider>/grants/",
+        ProviderGrantListApi.as_view(),
+        name="api-provider-grants",
+    ),
 ]

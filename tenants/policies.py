@@ -78,3 +78,16 @@ def can_work_case_type(access: TenantAccess, case_type: str) -> Decision:
             f"Your organisation's delegation grant does not cover {case_type} cases.",
         )
     return ALLOW
+
+
+def can_read_audit(access: TenantAccess | None) -> Decision:
+    """The trail, its exports and alerts: the tenant's auditors, security officers and admins."""
+    if access is None:
+        return _deny("tenant.no_access", "You have no access to this tenant.")
+    readers = {Role.AUDITOR, Role.SECURITY_OFFICER, Role.TENANT_ADMIN}
+    if not access.roles & readers:
+        return _deny(
+            "audit.read_forbidden",
+            "The audit trail is for the tenant's auditors, security officers and admins.",
+        )
+    return ALLOW

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from .exceptions import CrossTenantNotFound
-from .models import DelegationGrant, Tenant
+from .models import ApiKey, DelegationGrant, ServiceProvider, Tenant
 
 
 def grant_list(*, tenant: Tenant) -> QuerySet[DelegationGrant]:
     """The tenant's delegation grants, newest first."""
     return (
         DelegationGrant.objects.for_tenant(tenant)
-        .select_related("provider", "requested_by", "approved_by")
+        .select_related("provider", "tenant", "requested_by", "approved_by")
         .order_by("-created_at", "-id")
     )
 
@@ -23,3 +23,27 @@ def grant_get_visible(*, tenant: Tenant, pk: int) -> DelegationGrant:
     if grant is None:
         raise CrossTenantNotFound(DelegationGrant._meta.label, pk)
     return grant
+
+
+def provider_grant_list(*, provider: ServiceProvider) -> QuerySet[DelegationGrant]:
+    """Every grant a service provider holds or asked for, across its client tenants."""
+    return (
+        DelegationGrant.objects.filter(provider=provider)
+        .select_related("provider", "tenant", "requested_by", "approved_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def apikey_list(*, tenant: Tenant) -> QuerySet[ApiKey]:
+    """The tenant's API keys (live, expired and revoked), newest first."""
+    return (
+        ApiKey.objects.for_tenant(tenant).select_related("principal", "created_by").order_by("-id")
+    )
+
+
+def apikey_get_visible(*, tenant: Tenant, pk: int) -> ApiKey:
+    """One key of `tenant`; another tenant's id is the same 404 as a missing one."""
+    key = apikey_list(tenant=tenant).filter(pk=pk).first()
+    if key is None:
+        raise CrossTenantNotFound(ApiKey._meta.label, pk)
+    return key

@@ -8,8 +8,8 @@ from django.db.models import Q, QuerySet
 
 from tenants.choices import CaseType, Tier
 
-from ..cases.choices import CaseStatus, Route
-from ..cases.models import RecoveryCase
+from ..cases.choices import CaseStatus, Decision, Route
+from ..cases.models import Approval, RecoveryCase
 from ..models import ProtectedAccount
 
 
@@ -59,3 +59,15 @@ class AccountFilter(django_filters.FilterSet):
             | Q(display_name__icontains=value)
             | Q(external_id__icontains=value)
         )
+
+
+class ApprovalFilter(django_filters.FilterSet):
+    case = django_filters.NumberFilter(field_name="case_id", min_value=1)
+    decision = django_filters.ChoiceFilter(choices=Decision.choices)
+    live = django_filters.BooleanFilter(
+        field_name="invalidated_at", lookup_expr="isnull", label="Not voided by a later change"
+    )
+
+    class Meta:
+        model = Approval
+        fields: list[str] = []

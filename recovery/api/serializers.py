@@ -9,6 +9,7 @@ from tenants.choices import CaseType
 from ..cases.choices import Channel, SignalClass
 from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from ..models import ContactMethod, ProtectedAccount
+from ..policy.models import PolicyVersion
 
 
 class ContactOutput(serializers.ModelSerializer):
@@ -217,3 +218,70 @@ class AttachmentOutput(serializers.ModelSerializer):
             "sha256",
             "uploaded_at",
         ]
+
+
+class AccountSyncInput(serializers.Serializer):
+    source = serializers.CharField(max_length=100, help_text="The system of record, e.g. hris.")
+    accounts = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=1000,
+        help_text="Account objects as in the JSON import format; each carries all its contacts.",
+    )
+
+
+class AccountSyncOutput(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    contacts_added = serializers.IntegerField()
+    contacts_replaced = serializers.IntegerField()
+
+
+class PolicyVersionOutput(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+
+    class Meta:
+        model = PolicyVersion
+        fields = [
+            "id",
+            "number",
+            "format",
+            "sha256",
+            "status",
+            "created_by",
+            "created_at",
+            "requested_at",
+            "activated_at",
+            "superseded_at",
+        ]
+
+
+class PolicyVersionDetailOutput(PolicyVersionOutput):
+    class Meta(PolicyVersionOutput.Meta):
+        fields = [*PolicyVersionOutput.Meta.fields, "source"]
+
+
+class PolicyCurrentOutput(serializers.Serializer):
+    number = serializers.IntegerField(help_text="0 means the platform default.")
+    sha256 = serializers.CharField()
+    source = serializers.CharField()
+
+
+class PolicyTextInput(serializers.Serializer):
+    text = serializers.CharField(max_length=200_000, trim_whitespace=False)
+
+
+class PolicyValidOutput(serializers.Serializer):
+    valid = serializers.BooleanField()
+    sha256 = serializers.CharField()
+
+
+class PolicySimulateInput(PolicyTextInput):
+    days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+
+
+class StepUpInput(serializers.Serializer):
+    otp = serializers.RegexField(
+        r"^\d{6,8}$", help_text="A fresh code from your authenticator app (step-up)."
+    )

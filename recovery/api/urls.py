@@ -5,6 +5,28 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
+    path("approvals/", views.ApprovalListApi.as_view(), name="api-approvals"),
+    path("exceptions/", views.ExceptionListApi.as_view(), name="api-exceptions"),
+    path("policy/", views.PolicyCurrentApi.as_view(), name="api-policy"),
+    path("policy/versions/", views.PolicyVersionListApi.as_view(), name="api-policy-versions"),
+    path(
+        "policy/versions/<int:version_id>/",
+        views.PolicyVersionDetailApi.as_view(),
+        name="api-policy-version",
+    ),
+    path(
+        "policy/versions/<int:version_id>/request-activation/",
+        views.PolicyActivationRequestApi.as_view(),
+        name="api-policy-request-activation",
+    ),
+    path(
+        "policy/versions/<int:version_id>/approve-activation/",
+        views.PolicyActivationApproveApi.as_view(),
+        name="api-policy-approve-activation",
+    ),
+    path("policy/validate/", views.PolicyValidateApi.as_view(), name="api-policy-validate"),
+    path("policy/simulate/", views.PolicySimulateApi.as_view(), name="api-policy-simulate"),
     path("accounts/", views.AccountListApi.as_view(), name="api-accounts"),
     path("accounts/<int:account_id>/", views.AccountDetailApi.as_view(), name="api-account"),
     path("cases/", views.CaseListApi.as_view(), name="api-cases"),

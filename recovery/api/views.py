@@ -5,6 +5,7 @@ Thin by design: parse with a serializer, call one selector or service, shape the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.http import FileResponse
@@ -21,12 +22,22 @@ from rest_framework.response import Response
 
 from api.base import STAFF_ONLY, TenantApiView
 from api.conditional import etag_of, require_if_match
+from audit.context import Actor
 from tenants.choices import Scope
+from tenants.exceptions import InvalidInput
+from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
 from ..cases.models import EvidenceAttachment, RecoveryCase
-from ..cases.selectors import case_get_for_change, case_get_visible, case_list, case_timeline
+from ..cases.selectors import (
+    approval_list,
+    case_get_for_change,
+    case_get_visible,
+    case_list,
+    case_timeline,
+    exception_review_list,
+)
 from ..cases.services import (
     approval_decide,
     case_cancel,
@@ -42,10 +53,20 @@ from ..cases.services_evidence import (
     case_summary_attach,
     note_add,
 )
+from ..imports import parse_account_items
 from ..models import ContactMethod
+from ..policy.selectors import policy_active, policy_version_get_visible, policy_version_list
+from ..policy.services import (
+    policy_activation_approve,
+    policy_activation_request,
+    policy_draft_create,
+)
+from ..policy.simulate import policy_simulate
+from ..policy.validation import source_sha256, validate
 from ..selectors import account_get_visible, account_list
+from ..services import accounts_import
 from . import serializers as s
-from .filters import AccountFilter, CaseFilter
+from .filters import AccountFilter, ApprovalFilter, CaseFilter
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -395,3 +416,190 @@ class CaseAttachmentDownloadApi(TenantApiView):
             filename=opened.attachment.original_name,
             content_type="application/octet-stream",
         )
+
+
+# --- account sync, approvals, exceptions ----------------------------------------------------
+
+
+class AccountSyncApi(TenantApiView):
+    scopes = {"POST": Scope.ACCOUNTS_SYNC}
+
+    @extend_schema(
+        operation_id="accounts_sync",
+        summary="Upsert accounts by external id from a system of record (all or nothing)",
+        request=s.AccountSyncInput,
+        responses=s.AccountSyncOutput,
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request) -> Response:
+        data = s.AccountSyncInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        records, errors = parse_account_items(data.validated_data["accounts"])
+        if errors:
+            raise InvalidInput(
+                f"{len(errors)} problem(s) in the accounts; nothing was applied.",
+                code="accounts.invalid",
+                field_errors={
+                    ".".join(p for p in ("accounts", str(e.line - 1), e.field) if p): [e.message]
+                    for e in errors
+                },
+            )
+        if request.user.is_human:  # a key needed accounts:sync to get here
+            enforce(can_administer_tenant(request.tenant_access))
+        summary = accounts_import(
+            actor=Actor.for_user(request.user, organisation=request.tenant.name),
+            tenant=request.tenant,
+            records=records,
+            source=data.validated_data["source"],
+        )
+        return Response(s.AccountSyncOutput(summary).data)
+
+
+class ApprovalListApi(TenantApiView):
+    scopes = {"GET": Scope.CASES_READ}
+    serializer_class = s.ApprovalOutput
+    filterset_class = ApprovalFilter
+
+    def get_queryset(self):
+        return approval_list(tenant=self.request.tenant)
+
+    @extend_schema(operation_id="approvals_list", summary="Approval decisions, newest first")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.ApprovalOutput(page, many=True).data)
+
+
+class ExceptionListApi(TenantApiView):
+    scopes = {"GET": Scope.CASES_READ}
+    serializer_class = s.CaseOutput
+
+    def get_queryset(self):
+        return exception_review_list(tenant=self.request.tenant)
+
+    @extend_schema(operation_id="exceptions_list", summary="Exception requests (R-24), any status")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.CaseOutput(page, many=True).data)
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+class PolicyCurrentApi(TenantApiView):
+    scopes = {"GET": Scope.POLICY_READ}
+
+    @extend_schema(
+        operation_id="policy_current",
+        summary="The policy cases are decided under now",
+        responses=s.PolicyCurrentOutput,
+    )
+    def get(self, request: Request) -> Response:
+        policy = policy_active(request.tenant)
+        return Response({"number": policy.number, "sha256": policy.sha256, "source": policy.source})
+
+
+class PolicyVersionListApi(TenantApiView):
+    scopes = {"GET": Scope.POLICY_READ, "POST": STAFF_ONLY}
+    serializer_class = s.PolicyVersionOutput
+
+    def get_queryset(self):
+        return policy_version_list(tenant=self.request.tenant).select_related("created_by")
+
+    @extend_schema(operation_id="policy_versions_list", summary="Every stored policy version")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.PolicyVersionOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="policy_versions_create",
+        summary="Store a valid document as a draft (tenant admins)",
+        request=s.PolicyTextInput,
+        responses={201: s.PolicyVersionDetailOutput},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PolicyTextInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = policy_draft_create(
+            actor=request.user, tenant=request.tenant, text=data.validated_data["text"]
+        )
+        return Response(s.PolicyVersionDetailOutput(version).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyVersionDetailApi(TenantApiView):
+    scopes = {"GET": Scope.POLICY_READ}
+
+    @extend_schema(operation_id="policy_versions_retrieve", responses=s.PolicyVersionDetailOutput)
+    def get(self, request: Request, version_id: int) -> Response:
+        version = policy_version_get_visible(tenant=request.tenant, pk=version_id)
+        return Response(s.PolicyVersionDetailOutput(version).data)
+
+
+class PolicyValidateApi(TenantApiView):
+    scopes = {"POST": Scope.POLICY_READ}
+
+    @extend_schema(
+        operation_id="policy_validate",
+        summary="Check a document against the schema and the platform floors (stores nothing)",
+        request=s.PolicyTextInput,
+        responses=s.PolicyValidOutput,
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PolicyTextInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        text = data.validated_data["text"]
+        validate(text)
+        return Response({"valid": True, "sha256": source_sha256(text)})
+
+
+class PolicySimulateApi(TenantApiView):
+    scopes = {"POST": Scope.POLICY_READ}
+
+    @extend_schema(
+        operation_id="policy_simulate",
+        summary="Replay the last N days of cases under a draft (stores nothing)",
+        request=s.PolicySimulateInput,
+        responses=OpenApiTypes.OBJECT,
+    )
+    def post(self, request: Request) -> Response:
+        data = s.PolicySimulateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = policy_simulate(
+            tenant=request.tenant,
+            draft_text=data.validated_data["text"],
+            since=timedelta(days=data.validated_data["days"]),
+        )
+        return Response(report.as_dict())
+
+
+class PolicyActivationRequestApi(TenantApiView):
+    scopes = {"POST": STAFF_ONLY}
+
+    @extend_schema(
+        operation_id="policy_activation_request",
+        summary="Ask a second tenant admin to activate a draft",
+        request=None,
+        responses=s.PolicyVersionOutput,
+    )
+    def post(self, request: Request, version_id: int) -> Response:
+        version = policy_version_get_visible(tenant=request.tenant, pk=version_id)
+        version = policy_activation_request(actor=request.user, version=version)
+        return Response(s.PolicyVersionOutput(version).data)
+
+
+class PolicyActivationApproveApi(TenantApiView):
+    scopes = {"POST": STAFF_ONLY}
+
+    @extend_schema(
+        operation_id="policy_activation_approve",
+        summary="Activate a requested draft (a second tenant admin, with step-up)",
+        request=s.StepUpInput,
+        responses=s.PolicyVersionOutput,
+    )
+    def post(self, request: Request, version_id: int) -> Response:
+        data = s.StepUpInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = policy_version_get_visible(tenant=request.tenant, pk=version_id)
+        proof = step_up_verify(user=request.user, token=data.validated_data["otp"])
+        version = policy_activation_approve(actor=request.user, version=version, step_up=proof)
+        return Response(s.PolicyVersionOutput(version).data)

@@ -9,7 +9,7 @@ from tenants.choices import CaseType
 from tenants.exceptions import CrossTenantNotFound
 from tenants.models import Tenant
 
-from .models import RecoveryCase
+from .models import Approval, RecoveryCase
 from .timeline import TimelineEntry, timeline_entry
 
 CASE_LABEL = RecoveryCase._meta.label  # the target_type of a case's audit events
@@ -65,4 +65,13 @@ def exception_review_list(*, tenant: Tenant) -> QuerySet[RecoveryCase]:
         case_list(tenant=tenant)
         .filter(case_type=CaseType.EXCEPTION)
         .select_related("opened_by", "opened_via_provider")
+    )
+
+
+def approval_list(*, tenant: Tenant) -> QuerySet[Approval]:
+    """The tenant's approval decisions (live and voided), newest first."""
+    return (
+        Approval.objects.for_tenant(tenant)
+        .select_related("approver")
+        .order_by("-created_at", "-pk")
     )
