@@ -13,7 +13,7 @@ def key_client(tenant: Tenant, scopes: list[str] | None = None, *, kind: str = "
     issued = factories.api_key(tenant, scopes, kind=kind)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
-    client.principal = issued.key.principal
+    client.principal, client.token = issued.key.principal, issued.token
     return client
 
 
@@ -24,3 +24,15 @@ def acme_api(acme):
 
 def api(tenant: Tenant, path: str = "") -> str:
     return f"/api/v1/t/{tenant.slug}/{path}"
+
+
+def staff_api_client(user) -> APIClient:
+    """An API client on a staff member's verified session, sending its CSRF token."""
+    from ..conftest import signed_in_client
+
+    browser = signed_in_client(user)
+    browser.get("/")  # the home page renders a form, which sets the CSRF cookie
+    client = APIClient(enforce_csrf_checks=True)
+    client.cookies = browser.cookies
+    client.credentials(HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
+    return client

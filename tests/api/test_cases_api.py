@@ -10,7 +10,7 @@ from tenants.choices import Role
 
 from .. import factories
 from ..recovery.casework import contact
-from .conftest import api, key_client
+from .conftest import api, key_client, staff_api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -146,10 +146,9 @@ def test_cancel_twice_is_a_409_conflict(acme, acme_api):
     assert second.json()["code"] == "case.wrong_state"
 
 
-def test_full_flow_evidence_submit_then_staff_approval_with_step_up(acme, acme_api):
-    from ..conftest import signed_in_client
-
-    account = factories.make_account(acme)
+def _submitted_over_api(acme, acme_api) -> int:
+    """A T1 case (one approval needed) worked and submitted by an integration key."""
+    account = factories.make_account_with(acme, groups=["finance"])
     sms = contact(account)
     manager = contact(account, "email", "manager@example.test")
     case_id = acme_api.post(
@@ -172,17 +171,57 @@ def test_full_flow_evidence_submit_then_staff_approval_with_step_up(acme, acme_a
         assert response.status_code == 201, response.content
         assert response.json()["result"] == "accepted"
     assert acme_api.post(api(acme, f"cases/{case_id}/submit/")).status_code == 200
-    supervisor = factories.staff(Role.SUPERVISOR, tenant=acme)
-    browser = signed_in_client(supervisor)
-    csrf = browser.get("/").cookies  # the session needs a CSRF token for unsafe methods
-    from rest_framework.test import APIClient
+    return case_id
 
-    session = APIClient(enforce_csrf_checks=True)
-    session.cookies = browser.cookies
-    refused = session.post(
+
+def test_staff_approve_over_the_api_with_step_up_moves_the_case_on(acme, acme_api):
+    case_id = _submitted_over_api(acme, acme_api)
+    supervisor = factories.staff(Role.SUPERVISOR, tenant=acme)
+    client = staff_api_client(supervisor)
+    response = client.post(
+        api(acme, f"cases/{case_id}/approve/"),
+        {"reason": "manager confirmed on a callback", "otp": factories.totp_token(supervisor)},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["decision"] == "approved"
+    assert RecoveryCase.objects.get(pk=case_id).status in {"cooling_off", "ready"}
+    event = AuditEvent.objects.get(tenant=acme, action="approval.approved")
+    assert event.actor_type == "human" and event.data["step_up"]["device_type"] == "totp"
+
+
+def test_session_without_csrf_token_is_refused(acme, acme_api):
+    case_id = _submitted_over_api(acme, acme_api)
+    supervisor = factories.staff(Role.SUPERVISOR, tenant=acme)
+    client = staff_api_client(supervisor)
+    client.credentials()  # drop the X-CSRFToken header
+    response = client.post(
         api(acme, f"cases/{case_id}/approve/"),
         {"reason": "ok", "otp": factories.totp_token(supervisor)},
         format="json",
     )
-    assert refused.status_code == 403  # no CSRF token
-    del csrf
+    assert response.status_code == 403
+    assert RecoveryCase.objects.get(pk=case_id).status == "pending_approval"
+
+
+def test_wrong_step_up_code_counts_towards_lockout_and_approves_nothing(acme, acme_api):
+    case_id = _submitted_over_api(acme, acme_api)
+    supervisor = factories.staff(Role.SUPERVISOR, tenant=acme)
+    client = staff_api_client(supervisor)
+    response = client.post(
+        api(acme, f"cases/{case_id}/approve/"), {"reason": "ok", "otp": "000000"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "stepup.invalid_token"
+    supervisor.refresh_from_db()
+    assert supervisor.failed_attempts == 1  # committed although the request failed
+    assert RecoveryCase.objects.get(pk=case_id).status == "pending_approval"
+
+
+def test_api_keys_can_never_approve(acme, acme_api):
+    case_id = _submitted_over_api(acme, acme_api)
+    response = acme_api.post(
+        api(acme, f"cases/{case_id}/approve/"), {"reason": "ok", "otp": "123456"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "auth.staff_only"
