@@ -1,7 +1,7 @@
 """/api/v1/: the schema, its documentation page (served locally), and every tenant's routes."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from tenants.api.views import ProviderGrantListApi
 
@@ -13,7 +13,7 @@ tenant_routes = [
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("t/<slug:tenant>/", include(tenant_routes)),
     path(
         "p/<slug:provider>/grants/",

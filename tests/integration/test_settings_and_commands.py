@@ -72,6 +72,9 @@ def test_embedded_default_migrates_and_seeds_idempotently(tmp_path: Path):
     for role in ("agent", "supervisor", "security_officer", "tenant_admin", "auditor"):
         assert any(role in r for r in roles.values()), role
     assert roles["deskco-agent1"] == ["agent"]
+    keys = credentials["api_keys"]
+    assert {k["kind"] for k in keys.values()} == {"integration", "ai_assistant"}
+    assert again["api_keys"]["acme-integration"]["token"] == keys["acme-integration"]["token"]
     verify = manage("audit_verify", env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "OK      acme" in verify.stdout

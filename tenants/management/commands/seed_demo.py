@@ -17,9 +17,26 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.context import Actor
+from recovery.cases.models import RecoveryCase
+from recovery.cases.services import (
+    approval_decide,
+    case_cancel,
+    case_open,
+    case_submit,
+    evidence_record,
+)
 from recovery.imports import AccountRecord, ContactRecord
+from recovery.models import ContactMethod, ProtectedAccount
 from recovery.services import accounts_import
-from tenants.choices import CaseType, GrantStatus, Role
+from tenants.apikeys import apikey_authenticate, apikey_create
+from tenants.choices import (
+    AI_ASSISTANT_SCOPES,
+    CaseType,
+    GrantStatus,
+    PrincipalKind,
+    Role,
+    Scope,
+)
 from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
 from tenants.otp import backup_codes_issue
 from tenants.rls import system_scope
@@ -32,7 +49,7 @@ from tenants.services import (
     tenant_create,
     user_create,
 )
-from tenants.stepup import step_up_verify
+from tenants.stepup import StepUpProof, step_up_verify
 
 TENANTS = {"acme": "Acme Corporation", "globex": "Globex Industries"}
 PROVIDER = ("deskco", "DeskCo Managed Services")
@@ -63,13 +80,30 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
         ("E1002", "cfo@acme.example", "Carla Finch (CFO)", {"groups": ("Finance",)}),
         ("E1003", "it-admin@acme.example", "Ian Admin", {"admin_roles": ("Global Admin",)}),
         ("E1004", "payroll@acme.example", "Payroll mailbox", {"mailbox_type": "shared"}),
+        ("E1005", "sam@acme.example", "Sam Sales", {}),
+        ("E1006", "fiona@acme.example", "Fiona Finch", {"groups": ("Finance",)}),
+        ("E1007", "tom@acme.example", "Tom Treasury", {"groups": ("Finance",)}),
     ],
     "globex": [
         ("G2001", "hank@globex.example", "Hank Scorpio", {"groups": ("Executives",)}),
         ("G2002", "frank@globex.example", "Frank Grimes", {}),
     ],
 }
-CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)  # long before any demo case: no quarantine
+CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)
+# name -> (tenant, kind, scopes); the tokens are shown once, so the file is their only copy.
+API_KEYS: dict[str, tuple[str, str, list[str]]] = {
+    "acme-integration": (
+        "acme",
+        PrincipalKind.INTEGRATION,
+        sorted(set(Scope.values) - {Scope.CASES_DRAFT}),
+    ),
+    "globex-integration": (
+        "globex",
+        PrincipalKind.INTEGRATION,
+        sorted(set(Scope.values) - {Scope.CASES_DRAFT}),
+    ),
+    "acme-ai-assistant": ("acme", PrincipalKind.AI_ASSISTANT, sorted(AI_ASSISTANT_SCOPES)),
+}  # long before any demo case: no quarantine
 
 
 def _demo_records(rows: list[tuple[str, str, str, dict[str, Any]]]) -> list[AccountRecord]:
@@ -104,13 +138,13 @@ class Command(BaseCommand):
         path = Path(settings.DEMO_CREDENTIALS_PATH)
         known = json.loads(path.read_text()) if path.exists() else {}
         with system_scope():
-            credentials = self._seed(known.get("users", {}))
+            credentials = self._seed(known.get("users", {}), known.get("api_keys", {}))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(credentials, indent=2))
         path.chmod(0o600)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Logins: {path}"))
 
-    def _seed(self, known_users: dict[str, dict]) -> dict[str, Any]:
+    def _seed(self, known_users: dict[str, dict], known_keys: dict[str, dict]) -> dict[str, Any]:
         operator, users = self._operator(known_users), {}
         tenants = {
             slug: Tenant.objects.filter(slug=slug).first()
@@ -141,14 +175,37 @@ class Command(BaseCommand):
                 records=_demo_records(rows),
                 source="demo-hris",
             )
+        keys = self._api_keys(tenants, known_keys)
+        if not RecoveryCase.objects.for_tenant(tenants["acme"]).exists():
+            self._cases(tenants["acme"])
         return {
             "note": "Demo only. Sign in at /login/ with username + password, then the current "
-            "TOTP code for totp_secret (or one backup code).",
+            "TOTP code for totp_secret (or one backup code). API: "
+            "Authorization: Bearer <token> on /api/v1/t/<tenant>/ (docs at /api/v1/docs/).",
             "tenants": list(TENANTS),
             "provider": PROVIDER[0],
             "grant": "deskco -> acme only (agent, supervisor; T0, T1)",
             "users": users,
+            "api_keys": keys,
         }
+
+    def _api_keys(
+        self, tenants: dict[str, Tenant], known: dict[str, dict]
+    ) -> dict[str, dict[str, Any]]:
+        """Keep each demo key that still works; issue the missing ones (by acme/globex admin)."""
+        keys = {}
+        for name, (slug, kind, scopes) in API_KEYS.items():
+            token = known.get(name, {}).get("token", "")
+            if not token or apikey_authenticate(token) is None:
+                token = apikey_create(
+                    actor=User.objects.get(username=f"{slug}-admin"),
+                    tenant=tenants[slug],
+                    name=name,
+                    kind=kind,
+                    scopes=scopes,
+                ).token
+            keys[name] = {"tenant": slug, "kind": str(kind), "scopes": scopes, "token": token}
+        return keys
 
     def _operator(self, known_users: dict[str, dict]) -> User:
         operator = User.objects.filter(username="platform").first()
@@ -181,6 +238,50 @@ class Command(BaseCommand):
             "roles": [str(r) for r in roles],
         }
 
+    def _cases(self, tenant: Tenant) -> None:
+        """One case in each state a demo should show, through the real services."""
+        agent = User.objects.get(username="acme-agent")
+        accounts = {a.external_id: a for a in ProtectedAccount.objects.for_tenant(tenant)}
+
+        def worked(external_id: str, case_type: str) -> RecoveryCase:
+            account = accounts[external_id]
+            case = case_open(actor=agent, account=account, case_type=case_type, channel="phone")
+            contacts = {
+                c.kind: c for c in ContactMethod.objects.for_tenant(tenant).filter(account=account)
+            }
+            for signal_class, method, kind in (
+                ("S2", "sms_code", "mobile"),
+                ("S3", "manager_attestation", "email"),
+            ):
+                evidence_record(
+                    actor=agent,
+                    case=case,
+                    signal_class=signal_class,
+                    method=method,
+                    verified=True,
+                    contact_method=contacts[kind],
+                )
+            return case_submit(actor=agent, case=case)
+
+        case_open(actor=agent, account=accounts["E1001"], case_type="unlock", channel="phone")
+        worked("E1002", "password_reset")  # pending approval
+        for external_id, username, decision in (
+            ("E1006", "acme-supervisor", "approved"),
+            ("E1007", "acme-security", "denied"),
+        ):
+            approver = User.objects.get(username=username)
+            approval_decide(
+                actor=approver,
+                case=worked(external_id, "mfa_reset"),
+                decision=decision,
+                reason="Demo: decided after reviewing the evidence.",
+                step_up=_fresh_step_up(approver),
+            )
+        cancelled = case_open(
+            actor=agent, account=accounts["E1005"], case_type="unlock", channel="chat"
+        )
+        case_cancel(actor=agent, case=cancelled, reason="Demo: the caller hung up.")
+
     def _grant(self, provider: ServiceProvider, tenant: Tenant) -> None:
         live = DelegationGrant.objects.filter(
             provider=provider,
@@ -202,6 +303,10 @@ class Command(BaseCommand):
             valid_until=now + timedelta(days=90),
         )
         approver = User.objects.get(username="acme-admin")
-        device = TOTPDevice.objects.get(user=approver, confirmed=True)
-        proof = step_up_verify(user=approver, token=f"{totp(device.bin_key):06d}")
-        grant_approve(actor=approver, grant=grant, step_up=proof)
+        grant_approve(actor=approver, grant=grant, step_up=_fresh_step_up(approver))
+
+
+def _fresh_step_up(user: User) -> StepUpProof:
+    """A step-up with the demo user's current TOTP code (the command holds their secrets)."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return step_up_verify(user=user, token=f"{totp(device.bin_key):06d}")
