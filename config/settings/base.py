@@ -169,6 +169,9 @@ SPECTACULAR_SETTINGS = {
         "CaseStatusEnum": "recovery.cases.choices.CaseStatus",
         "GrantStatusEnum": "tenants.choices.GrantStatus",
         "PolicyStatusEnum": "recovery.policy.choices.PolicyStatus",
+        "WebhookEventTypeEnum": "integrations.choices.WebhookEventType",
+        "IngestEventTypeEnum": "integrations.choices.IngestEventType",
+        "DeliveryStatusEnum": "integrations.choices.DeliveryStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -211,6 +214,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
     },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
+    "idempotency-prune": {"task": "api.tasks.idempotency_prune_task", "schedule": 3600.0},
     "release-cooled-cases": {
         "task": "recovery.tasks.case_release_cooled_task",
         "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),

@@ -15,3 +15,5 @@ CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 VOUCHSAFE_ENVIRONMENT = "test"
 # Rate-limit counters on the real Redis, as in production (a database of their own).
 CACHES = {"default": env.cache("TEST_CACHE_URL", default="rediscache://127.0.0.1:6379/14")}  # noqa: F405
+# Webhook receivers in tests run on loopback; production refuses private and plain-http targets.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True

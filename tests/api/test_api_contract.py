@@ -330,3 +330,15 @@ def test_sync_is_all_or_nothing_with_errors_per_item(acme, acme_api):
         format="json",
     )
     assert ok.status_code == 200 and ok.json()["created"] == 1
+
+
+def test_expired_idempotency_keys_are_pruned_and_then_free(acme, acme_api):
+    from api.models import IdempotencyRecord
+    from api.tasks import idempotency_prune_task
+
+    account = factories.make_account(acme)
+    _open(acme_api, acme, account, HTTP_IDEMPOTENCY_KEY="old")
+    IdempotencyRecord.objects.filter(key="old").update(expires_at=timezone.now())
+    assert idempotency_prune_task() == 1
+    response = _open(acme_api, acme, factories.make_account(acme), HTTP_IDEMPOTENCY_KEY="old")
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response
