@@ -9,6 +9,7 @@ tenant_routes = [
     path("", include("recovery.api.urls")),
     path("", include("tenants.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     verbose_name = "Integrations: webhooks out, events in"
+
+    def ready(self) -> None:
+        from audit.signals import event_recorded
+
+        from .outbox import on_event_recorded
+
+        event_recorded.connect(on_event_recorded, dispatch_uid="integrations.webhook_outbox")

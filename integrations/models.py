@@ -1,1 +1,160 @@
-"""Webhooks out and events in. Built in issue 4."""
+"""Webhooks out (subscriptions, an outbox of deliveries and their attempt log) and events in."""
+
+import uuid
+from urllib.parse import urlsplit
+
+from auditlog.registry import auditlog
+from django.db import models
+from django.db.models import Q
+
+from tenants.querysets import TenantOwnedManager
+
+from .choices import DeliveryStatus, IngestEventType, WebhookEventType
+
+
+def url_origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what may be shown or logged (a path can hold a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+class WebhookSubscription(models.Model):
+    """A tenant's endpoint for signed event notifications.
+
+    The secret is kept in clear because every delivery is signed with it (HMAC); it is shown
+    to the tenant_admin once, never logged, and wiped when the subscription is deleted.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(
+        default=list, help_text=f"Event types to send, from {', '.join(WebhookEventType.values)}."
+    )
+    secret = models.CharField(max_length=128, help_text="HMAC-SHA256 signing key.")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} → {url_origin(self.url)}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: the outbox row, written in the event's transaction.
+
+    `payload` is the body that is sent, serialised canonically (sorted keys, no spaces) on each
+    attempt, so every retry sends the same bytes. While an attempt runs, `next_attempt_at` is
+    pushed forward as a lease so no other worker takes the row.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_type = models.CharField(max_length=64, choices=WebhookEventType.choices)
+    audit_event = models.ForeignKey("audit.AuditEvent", on_delete=models.PROTECT, related_name="+")
+    audit_seq = models.PositiveBigIntegerField(help_text="The event's seq in the tenant's chain.")
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "audit_event"], name="webhook_delivery_once_per_event"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status=DeliveryStatus.PENDING),
+                name="webhook_delivery_due",
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="webhook_delivery_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} delivery {self.pk} ({self.status})"
+
+
+class WebhookDeliveryAttempt(models.Model):
+    """The delivery log: one row per HTTP attempt, whatever its outcome."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"
+
+
+class IngestedEvent(models.Model):
+    """An identity or security event about a protected account, sent by an integration."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(
+        "recovery.ProtectedAccount", on_delete=models.PROTECT, related_name="+"
+    )
+    event_type = models.CharField(max_length=32, choices=IngestEventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=100, blank=True, help_text="Sending system, e.g. entra.")
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="The sender's id of the event; repeats are ignored."
+    )
+    data = models.JSONField(default=dict)
+    received_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "source", "external_id"],
+                condition=~Q(external_id=""),
+                name="ingested_event_unique_external_id",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "account", "occurred_at"], name="ingested_event_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} on {self.account_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+# Field diffs underneath the audit trail. Neither the signing secret nor the URL (whose path or
+# query may hold the receiver's own token) is written there; our events carry its origin and hash.
+auditlog.register(WebhookSubscription, exclude_fields=["secret", "url", "updated_at"])

@@ -26,3 +26,5 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])  # noqa: F405
 VOUCHSAFE_ENVIRONMENT = "production"
+# Webhook targets must be public https addresses (no loopback, private or link-local).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False

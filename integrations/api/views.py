@@ -1,0 +1,173 @@
+"""Webhook subscriptions (with their delivery log) and events in, under /api/v1/t/<tenant>/."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.base import TenantApiView
+from api.pagination import NewestFirstCursor
+from tenants.choices import Scope
+from tenants.policies import enforce
+
+from ..policies import can_ingest_events, can_manage_webhooks
+from ..selectors import (
+    ingested_event_list,
+    webhook_delivery_list,
+    webhook_subscription_get_visible,
+    webhook_subscription_list,
+)
+from ..services import (
+    event_ingest,
+    webhook_secret_rotate,
+    webhook_subscription_create,
+    webhook_subscription_delete,
+    webhook_subscription_update,
+)
+from . import serializers as s
+
+
+class _WebhookApi(TenantApiView):
+    def check_manager(self, request: Request) -> None:
+        enforce(can_manage_webhooks(request.user, request.tenant_access))
+
+
+class WebhookListApi(_WebhookApi):
+    scopes = {"GET": Scope.WEBHOOKS_MANAGE, "POST": Scope.WEBHOOKS_MANAGE}
+    serializer_class = s.WebhookOutput
+
+    def get_queryset(self):
+        return webhook_subscription_list(tenant=self.request.tenant)
+
+    @extend_schema(operation_id="webhooks_list", summary="Webhook subscriptions")
+    def get(self, request: Request) -> Response:
+        self.check_manager(request)
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.WebhookOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        summary="Subscribe a URL to event types; the signing secret is shown once",
+        request=s.WebhookCreateInput,
+        responses={201: s.WebhookCreatedOutput},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.WebhookCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription, secret = webhook_subscription_create(
+            actor=request.user, tenant=request.tenant, **data.validated_data
+        )
+        body = s.WebhookOutput(subscription).data
+        body["secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailApi(_WebhookApi):
+    scopes = {
+        "GET": Scope.WEBHOOKS_MANAGE,
+        "PATCH": Scope.WEBHOOKS_MANAGE,
+        "DELETE": Scope.WEBHOOKS_MANAGE,
+    }
+
+    @extend_schema(operation_id="webhooks_retrieve", responses=s.WebhookOutput)
+    def get(self, request: Request, subscription_id: int) -> Response:
+        self.check_manager(request)
+        subscription = webhook_subscription_get_visible(tenant=request.tenant, pk=subscription_id)
+        return Response(s.WebhookOutput(subscription).data)
+
+    @extend_schema(
+        operation_id="webhooks_update",
+        summary="Change URL, event types, description or pause it",
+        request=s.WebhookUpdateInput,
+        responses=s.WebhookOutput,
+    )
+    def patch(self, request: Request, subscription_id: int) -> Response:
+        data = s.WebhookUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = webhook_subscription_update(
+            actor=request.user,
+            subscription=webhook_subscription_get_visible(
+                tenant=request.tenant, pk=subscription_id
+            ),
+            **data.validated_data,
+        )
+        return Response(s.WebhookOutput(subscription).data)
+
+    @extend_schema(operation_id="webhooks_delete", request=None, responses={204: None})
+    def delete(self, request: Request, subscription_id: int) -> Response:
+        webhook_subscription_delete(
+            actor=request.user,
+            subscription=webhook_subscription_get_visible(
+                tenant=request.tenant, pk=subscription_id
+            ),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookSecretRotateApi(_WebhookApi):
+    scopes = {"POST": Scope.WEBHOOKS_MANAGE}
+
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        summary="Replace the signing secret; the new one is shown once",
+        request=None,
+        responses=s.WebhookCreatedOutput,
+    )
+    def post(self, request: Request, subscription_id: int) -> Response:
+        subscription = webhook_subscription_get_visible(tenant=request.tenant, pk=subscription_id)
+        secret = webhook_secret_rotate(actor=request.user, subscription=subscription)
+        subscription.refresh_from_db()
+        return Response({**s.WebhookOutput(subscription).data, "secret": secret})
+
+
+class DeliveryCursor(NewestFirstCursor):
+    ordering = ("-created_at", "-id")  # delivery ids are random UUIDs
+
+
+class WebhookDeliveryListApi(_WebhookApi):
+    scopes = {"GET": Scope.WEBHOOKS_MANAGE}
+    serializer_class = s.WebhookDeliveryOutput
+    pagination_class = DeliveryCursor
+
+    def get_queryset(self):
+        subscription = webhook_subscription_get_visible(
+            tenant=self.request.tenant, pk=self.kwargs["subscription_id"]
+        )
+        return webhook_delivery_list(tenant=self.request.tenant, subscription=subscription)
+
+    @extend_schema(operation_id="webhooks_deliveries_list", summary="The delivery log")
+    def get(self, request: Request, subscription_id: int) -> Response:
+        self.check_manager(request)
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.WebhookDeliveryOutput(page, many=True).data)
+
+
+class EventListApi(TenantApiView):
+    scopes = {"GET": Scope.EVENTS_INGEST, "POST": Scope.EVENTS_INGEST}
+    serializer_class = s.IngestedEventOutput
+
+    def get_queryset(self):
+        return ingested_event_list(tenant=self.request.tenant)
+
+    @extend_schema(operation_id="events_list", summary="Ingested identity and security events")
+    def get(self, request: Request) -> Response:
+        enforce(can_ingest_events(request.user, request.tenant_access))
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.IngestedEventOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Send one event about a protected account (validated per type, deduplicated)",
+        request=s.EventIngestInput,
+        responses={201: s.IngestedEventOutput, 200: s.IngestedEventOutput},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.EventIngestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        event, created = event_ingest(
+            actor=request.user, tenant=request.tenant, **data.validated_data
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(s.IngestedEventOutput(event).data, status=code)

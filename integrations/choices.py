@@ -1,0 +1,46 @@
+from django.db import models
+
+
+class WebhookEventType(models.TextChoices):
+    """What a webhook subscription can ask for; each is raised by one audit action."""
+
+    CASE_OPENED = "case.opened", "A case was opened"
+    CASE_SUBMITTED = "case.submitted", "A case went to approval"
+    CASE_STATUS_CHANGED = "case.status_changed", "A case moved (cooling-off, ready …)"
+    CASE_CANCELLED = "case.cancelled", "A case was cancelled"
+    APPROVAL_APPROVED = "approval.approved", "An approver approved a case"
+    APPROVAL_DENIED = "approval.denied", "An approver denied a case"
+    ALERT_RAISED = "alert.raised", "A detection for the security queue"
+    POLICY_ACTIVATED = "policy.activated", "A recovery policy version became active"
+
+
+# The audit action that raises each webhook event. Today every name is the same as its action;
+# a future action (case.executed, artifact.revoked …) becomes a webhook event by adding a
+# WebhookEventType above, a line here and its safe fields in integrations.outbox.SAFE_FIELDS.
+EVENT_TYPE_OF_ACTION: dict[str, str] = {
+    "case.opened": WebhookEventType.CASE_OPENED,
+    "case.submitted": WebhookEventType.CASE_SUBMITTED,
+    "case.status_changed": WebhookEventType.CASE_STATUS_CHANGED,
+    "case.cancelled": WebhookEventType.CASE_CANCELLED,
+    "approval.approved": WebhookEventType.APPROVAL_APPROVED,
+    "approval.denied": WebhookEventType.APPROVAL_DENIED,
+    "alert.raised": WebhookEventType.ALERT_RAISED,
+    "policy.activated": WebhookEventType.POLICY_ACTIVATED,
+}
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    DEAD = "dead", "Given up"
+
+
+class IngestEventType(models.TextChoices):
+    """Identity and security events an integration may send about a protected account (R-55)."""
+
+    MFA_DEVICE_ADDED = "mfa_device_added", "A new MFA device was registered"
+    MAILBOX_RULE_CREATED = "mailbox_rule_created", "A mailbox rule (forwarding, hiding) appeared"
+    PUSH_DENIED_BURST = "push_denied_burst", "A burst of denied MFA pushes"
+    SIM_CHANGE = "sim_change", "The phone's SIM was changed at the carrier"
+    ADMIN_ROLE_GRANTED = "admin_role_granted", "An admin role was granted"
+    SIGN_IN_NEW_ASN = "sign_in_new_asn", "A sign-in from a network (ASN) not seen before"

@@ -1,0 +1,17 @@
+"""Webhook tasks: thin, by id, idempotent. The work is in integrations.delivery."""
+
+from celery import shared_task
+
+from .delivery import webhook_delivery_attempt, webhook_outbox_sweep
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def webhook_deliver_task(delivery_id: str) -> str:
+    """Send one outbox row now (queued on commit of the event that made it)."""
+    return str(webhook_delivery_attempt(delivery_id=delivery_id))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def webhook_outbox_sweep_task() -> int:
+    """Beat: send every due pending delivery (new rows the broker missed, and retries)."""
+    return webhook_outbox_sweep()

@@ -1,0 +1,165 @@
+"""The outbox: an audit event becomes deliveries in its own transaction, sent only after commit."""
+
+import json
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from audit.context import Actor
+from audit.models import AuditEvent
+from audit.services import record
+from config.celery import app as celery_app
+from integrations.choices import DeliveryStatus
+from integrations.models import WebhookDelivery
+from integrations.outbox import on_event_recorded
+from integrations.services import webhook_subscription_update
+from integrations.signing import verify
+from recovery.cases.services import case_open
+from tenants.choices import Role
+
+from ..factories import make_account, staff
+from .hooks import emit, subscribe
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager():
+    """Tasks run in-process when queued (what a worker would do, without one)."""
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = before
+
+
+def deliveries(tenant):
+    return list(WebhookDelivery.objects.for_tenant(tenant).order_by("created_at"))
+
+
+def test_event_makes_one_delivery_per_active_subscription_that_asked_for_it(acme, globex):
+    admin = staff(Role.TENANT_ADMIN, tenant=acme)
+    wants, _ = subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"], admin=admin)
+    also, _ = subscribe(acme, "http://127.0.0.1:9/b", ["case.opened", "alert.raised"], admin=admin)
+    subscribe(acme, "http://127.0.0.1:9/c", ["case.opened"], admin=admin)
+    paused, _ = subscribe(acme, "http://127.0.0.1:9/d", ["alert.raised"], admin=admin)
+    webhook_subscription_update(actor=admin, subscription=paused, is_active=False)
+    subscribe(globex, "http://127.0.0.1:9/e", ["alert.raised"])
+
+    event = emit(acme)
+
+    made = deliveries(acme)
+    assert {d.subscription_id for d in made} == {wants.pk, also.pk}
+    assert not WebhookDelivery.objects.for_tenant(globex).exists()
+    for delivery in made:
+        assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
+        assert delivery.audit_event_id == event.pk and delivery.audit_seq == event.seq
+        assert delivery.event_type == "alert.raised"
+        assert delivery.payload["id"] == str(delivery.pk)
+
+
+def test_payload_carries_safe_fields_only(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["approval.approved"])
+    account = make_account(acme)
+    event = emit(
+        acme,
+        "approval.approved",
+        target=account,
+        data={
+            "approval": 7,
+            "roles": ["supervisor"],
+            "policy_version": 3,
+            "reason": "caller's manager said her PIN is 4321",
+            "step_up": {"nonce": "secret-nonce", "device": "totp"},
+            "snapshot": "abc",
+        },
+    )
+    [delivery] = deliveries(acme)
+    assert delivery.payload == {
+        "id": str(delivery.pk),
+        "type": "approval.approved",
+        "tenant": acme.slug,
+        "occurred_at": event.created_at.isoformat(),
+        "sequence": event.seq,
+        "actor": {"type": "system", "label": "detection"},
+        "data": {
+            "target_type": "recovery.ProtectedAccount",
+            "target_id": str(account.pk),
+            "approval": 7,
+            "roles": ["supervisor"],
+            "policy_version": 3,
+        },
+    }
+    assert "4321" not in json.dumps(delivery.payload)
+    assert "secret-nonce" not in json.dumps(delivery.payload)
+
+
+def test_a_real_case_opening_queues_a_case_opened_delivery(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["case.opened"])
+    account = make_account(acme)
+    case = case_open(
+        actor=staff(Role.AGENT, tenant=acme), account=account, case_type="unlock", channel="phone"
+    )
+    [delivery] = deliveries(acme)
+    assert delivery.event_type == "case.opened"
+    data = delivery.payload["data"]
+    assert data["target_type"] == "recovery.RecoveryCase" and data["target_id"] == str(case.pk)
+    assert data["account"] == account.external_id and data["tier"] == case.tier
+    assert data["case_type"] == "unlock" and data["channel"] == "phone"
+
+
+def test_actions_that_are_not_webhook_events_cost_no_query(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    event = AuditEvent(tenant_id=acme.pk, seq=1, action="case.note_added", data={})
+    with CaptureQueriesContext(connection) as queries:
+        on_event_recorded(sender=AuditEvent, event=event)
+    assert len(queries) == 0
+    assert not WebhookDelivery.objects.for_tenant(acme).exists()
+
+
+def test_platform_events_make_no_delivery(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    with transaction.atomic():
+        record(action="alert.raised", actor=Actor.system(), data={"type": "x"})
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_rolled_back_action_leaves_no_delivery_and_sends_nothing(
+    acme, receiver, eager, django_capture_on_commit_callbacks
+):
+    subscribe(acme, receiver.url, ["alert.raised"])
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        emit(acme)
+        assert len(deliveries(acme)) == 1  # written inside the action's transaction …
+        raise RuntimeError("the action fails after its audit event")
+    assert deliveries(acme) == []  # … and gone with it
+    assert callbacks == []
+    assert receiver.wait_for(1, timeout=1.0) == []
+
+
+def test_delivery_is_sent_after_commit_signed_with_the_secret(
+    acme, receiver, eager, django_capture_on_commit_callbacks
+):
+    _, secret = subscribe(acme, receiver.url, ["alert.raised"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        emit(acme)
+    assert receiver.requests == []  # nothing leaves before the commit
+    for callback in callbacks:
+        callback()  # what the commit runs
+    [request] = receiver.wait_for(1)
+    [delivery] = deliveries(acme)
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 1
+    assert delivery.last_status_code == 200 and delivery.delivered_at is not None
+    assert request.path == "/hooks/vouchsafe"
+    assert request.headers["Vouchsafe-Event"] == "alert.raised"
+    assert request.headers["Vouchsafe-Delivery"] == str(delivery.pk)
+    assert request.headers["Content-Type"] == "application/json"
+    assert verify(secret, request.headers["Vouchsafe-Signature"], request.body)
+    assert not verify("wrong", request.headers["Vouchsafe-Signature"], request.body)
+    assert not verify(secret, request.headers["Vouchsafe-Signature"], request.body + b" ")
+    assert json.loads(request.body) == delivery.payload
+    assert secret not in request.body.decode()

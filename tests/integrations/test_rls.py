@@ -1,0 +1,90 @@
+"""Webhook and event tables under row-level security, as the restricted app role sees them."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from integrations.choices import DeliveryStatus
+from integrations.delivery import webhook_outbox_sweep
+from integrations.models import IngestedEvent, WebhookDelivery, WebhookSubscription
+from tenants.models import User
+from tenants.rls import app_role_sql, tenant_scope
+
+from ..factories import make_account
+from .hooks import emit, subscribe
+
+pytestmark = pytest.mark.django_db
+APP_ROLE = "vouchsafe_test_app"
+
+
+@pytest.fixture
+def app_role(db) -> str:
+    with connection.cursor() as cursor:
+        for statement in app_role_sql(APP_ROLE):
+            cursor.execute(statement)
+    return APP_ROLE
+
+
+@contextmanager
+def as_app_role(tenant_ids: list[int] | None) -> Iterator[None]:
+    """A savepoint in which queries run as the restricted role, scoped to `tenant_ids`."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
+        if tenant_ids is None:
+            yield
+        else:
+            with tenant_scope(tenant_ids):
+                yield
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+
+
+def test_outbox_rows_are_written_in_the_tenant_scope_and_others_stay_invisible(
+    app_role, acme, globex, receiver
+):
+    mine, _ = subscribe(acme, receiver.url, ["alert.raised"])
+    subscribe(globex, receiver.url, ["alert.raised"])
+    emit(globex)
+    with as_app_role([acme.pk]):
+        emit(acme)  # the receiver inserts the delivery as the app role
+        assert list(WebhookSubscription.objects.values_list("pk", flat=True)) == [mine.pk]
+        [delivery] = WebhookDelivery.objects.all()  # no for_tenant(): RLS filters
+        assert delivery.tenant_id == acme.pk
+    assert WebhookDelivery.objects.count() == 2  # the owner role sees both
+
+
+def test_app_role_cannot_write_a_subscription_into_another_tenant(app_role, acme, globex):
+    admin = User.objects.create(username="rls-admin")
+    their_account = make_account(globex)
+    refused = pytest.raises(DatabaseError, match="row-level security")
+    with as_app_role([acme.pk]), refused, transaction.atomic():
+        WebhookSubscription.objects.create(
+            tenant=globex, url="http://127.0.0.1:9/", secret="s", created_by=admin
+        )
+    with as_app_role([acme.pk]), refused, transaction.atomic():
+        IngestedEvent.objects.create(
+            tenant=globex,
+            account=their_account,
+            event_type="sim_change",
+            occurred_at=timezone.now(),
+            received_by=admin,
+        )
+
+
+def test_sweep_as_app_role_reaches_every_tenant_through_system_scope(
+    app_role, acme, globex, receiver
+):
+    subscribe(acme, receiver.url, ["alert.raised"])
+    subscribe(globex, receiver.url, ["alert.raised"])
+    emit(acme)
+    emit(globex)
+    with as_app_role(None):
+        assert WebhookDelivery.objects.count() == 0  # no scope: nothing visible
+        assert webhook_outbox_sweep() == 2
+    statuses = set(WebhookDelivery.objects.values_list("status", flat=True))
+    assert statuses == {DeliveryStatus.DELIVERED}
+    assert len(receiver.requests) == 2

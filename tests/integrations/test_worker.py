@@ -1,0 +1,92 @@
+"""A webhook end to end on a real Celery worker over real Redis, against the test database."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app as celery_app
+from integrations.choices import DeliveryStatus
+from integrations.models import WebhookDelivery
+from integrations.signing import verify
+
+from ..factories import make_tenant
+from .hooks import emit, subscribe
+
+TASK = "integrations.tasks.webhook_deliver_task"
+
+
+def _use_routes(routes) -> None:
+    celery_app.conf.task_routes = routes
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.router = celery_app.amqp.Router()  # the router caches the old table
+
+
+@pytest.fixture
+def worker_queue(committed) -> Iterator[str]:
+    """A worker on its own queue; webhook deliveries queued by this process are routed to it."""
+    queue = f"test-hooks-{uuid.uuid4().hex[:8]}"
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",  # allows the 127.0.0.1 receiver
+        "DATABASE_URL": (
+            f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:"
+            f"{db['PORT']}/{connection.settings_dict['NAME']}"
+        ),
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=WARNING",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+    )
+    routes = celery_app.conf.task_routes
+    _use_routes({TASK: {"queue": queue}})
+    try:
+        yield queue
+    finally:
+        _use_routes(routes)
+        worker.terminate()
+        worker.wait(timeout=30)
+        with celery_app.connection_for_write() as conn:  # leave no queue behind in Redis
+            conn.default_channel.queue_delete(queue)
+
+
+def test_worker_delivers_a_signed_webhook_after_commit(worker_queue, receiver):
+    tenant = make_tenant()
+    _, secret = subscribe(tenant, receiver.url, ["alert.raised"])
+
+    emit(tenant)  # on commit the delivery is queued for the worker
+
+    [request] = receiver.wait_for(1, timeout=90)
+    assert verify(secret, request.headers["Vouchsafe-Signature"], request.body)
+    assert request.headers["Vouchsafe-Event"] == "alert.raised"
+    [delivery] = WebhookDelivery.objects.for_tenant(tenant)
+    assert request.headers["Vouchsafe-Delivery"] == str(delivery.pk)
+    deadline = time.monotonic() + 30
+    while delivery.status != DeliveryStatus.DELIVERED and time.monotonic() < deadline:
+        time.sleep(0.1)
+        delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 1
+    assert len(receiver.requests) == 1
