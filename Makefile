@@ -30,6 +30,8 @@ bench: install
 	$(BIN)/python bench/audit_append.py
 	$(BIN)/python bench/audit_verify.py
 	$(BIN)/python bench/case_lifecycle.py
+	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/case_list_scale.py
 
 schema: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml

@@ -13,7 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.access import tenant_for_actor
+from tenants.access import access_in, tenant_for_actor
 from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
 from tenants.crossaccess import cross_access_record, tenant_id_of_slug
 from tenants.exceptions import DomainError, PolicyDenied
@@ -45,7 +45,8 @@ class TenantApiView(GenericAPIView):
             if key is not None:
                 if key.tenant.slug != slug:
                     raise Http404("No such tenant.")
-                request.tenant, request.tenant_access = key.tenant, None
+                request.tenant = key.tenant
+                request.tenant_access = access_in(request.user, key.tenant)
             else:
                 request.tenant, request.tenant_access = tenant_for_actor(request.user, slug)
         except Http404:
