@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.http import Http404, HttpRequest
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.access import access_in, tenant_for_actor
+from tenants.access import access_in, access_memo, tenant_for_actor
 from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
 from tenants.crossaccess import cross_access_record, tenant_id_of_slug
 from tenants.exceptions import DomainError, PolicyDenied
@@ -47,6 +48,10 @@ class TenantApiView(GenericAPIView):
                     raise Http404("No such tenant.")
                 request.tenant = key.tenant
                 request.tenant_access = access_in(request.user, key.tenant)
+                if request.tenant_access is None:  # revoked since it was last verified
+                    raise AuthenticationFailed(
+                        "The API key is unknown, expired or revoked.", code="auth.invalid_key"
+                    )
             else:
                 request.tenant, request.tenant_access = tenant_for_actor(request.user, slug)
         except Http404:
@@ -93,6 +98,10 @@ class TenantApiView(GenericAPIView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         """DRF's dispatch, with idempotency around and a tenant transaction inside."""
+        with access_memo():
+            return self._dispatch(request, *args, **kwargs)
+
+    def _dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         self.args, self.kwargs = args, kwargs
         request = self.initialize_request(request, *args, **kwargs)
         self.request = request

@@ -20,6 +20,7 @@ def account_get_visible(*, tenant: Tenant, pk: int) -> ProtectedAccount:
     account = account_list(tenant=tenant).filter(pk=pk).first()
     if account is None:
         raise CrossTenantNotFound(ProtectedAccount._meta.label, pk)
+    account.tenant = tenant  # already loaded: spare the lazy read
     return account
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -34,6 +37,29 @@ class TenantAccess:
         return self.provider_name
 
 
+# Within one request an actor's access is read once (see `access_memo`); None outside a request.
+_memo: contextvars.ContextVar[dict[int, dict[int, TenantAccess]] | None] = contextvars.ContextVar(
+    "vouchsafe_tenant_access_memo", default=None
+)
+
+
+@contextmanager
+def access_memo() -> Iterator[None]:
+    """Remember each actor's access for the duration of one request (its entry point)."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
+def access_memo_clear() -> None:
+    """Forget remembered access: memberships or grants changed in this request."""
+    memo = _memo.get()
+    if memo is not None:
+        memo.clear()
+
+
 def actor_tenant_access(user: User) -> dict[int, TenantAccess]:
     """Tenants where `user` may act now: own memberships plus live grants of their providers.
 
@@ -43,20 +69,29 @@ def actor_tenant_access(user: User) -> dict[int, TenantAccess]:
     """
     if not user.is_authenticated or not user.is_active:
         return {}
-    memberships = Membership.objects.filter(user=user, is_active=True)
-    access: dict[int, TenantAccess] = {}
-    for tenant_id, role in memberships.filter(tenant__is_active=True).values_list(
-        "tenant_id", "role"
-    ):
-        current = access.get(tenant_id)
-        roles = (current.roles if current else frozenset()) | {role}
-        access[tenant_id] = TenantAccess(tenant_id=tenant_id, roles=roles)
+    memo = _memo.get()
+    if memo is not None and user.pk in memo:
+        return memo[user.pk]
+    access = _read_access(user)
+    if memo is not None:
+        memo[user.pk] = access
+    return access
 
+
+def _read_access(user: User) -> dict[int, TenantAccess]:
+    live = Q(tenant__is_active=True) | Q(provider__is_active=True)
+    rows = Membership.objects.filter(live, user=user, is_active=True).values_list(
+        "tenant_id", "provider_id", "role"
+    )
+    access: dict[int, TenantAccess] = {}
     provider_roles: dict[int, set[str]] = {}
-    for provider_id, role in memberships.filter(provider__is_active=True).values_list(
-        "provider_id", "role"
-    ):
-        provider_roles.setdefault(provider_id, set()).add(role)
+    for tenant_id, provider_id, role in rows:
+        if tenant_id is not None:
+            current = access.get(tenant_id)
+            roles = (current.roles if current else frozenset()) | {role}
+            access[tenant_id] = TenantAccess(tenant_id=tenant_id, roles=roles)
+        else:
+            provider_roles.setdefault(provider_id, set()).add(role)
     if not provider_roles:
         return access
     grants = (

@@ -7,9 +7,11 @@ CSPRNG) is compared by its SHA-256 in constant time. A fast hash is enough for a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +23,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 
-from .access import access_in
+from .access import access_in, access_memo_clear
 from .choices import AI_ASSISTANT_SCOPES, PrincipalKind, Role, Scope
 from .exceptions import InvalidInput
 from .models import ApiKey, Membership, Tenant, User
@@ -119,6 +121,7 @@ def apikey_create(
             expires_at=expires_at,
             created_by=actor,
         )
+        access_memo_clear()
         record(
             action="apikey.created",
             actor=Actor.for_user(actor, organisation=tenant.name),
@@ -138,7 +141,11 @@ def apikey_revoke(*, actor: User, key: ApiKey) -> ApiKey:
             return key
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        for digest, (_, known) in list(_verified.items()):
+            if known.pk == key.pk:
+                _verified.pop(digest, None)
         Membership.objects.filter(user_id=key.principal_id).update(is_active=False)
+        access_memo_clear()
         record(
             action="apikey.revoked",
             actor=Actor.for_user(actor, organisation=key.tenant.name),
@@ -149,13 +156,36 @@ def apikey_revoke(*, actor: User, key: ApiKey) -> ApiKey:
     return key
 
 
+# Keys verified against the database recently, per process: sha256(token) -> (when, key).
+# Revocation still takes effect at once: every request re-reads the principal's membership,
+# which `apikey_revoke` ends, and the API refuses a key whose principal has no access.
+_verified: dict[str, tuple[float, ApiKey]] = {}
+VERIFIED_FOR_SECONDS = 60.0
+_VERIFIED_MAX = 10_000
+
+
+def _remembered(digest: str) -> ApiKey | None:
+    entry = _verified.get(digest)
+    if entry is None or time.monotonic() - entry[0] > VERIFIED_FOR_SECONDS:
+        return None
+    key = entry[1]
+    if key.revoked_at is not None or key.expires_at <= timezone.now():
+        return None
+    return copy.deepcopy(key)  # each request gets its own objects
+
+
 def apikey_authenticate(token: str) -> ApiKey | None:
     """The live key `token` names, or None (unknown, wrong secret, expired or revoked).
 
-    Expiry is checked against database time at the moment of use.
+    Expiry is checked against database time whenever the key is read from the database, and
+    against this server's clock while it is remembered (at most a minute).
     """
     if not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         return None
+    digest = _hash(token)
+    remembered = _remembered(digest)
+    if remembered is not None:
+        return remembered
     prefix, _, secret = token[len(KEY_PREFIX) :].partition("_")
     with system_scope():
         key = (
@@ -170,4 +200,7 @@ def apikey_authenticate(token: str) -> ApiKey | None:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[digest] = (time.monotonic(), copy.deepcopy(key))
     return key

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
-from .access import tenant_for_actor
+from .access import access_memo, tenant_for_actor
 from .crossaccess import cross_access_record, owner_tenant_of, tenant_id_of_slug
 from .exceptions import CrossTenantNotFound
 from .rls import tenant_scope
@@ -25,32 +25,39 @@ def tenant_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     @login_required
     @functools.wraps(view)
     def wrapper(request: HttpRequest, tenant: str, **kwargs: Any) -> HttpResponse:
-        try:
-            request.tenant, request.tenant_access = tenant_for_actor(request.user, tenant)
-        except Http404:
+        with access_memo():
+            return _in_tenant(view, request, tenant, **kwargs)
+
+    return wrapper
+
+
+def _in_tenant(
+    view: Callable[..., HttpResponse], request: HttpRequest, tenant: str, **kwargs: Any
+) -> HttpResponse:
+    try:
+        request.tenant, request.tenant_access = tenant_for_actor(request.user, tenant)
+    except Http404:
+        cross_access_record(
+            actor=request.user,
+            path=request.path,
+            owner_tenant_id=tenant_id_of_slug(tenant),
+            detail={"reason": "no access to tenant"},
+        )
+        raise
+    try:
+        with tenant_scope([request.tenant.pk]):
+            return view(request, **kwargs)
+    except CrossTenantNotFound as missing:
+        owner = owner_tenant_of(missing.model_label, missing.pk)
+        if owner is not None and owner != request.tenant.pk:
             cross_access_record(
                 actor=request.user,
                 path=request.path,
-                owner_tenant_id=tenant_id_of_slug(tenant),
-                detail={"reason": "no access to tenant"},
+                owner_tenant_id=owner,
+                detail={
+                    "reason": "object of another tenant",
+                    "object": missing.model_label,
+                    "requested_in": request.tenant.slug,
+                },
             )
-            raise
-        try:
-            with tenant_scope([request.tenant.pk]):
-                return view(request, **kwargs)
-        except CrossTenantNotFound as missing:
-            owner = owner_tenant_of(missing.model_label, missing.pk)
-            if owner is not None and owner != request.tenant.pk:
-                cross_access_record(
-                    actor=request.user,
-                    path=request.path,
-                    owner_tenant_id=owner,
-                    detail={
-                        "reason": "object of another tenant",
-                        "object": missing.model_label,
-                        "requested_in": request.tenant.slug,
-                    },
-                )
-            raise Http404("Not found.") from None
-
-    return wrapper
+        raise Http404("Not found.") from None

@@ -11,7 +11,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 
-from .access import TenantAccess, access_in
+from .access import TenantAccess, access_in, access_memo_clear
 from .choices import CaseType, GrantStatus, Role, Tier
 from .exceptions import InvalidInput, PolicyDenied
 from .models import DelegationGrant, Membership, ServiceProvider, Tenant, User
@@ -174,6 +174,7 @@ def membership_create(
         if not created:
             membership.is_active = True
             membership.save(update_fields=["is_active"])
+        access_memo_clear()
         record(
             action="membership.created",
             actor=_actor(actor, tenant),
@@ -207,6 +208,7 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
             )
         locked.role = role
         locked.save(update_fields=["role"])
+        access_memo_clear()
         record(
             action="membership.role_changed",
             actor=_actor(actor, locked.tenant),
@@ -224,6 +226,7 @@ def membership_revoke(*, actor: User, membership: Membership) -> Membership:
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         locked.is_active = False
         locked.save(update_fields=["is_active"])
+        access_memo_clear()
         record(
             action="membership.revoked",
             actor=_actor(actor, locked.tenant),
@@ -338,6 +341,7 @@ def grant_approve(
         locked.approved_by = actor
         locked.approved_at = timezone.now()
         locked.save(update_fields=["status", "approved_by", "approved_at"])
+        access_memo_clear()
         record(
             action="grant.approved",
             actor=_actor(actor, locked.tenant),
@@ -370,6 +374,7 @@ def grant_revoke(*, actor: User, grant: DelegationGrant, reason: str) -> Delegat
         locked.revoked_at = timezone.now()
         locked.revoke_reason = reason.strip()
         locked.save(update_fields=["status", "revoked_by", "revoked_at", "revoke_reason"])
+        access_memo_clear()
         record(
             action="grant.revoked",
             actor=_actor(actor, locked.tenant),

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -76,13 +77,13 @@ def _requirements(case: RecoveryCase, policy: TenantPolicy | None = None) -> Req
 def _is_repeat(account: ProtectedAccount, req: Requirements) -> bool:
     """A second case inside the window, or any case soon after a denied/abandoned one (R-52)."""
     now = timezone.now()
+    recent = Q(created_at__gte=now - timedelta(seconds=req.repeat_case_window_seconds))
+    after_denial = Q(
+        status__in=ABANDONED_STATUSES,
+        ended_at__gte=now - timedelta(seconds=req.repeat_after_denial_window_seconds),
+    )
     earlier = RecoveryCase.objects.for_tenant(account.tenant).filter(account=account)
-    if earlier.filter(
-        created_at__gte=now - timedelta(seconds=req.repeat_case_window_seconds)
-    ).exists():
-        return True
-    window = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
-    return earlier.filter(status__in=ABANDONED_STATUSES, ended_at__gte=window).exists()
+    return earlier.filter(recent | after_denial).exists()
 
 
 def case_open(
@@ -116,6 +117,7 @@ def case_open(
     with transaction.atomic():
         # Serialise case openings per account so two agents cannot both miss each other.
         account = ProtectedAccount.objects.for_tenant(tenant).select_for_update().get(pk=account.pk)
+        account.tenant = tenant  # the caller's object: no second read of the tenant
         access = access_in(actor, tenant)
         policy = policy_active(tenant)
         tier, tier_reasons = policy.compute_tier(account)

@@ -342,3 +342,15 @@ def test_expired_idempotency_keys_are_pruned_and_then_free(acme, acme_api):
     assert idempotency_prune_task() == 1
     response = _open(acme_api, acme, factories.make_account(acme), HTTP_IDEMPOTENCY_KEY="old")
     assert response.status_code == 201 and "Idempotent-Replayed" not in response
+
+
+def test_a_key_revoked_elsewhere_stops_at_once_although_this_process_remembers_it(acme):
+    """Another process revoked it: the remembered key is refused by the membership check."""
+    from tenants.models import Membership
+
+    client = key_client(acme)
+    assert client.get(api(acme, "cases/")).status_code == 200  # now remembered here
+    ApiKey.objects.filter(principal=client.principal).update(revoked_at=timezone.now())
+    Membership.objects.filter(user=client.principal).update(is_active=False)
+    response = client.get(api(acme, "cases/"))
+    assert response.status_code == 401 and response.json()["code"] == "auth.invalid_key"
