@@ -10,7 +10,9 @@ from ..registry import ACTIONS
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    action = django_filters.MultipleChoiceFilter(choices=[(a, a) for a in sorted(ACTIONS)])
+    action = django_filters.MultipleChoiceFilter(
+        choices=[(a, a) for a in sorted(ACTIONS)], distinct=False
+    )
     actor_type = django_filters.ChoiceFilter(choices=ActorType.choices)
     actor_id = django_filters.CharFilter(max_length=64)
     target_type = django_filters.CharFilter(max_length=100)

@@ -14,9 +14,9 @@ from ..models import ProtectedAccount
 
 
 class CaseFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=CaseStatus.choices)
-    tier = django_filters.MultipleChoiceFilter(choices=Tier.choices)
-    case_type = django_filters.MultipleChoiceFilter(choices=CaseType.choices)
+    status = django_filters.MultipleChoiceFilter(choices=CaseStatus.choices, distinct=False)
+    tier = django_filters.MultipleChoiceFilter(choices=Tier.choices, distinct=False)
+    case_type = django_filters.MultipleChoiceFilter(choices=CaseType.choices, distinct=False)
     queue = django_filters.ChoiceFilter(field_name="route", choices=Route.choices)
     account = django_filters.NumberFilter(field_name="account_id", min_value=1)
     opened_by = django_filters.NumberFilter(
@@ -43,7 +43,7 @@ class CaseFilter(django_filters.FilterSet):
 
 
 class AccountFilter(django_filters.FilterSet):
-    tier = django_filters.MultipleChoiceFilter(choices=Tier.choices)
+    tier = django_filters.MultipleChoiceFilter(choices=Tier.choices, distinct=False)
     external_id = django_filters.CharFilter(max_length=200)
     q = django_filters.CharFilter(
         method="search", max_length=200, label="Username, name or external id contains"
