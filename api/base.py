@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -36,6 +38,7 @@ class TenantApiView(GenericAPIView):
     """
 
     scopes: ClassVar[dict[str, str]] = {}
+    metadata_class = None  # OPTIONS describes nothing: the OpenAPI schema does that
 
     def required_scope(self, method: str) -> str | None:
         return self.scopes.get(method)
@@ -122,3 +125,26 @@ class TenantApiView(GenericAPIView):
                 idempotency_finish(claim, request.tenant, response)
         self.response = self.finalize_response(request, response, *args, **kwargs)
         return self.response
+
+
+class TenantListApiView(ListModelMixin, TenantApiView):
+    """GET: `get_queryset()`, filtered and cursor-paginated, shaped by `serializer_class`.
+
+    `check_read` is the hook for who may read the list beyond the scope check.
+    """
+
+    def check_read(self, request: Request) -> None:
+        """Refuse a reader the list is not for; by default everyone in scope may read."""
+
+    def list_queryset(self, tenant: Any) -> QuerySet:
+        """The rows of `tenant` this list shows (from a selector)."""
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator: no tenant
+            return self.get_serializer_class().Meta.model.objects.none()
+        return self.list_queryset(self.request.tenant)
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.check_read(request)
+        return self.list(request, *args, **kwargs)

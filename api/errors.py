@@ -134,3 +134,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             code = detail_codes
         body = error_body(code or "request.refused", str(exc.detail))
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def _is_api(request: Any) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: Any, exception: Exception) -> Any:
+    """handler404: JSON under /api/ (a path that matches no route), the console page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if _is_api(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return page_not_found(request, exception)
+
+
+def server_error(request: Any) -> Any:
+    """handler500: JSON under /api/, the console page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as console_server_error
+
+    if _is_api(request):
+        body = error_body("server.error", "Something went wrong on our side; it has been logged.")
+        return JsonResponse(body, status=500)
+    return console_server_error(request)

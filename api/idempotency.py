@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,8 +40,10 @@ class Claim:
 
 def _fingerprint(request: Request) -> str:
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
-    fields = {k: v for k, v in request.data.items() if not hasattr(v, "read")}
-    digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
+    data = request.data
+    if isinstance(data, Mapping):  # a JSON body may be any value; the view refuses non-objects
+        data = {k: v for k, v in data.items() if not hasattr(v, "read")}
+    digest.update(json.dumps(data, sort_keys=True, default=str).encode())
     for name, upload in sorted(request.FILES.items()):
         digest.update(f"\n{name}:{upload.name}:{upload.size}:".encode())
         for chunk in upload.chunks():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -32,6 +34,13 @@ ERROR_RESPONSES = {
     "422": "The Idempotency-Key was already used with a different request.",
     "429": "Too many requests; wait for the seconds in Retry-After.",
 }
+
+
+class ApiAutoSchema(AutoSchema):
+    """Descriptions come from a view's own docstring, never one inherited from a base class."""
+
+    def get_description(self) -> str:
+        return inspect.cleandoc(type(self.view).__dict__.get("__doc__") or "")
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -13,3 +13,6 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("", include("tenants.urls")),
 ]
+
+handler404 = "api.errors.not_found"
+handler500 = "api.errors.server_error"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from api.filters import UtcDateTimeFilter
+
 from ..context import ActorType
 from ..models import AuditEvent
 from ..registry import ACTIONS
@@ -17,8 +19,8 @@ class AuditEventFilter(django_filters.FilterSet):
     actor_id = django_filters.CharFilter(max_length=64)
     target_type = django_filters.CharFilter(max_length=100)
     target_id = django_filters.CharFilter(max_length=64)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     after_seq = django_filters.NumberFilter(field_name="seq", lookup_expr="gt", min_value=0)
 
     class Meta:
@@ -29,7 +31,7 @@ class AuditEventFilter(django_filters.FilterSet):
 class AlertFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(field_name="data__type", max_length=100)
     target_id = django_filters.CharFilter(max_length=64, label="Case id")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = AuditEvent

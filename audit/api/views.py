@@ -10,11 +10,11 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView
 from api.pagination import SequenceCursor
 from tenants.choices import Scope
 from tenants.models import Tenant
@@ -37,20 +37,22 @@ def _require_audit_reader(request: Request) -> None:
         enforce(can_read_audit(request.tenant_access))
 
 
-class AuditEventListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="audit_events_list", summary="The tenant's audit trail, filtered"
+    )
+)
+class AuditEventListApi(TenantListApiView):
     scopes = {"GET": Scope.AUDIT_READ}
     serializer_class = s.AuditEventOutput
     filterset_class = AuditEventFilter
     pagination_class = SequenceCursor
 
-    def get_queryset(self):
-        return audit_event_list(tenant=self.request.tenant)
+    def list_queryset(self, tenant):
+        return audit_event_list(tenant=tenant)
 
-    @extend_schema(operation_id="audit_events_list", summary="The tenant's audit trail, filtered")
-    def get(self, request: Request) -> Response:
+    def check_read(self, request: Request) -> None:
         _require_audit_reader(request)
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.AuditEventOutput(page, many=True).data)
 
 
 def _ndjson(tenant: Tenant, events: Iterator[AuditEvent]) -> Iterator[bytes]:
@@ -120,17 +122,17 @@ class AuditVerificationApi(TenantApiView):
         )
 
 
-class AlertListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="alerts_list", summary="Alerts raised for the security queue")
+)
+class AlertListApi(TenantListApiView):
     scopes = {"GET": Scope.ALERTS_READ}
     serializer_class = s.AlertOutput
     filterset_class = AlertFilter
     pagination_class = SequenceCursor
 
-    def get_queryset(self):
-        return alert_list(tenant=self.request.tenant)
+    def list_queryset(self, tenant):
+        return alert_list(tenant=tenant)
 
-    @extend_schema(operation_id="alerts_list", summary="Alerts raised for the security queue")
-    def get(self, request: Request) -> Response:
+    def check_read(self, request: Request) -> None:
         _require_audit_reader(request)
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.AlertOutput(page, many=True).data)

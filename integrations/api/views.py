@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView
 from api.pagination import NewestFirstCursor
 from tenants.choices import Scope
 from tenants.policies import enforce
@@ -29,23 +29,22 @@ from ..services import (
 from . import serializers as s
 
 
-class _WebhookApi(TenantApiView):
-    def check_manager(self, request: Request) -> None:
-        enforce(can_manage_webhooks(request.user, request.tenant_access))
+def _require_manager(request: Request) -> None:
+    enforce(can_manage_webhooks(request.user, request.tenant_access))
 
 
-class WebhookListApi(_WebhookApi):
+@extend_schema_view(
+    get=extend_schema(operation_id="webhooks_list", summary="Webhook subscriptions")
+)
+class WebhookListApi(TenantListApiView):
     scopes = {"GET": Scope.WEBHOOKS_MANAGE, "POST": Scope.WEBHOOKS_MANAGE}
     serializer_class = s.WebhookOutput
 
-    def get_queryset(self):
-        return webhook_subscription_list(tenant=self.request.tenant)
+    def list_queryset(self, tenant):
+        return webhook_subscription_list(tenant=tenant)
 
-    @extend_schema(operation_id="webhooks_list", summary="Webhook subscriptions")
-    def get(self, request: Request) -> Response:
-        self.check_manager(request)
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.WebhookOutput(page, many=True).data)
+    def check_read(self, request: Request) -> None:
+        _require_manager(request)
 
     @extend_schema(
         operation_id="webhooks_create",
@@ -64,7 +63,7 @@ class WebhookListApi(_WebhookApi):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class WebhookDetailApi(_WebhookApi):
+class WebhookDetailApi(TenantApiView):
     scopes = {
         "GET": Scope.WEBHOOKS_MANAGE,
         "PATCH": Scope.WEBHOOKS_MANAGE,
@@ -73,7 +72,7 @@ class WebhookDetailApi(_WebhookApi):
 
     @extend_schema(operation_id="webhooks_retrieve", responses=s.WebhookOutput)
     def get(self, request: Request, subscription_id: int) -> Response:
-        self.check_manager(request)
+        _require_manager(request)
         subscription = webhook_subscription_get_visible(tenant=request.tenant, pk=subscription_id)
         return Response(s.WebhookOutput(subscription).data)
 
@@ -106,7 +105,7 @@ class WebhookDetailApi(_WebhookApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookSecretRotateApi(_WebhookApi):
+class WebhookSecretRotateApi(TenantApiView):
     scopes = {"POST": Scope.WEBHOOKS_MANAGE}
 
     @extend_schema(
@@ -126,36 +125,36 @@ class DeliveryCursor(NewestFirstCursor):
     ordering = ("-created_at", "-id")  # delivery ids are random UUIDs
 
 
-class WebhookDeliveryListApi(_WebhookApi):
+@extend_schema_view(
+    get=extend_schema(operation_id="webhooks_deliveries_list", summary="The delivery log")
+)
+class WebhookDeliveryListApi(TenantListApiView):
     scopes = {"GET": Scope.WEBHOOKS_MANAGE}
     serializer_class = s.WebhookDeliveryOutput
     pagination_class = DeliveryCursor
 
-    def get_queryset(self):
+    def list_queryset(self, tenant):
         subscription = webhook_subscription_get_visible(
-            tenant=self.request.tenant, pk=self.kwargs["subscription_id"]
+            tenant=tenant, pk=self.kwargs["subscription_id"]
         )
-        return webhook_delivery_list(tenant=self.request.tenant, subscription=subscription)
+        return webhook_delivery_list(tenant=tenant, subscription=subscription)
 
-    @extend_schema(operation_id="webhooks_deliveries_list", summary="The delivery log")
-    def get(self, request: Request, subscription_id: int) -> Response:
-        self.check_manager(request)
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.WebhookDeliveryOutput(page, many=True).data)
+    def check_read(self, request: Request) -> None:
+        _require_manager(request)
 
 
-class EventListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="events_list", summary="Ingested identity and security events")
+)
+class EventListApi(TenantListApiView):
     scopes = {"GET": Scope.EVENTS_INGEST, "POST": Scope.EVENTS_INGEST}
     serializer_class = s.IngestedEventOutput
 
-    def get_queryset(self):
-        return ingested_event_list(tenant=self.request.tenant)
+    def list_queryset(self, tenant):
+        return ingested_event_list(tenant=tenant)
 
-    @extend_schema(operation_id="events_list", summary="Ingested identity and security events")
-    def get(self, request: Request) -> Response:
+    def check_read(self, request: Request) -> None:
         enforce(can_ingest_events(request.user, request.tenant_access))
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.IngestedEventOutput(page, many=True).data)
 
     @extend_schema(
         operation_id="events_ingest",

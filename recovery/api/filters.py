@@ -6,6 +6,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
+from api.filters import UtcDateTimeFilter
 from tenants.choices import CaseType, Tier
 
 from ..cases.choices import CaseStatus, Decision, Route
@@ -22,10 +23,10 @@ class CaseFilter(django_filters.FilterSet):
     opened_by = django_filters.NumberFilter(
         field_name="opened_by_id", min_value=1, label="Id of the user who opened the case"
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    updated_before = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = UtcDateTimeFilter(field_name="updated_at", lookup_expr="lt")
     q = django_filters.CharFilter(
         method="search", max_length=200, label="Account username, name or external id contains"
     )

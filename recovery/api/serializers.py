@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rest_framework import serializers
 
 from tenants.choices import CaseType
@@ -125,12 +127,34 @@ class CaseCreateInput(serializers.Serializer):
     )
 
 
+MAX_DETAILS_BYTES = 8_000
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class EvidenceInput(serializers.Serializer):
     signal_class = serializers.ChoiceField(choices=SignalClass.choices)
     method = serializers.CharField(max_length=64)
     verified = serializers.BooleanField()
     contact_method_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    details = serializers.DictField(required=False, default=dict)
+    details = serializers.DictField(
+        required=False, default=dict, help_text="What was checked, for the record (max 8 kB)."
+    )
+
+    def validate_details(self, details: dict) -> dict:
+        if _has_nul(details):
+            raise serializers.ValidationError("Remove the NUL character.")
+        if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
+            raise serializers.ValidationError(f"At most {MAX_DETAILS_BYTES} bytes of details.")
+        return details
 
 
 class EvidenceOutput(serializers.ModelSerializer):

@@ -14,13 +14,14 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_view,
 )
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY, TenantApiView
+from api.base import STAFF_ONLY, TenantApiView, TenantListApiView
 from api.conditional import etag_of, require_if_match
 from audit.context import Actor
 from tenants.choices import Scope
@@ -103,18 +104,16 @@ def _case_detail(case: RecoveryCase, tenant: Any) -> dict[str, Any]:
 # --- accounts -------------------------------------------------------------------------------
 
 
-class AccountListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="accounts_list", summary="List and search protected accounts")
+)
+class AccountListApi(TenantListApiView):
     scopes = {"GET": Scope.ACCOUNTS_READ}
     serializer_class = s.AccountOutput
     filterset_class = AccountFilter
 
-    def get_queryset(self):
-        return account_list(tenant=self.request.tenant)
-
-    @extend_schema(operation_id="accounts_list", summary="List and search protected accounts")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.AccountOutput(page, many=True).data)
+    def list_queryset(self, tenant):
+        return account_list(tenant=tenant)
 
 
 class AccountDetailApi(TenantApiView):
@@ -138,7 +137,10 @@ class AccountDetailApi(TenantApiView):
 # --- cases ----------------------------------------------------------------------------------
 
 
-class CaseListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="cases_list", summary="List, filter and search cases")
+)
+class CaseListApi(TenantListApiView):
     scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_DRAFT}
     serializer_class = s.CaseOutput
     filterset_class = CaseFilter
@@ -149,13 +151,8 @@ class CaseListApi(TenantApiView):
             return Scope.CASES_WRITE
         return super().required_scope(method)
 
-    def get_queryset(self):
-        return case_list(tenant=self.request.tenant)
-
-    @extend_schema(operation_id="cases_list", summary="List, filter and search cases")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.CaseOutput(page, many=True).data)
+    def list_queryset(self, tenant):
+        return case_list(tenant=tenant)
 
     @extend_schema(
         operation_id="cases_create",
@@ -363,6 +360,8 @@ class CaseSummaryApi(_CaseTransitionApi):
 class CaseAttachmentListApi(_CaseTransitionApi):
     scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_WRITE}
     parser_classes = [MultiPartParser]
+    pagination_class = None  # a case has a handful of files: one plain array
+    filter_backends: list = []
     queryset = EvidenceAttachment.objects.none()  # tells the schema generator the model
 
     @extend_schema(
@@ -455,31 +454,29 @@ class AccountSyncApi(TenantApiView):
         return Response(s.AccountSyncOutput(summary).data)
 
 
-class ApprovalListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="approvals_list", summary="Approval decisions, newest first")
+)
+class ApprovalListApi(TenantListApiView):
     scopes = {"GET": Scope.CASES_READ}
     serializer_class = s.ApprovalOutput
     filterset_class = ApprovalFilter
 
-    def get_queryset(self):
-        return approval_list(tenant=self.request.tenant)
-
-    @extend_schema(operation_id="approvals_list", summary="Approval decisions, newest first")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.ApprovalOutput(page, many=True).data)
+    def list_queryset(self, tenant):
+        return approval_list(tenant=tenant)
 
 
-class ExceptionListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="exceptions_list", summary="Exception requests (R-24), any status"
+    )
+)
+class ExceptionListApi(TenantListApiView):
     scopes = {"GET": Scope.CASES_READ}
     serializer_class = s.CaseOutput
 
-    def get_queryset(self):
-        return exception_review_list(tenant=self.request.tenant)
-
-    @extend_schema(operation_id="exceptions_list", summary="Exception requests (R-24), any status")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.CaseOutput(page, many=True).data)
+    def list_queryset(self, tenant):
+        return exception_review_list(tenant=tenant)
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -498,17 +495,15 @@ class PolicyCurrentApi(TenantApiView):
         return Response({"number": policy.number, "sha256": policy.sha256, "source": policy.source})
 
 
-class PolicyVersionListApi(TenantApiView):
+@extend_schema_view(
+    get=extend_schema(operation_id="policy_versions_list", summary="Every stored policy version")
+)
+class PolicyVersionListApi(TenantListApiView):
     scopes = {"GET": Scope.POLICY_READ, "POST": STAFF_ONLY}
     serializer_class = s.PolicyVersionOutput
 
-    def get_queryset(self):
-        return policy_version_list(tenant=self.request.tenant).select_related("created_by")
-
-    @extend_schema(operation_id="policy_versions_list", summary="Every stored policy version")
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.PolicyVersionOutput(page, many=True).data)
+    def list_queryset(self, tenant):
+        return policy_version_list(tenant=tenant).select_related("created_by")
 
     @extend_schema(
         operation_id="policy_versions_create",

@@ -354,3 +354,36 @@ def test_a_key_revoked_elsewhere_stops_at_once_although_this_process_remembers_i
     Membership.objects.filter(user=client.principal).update(is_active=False)
     response = client.get(api(acme, "cases/"))
     assert response.status_code == 401 and response.json()["code"] == "auth.invalid_key"
+
+
+# --- malformed input (found by schemathesis) ------------------------------------------------
+
+
+def test_a_non_object_body_with_an_idempotency_key_is_a_400(acme, acme_api):
+    response = acme_api.post(
+        api(acme, "cases/"), "true", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert response.status_code == 400 and response.json()["code"] == "input.invalid"
+
+
+def test_nul_in_evidence_details_is_a_field_error(acme, acme_api):
+    case_id = _open(acme_api, acme, factories.make_account(acme)).json()["id"]
+    response = acme_api.post(
+        api(acme, f"cases/{case_id}/evidence/"),
+        {"signal_class": "S1", "method": "push", "verified": True, "details": {"n": "a\x00b"}},
+        format="json",
+    )
+    assert response.status_code == 400 and "details" in response.json()["errors"]
+
+
+def test_unmatched_api_paths_answer_json(acme, acme_api):
+    response = acme_api.get(api(acme, "accounts/0.5/"))
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not found.", "errors": {}}
+
+
+def test_options_is_not_offered_the_schema_describes_the_api(acme):
+    admin = factories.staff(Role.TENANT_ADMIN, tenant=acme)
+    response = staff_api_client(admin).options(api(acme, "cases/1/approve/"))
+    assert response.status_code == 405
+    assert response.json()["code"] == "request.method_not_allowed"

@@ -1,0 +1,442 @@
+"""The objects the API-wide tests address, built through the real services, one set per tenant.
+
+`OBJECT_MAP` says which object fills each URL kwarg (`case_id` → a case, …); a kwarg can be
+given a meaning for one app only with an `"<app>:<kwarg>"` entry (the audit API's `event_id` is
+an audit event, elsewhere it is an ingested event). `BODIES` holds, per view and method, a
+request body that passes input validation, so a write reaches its object lookup instead of
+stopping at a 400. A route with a kwarg missing from `OBJECT_MAP` fails the matrix loudly.
+
+Builders are lazy: only the objects some route needs are built, and each builder may ask for
+others (an attachment needs its case).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from django.urls.converters import IntConverter, UUIDConverter
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tenants.choices import Role
+from tenants.models import Tenant, User
+
+from .. import factories
+from ..conftest import signed_in_client
+from ..recovery.casework import contact
+
+# --- per-tenant objects ---------------------------------------------------------------------
+
+
+@dataclass
+class TenantObjects:
+    """One tenant and the objects built in it so far (by builder name)."""
+
+    tenant: Tenant
+    admin: User
+    agent: User
+    built: dict[str, Any] = field(default_factory=dict)
+    frozen: bool = False  # set once a shared setup is done: later builds would be rolled back
+
+    @classmethod
+    def create(cls) -> TenantObjects:
+        tenant = factories.make_tenant()
+        return cls(
+            tenant=tenant,
+            admin=factories.staff(Role.TENANT_ADMIN, tenant=tenant),
+            agent=factories.staff(Role.AGENT, tenant=tenant),
+        )
+
+    def get(self, name: str) -> Any:
+        """The object `name` (a key of BUILDERS), built on first use."""
+        if name not in self.built:
+            if self.frozen:
+                raise AssertionError(
+                    f"{name!r} was not built in the shared setup; build it there first."
+                )
+            self.built[name] = BUILDERS[name](self)
+        return self.built[name]
+
+
+def _account(objs: TenantObjects):
+    account = factories.make_account(objs.tenant)
+    objs.built["mobile"] = contact(account)
+    objs.built["manager_email"] = contact(account, "email", "manager@example.test")
+    return account
+
+
+def _case(objs: TenantObjects):
+    from recovery.cases.services import case_open
+
+    return case_open(
+        actor=objs.agent, account=objs.get("account"), case_type="unlock", channel="phone"
+    )
+
+
+def _evidence(objs: TenantObjects):
+    from recovery.cases.services import evidence_record
+
+    objs.get("account")
+    return evidence_record(
+        actor=objs.agent,
+        case=objs.get("case"),
+        signal_class="S2",
+        method="sms_code",
+        verified=True,
+        contact_method=objs.built["mobile"],
+    )
+
+
+def _attachment(objs: TenantObjects):
+    from recovery.cases.services_evidence import attachment_add
+
+    return attachment_add(
+        actor=objs.agent,
+        case=objs.get("case"),
+        name="callback-log.txt",
+        content=b"Called the number on file; the user confirmed the code.\n",
+        evidence=objs.get("evidence"),
+    )
+
+
+def _note(objs: TenantObjects):
+    from recovery.cases.services_evidence import note_add
+
+    return note_add(actor=objs.agent, case=objs.get("case"), text="Called back on the HR number.")
+
+
+def _policy_version(objs: TenantObjects):
+    from recovery.policy.services import policy_draft_create
+
+    return policy_draft_create(actor=objs.admin, tenant=objs.tenant, text=_policy_text())
+
+
+def _webhook_subscription(objs: TenantObjects):
+    from integrations.choices import WebhookEventType
+    from integrations.services import webhook_subscription_create
+
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_ADDRESSES=True):  # no DNS lookup in tests
+        subscription, _secret = webhook_subscription_create(
+            actor=objs.admin,
+            tenant=objs.tenant,
+            url="https://hooks.example.test/vouchsafe",
+            event_types=list(WebhookEventType.values),
+        )
+    return subscription
+
+
+def _webhook_delivery(objs: TenantObjects):
+    """The outbox row a subscribed event writes (its send waits for a commit that never comes)."""
+    from integrations.models import WebhookDelivery
+    from recovery.cases.services import case_open
+
+    subscription = objs.get("webhook_subscription")
+    account = factories.make_account(objs.tenant)
+    case_open(actor=objs.agent, account=account, case_type="unlock", channel="phone")
+    delivery = (
+        WebhookDelivery.objects.for_tenant(objs.tenant).filter(subscription=subscription).first()
+    )
+    assert delivery is not None, "opening a case wrote no delivery for a subscription to it"
+    return delivery
+
+
+def _ingested_event(objs: TenantObjects):
+    from integrations.services import event_ingest
+
+    event, _created = event_ingest(
+        actor=objs.admin,
+        tenant=objs.tenant,
+        event_type="sim_change",
+        account_external_id=objs.get("account").external_id,
+        occurred_at=timezone.now() - timedelta(hours=1),
+        source="tests",
+        external_id=factories.unique("evt"),
+        data={"phone_last4": "0001"},
+    )
+    return event
+
+
+def _audit_event(objs: TenantObjects):
+    from audit.models import AuditEvent
+
+    objs.get("case")
+    return AuditEvent.objects.filter(tenant=objs.tenant).order_by("-seq").first()
+
+
+def _api_key(objs: TenantObjects):
+    return factories.api_key(objs.tenant).key
+
+
+def _grant(objs: TenantObjects):
+    return factories.active_grant(factories.make_provider(), objs.tenant)
+
+
+def _provider(objs: TenantObjects):
+    return factories.make_provider()
+
+
+def _membership(objs: TenantObjects):
+    from tenants.models import Membership
+
+    return Membership.objects.for_tenant(objs.tenant).get(user=objs.agent)
+
+
+BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
+    "account": _account,
+    "case": _case,
+    "evidence": _evidence,
+    "attachment": _attachment,
+    "note": _note,
+    "policy_version": _policy_version,
+    "webhook_subscription": _webhook_subscription,
+    "webhook_delivery": _webhook_delivery,
+    "ingested_event": _ingested_event,
+    "audit_event": _audit_event,
+    "api_key": _api_key,
+    "grant": _grant,
+    "membership": _membership,
+    "provider": _provider,
+}
+
+# URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
+# ".<attribute>" when the URL carries something other than the object's pk.
+OBJECT_MAP: dict[str, str] = {
+    "account_id": "account",
+    "case_id": "case",
+    "evidence_id": "evidence",
+    "attachment_id": "attachment",
+    "note_id": "note",
+    "version_id": "policy_version",
+    "subscription_id": "webhook_subscription",
+    "delivery_id": "webhook_delivery",
+    "event_id": "ingested_event",
+    "audit:event_id": "audit_event",
+    "key_id": "api_key",
+    "grant_id": "grant",
+    "membership_id": "membership",
+    "provider": "provider.slug",
+}
+
+
+def builder_for(kwarg: str, app: str) -> str | None:
+    """The builder that fills `kwarg` for a view of `app`, or None if the map lacks it."""
+    entry = OBJECT_MAP.get(f"{app}:{kwarg}") or OBJECT_MAP.get(kwarg)
+    return entry.partition(".")[0] if entry else None
+
+
+def url_value(objs: TenantObjects, kwarg: str, app: str) -> Any:
+    """What `kwarg` is set to in a URL addressing `objs`' object (its pk unless mapped)."""
+    entry = OBJECT_MAP.get(f"{app}:{kwarg}") or OBJECT_MAP[kwarg]
+    name, _, attribute = entry.partition(".")
+    return getattr(objs.get(name), attribute or "pk")
+
+
+def missing_value(converter: Any) -> Any:
+    """A value of the converter's type that names no object in any tenant."""
+    if isinstance(converter, UUIDConverter):
+        return uuid.UUID(int=0xDEAD_BEEF)
+    if isinstance(converter, IntConverter):
+        return 2_000_000_000
+    return "no-such-object"
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    data: Any = None
+    format: str = "json"
+
+    def kwargs(self) -> dict[str, Any]:
+        if self.data is None:
+            return {"format": self.format}
+        return {"data": self.data, "format": self.format}
+
+
+def _evidence_body(objs: TenantObjects) -> Body:
+    objs.get("account")
+    return Body(
+        {
+            "signal_class": "S3",
+            "method": "manager_attestation",
+            "verified": True,
+            "contact_method_id": objs.built["manager_email"].pk,
+        }
+    )
+
+
+def _upload_body(objs: TenantObjects) -> Body:
+    upload = SimpleUploadedFile("notes.txt", b"The caller answered on the number on file.\n")
+    return Body({"file": upload}, format="multipart")
+
+
+def _policy_text() -> str:
+    from recovery.policy.rules import DEFAULT_POLICY_FILE
+
+    return DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+
+
+def _summary_body(objs: TenantObjects) -> Body:
+    return Body(
+        {
+            "text": "The caller's story matches the HR record.",
+            "model_id": "helpdesk-assistant",
+            "model_version": "2025-01",
+            "prompt_sha256": hashlib.sha256(b"prompt").hexdigest(),
+            "retrieved_document_ids": ["kb-12"],
+        }
+    )
+
+
+# "<ViewClass>.<METHOD>" -> a body that passes the view's input validation in `objs`' tenant.
+# Methods without an entry are sent with no body.
+BODIES: dict[str, Callable[[TenantObjects], Body]] = {
+    "CaseListApi.POST": lambda objs: Body(
+        {"account_id": objs.get("account").pk, "case_type": "unlock"}
+    ),
+    "CaseEvidenceApi.POST": _evidence_body,
+    "CaseCancelApi.POST": lambda objs: Body({"reason": "duplicate of another case"}),
+    "CaseNoteApi.POST": lambda objs: Body({"text": "Called back on the HR number."}),
+    "CaseSummaryApi.POST": _summary_body,
+    "CaseApproveApi.POST": lambda objs: Body({"reason": "manager confirmed", "otp": "000000"}),
+    "CaseDenyApi.POST": lambda objs: Body({"reason": "story does not match", "otp": "000000"}),
+    "CaseAttachmentListApi.POST": _upload_body,
+    "PolicyValidateApi.POST": lambda objs: Body({"text": _policy_text()}),
+    "PolicySimulateApi.POST": lambda objs: Body({"text": _policy_text(), "days": 30}),
+    "PolicyVersionListApi.POST": lambda objs: Body({"text": _policy_text()}),
+    "PolicyActivationApproveApi.POST": lambda objs: Body({"otp": "000000"}),
+}
+
+
+def body_for(view_class: type, method: str, objs: TenantObjects) -> Body:
+    make = BODIES.get(f"{view_class.__name__}.{method}")
+    return make(objs) if make else Body()
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+def staff_session(user: User) -> APIClient:
+    """An API client on `user`'s verified staff session (password + TOTP), sending CSRF."""
+    browser = signed_in_client(user)
+    browser.get("/")  # a page with a form sets the CSRF cookie
+    client = APIClient(enforce_csrf_checks=True)
+    client.cookies = browser.cookies
+    client.credentials(HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
+    return client
+
+
+def broad_staff(tenant: Tenant) -> User:
+    """A member of `tenant` holding every role, so a role check never hides an object lookup."""
+    user = factories.make_user()
+    for role in Role.values:
+        factories.member(user, role, tenant=tenant)
+    return user
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+TENANT_PREFIX = "api/v1/t/"
+HANDLERS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One URL pattern of the project, flattened: its full route and its view."""
+
+    route: str  # e.g. "api/v1/t/<slug:tenant>/cases/<int:case_id>/"
+    view_class: type | None
+    converters: dict[str, Any]
+    plain: bool  # every level is a path() route (not a regex), so the matrix can fill it
+    actions: tuple[str, ...] | None = None  # a viewset's method -> action mapping, if any
+
+    @property
+    def is_tenant_route(self) -> bool:
+        return self.route.replace("^", "").startswith(TENANT_PREFIX)
+
+    @property
+    def app(self) -> str:
+        return self.view_class.__module__.split(".")[0] if self.view_class else ""
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        if self.actions is not None:
+            return tuple(m.upper() for m in self.actions if m in HANDLERS)
+        return tuple(m.upper() for m in HANDLERS if callable(getattr(self.view_class, m, None)))
+
+    @property
+    def id_kwargs(self) -> tuple[str, ...]:
+        return tuple(name for name in self.converters if name != "tenant")
+
+    def path(self, values: dict[str, Any]) -> str:
+        """The URL with each `<converter:name>` replaced by `values[name]`."""
+
+        def fill(match: re.Match) -> str:
+            name = match.group(2)
+            return self.converters[name].to_url(values[name])
+
+        return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", fill, self.route)
+
+    def __str__(self) -> str:
+        return "/" + self.route
+
+
+def all_routes() -> list[Route]:
+    """Every URL pattern of the project, from the URLconf (recursively through includes)."""
+    from django.urls import URLResolver, get_resolver
+    from django.urls.resolvers import RoutePattern
+
+    def walk(patterns, prefix: str, converters: dict[str, Any], plain: bool):
+        for pattern in patterns:
+            level_plain = plain and isinstance(pattern.pattern, RoutePattern)
+            route = prefix + str(pattern.pattern)
+            merged = {**converters, **getattr(pattern.pattern, "converters", {})}
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route, merged, level_plain)
+                continue
+            callback = pattern.callback
+            view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+            actions = getattr(callback, "actions", None)
+            yield Route(
+                route=route,
+                view_class=view_class,
+                converters=merged,
+                plain=level_plain,
+                actions=tuple(actions) if actions else None,
+            )
+
+    return list(walk(get_resolver().url_patterns, "", {}, True))
+
+
+def tenant_api_routes() -> list[Route]:
+    """The routes under /api/v1/t/<tenant>/ whose view is a TenantApiView (the matrix's rows)."""
+    from api.base import TenantApiView
+
+    return [
+        route
+        for route in all_routes()
+        if route.is_tenant_route
+        and isinstance(route.view_class, type)
+        and issubclass(route.view_class, TenantApiView)
+    ]
+
+
+def required_scope(view_class: type, method: str, held) -> str | None:
+    """The scope `view_class` asks of a key holding `held` for `method` (its own answer)."""
+    from types import SimpleNamespace
+
+    from tenants.models import ApiKey
+
+    view = view_class()
+    view.args, view.kwargs = (), {}
+    view.request = SimpleNamespace(auth=ApiKey(scopes=sorted(held)), method=method, user=None)
+    return view.required_scope(method)
