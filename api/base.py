@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from tenants.access import access_in, access_memo, tenant_for_actor
 from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
-from tenants.crossaccess import cross_access_record, tenant_id_of_slug
+from tenants.crossaccess import tenant_refused_record
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.models import ApiKey
 from tenants.rls import tenant_scope
@@ -58,12 +58,7 @@ class TenantApiView(GenericAPIView):
             else:
                 request.tenant, request.tenant_access = tenant_for_actor(request.user, slug)
         except Http404:
-            cross_access_record(
-                actor=request.user,
-                path=request.path,
-                owner_tenant_id=tenant_id_of_slug(slug),
-                detail={"reason": "no access to tenant"},
-            )
+            tenant_refused_record(actor=request.user, path=request.path, slug=slug)
             raise
 
     def _check_scope(self, request: Request) -> None:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from audit.context import Actor
 from audit.services import record
-from tenants.crossaccess import cross_access_record, owner_tenant_of
+from tenants.crossaccess import foreign_object_record
 from tenants.exceptions import CrossTenantNotFound, DomainError, InvalidInput
 from tenants.rls import tenant_scope
 
@@ -88,18 +88,14 @@ def _record_ai_block(request: Any, error: DomainError) -> None:
 
 
 def _record_cross_tenant(request: Any, missing: CrossTenantNotFound) -> None:
-    owner = owner_tenant_of(missing.model_label, missing.pk)
     tenant = getattr(request, "tenant", None)
-    if owner is not None and tenant is not None and owner != tenant.pk:
-        cross_access_record(
+    if tenant is not None:
+        foreign_object_record(
             actor=request.user,
             path=request.path,
-            owner_tenant_id=owner,
-            detail={
-                "reason": "object of another tenant",
-                "object": missing.model_label,
-                "requested_in": tenant.slug,
-            },
+            requested_in=tenant,
+            model_label=missing.model_label,
+            pk=missing.pk,
         )
 
 

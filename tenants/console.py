@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
 from .access import access_memo, tenant_for_actor
-from .crossaccess import cross_access_record, owner_tenant_of, tenant_id_of_slug
+from .crossaccess import foreign_object_record, tenant_refused_record
 from .exceptions import CrossTenantNotFound
 from .rls import tenant_scope
 
@@ -37,27 +37,17 @@ def _in_tenant(
     try:
         request.tenant, request.tenant_access = tenant_for_actor(request.user, tenant)
     except Http404:
-        cross_access_record(
-            actor=request.user,
-            path=request.path,
-            owner_tenant_id=tenant_id_of_slug(tenant),
-            detail={"reason": "no access to tenant"},
-        )
+        tenant_refused_record(actor=request.user, path=request.path, slug=tenant)
         raise
     try:
         with tenant_scope([request.tenant.pk]):
             return view(request, **kwargs)
     except CrossTenantNotFound as missing:
-        owner = owner_tenant_of(missing.model_label, missing.pk)
-        if owner is not None and owner != request.tenant.pk:
-            cross_access_record(
-                actor=request.user,
-                path=request.path,
-                owner_tenant_id=owner,
-                detail={
-                    "reason": "object of another tenant",
-                    "object": missing.model_label,
-                    "requested_in": request.tenant.slug,
-                },
-            )
+        foreign_object_record(
+            actor=request.user,
+            path=request.path,
+            requested_in=request.tenant,
+            model_label=missing.model_label,
+            pk=missing.pk,
+        )
         raise Http404("Not found.") from None

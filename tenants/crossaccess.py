@@ -38,3 +38,31 @@ def owner_tenant_of(model_label: str, pk: Any) -> int | None:
 
 def tenant_id_of_slug(slug: str) -> int | None:
     return Tenant.objects.filter(slug=slug).values_list("id", flat=True).first()
+
+
+def tenant_refused_record(*, actor: User, path: str, slug: str) -> None:
+    """The actor named a tenant it may not act in: record it in that tenant's trail."""
+    cross_access_record(
+        actor=actor,
+        path=path,
+        owner_tenant_id=tenant_id_of_slug(slug),
+        detail={"reason": "no access to tenant"},
+    )
+
+
+def foreign_object_record(
+    *, actor: User, path: str, requested_in: Tenant, model_label: str, pk: Any
+) -> None:
+    """The actor asked, in its tenant, for an object of another tenant: record it there."""
+    owner = owner_tenant_of(model_label, pk)
+    if owner is not None and owner != requested_in.pk:
+        cross_access_record(
+            actor=actor,
+            path=path,
+            owner_tenant_id=owner,
+            detail={
+                "reason": "object of another tenant",
+                "object": model_label,
+                "requested_in": requested_in.slug,
+            },
+        )

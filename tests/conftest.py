@@ -8,6 +8,7 @@ from django.test import Client
 from tenants.models import User
 
 from . import factories
+from .approle import app_role_configure
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,12 @@ def committed(django_db_setup, django_db_blocker) -> Iterator[None]:
         from django.db import connections
 
         connections.close_all()
+
+
+@pytest.fixture
+def app_role(db) -> str:
+    """The restricted application role, configured as `manage.py db_roles` does."""
+    return app_role_configure()
 
 
 @pytest.fixture

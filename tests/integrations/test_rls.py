@@ -1,46 +1,19 @@
 """Webhook and event tables under row-level security, as the restricted app role sees them."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from integrations.choices import DeliveryStatus
 from integrations.delivery import webhook_outbox_sweep
 from integrations.models import IngestedEvent, WebhookDelivery, WebhookSubscription
 from tenants.models import User
-from tenants.rls import app_role_sql, tenant_scope
 
+from ..approle import as_app_role
 from ..factories import make_account
 from .hooks import emit, subscribe
 
 pytestmark = pytest.mark.django_db
-APP_ROLE = "vouchsafe_test_app"
-
-
-@pytest.fixture
-def app_role(db) -> str:
-    with connection.cursor() as cursor:
-        for statement in app_role_sql(APP_ROLE):
-            cursor.execute(statement)
-    return APP_ROLE
-
-
-@contextmanager
-def as_app_role(tenant_ids: list[int] | None) -> Iterator[None]:
-    """A savepoint in which queries run as the restricted role, scoped to `tenant_ids`."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
-        if tenant_ids is None:
-            yield
-        else:
-            with tenant_scope(tenant_ids):
-                yield
-        with connection.cursor() as cursor:
-            cursor.execute("RESET ROLE")
 
 
 def test_outbox_rows_are_written_in_the_tenant_scope_and_others_stay_invisible(

@@ -1,16 +1,10 @@
 """A webhook end to end on a real Celery worker over real Redis, against the test database."""
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from config.celery import app as celery_app
 from integrations.choices import DeliveryStatus
@@ -18,6 +12,7 @@ from integrations.models import WebhookDelivery
 from integrations.signing import verify
 
 from ..factories import make_tenant
+from ..worker import celery_worker
 from .hooks import emit, subscribe
 
 TASK = "integrations.tasks.webhook_deliver_task"
@@ -33,42 +28,13 @@ def _use_routes(routes) -> None:
 def worker_queue(committed) -> Iterator[str]:
     """A worker on its own queue; webhook deliveries queued by this process are routed to it."""
     queue = f"test-hooks-{uuid.uuid4().hex[:8]}"
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",  # allows the 127.0.0.1 receiver
-        "DATABASE_URL": (
-            f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:"
-            f"{db['PORT']}/{connection.settings_dict['NAME']}"
-        ),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=WARNING",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-    )
     routes = celery_app.conf.task_routes
     _use_routes({TASK: {"queue": queue}})
     try:
-        yield queue
+        with celery_worker(queue):
+            yield queue
     finally:
         _use_routes(routes)
-        worker.terminate()
-        worker.wait(timeout=30)
         with celery_app.connection_for_write() as conn:  # leave no queue behind in Redis
             conn.default_channel.queue_delete(queue)
 

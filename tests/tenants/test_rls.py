@@ -1,42 +1,15 @@
 """Row-level security as the restricted app role: the database filters what the ORM forgot."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditEvent
 from recovery.models import ProtectedAccount
-from tenants.rls import app_role_sql, tenant_scope
 
+from ..approle import as_app_role
 from ..factories import make_account
 
 pytestmark = pytest.mark.django_db
-APP_ROLE = "vouchsafe_test_app"
-
-
-@pytest.fixture
-def app_role(db) -> str:
-    with connection.cursor() as cursor:
-        for statement in app_role_sql(APP_ROLE):
-            cursor.execute(statement)
-    return APP_ROLE
-
-
-@contextmanager
-def as_app_role(tenant_ids: list[int] | None) -> Iterator[None]:
-    """A savepoint in which queries run as the restricted role, scoped to `tenant_ids`."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
-        if tenant_ids is None:
-            yield
-        else:
-            with tenant_scope(tenant_ids):
-                yield
-        with connection.cursor() as cursor:
-            cursor.execute("RESET ROLE")
 
 
 def test_unfiltered_query_as_app_role_returns_no_foreign_rows(app_role, acme, globex):
