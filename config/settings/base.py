@@ -239,5 +239,13 @@ LOGGING = {
 EVIDENCE_STORAGE_DIR = env.path("EVIDENCE_STORAGE_DIR", default=VAR_DIR / "evidence")
 EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
 
+# Owner messages: email through Django's backend (SMTP in production: EMAIL_URL), SMS and voice
+# through SMS_PROVIDER (the default writes JSON lines to SMS_OUTBOX_PATH for development).
+EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="vouchsafe@localhost")
+SMS_PROVIDER = env("SMS_PROVIDER", default="recovery.messaging.FilePhoneProvider")
+SMS_OUTBOX_PATH = env.path("SMS_OUTBOX_PATH", default=VAR_DIR / "sms-outbox.jsonl")
+
 DEMO_CREDENTIALS_PATH = env.path("DEMO_CREDENTIALS_PATH", default=VAR_DIR / "demo-credentials.json")
 VOUCHSAFE_ENVIRONMENT = "development"

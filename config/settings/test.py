@@ -17,3 +17,4 @@ VOUCHSAFE_ENVIRONMENT = "test"
 CACHES = {"default": env.cache("TEST_CACHE_URL", default="rediscache://127.0.0.1:6379/14")}  # noqa: F405
 # Webhook receivers in tests run on loopback; production refuses private and plain-http targets.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # django.core.mail.outbox

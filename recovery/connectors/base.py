@@ -1,0 +1,62 @@
+"""Where a recovery really happens: the interface every connector implements.
+
+A connector acts on the tenant's directory (or tells a person exactly what to do in another
+console, for the manual connector). Vouchsafe never holds the new credential: the connector
+puts the account into a state in which its owner sets it, through the artifact sent to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..models import ProtectedAccount
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the connector read before a change, enough to put it back (R-37)."""
+
+    account_external_id: str
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What a connector did: where (`path`), whether it worked, and what it changed."""
+
+    ok: bool
+    connector: str
+    path: str
+    snapshot: Snapshot | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str = ""
+
+
+class Connector(Protocol):
+    """One tenant's way to change accounts. Every method is safe to call twice."""
+
+    kind: str
+
+    def execute(
+        self, *, account: ProtectedAccount, case_type: str, case_id: int
+    ) -> ExecutionResult:
+        """Snapshot, then apply the recovery state for `case_type` (e.g. force a password reset,
+        or allow a temporary access pass to be used)."""
+        ...
+
+    def revert(self, *, account: ProtectedAccount, snapshot: Snapshot) -> ExecutionResult:
+        """Put back what `snapshot` recorded (a repudiated case)."""
+        ...
+
+    def revoke_temporary_access(self, *, account: ProtectedAccount) -> ExecutionResult:
+        """End any temporary access state the connector set for `account`."""
+        ...
+
+    def health(self) -> Health: ...
