@@ -23,7 +23,7 @@ from tenants.choices import Role
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
 
 from ..factories import active_grant, make_user, member, staff, step_up
-from ..tenants.test_rls import app_role, as_app_role  # noqa: F401 (app_role is a fixture)
+from ..approle import as_app_role
 
 pytestmark = pytest.mark.django_db
 
