@@ -22,8 +22,8 @@ from recovery.policy.services import (
 from tenants.choices import Role
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
 
-from ..factories import active_grant, make_user, member, staff, step_up
 from ..approle import as_app_role
+from ..factories import active_grant, make_user, member, staff, step_up
 
 pytestmark = pytest.mark.django_db
 
