@@ -60,6 +60,31 @@ ACTIONS: dict[str, str] = {
     "verification.signal_rejected": (
         "A signal was refused, or stored as context only; data carries the reason code."
     ),
+    # verification challenges (S2 codes, S3 attestations)
+    "verification.challenge_sent": (
+        "A one-time code (and, by email, a confirmation link) went to a contact method on record; "
+        "data carries the masked contact, channel and expiry, never the code."
+    ),
+    "verification.challenge_refused": (
+        "A code or attestation could not be sent (channel in quarantine, added during the case, "
+        "SIM change, limit, delivery failure); data carries the code."
+    ),
+    "verification.challenge_failed": (
+        "A code or link was presented and refused (wrong, expired, superseded, used); data "
+        "carries the reason and the attempt count."
+    ),
+    "verification.challenge_disabled": (
+        "Too many wrong codes: the challenge is disabled and a new case is needed (R-53)."
+    ),
+    "verification.challenge_verified": (
+        "The owner's code or confirmation link matched; the S2 evidence was recorded."
+    ),
+    "verification.attestation_requested": (
+        "A single-use attestation link went to the subject's manager contact on record (S3)."
+    ),
+    "verification.attestation_confirmed": (
+        "The manager, signed in with their own account, attested; the S3 evidence was recorded."
+    ),
     "evidence.attachment_added": (
         "A file was attached to a case; data carries its id, sha256, size and sniffed type."
     ),
@@ -91,6 +116,34 @@ ACTIONS: dict[str, str] = {
         "An AI assistant attached an advisory summary to a case; data carries the model id and "
         "version, prompt hash, retrieved document ids and output hash (R-67)."
     ),
+    # execution, artifacts and owner notices
+    "case.executed": (
+        "A ready case was carried out through the tenant's connector; data carries the "
+        "connector, the path, the result and the artifact issued."
+    ),
+    "case.execution_failed": "A connector could not make a case's change; nothing was issued.",
+    "case.closed": "An executed case was closed; its active artifacts were revoked.",
+    "case.repudiated": (
+        "The owner used \"this wasn't me\": account and case frozen, artifacts revoked, the "
+        "change reverted (R-41)."
+    ),
+    "artifact.issued": (
+        "A recovery link or temporary access pass was sent to the owner's pre-registered "
+        "contact (masked in data; the secret is never recorded)."
+    ),
+    "artifact.consumed": "The owner used a recovery artifact (once).",
+    "artifact.revoked": (
+        "An artifact was revoked (expired, superseded, case closed or cancelled, repudiated); "
+        "one event per artifact."
+    ),
+    "token.reuse_attempt": (
+        "A used or revoked artifact was presented again; refused like an unknown one (OWASP "
+        "authn_token_reuse, R-30)."
+    ),
+    "token.expired_presented": "An expired artifact was presented; refused.",
+    "token.purpose_mismatch": "An artifact was presented for another purpose; refused (R-32).",
+    "notice.sent": "An owner notice went out (R-38); data carries the masked address.",
+    "notice.failed": "An owner notice could not be delivered; T1/T2 execution waits (R-42).",
     "policy.violation": (
         "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
     ),

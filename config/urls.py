@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("api.urls")),
+    path("", include("recovery.owner_urls")),
     path("", include("tenants.urls")),
 ]
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
+from recovery.cases.execution import post_recovery_event_check
 from recovery.models import ProtectedAccount
 from tenants.access import TenantAccess, access_in
 from tenants.exceptions import InvalidInput
@@ -329,6 +330,8 @@ def event_ingest(
                 "data": cleaned,
             },
         )
+        # inside a recovered account's re-establishment window this raises an alert.
+        post_recovery_event_check(account=account, event_type=event_type, ref=event.pk)
     return event, True
 
 

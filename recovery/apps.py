@@ -11,3 +11,9 @@ class RecoveryConfig(AppConfig):
         from .cases.storage import check_storage_outside_web_root
 
         register(check_storage_outside_web_root, Tags.security)
+
+        from audit.signals import event_recorded
+
+        from .notifications.services import on_event_recorded
+
+        event_recorded.connect(on_event_recorded, dispatch_uid="recovery-owner-notices")

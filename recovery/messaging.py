@@ -58,7 +58,8 @@ def phone_provider() -> PhoneProvider:
     return import_string(settings.SMS_PROVIDER)()
 
 
-def _send_email(to: str, subject: str, body: str) -> Delivery:
+def email_send(to: str, *, subject: str, body: str) -> Delivery:
+    """Send one email through Django's backend; a backend failure is a failed delivery."""
     try:
         sent = EmailMessage(subject=subject, body=body, to=[to]).send(fail_silently=False)
     except Exception as error:
@@ -70,7 +71,7 @@ def message_send(contact: ContactMethod, *, subject: str, body: str) -> Delivery
     """Send `body` to `contact` through the provider for its kind. Never put a secret here
     unless the message's whole purpose is to carry a one-time code to the owner."""
     if contact.kind == ContactKind.EMAIL:
-        return _send_email(contact.value, subject, body)
+        return email_send(contact.value, subject=subject, body=body)
     if contact.kind in PHONE_KINDS:
         voice = contact.kind == ContactKind.DESK_PHONE
         try:

@@ -39,6 +39,14 @@ class ProtectedAccount(models.Model):
         null=True, blank=True, db_index=True, help_text="Set when the subject is also staff."
     )
     source = models.CharField(max_length=100, blank=True, help_text="System of record.")
+    restricted_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Re-establishment window after a recovery (R-35): risky changes alert.",
+    )
+    frozen_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the owner repudiated a recovery (R-41)."
+    )
     synced_at = models.DateTimeField(null=True, blank=True)
     tier = models.CharField(max_length=2, choices=Tier.choices, default=Tier.T0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,11 +119,15 @@ auditlog.register(ProtectedAccount)
 auditlog.register(ContactMethod, mask_fields=["value"])
 
 
+from .artifacts.models import RecoveryArtifact  # noqa: E402,F401
 from .cases.models import (  # noqa: E402,F401
     Approval,
+    CaseExecution,
     CaseNote,
     Evidence,
     EvidenceAttachment,
     RecoveryCase,
 )
+from .notifications.models import OwnerNotice  # noqa: E402,F401
 from .policy.models import PolicyVersion  # noqa: E402,F401
+from .challenges.models import VerificationChallenge  # noqa: E402,F401

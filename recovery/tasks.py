@@ -3,9 +3,11 @@ from django.db.models.functions import Now
 
 from tenants.rls import system_scope
 
+from .artifacts.services import artifact_sweep
 from .cases.choices import CaseStatus
 from .cases.models import RecoveryCase
 from .cases.services import case_release_cooled
+from .notifications.services import notice_send, notice_sweep
 
 SWEEP_BATCH = 200
 
@@ -27,3 +29,21 @@ def case_release_cooled_task() -> int:
         for case in due:
             case_release_cooled(case=case)
     return len(due)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def artifact_sweep_task() -> int:
+    """Sweep: revoke every artifact past expiry, one audited revocation each (R-33)."""
+    return artifact_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def notice_send_task(notice_id: int) -> str:
+    """Send one owner notice; a second delivery of the task finds it sent and does nothing."""
+    return notice_send(notice_id=notice_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def notice_sweep_task() -> int:
+    """Sweep: send owner notices the broker never carried."""
+    return notice_sweep()

@@ -47,6 +47,10 @@ class Tenant(models.Model):
 
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
+    security_contact_email = models.EmailField(
+        blank=True,
+        help_text="Gets T1/T2 recovery notices and repudiation pages (R-40, R-41).",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -215,6 +215,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
     "idempotency-prune": {"task": "api.tasks.idempotency_prune_task", "schedule": 3600.0},
+    # Expired artifacts are refused at use whatever happens; this sweep also revokes them and
+    # ends the connector's temporary access, within one interval of expiry.
+    "artifact-sweep": {
+        "task": "recovery.tasks.artifact_sweep_task",
+        "schedule": float(env.int("ARTIFACT_SWEEP_INTERVAL_SECONDS", default=15)),
+        "options": {"expires": float(env.int("ARTIFACT_SWEEP_INTERVAL_SECONDS", default=15))},
+    },
+    "notice-sweep": {"task": "recovery.tasks.notice_sweep_task", "schedule": 30.0},
     "release-cooled-cases": {
         "task": "recovery.tasks.case_release_cooled_task",
         "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),
@@ -244,6 +252,8 @@ EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="vouchsafe@localhost")
+# Links in messages to account owners (recovery links, "this wasn't me").
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 SMS_PROVIDER = env("SMS_PROVIDER", default="recovery.messaging.FilePhoneProvider")
 SMS_OUTBOX_PATH = env.path("SMS_OUTBOX_PATH", default=VAR_DIR / "sms-outbox.jsonl")
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import challenges, views
 
 urlpatterns = [
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
@@ -38,6 +38,8 @@ urlpatterns = [
     path("cases/<int:case_id>/approve/", views.CaseApproveApi.as_view(), name="api-case-approve"),
     path("cases/<int:case_id>/deny/", views.CaseDenyApi.as_view(), name="api-case-deny"),
     path("cases/<int:case_id>/cancel/", views.CaseCancelApi.as_view(), name="api-case-cancel"),
+    path("cases/<int:case_id>/execute/", views.CaseExecuteApi.as_view(), name="api-case-execute"),
+    path("cases/<int:case_id>/close/", views.CaseCloseApi.as_view(), name="api-case-close"),
     path("cases/<int:case_id>/notes/", views.CaseNoteApi.as_view(), name="api-case-notes"),
     path(
         "cases/<int:case_id>/summaries/", views.CaseSummaryApi.as_view(), name="api-case-summaries"
@@ -51,5 +53,24 @@ urlpatterns = [
         "cases/<int:case_id>/attachments/<int:attachment_id>/",
         views.CaseAttachmentDownloadApi.as_view(),
         name="api-case-attachment",
+    ),
+]
+
+# Verification challenges (S2 codes, S3 attestations).
+urlpatterns += [
+    path(
+        "cases/<int:case_id>/challenges/",
+        challenges.CaseChallengeListApi.as_view(),
+        name="api-case-challenges",
+    ),
+    path(
+        "cases/<int:case_id>/challenges/<int:challenge_id>/verify/",
+        challenges.ChallengeVerifyApi.as_view(),
+        name="api-case-challenge-verify",
+    ),
+    path(
+        "cases/<int:case_id>/attestations/",
+        challenges.CaseAttestationApi.as_view(),
+        name="api-case-attestations",
     ),
 ]

@@ -30,6 +30,7 @@ from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
+from ..cases.execution import case_close, case_execute
 from ..cases.models import EvidenceAttachment, RecoveryCase
 from ..cases.selectors import (
     approval_list,
@@ -252,6 +253,44 @@ class CaseCancelApi(_CaseTransitionApi):
         data = s.CancelInput(data=request.data)
         data.is_valid(raise_exception=True)
         case = case_cancel(
+            actor=request.user,
+            case=self.locked_case(request, case_id),
+            reason=data.validated_data["reason"],
+        )
+        return self.answer(s.CaseOutput(case).data, case)
+
+
+class CaseExecuteApi(_CaseTransitionApi):
+    """Carry out a ready case through the tenant's connector; the owner gets the artifact."""
+
+    scopes = {"POST": Scope.CASES_WRITE}
+
+    @extend_schema(
+        operation_id="cases_execute",
+        summary="Execute a ready case (connector change, artifact to the owner)",
+        request=None,
+        responses=s.CaseOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = case_execute(actor=request.user, case=self.locked_case(request, case_id))
+        return self.answer(s.CaseOutput(case).data, case)
+
+
+class CaseCloseApi(_CaseTransitionApi):
+    scopes = {"POST": Scope.CASES_WRITE}
+
+    @extend_schema(
+        operation_id="cases_close",
+        summary="Close an executed case (revokes its active artifacts)",
+        request=s.CancelInput,
+        responses=s.CaseOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        data = s.CancelInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = case_close(
             actor=request.user,
             case=self.locked_case(request, case_id),
             reason=data.validated_data["reason"],

@@ -198,3 +198,24 @@ auditlog.register(Approval)
 auditlog.register(EvidenceAttachment, exclude_fields=["stored_name"])
 # Masking is a heuristic: the note text stays out of the field diffs entirely.
 auditlog.register(CaseNote, exclude_fields=["text"])
+
+
+class CaseExecution(models.Model):
+    """What a case changed through its tenant's connector, and what it was before (R-37)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.OneToOneField(RecoveryCase, on_delete=models.PROTECT, related_name="execution")
+    connector = models.CharField(max_length=16)
+    path = models.TextField(help_text="Where the change was made (or the steps to make it).")
+    snapshot = models.JSONField(null=True, blank=True, help_text="State before the change.")
+    detail = models.JSONField(default=dict, blank=True)
+    executed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    executed_at = models.DateTimeField(auto_now_add=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"execution of case {self.case_id} via {self.connector}"

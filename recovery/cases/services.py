@@ -23,6 +23,7 @@ from tenants.policies import Decision, can_work_case_type, can_work_tier, enforc
 from tenants.principals import ai_blocked
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
+from ..artifacts.services import artifacts_revoke_for_case
 from ..choices import PHONE_KINDS, ProofingLevel
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.explain import route_for
@@ -752,6 +753,7 @@ def case_cancel(*, actor: User | None, case: RecoveryCase, reason: str) -> Recov
         )
         case.revision += 1
         case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        artifacts_revoke_for_case(case=case, reason="case_cancelled", actor=audit_actor)
         record(
             action="case.cancelled",
             actor=audit_actor,

@@ -1,0 +1,269 @@
+"""Execution and repudiation: where a ready case really changes the account, and how the
+owner undoes it ("this wasn't me", R-41).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import Actor
+from audit.services import record
+from tenants.choices import Tier
+from tenants.exceptions import DomainError, PolicyDenied
+from tenants.models import User
+from tenants.policies import enforce
+from tenants.principals import ai_blocked
+
+from ..artifacts.services import artifact_issue, artifacts_revoke_for_case
+from ..connectors.base import Connector, ExecutionResult, Snapshot
+from ..messaging import email_send
+from ..models import ProtectedAccount
+from ..notifications.models import OwnerNotice
+from ..notifications.services import notices_block_execution
+from ..policy.selectors import policy_active
+from .choices import CaseStatus
+from .models import CaseExecution, RecoveryCase
+from .services import _TIER_RANK, _actor, _invalidate_if_tier_rose, _locked, _require_status
+from .services import _work_access as work_access
+
+# R-35: the re-establishment window after a recovery (our default; T0 gets none).
+RESTRICTED_WINDOW = {Tier.T1: timedelta(hours=72), Tier.T2: timedelta(hours=72)}
+# Ingested events that, inside the window, look like an attacker settling in (AS-09).
+RISKY_AFTER_RECOVERY = frozenset({"mfa_device_added", "mailbox_rule_created", "admin_role_granted"})
+
+
+def _tier_rose(case: RecoveryCase) -> bool:
+    """Recompute the tier at execution (R-17); a raise voids approvals and stops here."""
+    policy = policy_active(case.tenant)
+    if _TIER_RANK[policy.compute_tier(case.account)[0]] <= _TIER_RANK[case.tier]:
+        return False
+    _invalidate_if_tier_rose(case, policy)
+    if case.status == CaseStatus.READY:
+        case.status = CaseStatus.PENDING_APPROVAL
+        case.revision += 1
+        case.save(update_fields=["status", "revision", "updated_at"])
+    return True
+
+
+def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
+    """Carry out a ready case through the tenant's connector and send the owner the artifact.
+
+    The connector snapshots what it changes (R-37); the artifact goes only to a contact held
+    before the case opened (R-10). A T1/T2 case waits until every owner notice has gone out
+    and is refused if one failed (R-42). A connector failure, or an artifact that cannot be
+    delivered, leaves the account as it was and is recorded.
+    """
+    from ..connectors import connector_for
+
+    enforce(ai_blocked(actor, "execute a recovery"))
+    refusal: DomainError | None = None
+    with transaction.atomic():
+        case = _locked(case)
+        access = work_access(actor, case)
+        audit_actor = _actor(actor, access, case.tenant)
+        _require_status(case, CaseStatus.READY)
+        if case.account.frozen_at is not None:
+            raise PolicyDenied(
+                "The owner reported this recovery as not theirs; the account is frozen.",
+                code="account.frozen",
+            )
+        if _tier_rose(case):
+            refusal = PolicyDenied(
+                f"The account is now {case.tier}: the case needs approval again.",
+                code="case.tier_raised",
+            )
+        else:
+            notices_block_execution(case)
+            connector = connector_for(case.tenant)
+            result = connector.execute(
+                account=case.account, case_type=case.case_type, case_id=case.pk
+            )
+            if not result.ok:
+                record(
+                    action="case.execution_failed",
+                    actor=audit_actor,
+                    tenant=case.tenant,
+                    target=case,
+                    data={
+                        "connector": result.connector,
+                        "path": result.path,
+                        "error": result.error,
+                    },
+                )
+                refusal = DomainError(
+                    f"The {result.connector} connector could not make the change: {result.error}",
+                    code="case.execution_failed",
+                )
+            else:
+                _executed(case, actor, audit_actor, result, connector)
+    if refusal is not None:
+        raise refusal
+    return case
+
+
+def _executed(
+    case: RecoveryCase,
+    actor: User,
+    audit_actor: Actor,
+    result: ExecutionResult,
+    connector: Connector,
+) -> None:
+    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    try:
+        with transaction.atomic():
+            artifact = artifact_issue(case=case, req=req, actor=audit_actor)
+    except DomainError:
+        if result.snapshot is not None:  # nothing may stay changed without its artifact
+            connector.revert(account=case.account, snapshot=result.snapshot)
+        raise
+    CaseExecution.objects.create(
+        tenant=case.tenant,
+        case=case,
+        connector=result.connector,
+        path=result.path,
+        snapshot=result.snapshot.state if result.snapshot else None,
+        detail=result.detail,
+        executed_by=actor,
+    )
+    window = RESTRICTED_WINDOW.get(case.tier)
+    if window:
+        ProtectedAccount.objects.filter(pk=case.account_id).update(
+            restricted_until=timezone.now() + window
+        )
+    case.status = CaseStatus.EXECUTED
+    case.revision += 1
+    case.save(update_fields=["status", "revision", "updated_at"])
+    record(
+        action="case.executed",
+        actor=audit_actor,
+        tenant=case.tenant,
+        target=case,
+        data={
+            "connector": result.connector,
+            "path": result.path,
+            "result": "ok",
+            "artifact": artifact.pk,
+            "snapshot_taken": result.snapshot is not None,
+            "restricted_until": timezone.now() + window if window else None,
+        },
+    )
+
+
+def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
+    """The owner's "this wasn't me" (R-41): freeze the account and the case, revoke every
+    artifact, revert what the connector changed, and page the tenant's security contact.
+
+    Idempotent: a second click changes nothing more. Runs in the owner's request, so it is
+    done long before the one-minute target.
+    """
+    from ..connectors import connector_for
+
+    owner = Actor.system("account-owner")
+    with transaction.atomic():
+        case = _locked(notice.case)
+        if case.status in (CaseStatus.FROZEN, CaseStatus.REVERTED):
+            return case
+        previous = case.status
+        ProtectedAccount.objects.filter(pk=case.account_id).update(frozen_at=timezone.now())
+        revoked = artifacts_revoke_for_case(case=case, reason="repudiated", actor=owner)
+        reverted = None
+        execution = CaseExecution.objects.for_tenant(case.tenant).filter(case=case).first()
+        if execution is not None and execution.reverted_at is None and execution.snapshot:
+            result = connector_for(case.tenant).revert(
+                account=case.account,
+                snapshot=Snapshot(case.account.external_id, execution.snapshot),
+            )
+            reverted = {"ok": result.ok, "path": result.path, "error": result.error}
+            if result.ok:
+                execution.reverted_at = timezone.now()
+                execution.save(update_fields=["reverted_at"])
+        case.status = CaseStatus.REVERTED if reverted and reverted["ok"] else CaseStatus.FROZEN
+        case.ended_at, case.end_reason = timezone.now(), "Repudiated by the account owner."
+        case.revision += 1
+        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        record(
+            action="case.repudiated",
+            actor=owner,
+            tenant=case.tenant,
+            target=case,
+            data={
+                "notice": notice.pk,
+                "from": previous,
+                "artifacts_revoked": revoked,
+                "reverted": reverted,
+            },
+        )
+        record(
+            action="alert.raised",
+            actor=Actor.system("detection"),
+            tenant=case.tenant,
+            target=case,
+            data={"type": "repudiation", "notice": notice.pk},
+        )
+        contact = case.tenant.security_contact_email
+        if contact:
+            transaction.on_commit(
+                lambda: email_send(
+                    contact,
+                    subject=f"URGENT: recovery repudiated (case {case.pk})",
+                    body=(
+                        f"The owner of {case.account.username} reported case {case.pk} as not "
+                        "theirs. The account is frozen and the recovery was revoked; review "
+                        "the case in Vouchsafe now."
+                    ),
+                ),
+                robust=True,
+            )
+    return case
+
+
+def post_recovery_event_check(*, account: ProtectedAccount, event_type: str, ref: int) -> None:
+    """Inside the re-establishment window (R-35), a risky change raises an alert on the case
+    that recovered the account (AS-09). Runs in the ingesting transaction."""
+    if event_type not in RISKY_AFTER_RECOVERY or account.restricted_until is None:
+        return
+    if account.restricted_until <= timezone.now():
+        return
+    case = (
+        RecoveryCase.objects.for_tenant(account.tenant)
+        .filter(account=account, status=CaseStatus.EXECUTED)
+        .order_by("-pk")
+        .first()
+    )
+    if case is None:
+        return
+    record(
+        action="alert.raised",
+        actor=Actor.system("detection"),
+        tenant=account.tenant,
+        target=case,
+        data={"type": "post_recovery_change", "event_type": event_type, "ingested_event": ref},
+    )
+
+
+def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
+    """Close an executed case: every artifact still active is revoked (R-33)."""
+    with transaction.atomic():
+        case = _locked(case)
+        access = work_access(actor, case)
+        _require_status(case, CaseStatus.EXECUTED)
+        audit_actor = _actor(actor, access, case.tenant)
+        revoked = artifacts_revoke_for_case(case=case, reason="case_closed", actor=audit_actor)
+        case.status, case.ended_at, case.end_reason = (
+            CaseStatus.CLOSED,
+            timezone.now(),
+            reason.strip()[:2000],
+        )
+        case.revision += 1
+        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        record(
+            action="case.closed",
+            actor=audit_actor,
+            tenant=case.tenant,
+            target=case,
+            data={"reason": case.end_reason, "artifacts_revoked": revoked},
+        )
+    return case

@@ -1,0 +1,66 @@
+"""Notices to the account owner (and designee) about a recovery, each with "this wasn't me"."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.querysets import TenantOwnedManager
+
+
+class NoticeEvent(models.TextChoices):
+    CASE_OPENED = "case_opened", "A recovery case was opened for your account"
+    CASE_APPROVED = "case_approved", "A recovery of your account was approved"
+    ARTIFACT_ISSUED = "artifact_issued", "A recovery link or pass was sent"
+    EXECUTED = "executed", "Your account was recovered"
+
+
+class NoticeStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class OwnerNotice(models.Model):
+    """One message to one address that existed before the case opened (R-38), or to the
+    manager / tenant security contact for T1/T2 (R-39, R-40).
+
+    Written in the transaction of the event it reports (an outbox: nothing is lost while the
+    broker is down) and sent after commit by a task; a sweep sends what the broker never
+    carried. Its "this wasn't me" link carries a signed reference to it, so no secret is kept.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(
+        "recovery.RecoveryCase", on_delete=models.PROTECT, related_name="notices"
+    )
+    event = models.CharField(max_length=32, choices=NoticeEvent.choices)
+    contact = models.ForeignKey(
+        "recovery.ContactMethod",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The owner's address; empty for the tenant security contact.",
+    )
+    recipient = models.CharField(
+        max_length=16, help_text="owner, manager or security_contact (R-40 designee)."
+    )
+    address = models.CharField(max_length=254, help_text="Where it goes (not shown to agents).")
+    status = models.CharField(
+        max_length=16, choices=NoticeStatus.choices, default=NoticeStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="notice_pending"),
+            models.Index(fields=["case", "status"], name="notice_case_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} notice to {self.recipient} ({self.status})"

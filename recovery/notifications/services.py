@@ -1,0 +1,233 @@
+"""Owner notices (R-38 to R-42): planned in the event's transaction, sent after commit.
+
+A receiver of `audit.signals.event_recorded` writes one `OwnerNotice` per address for the
+events the owner must hear about, in the same transaction (an outbox); a task sends each after
+commit and a sweep sends what the broker never carried. A failed notice raises an alert and
+blocks T1/T2 execution (R-42).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import Actor
+from audit.models import AuditEvent
+from audit.services import record
+from tenants.choices import Tier
+from tenants.exceptions import DomainError
+from tenants.rls import system_scope
+
+from ..cases.models import RecoveryCase
+from ..choices import ContactKind
+from ..messaging import Delivery, email_send, message_send
+from ..models import ContactMethod
+from .models import NoticeEvent, NoticeStatus, OwnerNotice
+
+logger = logging.getLogger(__name__)
+
+EVENT_OF_ACTION = {
+    "case.opened": NoticeEvent.CASE_OPENED,
+    "approval.approved": NoticeEvent.CASE_APPROVED,
+    "artifact.issued": NoticeEvent.ARTIFACT_ISSUED,
+    "case.executed": NoticeEvent.EXECUTED,
+}
+OWNER_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE, ContactKind.DESK_PHONE)
+_SALT = "vouchsafe.repudiation"
+REPUDIATION_MAX_AGE = 30 * 24 * 3600  # a notice's link works for 30 days
+SWEEP_AFTER_SECONDS = 30
+SWEEP_BATCH = 200
+
+
+def repudiation_token(notice: OwnerNotice) -> str:
+    """The signed reference in a notice's "this wasn't me" link (no secret is stored)."""
+    return signing.dumps({"notice": notice.pk}, salt=_SALT, compress=True)
+
+
+def notice_from_token(token: str) -> OwnerNotice | None:
+    """The notice a "this wasn't me" link names, or None for a forged or stale link."""
+    try:
+        data = signing.loads(token, salt=_SALT, max_age=REPUDIATION_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    with system_scope():
+        return (
+            OwnerNotice.objects.select_related("case", "case__tenant", "case__account")
+            .filter(pk=data.get("notice"))
+            .first()
+        )
+
+
+def _recipients(case: RecoveryCase) -> list[tuple[str, ContactMethod | None, str]]:
+    """(recipient, contact, address) for every notice one event of `case` sends.
+
+    Every owner address the system of record held before the case opened (R-38), never one
+    added during it; for T1/T2 the manager or the tenant's security contact too (R-40, R-39),
+    and for T0 the security contact when the owner has a single address (R-39).
+    """
+    held = list(
+        ContactMethod.objects.for_tenant(case.tenant).filter(
+            account=case.account,
+            is_notification=True,
+            replaced_at__isnull=True,
+            registered_at__lt=case.created_at,
+            kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
+        )
+    )
+    owner = [("owner", c, c.value) for c in held if c.kind in OWNER_KINDS]
+    managers = [("manager", c, c.value) for c in held if c.kind == ContactKind.MANAGER]
+    designees: list[tuple[str, ContactMethod | None, str]] = managers
+    if not designees and case.tenant.security_contact_email:
+        designees = [("security_contact", None, case.tenant.security_contact_email)]
+    if case.tier in (Tier.T1, Tier.T2) or len(owner) < 2:
+        return owner + designees
+    return owner
+
+
+def _enqueue(ids: list[int]) -> None:
+    from ..tasks import notice_send_task  # tasks import this module
+
+    for notice_id in ids:
+        try:
+            notice_send_task.delay(notice_id)
+        except Exception:
+            logger.warning("notice %s not queued; the sweep will send it", notice_id)
+            return
+
+
+def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
+    """Receiver: write the notices an owner-facing event calls for, in its transaction."""
+    kind = EVENT_OF_ACTION.get(event.action)
+    if kind is None or event.target_type != RecoveryCase._meta.label:
+        return
+    case = (
+        RecoveryCase.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
+        .select_related("tenant", "account")
+        .first()
+    )
+    if case is None:
+        return
+    notices = OwnerNotice.objects.bulk_create(
+        OwnerNotice(
+            tenant=case.tenant,
+            case=case,
+            event=kind,
+            recipient=recipient,
+            contact=contact,
+            address=address,
+        )
+        for recipient, contact, address in _recipients(case)
+    )
+    ids = [notice.pk for notice in notices]
+    transaction.on_commit(lambda: _enqueue(ids), robust=True)
+
+
+def _body(notice: OwnerNotice) -> tuple[str, str]:
+    event = NoticeEvent(notice.event)
+    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
+    account = notice.case.account.username
+    subject = f"Security notice: {event.label.lower()}"
+    body = (
+        f"{event.label} ({account}, case {notice.case_id}, "
+        f"{timezone.now():%Y-%m-%d %H:%M} UTC).\n\n"
+        "If this was you, there is nothing to do.\n"
+        f"If it wasn't you, open {link} now: we will freeze the account, cancel the recovery "
+        "and alert your security team. Nobody from the service desk will ever ask you for a "
+        "code, a link or a password."
+    )
+    return subject, body
+
+
+def _deliver(notice: OwnerNotice, subject: str, body: str) -> Delivery:
+    if notice.contact is not None and notice.contact.kind != ContactKind.MANAGER:
+        return message_send(notice.contact, subject=subject, body=body)
+    return email_send(notice.address, subject=subject, body=body)
+
+
+def notice_send(*, notice_id: int) -> str:
+    """Send one pending notice; idempotent (a sent or failed notice is left as it is)."""
+    with system_scope():
+        notice = (
+            OwnerNotice.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("case", "case__account", "contact", "tenant")
+            .filter(pk=notice_id, status=NoticeStatus.PENDING)
+            .first()
+        )
+        if notice is None:
+            return "skipped"
+        subject, body = _body(notice)
+        delivery = _deliver(notice, subject, body)
+        notice.attempts += 1
+        notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
+        notice.sent_at = timezone.now() if delivery.ok else None
+        notice.error = delivery.error[:300]
+        notice.save(update_fields=["attempts", "status", "sent_at", "error"])
+        hint = notice.contact.masked if notice.contact else notice.recipient
+        data = {"notice": notice.pk, "event": notice.event, "to": hint, "via": delivery.provider}
+        actor = Actor.system("notifier")
+        if delivery.ok:
+            record(
+                action="notice.sent",
+                actor=actor,
+                tenant=notice.tenant,
+                target=notice.case,
+                data=data,
+            )
+        else:
+            record(
+                action="notice.failed",
+                actor=actor,
+                tenant=notice.tenant,
+                target=notice.case,
+                data={**data, "error": notice.error},
+            )
+            record(
+                action="alert.raised",
+                actor=Actor.system("detection"),
+                tenant=notice.tenant,
+                target=notice.case,
+                data={"type": "notification_failed", "notice": notice.pk},
+            )
+    return notice.status
+
+
+def notice_sweep(*, batch: int = SWEEP_BATCH) -> int:
+    """Send pending notices older than a few seconds (the broker may never have carried them)."""
+    cutoff = timezone.now() - timedelta(seconds=SWEEP_AFTER_SECONDS)
+    with system_scope():
+        ids = list(
+            OwnerNotice.objects.filter(status=NoticeStatus.PENDING, created_at__lte=cutoff)
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+    for notice_id in ids:
+        notice_send(notice_id=notice_id)
+    return len(ids)
+
+
+def notices_block_execution(case: RecoveryCase) -> None:
+    """R-42 and R-36: a T1/T2 case executes only once every notice so far has gone out."""
+    if case.tier not in (Tier.T1, Tier.T2):
+        return
+    states = set(
+        OwnerNotice.objects.for_tenant(case.tenant)
+        .filter(case=case)
+        .values_list("status", flat=True)
+    )
+    if NoticeStatus.FAILED in states:
+        raise DomainError(
+            "A notice to the account owner could not be delivered; a T1/T2 recovery cannot "
+            "go ahead until the owner has been told (R-42).",
+            code="notice.delivery_failed",
+        )
+    if NoticeStatus.PENDING in states:
+        raise DomainError(
+            "Notices to the account owner are still being sent; try again in a minute.",
+            code="notice.pending",
+        )
