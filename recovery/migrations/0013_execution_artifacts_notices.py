@@ -10,7 +10,7 @@ from tenants.rls import enable_rls
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recovery', '0010_case_list_index'),
+        ('recovery', '0011_challenges'),
         ('tenants', '0005_tenant_security_contact'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

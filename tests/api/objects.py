@@ -189,6 +189,16 @@ def _membership(objs: TenantObjects):
     return Membership.objects.for_tenant(objs.tenant).get(user=objs.agent)
 
 
+def _challenge(objs: TenantObjects):
+    """A one-time code sent by email (Django's test outbox) to a contact held before the case."""
+    from recovery.challenges.services import challenge_send
+
+    objs.get("account")
+    return challenge_send(
+        actor=objs.agent, case=objs.get("case"), contact_method=objs.built["manager_email"]
+    )
+
+
 BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "account": _account,
     "case": _case,
@@ -204,6 +214,7 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "grant": _grant,
     "membership": _membership,
     "provider": _provider,
+    "challenge": _challenge,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -222,6 +233,7 @@ OBJECT_MAP: dict[str, str] = {
     "key_id": "api_key",
     "grant_id": "grant",
     "membership_id": "membership",
+    "challenge_id": "challenge",
     "provider": "provider.slug",
 }
 
@@ -274,6 +286,11 @@ def _evidence_body(objs: TenantObjects) -> Body:
     )
 
 
+def _challenge_body(objs: TenantObjects) -> Body:
+    objs.get("account")
+    return Body({"contact_method_id": objs.built["manager_email"].pk})
+
+
 def _upload_body(objs: TenantObjects) -> Body:
     upload = SimpleUploadedFile("notes.txt", b"The caller answered on the number on file.\n")
     return Body({"file": upload}, format="multipart")
@@ -314,6 +331,8 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "PolicySimulateApi.POST": lambda objs: Body({"text": _policy_text(), "days": 30}),
     "PolicyVersionListApi.POST": lambda objs: Body({"text": _policy_text()}),
     "PolicyActivationApproveApi.POST": lambda objs: Body({"otp": "000000"}),
+    "CaseChallengeListApi.POST": _challenge_body,
+    "ChallengeVerifyApi.POST": lambda objs: Body({"code": "00000000"}),
 }
 
 
