@@ -16,6 +16,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # no
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")  # noqa: F405
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CACHES = {"default": env.cache("CACHE_URL")}  # noqa: F405  (Redis: shared rate-limit counters)
+# Owner notices must really leave: no console fallback in production.
+vars().update(env.email("EMAIL_URL"))  # noqa: F405
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL")  # noqa: F405
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)  # noqa: F405
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

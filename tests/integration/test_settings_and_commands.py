@@ -15,6 +15,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "CACHE_URL": "rediscache://127.0.0.1:6379/1",
+    "EMAIL_URL": "smtp+tls://vouchsafe:secret@mail.example.com:587",
+    "PUBLIC_BASE_URL": "https://vouchsafe.example.com",
 }
 
 
