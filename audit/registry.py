@@ -124,7 +124,7 @@ ACTIONS: dict[str, str] = {
     "case.execution_failed": "A connector could not make a case's change; nothing was issued.",
     "case.closed": "An executed case was closed; its active artifacts were revoked.",
     "case.repudiated": (
-        "The owner used \"this wasn't me\": account and case frozen, artifacts revoked, the "
+        'The owner used "this wasn\'t me": account and case frozen, artifacts revoked, the '
         "change reverted (R-41)."
     ),
     "artifact.issued": (
@@ -146,6 +146,15 @@ ACTIONS: dict[str, str] = {
     "notice.failed": "An owner notice could not be delivered; T1/T2 execution waits (R-42).",
     "policy.violation": (
         "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
+    ),
+    # connectors: where a recovery really happens (recovery.connectors)
+    "connector.configured": (
+        "A tenant_admin set the tenant's connector (manual, ldap, webhook); data carries the "
+        "kind, the changed setting names and a summary without secrets."
+    ),
+    "connector.health_checked": (
+        "A tenant_admin checked the tenant's connector (LDAP: bind and search); data carries "
+        "whether it worked and why not."
     ),
     # webhooks out and events in (integrations)
     "webhook.subscription_created": (

@@ -11,3 +11,9 @@ class IntegrationsConfig(AppConfig):
         from .outbox import on_event_recorded
 
         event_recorded.connect(on_event_recorded, dispatch_uid="integrations.webhook_outbox")
+
+        from recovery.connectors.webhook import outbox_register
+
+        from .outbox import connector_request_enqueue
+
+        outbox_register(connector_request_enqueue)  # the recovery webhook connector's requests

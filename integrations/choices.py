@@ -29,6 +29,13 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
 }
 
 
+class DeliveryKind(models.TextChoices):
+    """What an outbox row carries: an event for a subscription, or a connector's request."""
+
+    EVENT = "event", "An event for a webhook subscription"
+    CONNECTOR = "connector", "A request to the tenant's automation (recovery webhook connector)"
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"

@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
+from recovery.connectors.selectors import connector_webhook_target
 from tenants.rls import system_scope, tenant_scope
 
 from .addresses import destination_problem
-from .choices import DeliveryStatus
+from .choices import DeliveryKind, DeliveryStatus
 from .models import WebhookDelivery, WebhookDeliveryAttempt
 from .outbox import body_bytes
 from .signing import sign
@@ -124,10 +125,18 @@ def _claim(due: QuerySet[WebhookDelivery], limit: int) -> tuple[list[Claim], int
         )
         lease_until = timezone.now() + _lease_length(len(rows))
         for row in rows:
-            subscription = row.subscription
-            if not subscription.is_active or subscription.deleted_at is not None:
-                _give_up(row, "The subscription is inactive.")
-                continue
+            if row.kind == DeliveryKind.CONNECTOR:  # a recovery connector's request
+                target, problem = connector_webhook_target(tenant_id=row.tenant_id)
+                if target is None:
+                    _give_up(row, problem)
+                    continue
+                url, secret = target.url, target.secret
+            else:
+                subscription = row.subscription
+                if not subscription.is_active or subscription.deleted_at is not None:
+                    _give_up(row, "The subscription is inactive.")
+                    continue
+                url, secret = subscription.url, subscription.secret
             row.attempts += 1
             row.next_attempt_at = lease_until
             row.save(update_fields=["attempts", "next_attempt_at"])
@@ -137,8 +146,8 @@ def _claim(due: QuerySet[WebhookDelivery], limit: int) -> tuple[list[Claim], int
                     tenant_id=row.tenant_id,
                     attempt=row.attempts,
                     lease_until=lease_until,
-                    url=subscription.url,
-                    secret=subscription.secret,
+                    url=url,
+                    secret=secret,
                     event_type=row.event_type,
                     body=body_bytes(row.payload),
                 )

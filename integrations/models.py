@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from tenants.querysets import TenantOwnedManager
 
-from .choices import DeliveryStatus, IngestEventType, WebhookEventType
+from .choices import DeliveryKind, DeliveryStatus, IngestEventType, WebhookEventType
 
 
 def url_origin(url: str) -> str:
@@ -57,16 +57,33 @@ class WebhookDelivery(models.Model):
     `payload` is the body that is sent, serialised canonically (sorted keys, no spaces) on each
     attempt, so every retry sends the same bytes. While an attempt runs, `next_attempt_at` is
     pushed forward as a lease so no other worker takes the row.
+
+    A `connector` row is a recovery connector's request to the tenant's automation
+    (recovery.connectors.webhook): no subscription or audit event, a `request_key` that makes
+    it once per case and operation, and its URL and signing key read from the tenant's
+    connector configuration at each attempt. It is sent, retried and logged like any other.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=DeliveryKind.choices, default=DeliveryKind.EVENT)
     subscription = models.ForeignKey(
-        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookSubscription,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
     )
     event_type = models.CharField(max_length=64, choices=WebhookEventType.choices)
-    audit_event = models.ForeignKey("audit.AuditEvent", on_delete=models.PROTECT, related_name="+")
-    audit_seq = models.PositiveBigIntegerField(help_text="The event's seq in the tenant's chain.")
+    audit_event = models.ForeignKey(
+        "audit.AuditEvent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    audit_seq = models.PositiveBigIntegerField(
+        help_text="The event's seq in the tenant's chain (0 for a connector request)."
+    )
+    request_key = models.CharField(
+        max_length=200, blank=True, help_text="A connector request's idempotency key."
+    )
     payload = models.JSONField()
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
@@ -84,6 +101,20 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "audit_event"], name="webhook_delivery_once_per_event"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "request_key"],
+                condition=Q(kind=DeliveryKind.CONNECTOR),
+                name="webhook_delivery_connector_request_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    kind=DeliveryKind.EVENT,
+                    subscription__isnull=False,
+                    audit_event__isnull=False,
+                )
+                | Q(kind=DeliveryKind.CONNECTOR, subscription__isnull=True) & ~Q(request_key=""),
+                name="webhook_delivery_kind_shape",
             ),
         ]
         indexes = [

@@ -14,13 +14,13 @@ import logging
 import uuid
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from tenants.models import Tenant
 
-from .choices import EVENT_TYPE_OF_ACTION, WebhookEventType
+from .choices import EVENT_TYPE_OF_ACTION, DeliveryKind, DeliveryStatus, WebhookEventType
 from .models import WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -121,3 +121,62 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     WebhookDelivery.objects.bulk_create(deliveries)
     ids = [str(delivery.pk) for delivery in deliveries]
     transaction.on_commit(lambda: _enqueue(ids), robust=True)
+
+
+def connector_request_enqueue(
+    *,
+    tenant_id: int,
+    event_type: str,
+    request_key: str,
+    data: dict[str, Any],
+    repeatable: bool = False,
+) -> tuple[str, bool]:
+    """A recovery connector's request to the tenant's automation, as an outbox row.
+
+    Registered with `recovery.connectors.webhook.outbox_register` when the app starts. Written
+    in the caller's transaction (inside the tenant's scope) and queued after its commit, like
+    an event. One row per `request_key`: asking again returns it (created=False). With
+    `repeatable` a new row is made once the previous one with that key has left the outbox.
+    Returns (delivery id, created).
+    """
+    tenant = Tenant.objects.get(pk=tenant_id)
+    rows = WebhookDelivery.objects.for_tenant(tenant).filter(kind=DeliveryKind.CONNECTOR)
+    if repeatable:
+        existing = rows.filter(
+            request_key__startswith=f"{request_key}#", status=DeliveryStatus.PENDING
+        ).first()
+        key = f"{request_key}#{uuid.uuid4().hex}"
+    else:
+        existing = rows.filter(request_key=request_key).first()
+        key = request_key
+    if existing is not None:
+        return str(existing.pk), False
+    delivery_id = uuid.uuid4()
+    now = timezone.now()
+    payload = {
+        "id": str(delivery_id),
+        "type": event_type,
+        "tenant": tenant.slug,
+        "occurred_at": now.isoformat(),
+        "request": key,
+        "data": data,
+    }
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent twin loses cleanly
+            WebhookDelivery.objects.create(
+                id=delivery_id,
+                tenant=tenant,
+                kind=DeliveryKind.CONNECTOR,
+                event_type=event_type,
+                audit_seq=0,
+                request_key=key,
+                payload=payload,
+                next_attempt_at=now,
+            )
+    except IntegrityError:
+        existing = rows.filter(request_key=key).first()
+        if existing is None:
+            raise
+        return str(existing.pk), False
+    transaction.on_commit(lambda: _enqueue([str(delivery_id)]), robust=True)
+    return str(delivery_id), True

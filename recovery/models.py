@@ -128,6 +128,7 @@ from .cases.models import (  # noqa: E402,F401
     EvidenceAttachment,
     RecoveryCase,
 )
+from .challenges.models import VerificationChallenge  # noqa: E402,F401
+from .connectors.models import ConnectorConfig  # noqa: E402,F401
 from .notifications.models import OwnerNotice  # noqa: E402,F401
 from .policy.models import PolicyVersion  # noqa: E402,F401
-from .challenges.models import VerificationChallenge  # noqa: E402,F401

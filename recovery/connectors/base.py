@@ -7,6 +7,7 @@ puts the account into a state in which its owner sets it, through the artifact s
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +20,24 @@ class Snapshot:
 
     account_external_id: str
     state: dict[str, Any]
+
+    def redacted(self) -> dict[str, Any]:
+        """The state without secret values, fit for an audit event or a screen.
+
+        A connector keeps what it must restore but may not show (an LDAP password hash) under
+        `state["secret"]`; here each such value becomes its SHA-256 fingerprint.
+        """
+        public = {key: value for key, value in self.state.items() if key != "secret"}
+        secret = self.state.get("secret")
+        if secret:
+            public["secret"] = {
+                name: [
+                    "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+                    for value in values
+                ]
+                for name, values in secret.items()
+            }
+        return public
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,12 @@ class Connector(Protocol):
     """One tenant's way to change accounts. Every method is safe to call twice."""
 
     kind: str
+
+    def snapshot(self, *, account: ProtectedAccount, case_type: str) -> Snapshot | None:
+        """Read what `execute` would change, changing nothing (None when nothing would change
+        or the connector cannot read it). A caller may store it before `execute` (write-ahead),
+        so a retry after a crash still knows the state before the first attempt."""
+        ...
 
     def execute(
         self, *, account: ProtectedAccount, case_type: str, case_id: int

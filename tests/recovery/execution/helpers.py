@@ -1,0 +1,46 @@
+"""Cases brought to `ready` through the real services, for execution tests."""
+
+from __future__ import annotations
+
+import re
+
+from django.core import mail
+
+from recovery.cases.models import RecoveryCase
+from recovery.cases.services import case_release_cooled
+from tenants.choices import Role
+from tenants.models import Tenant, User
+
+from ...factories import staff
+from ..casework import approved, contact, submitted
+
+
+def ready_case(
+    tenant: Tenant, agent: User | None = None, *, case_type: str = "unlock", **attributes
+) -> RecoveryCase:
+    """A case whose evidence (and, above T0, approval and cooling-off) is done."""
+    agent = agent or staff(Role.AGENT, tenant=tenant)
+    classes = ("S2", "S3") if attributes.get("groups") else ("S2",)
+    case = submitted(tenant, agent, classes, case_type=case_type, **attributes)
+    if case.status == "pending_approval":
+        case = approved(case)
+        RecoveryCase.objects.filter(pk=case.pk).update(cooling_off_until=case.created_at)
+        case = case_release_cooled(case=case)
+    case.refresh_from_db()
+    assert case.status == "ready", case.status
+    return case
+
+
+def owner_email(case: RecoveryCase) -> None:
+    """Give the account an email address held long before the case (for links)."""
+    contact(case.account, "email", f"owner-{case.account_id}@example.test", age_days=500)
+
+
+def link_token(message_body: str) -> str:
+    match = re.search(r"/recover/([A-Za-z0-9_\-]+)/", message_body)
+    assert match, message_body
+    return match.group(1)
+
+
+def last_recovery_mail() -> mail.EmailMessage:
+    return next(m for m in reversed(mail.outbox) if "recovery link" in m.subject)
