@@ -224,3 +224,20 @@ def test_any_text_in_actor_fields_verifies_and_tampering_is_still_caught(acme, l
         report = verify_chain(acme.pk, acme.slug)
         transaction.set_rollback(True)
     assert report.first_bad_seq == event.seq
+
+
+def test_the_audit_guide_lists_every_registered_action():
+    """docs/audit.md's table is the one place an operator looks up an action: keep it whole."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from audit.registry import ACTIONS
+
+    guide = (Path(settings.BASE_DIR) / "docs" / "audit.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z_.]+)` \|", guide, flags=re.MULTILINE))
+    assert listed == set(ACTIONS), {
+        "missing": sorted(set(ACTIONS) - listed),
+        "stale": sorted(listed - set(ACTIONS)),
+    }
