@@ -236,6 +236,7 @@ def test_the_audit_guide_lists_every_registered_action():
     from audit.registry import ACTIONS
 
     guide = (Path(settings.BASE_DIR) / "docs" / "audit.md").read_text()
+    guide = guide[guide.index("## Registered actions") :]
     listed = set(re.findall(r"^\| `([a-z_.]+)` \|", guide, flags=re.MULTILINE))
     assert listed == set(ACTIONS), {
         "missing": sorted(set(ACTIONS) - listed),
