@@ -26,6 +26,7 @@ def case_release_cooled_task() -> int:
             .filter(status=CaseStatus.COOLING_OFF, cooling_off_until__lte=Now())
             .order_by("cooling_off_until", "pk")[:SWEEP_BATCH]
         )
+        due.sort(key=lambda case: (case.tenant_id, case.pk))  # one lock order for chain heads
         for case in due:
             case_release_cooled(case=case)
     return len(due)

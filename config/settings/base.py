@@ -189,6 +189,15 @@ PGTRIGGER_MIGRATIONS = True
 PGTRIGGER_SCHEMA_EDITOR = True
 
 # Celery: the embedded default needs no server (kombu's filesystem transport under var/).
+# A hung broker must not hang a request: sends give up after a few seconds and the outbox
+# sweeps deliver later (kombu's default is to wait forever).
+REDIS_BROKER_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 3}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
@@ -198,7 +207,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {}
+    else REDIS_BROKER_OPTIONS
 )
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_ACKS_LATE = True

@@ -14,7 +14,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")  # noqa: F405
 DATABASES = {"default": env.db("DATABASE_URL")}  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)  # noqa: F405
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")  # noqa: F405
-CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_OPTIONS  # noqa: F405
 CACHES = {"default": env.cache("CACHE_URL")}  # noqa: F405  (Redis: shared rate-limit counters)
 # Owner notices must really leave: no console fallback in production.
 vars().update(env.email("EMAIL_URL"))  # noqa: F405
