@@ -121,6 +121,10 @@ ACTIONS: dict[str, str] = {
         "A ready case was carried out through the tenant's connector; data carries the "
         "connector, the path, the result and the artifact issued."
     ),
+    "case.manual_step_recorded": (
+        "With the manual connector, the agent recorded the exact path followed in the other "
+        "console; data carries it next to the expected steps."
+    ),
     "case.execution_failed": "A connector could not make a case's change; nothing was issued.",
     "case.closed": "An executed case was closed; its active artifacts were revoked.",
     "case.repudiated": (

@@ -40,6 +40,11 @@ urlpatterns = [
     path("cases/<int:case_id>/cancel/", views.CaseCancelApi.as_view(), name="api-case-cancel"),
     path("cases/<int:case_id>/execute/", views.CaseExecuteApi.as_view(), name="api-case-execute"),
     path("cases/<int:case_id>/close/", views.CaseCloseApi.as_view(), name="api-case-close"),
+    path(
+        "cases/<int:case_id>/manual-step/",
+        views.CaseManualStepApi.as_view(),
+        name="api-case-manual-step",
+    ),
     path("cases/<int:case_id>/notes/", views.CaseNoteApi.as_view(), name="api-case-notes"),
     path(
         "cases/<int:case_id>/summaries/", views.CaseSummaryApi.as_view(), name="api-case-summaries"

@@ -30,7 +30,7 @@ from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
-from ..cases.execution import case_close, case_execute
+from ..cases.execution import case_close, case_execute, case_manual_step_record
 from ..cases.models import EvidenceAttachment, RecoveryCase
 from ..cases.selectors import (
     approval_list,
@@ -274,6 +274,26 @@ class CaseExecuteApi(_CaseTransitionApi):
     )
     def post(self, request: Request, case_id: int) -> Response:
         case = case_execute(actor=request.user, case=self.locked_case(request, case_id))
+        return self.answer(s.CaseOutput(case).data, case)
+
+
+class CaseManualStepApi(_CaseTransitionApi):
+    scopes = {"POST": Scope.CASES_WRITE}
+
+    @extend_schema(
+        operation_id="cases_manual_step",
+        summary="Record the exact path followed in another console (manual connector)",
+        request=s.ManualStepInput,
+        responses=s.CaseOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        data = s.ManualStepInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = self.locked_case(request, case_id)
+        case_manual_step_record(
+            actor=request.user, case=case, path_used=data.validated_data["path"]
+        )
         return self.answer(s.CaseOutput(case).data, case)
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from tenants.choices import Tier
-from tenants.exceptions import DomainError, PolicyDenied
+from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import enforce
 from tenants.principals import ai_blocked
@@ -267,3 +267,36 @@ def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
             data={"reason": case.end_reason, "artifacts_revoked": revoked},
         )
     return case
+
+
+def case_manual_step_record(*, actor: User, case: RecoveryCase, path_used: str) -> CaseExecution:
+    """With the manual connector, the agent records the exact path they followed in the other
+    console once they have made the change there (the execution listed the expected steps)."""
+    path_used = path_used.strip()
+    if not 10 <= len(path_used) <= 2000:
+        raise InvalidInput(
+            "Describe the exact path you followed (10 to 2000 characters).",
+            code="execution.path_invalid",
+            field_errors={"path": ["10 to 2000 characters."]},
+        )
+    enforce(ai_blocked(actor, "record a manual recovery step"))
+    with transaction.atomic():
+        case = _locked(case)
+        access = work_access(actor, case)
+        _require_status(case, CaseStatus.EXECUTED)
+        execution = CaseExecution.objects.for_tenant(case.tenant).select_for_update().get(case=case)
+        if not execution.detail.get("requires_confirmation"):
+            raise InvalidInput(
+                "This case was carried out by a connector; there is no manual step to record.",
+                code="execution.not_manual",
+            )
+        execution.detail = {**execution.detail, "path_used": path_used, "recorded_by": actor.pk}
+        execution.save(update_fields=["detail"])
+        record(
+            action="case.manual_step_recorded",
+            actor=_actor(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={"path_used": path_used, "expected": execution.path},
+        )
+    return execution

@@ -323,6 +323,7 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "CaseEvidenceApi.POST": _evidence_body,
     "CaseCancelApi.POST": lambda objs: Body({"reason": "duplicate of another case"}),
     "CaseCloseApi.POST": lambda objs: Body({"reason": "the owner set a new password"}),
+    "CaseManualStepApi.POST": lambda objs: Body({"path": "Entra admin center > Users > reset"}),
     "CaseNoteApi.POST": lambda objs: Body({"text": "Called back on the HR number."}),
     "CaseSummaryApi.POST": _summary_body,
     "CaseApproveApi.POST": lambda objs: Body({"reason": "manager confirmed", "otp": "000000"}),

@@ -274,3 +274,21 @@ def test_a_new_mfa_device_inside_the_window_raises_an_alert(acme):
         e for e in _events(acme, "alert.raised") if e.data.get("type") == "post_recovery_change"
     ]
     assert len(alerts) == 1 and alerts[0].target_id == str(case.pk)
+
+
+def test_with_the_manual_connector_the_agent_records_the_path_followed(acme):
+    case, _ = _executed(acme)
+    execution = CaseExecution.objects.get(case=case)
+    assert execution.connector == "manual" and execution.detail["requires_confirmation"]
+    from recovery.cases.execution import case_manual_step_record
+
+    agent = factories.staff(Role.AGENT, tenant=acme)
+    with pytest.raises(DomainError) as short:
+        case_manual_step_record(actor=agent, case=case, path_used="done")
+    assert short.value.code == "execution.path_invalid"
+    case_manual_step_record(
+        actor=agent, case=case, path_used="Entra admin center > Users > jdoe > Reset password"
+    )
+    execution.refresh_from_db()
+    assert execution.detail["path_used"].endswith("Reset password")
+    assert _events(acme, "case.manual_step_recorded")[-1].data["expected"] == execution.path
