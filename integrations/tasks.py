@@ -5,7 +5,8 @@ from celery import shared_task
 from .delivery import webhook_delivery_attempt, webhook_outbox_sweep
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+# Sent on the request path: no result to store, so a stalled result backend cannot stall it.
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def webhook_deliver_task(delivery_id: str) -> str:
     """Send one outbox row now (queued on commit of the event that made it)."""
     return str(webhook_delivery_attempt(delivery_id=delivery_id))

@@ -38,7 +38,8 @@ def artifact_sweep_task() -> int:
     return artifact_sweep()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+# Sent on the request path: no result to store, so a stalled result backend cannot stall it.
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def notice_send_task(notice_id: int) -> str:
     """Send one owner notice; a second delivery of the task finds it sent and does nothing."""
     return notice_send(notice_id=notice_id)

@@ -191,12 +191,12 @@ PGTRIGGER_SCHEMA_EDITOR = True
 # Celery: the embedded default needs no server (kombu's filesystem transport under var/).
 # A hung broker must not hang a request: sends give up after a few seconds and the outbox
 # sweeps deliver later (kombu's default is to wait forever).
-REDIS_BROKER_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 3}
+REDIS_BROKER_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 0.5,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
