@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
@@ -13,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -53,7 +55,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, _("The username or password is incorrect."))
         else:
             login(request, user)
-            return redirect("otp-verify")
+            verify, target = reverse("otp-verify"), _safe_next(request)
+            return redirect(f"{verify}?{urlencode({'next': target})}" if target else verify)
     return render(request, "auth/login.html", {"form": form})
 
 

@@ -535,3 +535,25 @@ def test_account_with_only_backup_codes_proves_one_before_enrolling_a_new_app(ac
     # Signed in with a backup code and no app: every page leads to enrolment first.
     assert client.get(f"/t/{acme.slug}/").url == "/account/otp/enrol/"
     assert client.get("/account/otp/enrol/").status_code == 200
+
+
+def test_sign_in_keeps_next_through_the_otp_step(acme):
+    """A link that needed a sign-in (say a manager's attestation) is reached after the OTP."""
+    user = staff(Role.AGENT, tenant=acme)
+    client = Client()
+    target = f"/t/{acme.slug}/"
+    response = client.post(
+        f"{LOGIN}?next={target}", {"username": user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response.url == f"{VERIFY}?next=%2Ft%2F{acme.slug}%2F"
+    response = client.post(response.url, {"token": totp_token(user)})
+    assert response.status_code == 302 and response.url == target
+
+
+def test_sign_in_drops_a_foreign_next(acme):
+    user = staff(Role.AGENT, tenant=acme)
+    response = Client().post(
+        f"{LOGIN}?next=https://evil.example/", {"username": user.username, "password": PASSWORD}
+    )
+    assert response.url == VERIFY
