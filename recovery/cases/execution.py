@@ -16,6 +16,7 @@ from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import enforce
 from tenants.principals import ai_blocked
+from tenants.rls import tenant_scope
 
 from ..artifacts.services import artifact_issue, artifacts_revoke_for_case
 from ..connectors.base import Connector, ExecutionResult, Snapshot
@@ -162,7 +163,7 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
     from ..connectors import connector_for
 
     owner = Actor.system("account-owner")
-    with transaction.atomic():
+    with tenant_scope([notice.tenant_id]):  # the owner has no session: the notice names it
         case = _locked(notice.case)
         if case.status in (CaseStatus.FROZEN, CaseStatus.REVERTED):
             return case

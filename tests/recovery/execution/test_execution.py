@@ -292,3 +292,20 @@ def test_with_the_manual_connector_the_agent_records_the_path_followed(acme):
     execution.refresh_from_db()
     assert execution.detail["path_used"].endswith("Reset password")
     assert _events(acme, "case.manual_step_recorded")[-1].data["expected"] == execution.path
+
+
+def test_repudiation_works_as_the_restricted_app_role(acme, app_role):
+    """The owner has no session: the service itself must open the notice's tenant scope."""
+    from django.db import connection
+
+    from recovery.cases.execution import case_repudiate
+    from recovery.notifications.services import notice_from_token, repudiation_token
+
+    from ...approle import as_app_role
+
+    case, _ = _executed(acme)
+    notice = notice_from_token(repudiation_token(OwnerNotice.objects.filter(case=case).first()))
+    with connection.cursor() as cursor:  # forget the scope the lookup above left behind
+        cursor.execute("SELECT set_config('vouchsafe.tenant_ids', '', true)")
+    with as_app_role(None):
+        assert case_repudiate(notice=notice).status in {"frozen", "reverted"}
