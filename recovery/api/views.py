@@ -5,6 +5,7 @@ Thin by design: parse with a serializer, call one selector or service, shape the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -239,25 +240,36 @@ class CaseSubmitApi(_CaseTransitionApi):
         return self.answer(s.CaseOutput(case).data, case)
 
 
-class CaseCancelApi(_CaseTransitionApi):
-    scopes = {"POST": Scope.CASES_WRITE}
+class _CaseEndApi(_CaseTransitionApi):
+    """Ends a case with a written reason through `end` (cancel before execution, close after)."""
 
-    @extend_schema(
-        operation_id="cases_cancel",
-        summary="Cancel an open case",
-        request=s.CancelInput,
-        responses=s.CaseOutput,
-        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
-    )
-    def post(self, request: Request, case_id: int) -> Response:
+    scopes = {"POST": Scope.CASES_WRITE}
+    end: Callable[..., RecoveryCase]
+
+    def end_case(self, request: Request, case_id: int) -> Response:
         data = s.CancelInput(data=request.data)
         data.is_valid(raise_exception=True)
-        case = case_cancel(
+        case = type(self).end(
             actor=request.user,
             case=self.locked_case(request, case_id),
             reason=data.validated_data["reason"],
         )
         return self.answer(s.CaseOutput(case).data, case)
+
+
+_END_SCHEMA = {
+    "request": s.CancelInput,
+    "responses": s.CaseOutput,
+    "parameters": [IF_MATCH, IDEMPOTENCY_KEY],
+}
+
+
+class CaseCancelApi(_CaseEndApi):
+    end = staticmethod(case_cancel)
+
+    @extend_schema(operation_id="cases_cancel", summary="Cancel an open case", **_END_SCHEMA)
+    def post(self, request: Request, case_id: int) -> Response:
+        return self.end_case(request, case_id)
 
 
 class CaseExecuteApi(_CaseTransitionApi):
@@ -297,25 +309,16 @@ class CaseManualStepApi(_CaseTransitionApi):
         return self.answer(s.CaseOutput(case).data, case)
 
 
-class CaseCloseApi(_CaseTransitionApi):
-    scopes = {"POST": Scope.CASES_WRITE}
+class CaseCloseApi(_CaseEndApi):
+    end = staticmethod(case_close)
 
     @extend_schema(
         operation_id="cases_close",
         summary="Close an executed case (revokes its active artifacts)",
-        request=s.CancelInput,
-        responses=s.CaseOutput,
-        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        **_END_SCHEMA,
     )
     def post(self, request: Request, case_id: int) -> Response:
-        data = s.CancelInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        case = case_close(
-            actor=request.user,
-            case=self.locked_case(request, case_id),
-            reason=data.validated_data["reason"],
-        )
-        return self.answer(s.CaseOutput(case).data, case)
+        return self.end_case(request, case_id)
 
 
 class _CaseDecisionApi(_CaseTransitionApi):
