@@ -130,9 +130,10 @@ def _executed(
         executed_by=actor,
     )
     window = RESTRICTED_WINDOW.get(case.tier)
-    if window:
+    restricted_until = timezone.now() + window if window else None
+    if restricted_until:
         ProtectedAccount.objects.filter(pk=case.account_id).update(
-            restricted_until=timezone.now() + window
+            restricted_until=restricted_until
         )
     case.status = CaseStatus.EXECUTED
     case.revision += 1
@@ -148,7 +149,7 @@ def _executed(
             "result": "ok",
             "artifact": artifact.pk,
             "snapshot_taken": result.snapshot is not None,
-            "restricted_until": timezone.now() + window if window else None,
+            "restricted_until": restricted_until,
         },
     )
 
