@@ -12,6 +12,7 @@ ACTIONS: dict[str, str] = {
     ),
     "provider.created": "A service provider (MSP) was created.",
     "user.created": "A staff user account was created.",
+    "user.preferences_changed": "A staff user changed their console language or time zone.",
     "membership.created": "A user was given a role in a tenant or provider.",
     "membership.role_changed": "A membership's role changed.",
     "membership.revoked": "A membership was ended; the user loses that role at once.",

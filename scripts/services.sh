@@ -3,6 +3,7 @@
 # Starts them with this machine kind's commands when they are installed but stopped.
 # Installs Debian's OpenLDAP server (slapd) for the connector tests when it is missing; it is
 # never started here: the tests start their own on a free port with a throwaway configuration.
+# Installs Debian's chromium for the browser tests (Playwright's own download does not work here).
 set -uo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -37,5 +38,13 @@ if [ ! -x /usr/sbin/slapd ]; then
   fi
   [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
   [ -x /usr/sbin/slapd ] || { echo "slapd could not be installed" >&2; exit 1; }
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> Installing Debian's chromium (the browser tests drive it through Playwright)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends chromium fonts-dejavu-core; then
+    apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+  fi
+  [ -x /usr/bin/chromium ] || { echo "chromium could not be installed" >&2; exit 1; }
 fi
 exit 0

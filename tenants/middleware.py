@@ -3,8 +3,11 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone, translation
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .preferences import zone_of
 
 # The API answers unverified sessions itself, with a JSON 401 instead of a redirect.
 OPEN_PATH_PREFIXES = ("/static/", "/healthz", "/api/")
@@ -45,3 +48,25 @@ class StaffOTPRequiredMiddleware:
                 # Signed in with a backup code after losing the app: enrol a new one first.
                 return redirect("otp-enrol")
         return self.get_response(request)
+
+
+class UserPreferencesMiddleware:
+    """Signed-in staff see the console in their chosen language and time zone.
+
+    Without a stored choice, LocaleMiddleware's pick (cookie, then browser) and UTC stand.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and user.language:
+            translation.activate(user.language)
+            request.LANGUAGE_CODE = user.language
+        if user.is_authenticated and user.time_zone:
+            timezone.activate(zone_of(user.time_zone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -3,6 +3,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
+from .jobs import job_run
 from .models import StepUpUse
 from .stepup import PROOF_MAX_AGE
 
@@ -13,3 +14,9 @@ def step_up_prune_task() -> int:
     cutoff = timezone.now() - PROOF_MAX_AGE - timedelta(hours=1)
     deleted, _ = StepUpUse.objects.filter(used_at__lt=cutoff).delete()
     return deleted
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def background_job_run_task(job_id: int, tenant_id: int) -> None:
+    """Run one console job (acknowledged on receipt: a job is a read, started again by hand)."""
+    job_run(job_id, tenant_id)

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -27,11 +29,20 @@ from recovery.selectors import account_get_visible, account_list
 from .access import actor_tenant_access
 from .console import tenant_view
 from .exceptions import DomainError
-from .forms import LoginForm, RevokeForm, StepUpForm, TokenForm
+from .forms import (
+    LanguageForm,
+    LoginForm,
+    PreferencesForm,
+    RevokeForm,
+    StepUpForm,
+    TokenForm,
+)
+from .jobs import job_get_visible
 from .lockout import is_locked, register_failure
 from .models import Tenant, User
 from .otp import sign_in_completed, totp_enrolment_confirm
 from .policies import can_administer_tenant, can_view_grants, enforce
+from .preferences import user_preferences_update
 from .selectors import grant_get_visible, grant_list
 from .services import grant_approve, grant_revoke
 from .stepup import step_up_verify
@@ -66,9 +77,9 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("staff-login")
 
 
-def _safe_next(request: HttpRequest) -> str | None:
+def _safe_next(request: HttpRequest, source: str = "GET") -> str | None:
     """The `next` parameter if it points into this site, else None (no open redirect)."""
-    target = request.GET.get("next")
+    target = getattr(request, source).get("next")
     allowed = url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
@@ -227,6 +238,65 @@ def grant_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as error:
         messages.error(request, f"{error.message} ({error.code})")
     return redirect("grant-list", tenant=request.tenant.slug)
+
+
+@tenant_view
+def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A job's progress; htmx polls the partial until the job finishes, then shows its result."""
+    job = job_get_visible(tenant=request.tenant, actor=request.user, pk=pk)
+    context = {"job": job, "result_template": f"console/jobs/{job.kind.replace('.', '_')}.html"}
+    template = "console/_job.html" if request.htmx else "console/job.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = PreferencesForm(
+        request.POST or None, initial={"language": user.language, "time_zone": user.time_zone}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_preferences_update(actor=user, **form.cleaned_data)
+        except DomainError as error:
+            form.add_error(None, f"{error.message} ({error.code})")
+        else:
+            response = redirect("preferences")
+            _remember_language(response, form.cleaned_data["language"])
+            translation.activate(form.cleaned_data["language"] or translation.get_language())
+            messages.success(request, _("Your preferences are saved."))
+            return response
+    return render(request, "console/preferences.html", {"form": form})
+
+
+@require_POST
+def language_switch_view(request: HttpRequest) -> HttpResponse:
+    """The header's language menu: saved on the user when signed in, else in a cookie."""
+    form = LanguageForm(request.POST)
+    target = _safe_next(request, "POST") or reverse("home")
+    response = redirect(target)
+    if form.is_valid():
+        language = form.cleaned_data["language"]
+        if request.user.is_authenticated:
+            user_preferences_update(
+                actor=request.user, language=language, time_zone=request.user.time_zone
+            )
+        _remember_language(response, language)
+    return response
+
+
+def _remember_language(response: HttpResponse, language: str) -> None:
+    if language:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
+        )
+    else:
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
