@@ -14,6 +14,11 @@ urlpatterns = [
     path("", include("recovery.owner_urls")),
     path("", include("recovery.challenges.urls")),
     path("", include("tenants.urls")),
+    # The web console, one module per area; each view is wrapped in tenants.console.tenant_view.
+    path("t/<slug:tenant>/", include("recovery.cases.console_urls")),
+    path("t/<slug:tenant>/review/", include("recovery.cases.review_urls")),
+    path("t/<slug:tenant>/policy/", include("recovery.policy.console_urls")),
+    path("t/<slug:tenant>/audit/", include("audit.console_urls")),
 ]
 
 handler404 = "api.errors.not_found"

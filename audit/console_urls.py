@@ -1,0 +1,3 @@
+"""Console routes under /t/<tenant>/ (see templates/console/)."""
+
+urlpatterns: list = []
