@@ -82,9 +82,10 @@ def job_run(job_id: int, tenant_id: int) -> None:
         return
 
     def progress(done: int, total: int) -> None:
-        if transaction.get_connection().in_atomic_block:
-            raise RuntimeError("Report job progress between transactions, not inside one.")
-        _update(job_id, tenant_id, done=done, total=total)
+        # Durable: reported from inside a transaction, the step would stay invisible to the
+        # polling page until the end, so Django refuses that with a RuntimeError.
+        with transaction.atomic(durable=True):
+            _update(job_id, tenant_id, done=done, total=total)
 
     try:
         result = _RUNNERS[job.kind](job, progress)
