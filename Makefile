@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench schema clean
+.PHONY: install run test lint bench schema messages clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: install
 schema: install
 	@scripts/services.sh
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+# Spanish and French catalogues: refresh from the source, translate the new entries, compile.
+# tests/test_i18n.py fails while any string is untranslated or a .mo is stale.
+messages: install
+	$(BIN)/python manage.py makemessages -l es -l fr --no-obsolete --ignore 'tests/*' --ignore 'bench/*' --ignore 'var/*' --ignore 'docs/*' --ignore 'scripts/*'
+	$(BIN)/python manage.py compilemessages -l es -l fr --ignore '.venv'
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 var/broker var/broker-processed var/celerybeat-schedule*
