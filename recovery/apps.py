@@ -17,3 +17,9 @@ class RecoveryConfig(AppConfig):
         from .notifications.services import on_event_recorded
 
         event_recorded.connect(on_event_recorded, dispatch_uid="recovery-owner-notices")
+
+        from tenants.jobs import register_job_kind
+
+        from .policy.jobs import SIMULATE_KIND, simulation_run
+
+        register_job_kind(SIMULATE_KIND, simulation_run)

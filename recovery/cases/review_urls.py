@@ -1,3 +1,24 @@
-"""Console routes under /t/<tenant>/ (see templates/console/)."""
+"""Console routes under /t/<tenant>/review/ (see templates/console/review/)."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import review_views as views
+from .choices import Decision
+
+urlpatterns = [
+    path("", views.review_queue_view, name="review-queue"),
+    path("security/", views.security_queue_view, name="review-security"),
+    path("<int:pk>/", views.review_case_view, name="review-case"),
+    path(
+        "<int:pk>/approve/",
+        views.review_decide_view,
+        {"decision": Decision.APPROVED},
+        name="review-approve",
+    ),
+    path(
+        "<int:pk>/deny/",
+        views.review_decide_view,
+        {"decision": Decision.DENIED},
+        name="review-deny",
+    ),
+]

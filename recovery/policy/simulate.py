@@ -131,7 +131,7 @@ class SimulationReport:
         }
 
 
-def _cases(tenant: Tenant, start: datetime) -> QuerySet[RecoveryCase]:
+def simulation_cases(tenant: Tenant, start: datetime) -> QuerySet[RecoveryCase]:
     """The tenant's cases opened since `start`, with what a replay reads, in three queries."""
     accepted = (
         Evidence.objects.for_tenant(tenant)
@@ -299,20 +299,28 @@ def _replay(case: RecoveryCase, draft: TenantPolicy, decided_under: TenantPolicy
     return changes
 
 
-def policy_simulate(*, tenant: Tenant, draft_text: str, since: timedelta) -> SimulationReport:
-    """Replay the tenant's cases opened within `since` under the draft `draft_text`.
-
-    Raises PolicyInvalid (every error with line, path and rule) for a draft that would not be
-    stored, and InvalidInput for a non-positive `since`. Reads a constant number of queries
-    whatever the number of cases; writes nothing.
-    """
+def simulation_window(since: timedelta) -> datetime:
+    """When a replay window reaching `since` back from now starts (InvalidInput unless positive)."""
     if since <= timedelta(0):
         raise InvalidInput("The replay window must be positive.", code="simulate.since_invalid")
-    draft = TenantPolicy(
+    return timezone.now() - since
+
+
+def simulation_draft(draft_text: str) -> TenantPolicy:
+    """The draft to replay under, validated exactly as a stored draft is (else PolicyInvalid)."""
+    return TenantPolicy(
         document=validate(draft_text).data, number=0, sha256=source_sha256(draft_text)
     )
-    start = timezone.now() - since
-    cases = list(_cases(tenant, start))
+
+
+def replay_cases(
+    *, tenant: Tenant, draft: TenantPolicy, cases: list[RecoveryCase]
+) -> list[CaseReplay]:
+    """The cases (read with `simulation_cases`) with a decision that would change under `draft`.
+
+    Reads at most one query (the policy versions the cases were decided under), so a long
+    replay can go chunk by chunk, each in a short transaction of its own.
+    """
     decided_under = _decided_under(tenant, {case.policy_version for case in cases})
     changed = []
     for case in cases:
@@ -329,11 +337,24 @@ def policy_simulate(*, tenant: Tenant, draft_text: str, since: timedelta) -> Sim
                     changes=tuple(changes),
                 )
             )
+    return changed
+
+
+def policy_simulate(*, tenant: Tenant, draft_text: str, since: timedelta) -> SimulationReport:
+    """Replay the tenant's cases opened within `since` under the draft `draft_text`.
+
+    Raises PolicyInvalid (every error with line, path and rule) for a draft that would not be
+    stored, and InvalidInput for a non-positive `since`. Reads a constant number of queries
+    whatever the number of cases; writes nothing.
+    """
+    start = simulation_window(since)
+    draft = simulation_draft(draft_text)
+    cases = list(simulation_cases(tenant, start))
     return SimulationReport(
         tenant=tenant.slug,
         draft_sha256=draft.sha256,
         since_seconds=int(since.total_seconds()),
         window_start=start,
         cases_replayed=len(cases),
-        changed=tuple(changed),
+        changed=tuple(replay_cases(tenant=tenant, draft=draft, cases=cases)),
     )

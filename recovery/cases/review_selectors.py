@@ -1,0 +1,293 @@
+"""Reads for the review console: the approval queue, the security queue and one case under review.
+
+Each starts from the tenant, narrows to what the actor may work (delegation-grant scope), and
+costs a fixed number of queries however many rows it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import (
+    BooleanField,
+    CharField,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models import Case as SqlCase
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.selectors import alert_list
+from tenants.access import TenantAccess
+from tenants.choices import CaseType, Role, Tier
+from tenants.models import Tenant, User
+
+from ..models import ContactMethod, ProtectedAccount
+from ..notifications.models import NoticeStatus, OwnerNotice
+from ..policy.rules import Requirements
+from ..policy.selectors import policy_active
+from .choices import OPEN_STATUSES, CaseStatus, Decision, EvidenceResult, Route
+from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
+from .selectors import CASE_LABEL, approval_list, case_list, case_timeline, exception_review_list
+from .services import APPROVALS_PER_HOUR, CaseNeeds, case_needs
+from .timeline import TimelineEntry
+
+# How long a case may wait for a decision before the queue marks it overdue (our choice).
+APPROVAL_SLA = {
+    Tier.T0: timedelta(hours=4),
+    Tier.T1: timedelta(hours=4),
+    Tier.T2: timedelta(hours=1),
+}
+REPUDIATED_STATUSES = (CaseStatus.FROZEN, CaseStatus.REVERTED)
+HISTORY_LIMIT = 10
+ALERT_LIMIT = 20
+
+
+def _in_grant_scope(cases: QuerySet[RecoveryCase], access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Only the tiers and case types a delegation grant covers (own staff: every case)."""
+    if access.tiers is not None:
+        cases = cases.filter(tier__in=access.tiers)
+    if access.case_types is not None:
+        cases = cases.filter(case_type__in=access.case_types)
+    return cases
+
+
+def _overdue(now: datetime) -> SqlCase:
+    """SQL: the case has waited for a decision longer than its tier's SLA."""
+    return SqlCase(
+        *(
+            When(tier=tier, submitted_at__lt=now - limit, then=Value(True))
+            for tier, limit in APPROVAL_SLA.items()
+        ),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Cases pending approval that `actor` could decide, longest waiting first.
+
+    Mirrors the service's eligibility (R-20, R-21, R-59): not the opener or the same person,
+    not the subject or their delegate, not a collector of a T2 case's evidence, inside the
+    grant's scope, not already decided by them, a role the policy names for the case's tier
+    and type, and security-queue cases only for security officers. The service checks again
+    when they decide. Rows carry `overdue` and `approvals_given`.
+    """
+    policy = policy_active(tenant)
+    eligible = Q()
+    for tier in Tier.values:
+        for case_type in CaseType.values:
+            if access.roles & set(policy.requirements(tier, case_type).approver_roles):
+                eligible |= Q(tier=tier, case_type=case_type)
+    if not eligible:
+        return RecoveryCase.objects.none()
+    person = actor.person_id
+    cases = (
+        case_list(tenant=tenant)
+        .filter(eligible, status=CaseStatus.PENDING_APPROVAL)
+        .exclude(opened_by=actor)
+        .exclude(opened_by_person=person)
+        .exclude(account__person_id=person)
+        .exclude(
+            Exists(
+                Approval.objects.for_tenant(tenant).filter(
+                    case=OuterRef("pk"), approver_person=person, invalidated_at__isnull=True
+                )
+            )
+        )
+        .exclude(
+            Q(tier=Tier.T2)
+            & Exists(
+                Evidence.objects.for_tenant(tenant).filter(
+                    case=OuterRef("pk"), collected_by__person_id=person
+                )
+            )
+        )
+    )
+    own_accounts = list(
+        ProtectedAccount.objects.for_tenant(tenant)
+        .filter(person_id=person)
+        .values_list("external_id", flat=True)
+    )
+    if own_accounts:
+        cases = cases.exclude(account__delegations__has_any_keys=own_accounts)
+    if Role.SECURITY_OFFICER not in access.roles:
+        cases = cases.filter(route=Route.STANDARD)
+    return (
+        _in_grant_scope(cases, access)
+        .select_related("opened_by")
+        .annotate(
+            overdue=_overdue(timezone.now()),
+            approvals_given=Count(
+                "approvals",
+                filter=Q(
+                    approvals__invalidated_at__isnull=True,
+                    approvals__decision=Decision.APPROVED,
+                ),
+            ),
+        )
+        .order_by("submitted_at", "pk")
+    )
+
+
+def approvals_in_last_hour(*, tenant: Tenant, actor: User) -> int:
+    """How many decisions `actor` made in the tenant in the last hour (capped, R-26)."""
+    since = timezone.now() - timedelta(hours=1)
+    return approval_list(tenant=tenant).filter(approver=actor, created_at__gte=since).count()
+
+
+def approval_cap_reached(*, tenant: Tenant, actor: User) -> bool:
+    """True when the service would refuse `actor` another decision this hour."""
+    return approvals_in_last_hour(tenant=tenant, actor=actor) >= APPROVALS_PER_HOUR
+
+
+def security_case_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Open T2 and security-route cases (R-18), exceptions aside, longest open first."""
+    cases = (
+        case_list(tenant=tenant)
+        .filter(Q(tier=Tier.T2) | Q(route=Route.SECURITY), status__in=OPEN_STATUSES)
+        .exclude(case_type=CaseType.EXCEPTION)
+        .select_related("opened_by")
+    )
+    return _in_grant_scope(cases, access).order_by("created_at", "pk")
+
+
+def open_exception_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Open exception requests (R-24), longest open first."""
+    cases = exception_review_list(tenant=tenant).filter(status__in=OPEN_STATUSES)
+    return _in_grant_scope(cases, access).order_by("created_at", "pk")
+
+
+def repudiation_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Cases the owner reported as "this wasn't me" (frozen or reverted, R-41), newest first."""
+    cases = case_list(tenant=tenant).filter(status__in=REPUDIATED_STATUSES)
+    return _in_grant_scope(cases, access).order_by("-ended_at", "-pk")
+
+
+@dataclass(frozen=True)
+class CaseReview:
+    """Everything a reviewer weighs for one case, read at once."""
+
+    case: RecoveryCase
+    requirements: Requirements
+    needs: CaseNeeds
+    evidence: list[Evidence]
+    attachments: list[EvidenceAttachment]
+    approvals: list[Approval]
+    history: list[RecoveryCase]
+    alerts: list[AuditEvent]
+    failed_notices: list[OwnerNotice]
+    recent_contacts: list[ContactMethod]
+    timeline: list[TimelineEntry]
+
+    @property
+    def overdue(self) -> bool:
+        """Waiting for a decision longer than its tier's SLA."""
+        case = self.case
+        return bool(
+            case.status == CaseStatus.PENDING_APPROVAL
+            and case.submitted_at
+            and timezone.now() - case.submitted_at > APPROVAL_SLA[case.tier]
+        )
+
+    @property
+    def restricted(self) -> bool:
+        """The account is inside a re-establishment window after a recovery (R-35)."""
+        until = self.case.account.restricted_until
+        return bool(until and until > timezone.now())
+
+    @property
+    def rejected_evidence(self) -> list[Evidence]:
+        return [item for item in self.evidence if item.result != EvidenceResult.ACCEPTED]
+
+    @property
+    def cooling_off_minutes(self) -> int:
+        return self.requirements.cooling_off_seconds // 60
+
+    @property
+    def quiet(self) -> bool:
+        """No risk signal at all (the review page says so rather than showing nothing)."""
+        return not (
+            self.case.repeat_attempt
+            or self.case.account.frozen_at
+            or self.restricted
+            or self.tier_raises
+            or self.refused_attempts
+            or self.alerts
+            or self.failed_notices
+            or self.recent_contacts
+            or self.rejected_evidence
+        )
+
+    @property
+    def tier_raises(self) -> list[TimelineEntry]:
+        return [entry for entry in self.timeline if entry.action == "case.tier_raised"]
+
+    @property
+    def refused_attempts(self) -> list[TimelineEntry]:
+        return [entry for entry in self.timeline if entry.action == "policy.violation"]
+
+
+def _alerts_on_account(tenant: Tenant, case: RecoveryCase) -> QuerySet[AuditEvent]:
+    """Alerts raised on any case of the case's account (this one included), newest first."""
+    account_cases = (
+        RecoveryCase.objects.for_tenant(tenant)
+        .filter(account_id=case.account_id)
+        .annotate(text_id=Cast("pk", CharField()))
+        .values("text_id")
+    )
+    return alert_list(tenant=tenant).filter(target_type=CASE_LABEL, target_id__in=account_cases)
+
+
+def case_review(*, tenant: Tenant, case: RecoveryCase) -> CaseReview:
+    """The evidence, risk signals, account history and policy needs of `case` (fixed queries)."""
+    requirements = policy_active(tenant).requirements(case.tier, case.case_type)
+    quarantine_start = timezone.now() - timedelta(seconds=requirements.quarantine_seconds)
+    changed = (
+        Q(registered_at__gte=quarantine_start)
+        | Q(replaced_at__gte=quarantine_start)
+        | Q(sim_changed_at__gte=quarantine_start)
+    )
+    return CaseReview(
+        case=case,
+        requirements=requirements,
+        needs=case_needs(case, requirements),
+        evidence=list(
+            Evidence.objects.for_tenant(tenant)
+            .filter(case=case)
+            .select_related("collected_by")
+            .order_by("collected_at", "pk")
+        ),
+        attachments=list(
+            EvidenceAttachment.objects.for_tenant(tenant)
+            .filter(case=case)
+            .select_related("uploaded_by")
+            .order_by("uploaded_at", "pk")
+        ),
+        approvals=list(approval_list(tenant=tenant).filter(case=case).order_by("created_at")),
+        history=list(
+            case_list(tenant=tenant)
+            .filter(account_id=case.account_id)
+            .exclude(pk=case.pk)[:HISTORY_LIMIT]
+        ),
+        alerts=list(_alerts_on_account(tenant, case)[:ALERT_LIMIT]),
+        failed_notices=list(
+            OwnerNotice.objects.for_tenant(tenant)
+            .filter(case=case, status=NoticeStatus.FAILED)
+            .order_by("created_at", "pk")
+        ),
+        recent_contacts=list(
+            ContactMethod.objects.for_tenant(tenant)
+            .filter(changed, account_id=case.account_id)
+            .order_by("-registered_at", "pk")
+        ),
+        timeline=case_timeline(tenant=tenant, case=case),
+    )

@@ -1,0 +1,267 @@
+"""Review console: the approval queue, one case under review with its decision, the security queue.
+
+Reads go through `review_selectors`; a decision goes through the same calls as the API's
+`_CaseDecisionApi.decide`: the case locked by `case_get_for_change`, a fresh authenticator code
+checked by `step_up_verify`, then `approval_decide`. One case at a time: there is no bulk action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from audit.selectors import alert_list
+from tenants.access import TenantAccess
+from tenants.choices import Role
+from tenants.console import tenant_view
+from tenants.exceptions import DomainError
+from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
+from tenants.stepup import step_up_verify
+
+from ..policy.floors import APPROVER_ROLES
+from .choices import CaseStatus, Route
+from .choices import Decision as ApprovalDecision
+from .models import RecoveryCase
+from .review_forms import DecisionForm
+from .review_selectors import (
+    APPROVAL_SLA,
+    approval_cap_reached,
+    approval_queue,
+    case_review,
+    open_exception_list,
+    repudiation_list,
+    security_case_list,
+)
+from .selectors import CASE_LABEL, case_get_for_change, case_get_visible
+from .services import APPROVALS_PER_HOUR, approval_decide
+
+# Who may open the security queue (R-18, R-24): its officers, and the tenant's admins to oversee.
+SECURITY_QUEUE_ROLES = frozenset({Role.SECURITY_OFFICER, Role.TENANT_ADMIN})
+REVIEWER_ROLES = APPROVER_ROLES | SECURITY_QUEUE_ROLES
+QUEUE_PAGE_SIZE = 25
+SECTION_PAGE_SIZE = 10
+
+
+def _deny(code: str, detail: str) -> Decision:
+    return Decision(False, code, detail)
+
+
+def can_use_approval_queue(access: TenantAccess) -> Decision:
+    """The approval queue is for the roles a policy may name as approvers (R-20 floor)."""
+    if not access.roles & APPROVER_ROLES:
+        return _deny(
+            "review.approver_role_required",
+            _("The approval queue is for supervisors and security officers."),
+        )
+    return ALLOW
+
+
+def can_use_security_queue(access: TenantAccess) -> Decision:
+    """The security queue is for security officers and the tenant's admins."""
+    if not access.roles & SECURITY_QUEUE_ROLES:
+        return _deny(
+            "review.security_role_required",
+            _("The security queue is for security officers and tenant admins."),
+        )
+    return ALLOW
+
+
+def can_review_case(access: TenantAccess, case: RecoveryCase) -> Decision:
+    """Whether the actor may open a case's review page (deciding is the service's call).
+
+    Reviewers within their delegation grant's tiers and case types; a security-queue case only
+    for the security queue's roles.
+    """
+    if not access.roles & REVIEWER_ROLES:
+        return _deny(
+            "review.role_required",
+            _("Reviewing cases is for supervisors, security officers and tenant admins."),
+        )
+    for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
+        if not scope:
+            return scope
+    if case.route == Route.SECURITY and not access.roles & SECURITY_QUEUE_ROLES:
+        return _deny(
+            "case.security_queue_only",
+            _("This case is in the security queue: security officers review it."),
+        )
+    return ALLOW
+
+
+def _allow(decision: Decision) -> None:
+    """A refused page is the 403 page with the policy's explanation."""
+    if not decision:
+        raise PermissionDenied(decision.detail)
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """One page of a list, with links to its neighbours that keep the other sections' pages."""
+
+    page: Page
+    target: str
+    previous_url: str | None
+    next_url: str | None
+
+
+def _paginate(
+    request: HttpRequest, rows: QuerySet, *, param: str, per_page: int, target: str
+) -> PageLinks:
+    page = Paginator(rows, per_page).get_page(request.GET.get(param))
+
+    def link(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return f"?{query.urlencode()}"
+
+    return PageLinks(
+        page=page,
+        target=target,
+        previous_url=link(page.previous_page_number()) if page.has_previous() else None,
+        next_url=link(page.next_page_number()) if page.has_next() else None,
+    )
+
+
+def _sla_hours() -> dict[str, int]:
+    return {tier: int(limit.total_seconds() // 3600) for tier, limit in APPROVAL_SLA.items()}
+
+
+@tenant_view
+def review_queue_view(request: HttpRequest) -> HttpResponse:
+    """Cases waiting for this actor's decision, longest waiting first, with their SLA state."""
+    _allow(can_use_approval_queue(request.tenant_access))
+    cases = approval_queue(tenant=request.tenant, actor=request.user, access=request.tenant_access)
+    links = _paginate(request, cases, param="page", per_page=QUEUE_PAGE_SIZE, target="queue")
+    return render(
+        request,
+        "console/review/queue.html",
+        {
+            "links": links,
+            "sla": _sla_hours(),
+            "cap_reached": approval_cap_reached(tenant=request.tenant, actor=request.user),
+            "cap": APPROVALS_PER_HOUR,
+        },
+    )
+
+
+@tenant_view
+def security_queue_view(request: HttpRequest) -> HttpResponse:
+    """T2 and security-route cases, exception requests, alerts and repudiations, each paged."""
+    _allow(can_use_security_queue(request.tenant_access))
+    tenant, access = request.tenant, request.tenant_access
+    sections = {
+        "cases": security_case_list(tenant=tenant, access=access),
+        "exceptions": open_exception_list(tenant=tenant, access=access),
+        "alerts": alert_list(tenant=tenant),
+        "repudiations": repudiation_list(tenant=tenant, access=access),
+    }
+    context: dict[str, Any] = {
+        name: _paginate(
+            request, rows, param=name, per_page=SECTION_PAGE_SIZE, target=f"section-{name}"
+        )
+        for name, rows in sections.items()
+    }
+    return render(request, "console/review/security.html", {**context, "case_label": CASE_LABEL})
+
+
+def _decision_context(
+    request: HttpRequest,
+    case: RecoveryCase,
+    forms: dict[str, DecisionForm] | None = None,
+    outcome: str = "",
+) -> dict[str, Any]:
+    """The decision panel: the forms when this actor could decide the case now, else why not."""
+    pending = case.status == CaseStatus.PENDING_APPROVAL
+    can_decide = (
+        pending
+        and bool(can_use_approval_queue(request.tenant_access))
+        and approval_queue(tenant=request.tenant, actor=request.user, access=request.tenant_access)
+        .filter(pk=case.pk)
+        .exists()
+    )
+    return {
+        "case": case,
+        "pending": pending,
+        "can_decide": can_decide,
+        "cap_reached": can_decide
+        and approval_cap_reached(tenant=request.tenant, actor=request.user),
+        "forms": forms or {d: DecisionForm(prefix=d) for d in ApprovalDecision.values},
+        "outcome": outcome,
+    }
+
+
+def _render_review(
+    request: HttpRequest, case: RecoveryCase, forms: dict[str, DecisionForm] | None = None
+) -> HttpResponse:
+    context = _decision_context(request, case, forms)
+    context["review"] = case_review(tenant=request.tenant, case=case)
+    context["sla"] = _sla_hours()
+    return render(request, "console/review/case.html", context)
+
+
+@tenant_view
+def review_case_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """One case: evidence, risk signals, account history, what the policy needs, the decision."""
+    case = case_get_visible(tenant=request.tenant, pk=pk)
+    _allow(can_review_case(request.tenant_access, case))
+    return _render_review(request, case)
+
+
+@require_POST
+@tenant_view
+def review_decide_view(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Approve or deny one case with a reason and a fresh authenticator code.
+
+    Success: back to the queue with a message (htmx: the decision panel shows the outcome).
+    A refusal is shown on the form with its code; nothing is recorded but what the services
+    record on purpose (a failed step-up, a `policy.violation`).
+    """
+    case = case_get_for_change(tenant=request.tenant, pk=pk)
+    _allow(can_review_case(request.tenant_access, case))
+    form = DecisionForm(request.POST, prefix=decision)
+    if form.is_valid():
+        try:
+            proof = step_up_verify(user=request.user, token=form.cleaned_data["token"])
+            approval_decide(
+                actor=request.user,
+                case=case,
+                decision=decision,
+                reason=form.cleaned_data["reason"],
+                step_up=proof,
+            )
+        except DomainError as error:
+            form.add_error(None, f"{error.message} ({error.code})")
+        else:
+            return _decided(request, case_get_visible(tenant=request.tenant, pk=pk), decision)
+    case = case_get_visible(tenant=request.tenant, pk=pk)
+    forms = {d: form if d == decision else DecisionForm(prefix=d) for d in ApprovalDecision.values}
+    if request.htmx:
+        return render(
+            request, "console/review/_decision.html", _decision_context(request, case, forms)
+        )
+    return _render_review(request, case, forms)
+
+
+def _decided(request: HttpRequest, case: RecoveryCase, decision: str) -> HttpResponse:
+    if decision == ApprovalDecision.DENIED:
+        text = _("You denied case %(case)s.") % {"case": case.pk}
+    else:
+        text = _("You approved case %(case)s; it is now %(status)s.") % {
+            "case": case.pk,
+            "status": case.get_status_display().lower(),
+        }
+    if request.htmx:
+        return render(
+            request, "console/review/_decision.html", _decision_context(request, case, None, text)
+        )
+    messages.success(request, text)
+    return redirect("review-queue", tenant=request.tenant.slug)

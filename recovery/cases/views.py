@@ -1,0 +1,664 @@
+"""The agent console: the workspace (find an account, open a case, my open cases) and the case
+page (live checklist, challenges, evidence, files, notes and the actions of each state).
+
+Every view runs in `tenants.console.tenant_view`. Reads start from the tenant; every write is
+the service the REST API calls, on the case locked with `case_get_for_change`. A refusal is
+shown with its code and the agent's input kept; what the service recorded about it commits,
+because the view answers instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views import View
+from django.views.decorators.http import require_POST
+from django.views.defaults import permission_denied
+
+from tenants.access import TenantAccess
+from tenants.choices import CaseType, Role
+from tenants.console import tenant_view
+from tenants.exceptions import DomainError, PolicyDenied
+from tenants.models import Tenant, User
+from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
+
+from ..api.filters import AccountFilter
+from ..challenges.choices import ChallengeKind, ChallengeStatus
+from ..challenges.selectors import challenge_get_visible, challenge_list
+from ..challenges.services import (
+    CHANNEL_OF_KIND,
+    attestation_request,
+    challenge_send,
+    challenge_verify,
+)
+from ..choices import ContactKind
+from ..models import ProtectedAccount
+from ..policy.rules import Requirements
+from ..policy.selectors import policy_active
+from ..selectors import account_get_visible, account_list
+from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult, Route
+from .execution import case_close, case_execute, case_manual_step_record
+from .forms import (
+    EVIDENCE_METHODS,
+    AccountSearchForm,
+    AttachmentForm,
+    CaseForm,
+    CaseOpenForm,
+    ChallengeSendForm,
+    ChallengeVerifyForm,
+    EndCaseForm,
+    EvidenceForm,
+    ManualStepForm,
+    NoteForm,
+    contacts_on_record,
+    verify_prefix,
+)
+from .models import CaseExecution, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
+from .policies import CASE_WORKERS, EVIDENCE_READERS, can_read_case_evidence, can_work_case
+from .selectors import case_get_for_change, case_get_visible, case_list, case_timeline
+from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit, evidence_record
+from .services_evidence import attachment_add, attachment_open, note_add
+
+PAGE_SIZE = 20
+PRIOR_CASES = 10
+# The forms of the case page, by prefix: a refused one comes back bound, with its errors.
+CASE_FORMS: dict[str, type[CaseForm]] = {
+    form.prefix: form
+    for form in (
+        EvidenceForm,
+        ChallengeSendForm,
+        AttachmentForm,
+        NoteForm,
+        EndCaseForm,
+        ManualStepForm,
+    )
+}
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+def account_search(*, tenant: Tenant, query: str) -> QuerySet[ProtectedAccount]:
+    """Accounts of `tenant` whose name, username or external id contains `query`, each with
+    its contacts on record in `current_contacts` (one more query for a whole page)."""
+    accounts = AccountFilter(data={"q": query}, queryset=account_list(tenant=tenant)).qs
+    contacts = Prefetch(
+        "contact_methods", queryset=contacts_on_record(tenant), to_attr="current_contacts"
+    )
+    return accounts.prefetch_related(contacts)
+
+
+def cases_open_for(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Open cases `actor` opened and may still work: the route, and a grant's tiers and types,
+    as `can_work_case` decides them."""
+    cases = case_list(tenant=tenant).filter(opened_by=actor, status__in=OPEN_STATUSES)
+    if Role.SECURITY_OFFICER not in access.roles:
+        cases = cases.exclude(route=Route.SECURITY)
+    if access.tiers is not None:
+        cases = cases.filter(tier__in=access.tiers)
+    if access.case_types is not None:
+        cases = cases.filter(case_type__in=access.case_types)
+    return cases
+
+
+def account_cases(
+    *, tenant: Tenant, account: ProtectedAccount, exclude: int | None = None
+) -> QuerySet[RecoveryCase]:
+    """The cases on one account, newest first: the prior attempts an agent keeps in view."""
+    cases = case_list(tenant=tenant).filter(account=account)
+    return cases.exclude(pk=exclude) if exclude else cases
+
+
+# --- who may use which page -----------------------------------------------------------------
+
+
+def case_page_decision(access: TenantAccess, case: RecoveryCase) -> Decision:
+    """Who may open a case page: case workers and evidence readers, within a grant's tiers and
+    case types. Whether they may also act on the case is `can_work_case`."""
+    if not access.roles & (CASE_WORKERS | EVIDENCE_READERS):
+        return Decision(
+            False,
+            "case.role_required",
+            _("Case pages are for agents, supervisors, security officers and auditors."),
+        )
+    for decision in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
+        if not decision:
+            return decision
+    return ALLOW
+
+
+def _require_case_page(access: TenantAccess, case: RecoveryCase) -> None:
+    decision = case_page_decision(access, case)
+    if not decision:
+        raise PermissionDenied(decision.detail)
+
+
+def _require_case_worker(access: TenantAccess) -> None:
+    if not access.roles & CASE_WORKERS:
+        raise PermissionDenied(
+            _("The agent workspace is for agents, supervisors and security officers.")
+        )
+
+
+def _case_types(access: TenantAccess) -> list[str]:
+    """The case types the actor may open (a delegation grant may limit them)."""
+    return [value for value in CaseType.values if can_work_case_type(access, value)]
+
+
+def _refused(request: HttpRequest, form: forms.Form, error: DomainError) -> None:
+    """Show a service refusal with its code; its field errors go on the form's own fields."""
+    messages.error(request, f"{error.message} ({error.code})")
+    for field, errors in error.field_errors.items():
+        if field in form.fields:
+            form.add_error(field, errors)
+
+
+def _query_without(request: HttpRequest, param: str) -> str:
+    """The current query string minus `param`, ready to prefix a pager link's own value."""
+    params = request.GET.copy()
+    params.pop(param, None)
+    encoded = params.urlencode()
+    return f"{encoded}&" if encoded else ""
+
+
+# --- the workspace --------------------------------------------------------------------------
+
+
+@tenant_view
+def workspace_view(request: HttpRequest) -> HttpResponse:
+    """Find an account (htmx updates the results as the agent types) and the agent's open
+    cases."""
+    access = request.tenant_access
+    _require_case_worker(access)
+    search = AccountSearchForm(request.GET)
+    query = search.cleaned_data["q"].strip() if search.is_valid() else ""
+    results = None
+    if query:
+        matches = account_search(tenant=request.tenant, query=query)
+        results = Paginator(matches, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "search": search,
+        "query": query,
+        "results": results,
+        "results_keep": _query_without(request, "page"),
+    }
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "console/cases/_account_results_htmx.html", context)
+    else:
+        mine = cases_open_for(tenant=request.tenant, actor=request.user, access=access)
+        context["my_cases"] = Paginator(mine, PAGE_SIZE).get_page(request.GET.get("cases"))
+        context["cases_keep"] = _query_without(request, "cases")
+        response = render(request, "console/cases/workspace.html", context)
+    patch_vary_headers(response, ("HX-Request",))  # a cache must not mix page and partial
+    return response
+
+
+def _account_page(
+    request: HttpRequest,
+    account: ProtectedAccount,
+    form: CaseOpenForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    access = request.tenant_access
+    tier, tier_reasons = policy_active(request.tenant).compute_tier(account)
+    context = {
+        "account": account,
+        "tier": tier,
+        "tier_reasons": tier_reasons,
+        "tier_decision": can_work_tier(access, tier),
+        "form": form or CaseOpenForm(case_types=_case_types(access)),
+        "contacts": contacts_on_record(request.tenant).filter(account=account),
+        "prior_cases": account_cases(tenant=request.tenant, account=account)[:PRIOR_CASES],
+    }
+    return render(request, "console/cases/account.html", context, status=status)
+
+
+@tenant_view
+def workspace_account_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """One account: masked contacts, prior attempts, and the form to open a case."""
+    account = account_get_visible(tenant=request.tenant, pk=pk)
+    _require_case_worker(request.tenant_access)
+    return _account_page(request, account)
+
+
+@require_POST
+@tenant_view
+def case_open_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Open a case on the account (`case_open`, as the API does) and go to its page."""
+    account = account_get_visible(tenant=request.tenant, pk=pk)
+    _require_case_worker(request.tenant_access)
+    form = CaseOpenForm(request.POST, case_types=_case_types(request.tenant_access))
+    if form.is_valid():
+        try:
+            case = case_open(actor=request.user, account=account, **form.cleaned_data)
+        except DomainError as error:
+            _refused(request, form, error)
+        else:
+            messages.success(request, _("Case %(pk)s opened.") % {"pk": case.pk})
+            return redirect("case-detail", tenant=request.tenant.slug, pk=case.pk)
+    return _account_page(request, account, form, status=400)
+
+
+# --- the case page --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One thing the policy asks of a case, met or not, in words."""
+
+    met: bool
+    text: str
+    detail: str = ""
+    until: datetime | None = None
+
+
+def _duration(seconds: int) -> str:
+    if seconds and seconds % 86_400 == 0:
+        days = seconds // 86_400
+        return ngettext("%(n)d day", "%(n)d days", days) % {"n": days}
+    if seconds and seconds % 3_600 == 0:
+        hours = seconds // 3_600
+        return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
+    if seconds and seconds % 60 == 0:
+        minutes = seconds // 60
+        return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
+
+
+def checklist(case: RecoveryCase, req: Requirements, needs: CaseNeeds) -> list[ChecklistItem]:
+    """What the case's policy asks, item by item, and whether each is met now."""
+    classes = ", ".join(req.accepted_classes)
+    if needs.evidence_met:
+        evidence = ChecklistItem(
+            True,
+            _("Evidence: complete (accepted classes: %(have)s).")
+            % {"have": ", ".join(needs.accepted_classes)},
+        )
+    else:
+        missing = max(needs.classes_missing, 1)
+        evidence = ChecklistItem(
+            False,
+            ngettext(
+                "Evidence: %(n)d more distinct signal class from %(classes)s.",
+                "Evidence: %(n)d more distinct signal classes from %(classes)s.",
+                missing,
+            )
+            % {"n": missing, "classes": classes},
+            _("A completed S4 on its own is also enough.") if req.s4_alone_suffices else "",
+        )
+    items = [evidence, ChecklistItem(case.submitted_at is not None, _("Sent for approval."))]
+    if needs.approvals_required:
+        items.append(
+            ChecklistItem(
+                needs.approvals >= needs.approvals_required,
+                _("Approvals: %(have)d of %(need)d.")
+                % {"have": needs.approvals, "need": needs.approvals_required},
+                _("Never by the opener, the subject or the same person under another account."),
+            )
+        )
+    if needs.security_officer_approvals_required:
+        items.append(
+            ChecklistItem(
+                needs.security_officer_approvals >= needs.security_officer_approvals_required,
+                _("Approvals by a security officer: %(have)d of %(need)d.")
+                % {
+                    "have": needs.security_officer_approvals,
+                    "need": needs.security_officer_approvals_required,
+                },
+            )
+        )
+    if req.tenant_approver_required_when_msp and case.opened_via_provider_id:
+        items.append(
+            ChecklistItem(
+                not needs.tenant_approver_missing,
+                _("One approver from the tenant's own staff (a service provider opened the case)."),
+            )
+        )
+    if req.cooling_off_seconds:
+        items.append(
+            ChecklistItem(
+                case.status in (CaseStatus.READY, CaseStatus.EXECUTED, CaseStatus.CLOSED),
+                _("Cooling-off: %(duration)s after approval, once the owner is notified.")
+                % {"duration": _duration(req.cooling_off_seconds)},
+                until=case.cooling_off_until if case.status == CaseStatus.COOLING_OFF else None,
+            )
+        )
+    return items
+
+
+def _actions(
+    case: RecoveryCase, work: Decision, execution: CaseExecution | None
+) -> dict[str, bool]:
+    """Which forms the case page offers now; the services check again on every POST."""
+    status, worker = case.status, bool(work)
+    detail = execution.detail if execution else {}
+    return {
+        "collect": worker and status == CaseStatus.COLLECTING_EVIDENCE,
+        "execute": worker and status == CaseStatus.READY,
+        "close": worker and status == CaseStatus.EXECUTED,
+        "cancel": worker and status in OPEN_STATUSES,
+        "note": worker,
+        "manual": worker
+        and status == CaseStatus.EXECUTED
+        and bool(detail.get("requires_confirmation"))
+        and not detail.get("path_used"),
+    }
+
+
+def _case_context(
+    request: HttpRequest, case: RecoveryCase, bound: dict[str, forms.Form]
+) -> dict[str, Any]:
+    tenant, access = request.tenant, request.tenant_access
+    req = policy_active(tenant).requirements(case.tier, case.case_type)
+    needs = case_needs(case, req)
+    work = can_work_case(access, route=case.route, tier=case.tier, case_type=case.case_type)
+    execution = CaseExecution.objects.for_tenant(tenant).filter(case=case).first()
+    contacts = list(contacts_on_record(tenant).filter(account_id=case.account_id))
+    challenges = list(challenge_list(tenant=tenant, case=case))
+    now = timezone.now()  # for display only: the service checks expiry by database time
+    for challenge in challenges:
+        prefix = verify_prefix(challenge.pk)
+        challenge.verify_form = (
+            bound[prefix] if prefix in bound else ChallengeVerifyForm(prefix=prefix)
+        )
+        challenge.lapsed = challenge.status == ChallengeStatus.OPEN and challenge.expires_at <= now
+        challenge.awaiting_code = (
+            challenge.kind == ChallengeKind.CODE
+            and challenge.status == ChallengeStatus.OPEN
+            and not challenge.lapsed
+        )
+    managers = [c for c in contacts if c.kind == ContactKind.MANAGER]
+    return {
+        "case": case,
+        "needs": needs,
+        "checklist": checklist(case, req, needs),
+        "work": work,
+        "is_worker": bool(access.roles & CASE_WORKERS),
+        "actions": _actions(case, work, execution),
+        "may_read_files": bool(
+            can_read_case_evidence(
+                access, route=case.route, tier=case.tier, case_type=case.case_type
+            )
+        ),
+        "code_contacts": [c for c in contacts if c.kind in CHANNEL_OF_KIND],
+        # the one attestation_request writes to: the longest held
+        "manager_contact": min(managers, key=lambda c: (c.registered_at, c.pk), default=None),
+        "challenges": challenges,
+        "evidence": Evidence.objects.for_tenant(tenant)
+        .filter(case=case)
+        .select_related("collected_by")
+        .order_by("collected_at", "pk"),
+        "attachments": EvidenceAttachment.objects.for_tenant(tenant)
+        .filter(case=case)
+        .select_related("uploaded_by")
+        .order_by("pk"),
+        "notes": CaseNote.objects.for_tenant(tenant)
+        .filter(case=case)
+        .select_related("author")
+        .order_by("created_at", "pk"),
+        "execution": execution,
+        "timeline": case_timeline(tenant=tenant, case=case),
+        "prior_cases": account_cases(tenant=tenant, account=case.account, exclude=case.pk)[
+            :PRIOR_CASES
+        ],
+        "forms": {
+            prefix: bound[prefix] if prefix in bound else form(case=case)
+            for prefix, form in CASE_FORMS.items()
+        },
+    }
+
+
+def _case_page(
+    request: HttpRequest,
+    case: RecoveryCase,
+    *,
+    bound: dict[str, forms.Form] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The case page; for an htmx POST only its live section, with the messages out of band
+    (htmx swaps 200 answers only, so a refusal answers 200 there)."""
+    context = _case_context(request, case, bound or {})
+    if request.method == "POST" and request.htmx:
+        return render(request, "console/cases/_case_live_htmx.html", context)
+    return render(request, "console/cases/case.html", context, status=status)
+
+
+@tenant_view
+def case_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The case page."""
+    case = case_get_visible(tenant=request.tenant, pk=pk)
+    _require_case_page(request.tenant_access, case)
+    return _case_page(request, case)
+
+
+def evidence_outcome(evidence: Evidence) -> tuple[int, str]:
+    """How a recorded signal is reported: accepted, context only, or rejected with its reason."""
+    if evidence.result == EvidenceResult.ACCEPTED:
+        return messages.SUCCESS, _("Signal %(cls)s accepted.") % {"cls": evidence.signal_class}
+    if evidence.result == EvidenceResult.CONTEXT:
+        return messages.WARNING, _("Kept as context only: this is not evidence.")
+    return messages.WARNING, _("Recorded, but it does not count: %(reason)s.") % {
+        "reason": evidence.reason_code
+    }
+
+
+class CaseAction(View):
+    """A POST that changes one case through one service call.
+
+    Locks the case (`case_get_for_change`), finds what the URL names (another tenant's or
+    case's id is a 404), refuses with 403 before anything is written whoever may not use the
+    case page, validates the form and calls `perform`. Then it redirects to the case page or,
+    for htmx, answers with the re-rendered live section. A refusal keeps the agent's input and
+    shows the message with its code.
+    """
+
+    http_method_names = ["post"]
+    form_class: type[CaseForm] = CaseForm
+    case: RecoveryCase
+
+    def post(self, request: HttpRequest, pk: int, **kwargs: Any) -> HttpResponse:
+        self.case = case_get_for_change(tenant=request.tenant, pk=pk)
+        self.find(**kwargs)
+        _require_case_worker(request.tenant_access)
+        _require_case_page(request.tenant_access, self.case)
+        form = self.get_form()
+        if form.is_valid():
+            try:
+                level, text = self.perform(form.cleaned_data)
+            except DomainError as error:
+                _refused(request, form, error)
+            else:
+                messages.add_message(request, level, text)
+                if not request.htmx:
+                    return redirect("case-detail", tenant=request.tenant.slug, pk=pk)
+                return _case_page(request, case_get_visible(tenant=request.tenant, pk=pk))
+        else:
+            messages.error(request, _("Nothing was saved: correct the marked fields."))
+        fresh = case_get_visible(tenant=request.tenant, pk=pk)
+        return _case_page(request, fresh, bound={form.prefix: form}, status=400)
+
+    def find(self, **kwargs: Any) -> None:
+        """Look up what the URL names besides the case (a 404 before anything else)."""
+
+    def get_form(self) -> forms.Form:
+        return self.form_class(self.request.POST, self.request.FILES, case=self.case)
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        """Call the service; return the message level and text to show."""
+        raise NotImplementedError
+
+
+class CaseEvidenceView(CaseAction):
+    form_class = EvidenceForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        method = EVIDENCE_METHODS[data["method"]]
+        evidence = evidence_record(
+            actor=self.request.user,
+            case=self.case,
+            signal_class=method.signal_class,
+            method=data["method"],
+            verified=data["verified"],
+            contact_method=data["contact_method"],
+        )
+        return evidence_outcome(evidence)
+
+
+class ChallengeSendView(CaseAction):
+    form_class = ChallengeSendForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        challenge = challenge_send(
+            actor=self.request.user, case=self.case, contact_method=data["contact_method"]
+        )
+        return messages.SUCCESS, _(
+            "A code was sent to %(contact)s. Ask the owner to read it back to you."
+        ) % {"contact": challenge.contact_hint}
+
+
+class ChallengeVerifyView(CaseAction):
+    def find(self, *, challenge_pk: int, **kwargs: Any) -> None:
+        self.challenge = challenge_get_visible(
+            tenant=self.request.tenant, case=self.case, pk=challenge_pk
+        )
+
+    def get_form(self) -> forms.Form:
+        return ChallengeVerifyForm(self.request.POST, prefix=verify_prefix(self.challenge.pk))
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        evidence = challenge_verify(
+            actor=self.request.user, case=self.case, challenge=self.challenge, code=data["code"]
+        )
+        return evidence_outcome(evidence)
+
+
+class AttestationView(CaseAction):
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        challenge = attestation_request(actor=self.request.user, case=self.case)
+        return messages.SUCCESS, _(
+            "The manager was asked to attest from their own signed-in session; the link went "
+            "to %(contact)s."
+        ) % {"contact": challenge.contact_hint}
+
+
+class AttachmentView(CaseAction):
+    form_class = AttachmentForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        upload = data["file"]
+        attachment = attachment_add(
+            actor=self.request.user,
+            case=self.case,
+            name=upload.name,
+            content=upload.read(),
+            evidence=data["evidence"],
+        )
+        return messages.SUCCESS, _("File %(name)s attached.") % {"name": attachment.original_name}
+
+
+class NoteView(CaseAction):
+    form_class = NoteForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        note = note_add(actor=self.request.user, case=self.case, text=data["text"])
+        if not note.flagged:
+            return messages.SUCCESS, _("Note added.")
+        return messages.WARNING, ngettext(
+            "Note added; %(n)d secret was masked and the note is flagged for review.",
+            "Note added; %(n)d secrets were masked and the note is flagged for review.",
+            note.secrets_masked,
+        ) % {"n": note.secrets_masked}
+
+
+class SubmitView(CaseAction):
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case = case_submit(actor=self.request.user, case=self.case)
+        return messages.SUCCESS, _("Submitted. The case is now: %(status)s.") % {
+            "status": case.get_status_display()
+        }
+
+
+class CancelView(CaseAction):
+    form_class = EndCaseForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case_cancel(actor=self.request.user, case=self.case, reason=data["reason"])
+        return messages.SUCCESS, _("Case cancelled.")
+
+
+class ExecuteView(CaseAction):
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case = case_execute(actor=self.request.user, case=self.case)
+        execution = CaseExecution.objects.for_tenant(case.tenant).get(case=case)
+        if execution.detail.get("requires_confirmation"):
+            return messages.SUCCESS, _(
+                "Executed. Follow the steps shown in the other console, then record the exact "
+                "path you used."
+            )
+        return messages.SUCCESS, _("Executed through the %(connector)s connector.") % {
+            "connector": execution.connector
+        }
+
+
+class ManualStepView(CaseAction):
+    form_class = ManualStepForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case_manual_step_record(actor=self.request.user, case=self.case, path_used=data["path"])
+        return messages.SUCCESS, _("The path you followed is recorded.")
+
+
+class CloseView(CaseAction):
+    form_class = EndCaseForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case_close(actor=self.request.user, case=self.case, reason=data["reason"])
+        return messages.SUCCESS, _("Case closed; its active recovery artifacts were revoked.")
+
+
+case_evidence_view = tenant_view(CaseEvidenceView.as_view())
+case_challenge_send_view = tenant_view(ChallengeSendView.as_view())
+case_challenge_verify_view = tenant_view(ChallengeVerifyView.as_view())
+case_attestation_view = tenant_view(AttestationView.as_view())
+case_attachment_add_view = tenant_view(AttachmentView.as_view())
+case_note_view = tenant_view(NoteView.as_view())
+case_submit_view = tenant_view(SubmitView.as_view())
+case_cancel_view = tenant_view(CancelView.as_view())
+case_execute_view = tenant_view(ExecuteView.as_view())
+case_manual_step_view = tenant_view(ManualStepView.as_view())
+case_close_view = tenant_view(CloseView.as_view())
+
+
+@tenant_view
+def case_attachment_view(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
+    """Download one file of the case through `attachment_open` (checked, verified, audited).
+
+    A refusal is answered, not raised, so the `policy.violation` or integrity failure the
+    service recorded commits.
+    """
+    case = case_get_visible(tenant=request.tenant, pk=pk)
+    try:
+        opened = attachment_open(actor=request.user, case=case, attachment_id=attachment_pk)
+    except PolicyDenied as error:
+        return permission_denied(request, PermissionDenied(f"{error.message} ({error.code})"))
+    except DomainError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+        return redirect("case-detail", tenant=request.tenant.slug, pk=case.pk)
+    return FileResponse(
+        iter([opened.content]),
+        as_attachment=True,
+        filename=opened.attachment.original_name,
+        content_type="application/octet-stream",
+    )
