@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Tenant
 from tenants.querysets import TenantOwnedManager
@@ -12,8 +13,8 @@ class IdempotencyRecord(models.Model):
     """One `Idempotency-Key` of one principal in one tenant, kept 24 h with its response."""
 
     class State(models.TextChoices):
-        IN_PROGRESS = "in_progress", "In progress"
-        DONE = "done", "Done"
+        IN_PROGRESS = "in_progress", _("In progress")
+        DONE = "done", _("Done")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     principal = models.CharField(max_length=64, help_text="user:<id> of the caller.")

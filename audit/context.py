@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ActorType(models.TextChoices):
-    HUMAN = "human", "Human"
-    INTEGRATION = "integration", "Integration"
-    AI = "ai", "AI assistant"
-    SYSTEM = "system", "System"
+    HUMAN = "human", _("Human")
+    INTEGRATION = "integration", _("Integration")
+    AI = "ai", _("AI assistant")
+    SYSTEM = "system", _("System")
 
 
 # A user's principal kind (tenants.choices.PrincipalKind) as the actor type of its events.

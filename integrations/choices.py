@@ -1,17 +1,18 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class WebhookEventType(models.TextChoices):
     """What a webhook subscription can ask for; each is raised by one audit action."""
 
-    CASE_OPENED = "case.opened", "A case was opened"
-    CASE_SUBMITTED = "case.submitted", "A case went to approval"
-    CASE_STATUS_CHANGED = "case.status_changed", "A case moved (cooling-off, ready …)"
-    CASE_CANCELLED = "case.cancelled", "A case was cancelled"
-    APPROVAL_APPROVED = "approval.approved", "An approver approved a case"
-    APPROVAL_DENIED = "approval.denied", "An approver denied a case"
-    ALERT_RAISED = "alert.raised", "A detection for the security queue"
-    POLICY_ACTIVATED = "policy.activated", "A recovery policy version became active"
+    CASE_OPENED = "case.opened", _("A case was opened")
+    CASE_SUBMITTED = "case.submitted", _("A case went to approval")
+    CASE_STATUS_CHANGED = "case.status_changed", _("A case moved (cooling-off, ready …)")
+    CASE_CANCELLED = "case.cancelled", _("A case was cancelled")
+    APPROVAL_APPROVED = "approval.approved", _("An approver approved a case")
+    APPROVAL_DENIED = "approval.denied", _("An approver denied a case")
+    ALERT_RAISED = "alert.raised", _("A detection for the security queue")
+    POLICY_ACTIVATED = "policy.activated", _("A recovery policy version became active")
 
 
 # The audit action that raises each webhook event. Today every name is the same as its action;
@@ -32,22 +33,22 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
 class DeliveryKind(models.TextChoices):
     """What an outbox row carries: an event for a subscription, or a connector's request."""
 
-    EVENT = "event", "An event for a webhook subscription"
-    CONNECTOR = "connector", "A request to the tenant's automation (recovery webhook connector)"
+    EVENT = "event", _("An event for a webhook subscription")
+    CONNECTOR = "connector", _("A request to the tenant's automation (recovery webhook connector)")
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    DEAD = "dead", "Given up"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    DEAD = "dead", _("Given up")
 
 
 class IngestEventType(models.TextChoices):
     """Identity and security events an integration may send about a protected account (R-55)."""
 
-    MFA_DEVICE_ADDED = "mfa_device_added", "A new MFA device was registered"
-    MAILBOX_RULE_CREATED = "mailbox_rule_created", "A mailbox rule (forwarding, hiding) appeared"
-    PUSH_DENIED_BURST = "push_denied_burst", "A burst of denied MFA pushes"
-    SIM_CHANGE = "sim_change", "The phone's SIM was changed at the carrier"
-    ADMIN_ROLE_GRANTED = "admin_role_granted", "An admin role was granted"
-    SIGN_IN_NEW_ASN = "sign_in_new_asn", "A sign-in from a network (ASN) not seen before"
+    MFA_DEVICE_ADDED = "mfa_device_added", _("A new MFA device was registered")
+    MAILBOX_RULE_CREATED = "mailbox_rule_created", _("A mailbox rule (forwarding, hiding) appeared")
+    PUSH_DENIED_BURST = "push_denied_burst", _("A burst of denied MFA pushes")
+    SIM_CHANGE = "sim_change", _("The phone's SIM was changed at the carrier")
+    ADMIN_ROLE_GRANTED = "admin_role_granted", _("An admin role was granted")
+    SIGN_IN_NEW_ASN = "sign_in_new_asn", _("A sign-in from a network (ASN) not seen before")

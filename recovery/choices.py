@@ -1,25 +1,26 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class MailboxType(models.TextChoices):
-    USER = "user", "User mailbox"
-    SHARED = "shared", "Shared mailbox"
-    FUNCTIONAL = "functional", "Functional mailbox"
+    USER = "user", _("User mailbox")
+    SHARED = "shared", _("Shared mailbox")
+    FUNCTIONAL = "functional", _("Functional mailbox")
 
 
 class ProofingLevel(models.TextChoices):
-    NONE = "none", "Not identity-proofed"
-    IAL1 = "IAL1", "IAL1"
-    IAL2 = "IAL2", "IAL2"
-    IAL3 = "IAL3", "IAL3"
+    NONE = "none", _("Not identity-proofed")
+    IAL1 = "IAL1", _("IAL1")
+    IAL2 = "IAL2", _("IAL2")
+    IAL3 = "IAL3", _("IAL3")
 
 
 class ContactKind(models.TextChoices):
-    MOBILE = "mobile", "Mobile phone"
-    EMAIL = "email", "Email address"
-    DESK_PHONE = "desk_phone", "Desk phone"
-    MANAGER = "manager", "Manager"
-    AUTHENTICATOR = "authenticator", "Enrolled authenticator"
+    MOBILE = "mobile", _("Mobile phone")
+    EMAIL = "email", _("Email address")
+    DESK_PHONE = "desk_phone", _("Desk phone")
+    MANAGER = "manager", _("Manager")
+    AUTHENTICATOR = "authenticator", _("Enrolled authenticator")
 
 
 PHONE_KINDS = frozenset({ContactKind.MOBILE, ContactKind.DESK_PHONE})

@@ -1,58 +1,59 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    AGENT = "agent", "Agent"
-    SUPERVISOR = "supervisor", "Supervisor"
-    SECURITY_OFFICER = "security_officer", "Security officer"
-    TENANT_ADMIN = "tenant_admin", "Tenant admin"
-    AUDITOR = "auditor", "Auditor"
+    AGENT = "agent", _("Agent")
+    SUPERVISOR = "supervisor", _("Supervisor")
+    SECURITY_OFFICER = "security_officer", _("Security officer")
+    TENANT_ADMIN = "tenant_admin", _("Tenant admin")
+    AUDITOR = "auditor", _("Auditor")
 
 
 class Tier(models.TextChoices):
-    T0 = "T0", "T0 standard"
-    T1 = "T1", "T1 sensitive"
-    T2 = "T2", "T2 privileged"
+    T0 = "T0", _("T0 standard")
+    T1 = "T1", _("T1 sensitive")
+    T2 = "T2", _("T2 privileged")
 
 
 class CaseType(models.TextChoices):
-    PASSWORD_RESET = "password_reset", "Password reset"
-    MFA_RESET = "mfa_reset", "MFA reset"
-    UNLOCK = "unlock", "Unlock"
-    TEMPORARY_ACCESS = "temporary_access", "Temporary access pass"
-    MAILBOX_ACCESS = "mailbox_access", "Mailbox access"
-    PRIVILEGED_ROLE_RESTORE = "privileged_role_restore", "Privileged role restore"
-    EXCEPTION = "exception", "Exception"
+    PASSWORD_RESET = "password_reset", _("Password reset")
+    MFA_RESET = "mfa_reset", _("MFA reset")
+    UNLOCK = "unlock", _("Unlock")
+    TEMPORARY_ACCESS = "temporary_access", _("Temporary access pass")
+    MAILBOX_ACCESS = "mailbox_access", _("Mailbox access")
+    PRIVILEGED_ROLE_RESTORE = "privileged_role_restore", _("Privileged role restore")
+    EXCEPTION = "exception", _("Exception")
 
 
 class GrantStatus(models.TextChoices):
-    PENDING = "pending", "Pending tenant approval"
-    ACTIVE = "active", "Active"
-    REVOKED = "revoked", "Revoked"
+    PENDING = "pending", _("Pending tenant approval")
+    ACTIVE = "active", _("Active")
+    REVOKED = "revoked", _("Revoked")
 
 
 class PrincipalKind(models.TextChoices):
     """Who a user row stands for: a person, or a non-human API principal (R-63, R-64)."""
 
-    HUMAN = "human", "Human"
-    INTEGRATION = "integration", "Integration"
-    AI_ASSISTANT = "ai_assistant", "AI assistant"
+    HUMAN = "human", _("Human")
+    INTEGRATION = "integration", _("Integration")
+    AI_ASSISTANT = "ai_assistant", _("AI assistant")
 
 
 class Scope(models.TextChoices):
     """What an API key may do; staff sessions are limited by their roles instead."""
 
-    ACCOUNTS_READ = "accounts:read", "Read accounts"
-    ACCOUNTS_SYNC = "accounts:sync", "Upsert accounts from a system of record"
-    CASES_READ = "cases:read", "Read cases, timelines and attachments"
-    CASES_WRITE = "cases:write", "Open and work cases (evidence, submit, cancel)"
-    CASES_DRAFT = "cases:draft", "Draft a case and attach a summary (AI assistants)"
-    POLICY_READ = "policy:read", "Read, validate and simulate policy"
-    AUDIT_READ = "audit:read", "Read and export the audit trail"
-    ALERTS_READ = "alerts:read", "Read alerts"
-    EVENTS_INGEST = "events:ingest", "Send identity and security events"
-    WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook subscriptions"
-    GRANTS_READ = "grants:read", "Read delegation grants"
+    ACCOUNTS_READ = "accounts:read", _("Read accounts")
+    ACCOUNTS_SYNC = "accounts:sync", _("Upsert accounts from a system of record")
+    CASES_READ = "cases:read", _("Read cases, timelines and attachments")
+    CASES_WRITE = "cases:write", _("Open and work cases (evidence, submit, cancel)")
+    CASES_DRAFT = "cases:draft", _("Draft a case and attach a summary (AI assistants)")
+    POLICY_READ = "policy:read", _("Read, validate and simulate policy")
+    AUDIT_READ = "audit:read", _("Read and export the audit trail")
+    ALERTS_READ = "alerts:read", _("Read alerts")
+    EVENTS_INGEST = "events:ingest", _("Send identity and security events")
+    WEBHOOKS_MANAGE = "webhooks:manage", _("Manage webhook subscriptions")
+    GRANTS_READ = "grants:read", _("Read delegation grants")
 
 
 # An AI assistant reads, drafts and summarises; it never approves, executes, accepts evidence,

@@ -51,12 +51,3 @@ def _in_tenant(
             pk=missing.pk,
         )
         raise Http404("Not found.") from None
-
-
-def console_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context for the console chrome: the actor's roles in the tenant being viewed.
-
-    The navigation shows only what those roles may open; the views check again regardless.
-    """
-    access = getattr(request, "tenant_access", None)
-    return {"console_roles": access.roles if access else frozenset()}

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from tenants.querysets import TenantOwnedManager
 
 
 class ArtifactKind(models.TextChoices):
-    RESET_LINK = "reset_link", "Password reset link"
-    TEMPORARY_ACCESS_PASS = "temporary_access_pass", "Temporary access pass"
+    RESET_LINK = "reset_link", _("Password reset link")
+    TEMPORARY_ACCESS_PASS = "temporary_access_pass", _("Temporary access pass")
 
 
 class ArtifactPurpose(models.TextChoices):
-    PASSWORD = "password", "Password"
-    MFA = "mfa", "MFA"
-    MAILBOX = "mailbox", "Mailbox"
+    PASSWORD = "password", _("Password")
+    MFA = "mfa", _("MFA")
+    MAILBOX = "mailbox", _("Mailbox")
 
 
 class ArtifactStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    CONSUMED = "consumed", "Consumed"
-    REVOKED = "revoked", "Revoked"
+    ACTIVE = "active", _("Active")
+    CONSUMED = "consumed", _("Consumed")
+    REVOKED = "revoked", _("Revoked")
 
 
 class RecoveryArtifact(models.Model):

@@ -1,18 +1,19 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class CaseStatus(models.TextChoices):
-    COLLECTING_EVIDENCE = "collecting_evidence", "Collecting evidence"
-    PENDING_APPROVAL = "pending_approval", "Pending approval"
-    COOLING_OFF = "cooling_off", "Cooling off"
-    READY = "ready", "Ready"
-    EXECUTED = "executed", "Executed (access active)"
-    CLOSED = "closed", "Closed"
-    DENIED = "denied", "Denied"
-    CANCELLED = "cancelled", "Cancelled"
-    EXPIRED = "expired", "Expired"
-    FROZEN = "frozen", "Frozen"
-    REVERTED = "reverted", "Reverted"
+    COLLECTING_EVIDENCE = "collecting_evidence", _("Collecting evidence")
+    PENDING_APPROVAL = "pending_approval", _("Pending approval")
+    COOLING_OFF = "cooling_off", _("Cooling off")
+    READY = "ready", _("Ready")
+    EXECUTED = "executed", _("Executed (access active)")
+    CLOSED = "closed", _("Closed")
+    DENIED = "denied", _("Denied")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+    FROZEN = "frozen", _("Frozen")
+    REVERTED = "reverted", _("Reverted")
 
 
 OPEN_STATUSES = frozenset(
@@ -30,34 +31,34 @@ ABANDONED_STATUSES = frozenset(
 
 
 class Channel(models.TextChoices):
-    PHONE = "phone", "Phone"
-    CHAT = "chat", "Chat"
-    EMAIL = "email", "Email"
-    WALK_IN = "walk_in", "Walk-in"
-    PORTAL = "portal", "Portal"
-    API = "api", "API"
+    PHONE = "phone", _("Phone")
+    CHAT = "chat", _("Chat")
+    EMAIL = "email", _("Email")
+    WALK_IN = "walk_in", _("Walk-in")
+    PORTAL = "portal", _("Portal")
+    API = "api", _("API")
 
 
 class Route(models.TextChoices):
-    STANDARD = "standard", "Standard queue"
-    SECURITY = "security", "Security queue"
+    STANDARD = "standard", _("Standard queue")
+    SECURITY = "security", _("Security queue")
 
 
 class SignalClass(models.TextChoices):
-    S1 = "S1", "Saved recovery code"
-    S2 = "S2", "Issued recovery code to a pre-registered address"
-    S3 = "S3", "Manager or recovery-contact attestation"
-    S4 = "S4", "Repeated identity proofing"
-    S5 = "S5", "Authentication with a still-bound authenticator"
-    CONTEXT = "context", "Context only (never evidence)"
+    S1 = "S1", _("Saved recovery code")
+    S2 = "S2", _("Issued recovery code to a pre-registered address")
+    S3 = "S3", _("Manager or recovery-contact attestation")
+    S4 = "S4", _("Repeated identity proofing")
+    S5 = "S5", _("Authentication with a still-bound authenticator")
+    CONTEXT = "context", _("Context only (never evidence)")
 
 
 class EvidenceResult(models.TextChoices):
-    ACCEPTED = "accepted", "Accepted"
-    REJECTED = "rejected", "Rejected"
-    CONTEXT = "context", "Stored as context, not evidence"
+    ACCEPTED = "accepted", _("Accepted")
+    REJECTED = "rejected", _("Rejected")
+    CONTEXT = "context", _("Stored as context, not evidence")
 
 
 class Decision(models.TextChoices):
-    APPROVED = "approved", "Approved"
-    DENIED = "denied", "Denied"
+    APPROVED = "approved", _("Approved")
+    DENIED = "denied", _("Denied")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+
 from tenants.access import TenantAccess
 from tenants.choices import Role
 from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
 
+from ..policy.floors import APPROVER_ROLES
 from .choices import Route
+from .models import RecoveryCase
 
 CASE_WORKERS = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SECURITY_OFFICER})
 
@@ -56,3 +60,64 @@ def can_read_case_evidence(
                 return decision
         return ALLOW
     return can_work_case(access, route=route, tier=tier, case_type=case_type)
+
+
+def can_open_case_page(access: TenantAccess, case: RecoveryCase) -> Decision:
+    """Who may open a case page: case workers and evidence readers, within a grant's tiers and
+    case types. Whether they may also act on the case is `can_work_case`."""
+    if not access.roles & (CASE_WORKERS | EVIDENCE_READERS):
+        return _deny(
+            "case.role_required",
+            _("Case pages are for agents, supervisors, security officers and auditors."),
+        )
+    for decision in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
+        if not decision:
+            return decision
+    return ALLOW
+
+
+# Who may open the security queue (R-18, R-24): its officers, and the tenant's admins to oversee.
+SECURITY_QUEUE_ROLES = frozenset({Role.SECURITY_OFFICER, Role.TENANT_ADMIN})
+REVIEWER_ROLES = APPROVER_ROLES | SECURITY_QUEUE_ROLES
+
+
+def can_use_approval_queue(access: TenantAccess) -> Decision:
+    """The approval queue is for the roles a policy may name as approvers (R-20 floor)."""
+    if not access.roles & APPROVER_ROLES:
+        return _deny(
+            "review.approver_role_required",
+            _("The approval queue is for supervisors and security officers."),
+        )
+    return ALLOW
+
+
+def can_use_security_queue(access: TenantAccess) -> Decision:
+    """The security queue is for security officers and the tenant's admins."""
+    if not access.roles & SECURITY_QUEUE_ROLES:
+        return _deny(
+            "review.security_role_required",
+            _("The security queue is for security officers and tenant admins."),
+        )
+    return ALLOW
+
+
+def can_review_case(access: TenantAccess, case: RecoveryCase) -> Decision:
+    """Whether the actor may open a case's review page (deciding is the service's call).
+
+    Reviewers within their delegation grant's tiers and case types; a security-queue case only
+    for the security queue's roles.
+    """
+    if not access.roles & REVIEWER_ROLES:
+        return _deny(
+            "review.role_required",
+            _("Reviewing cases is for supervisors, security officers and tenant admins."),
+        )
+    for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
+        if not scope:
+            return scope
+    if case.route == Route.SECURITY and not access.roles & SECURITY_QUEUE_ROLES:
+        return _deny(
+            "case.security_queue_only",
+            _("This case is in the security queue: security officers review it."),
+        )
+    return ALLOW

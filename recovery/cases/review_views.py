@@ -20,17 +20,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from audit.selectors import alert_list
-from tenants.access import TenantAccess
-from tenants.choices import Role
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError
-from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
+from tenants.policies import Decision
 from tenants.stepup import step_up_verify
 
-from ..policy.floors import APPROVER_ROLES
-from .choices import CaseStatus, Route
+from .choices import CaseStatus
 from .choices import Decision as ApprovalDecision
 from .models import RecoveryCase
+from .policies import can_review_case, can_use_approval_queue, can_use_security_queue
 from .review_forms import DecisionForm
 from .review_selectors import (
     APPROVAL_SLA,
@@ -44,57 +42,8 @@ from .review_selectors import (
 from .selectors import CASE_LABEL, case_get_for_change, case_get_visible
 from .services import APPROVALS_PER_HOUR, approval_decide
 
-# Who may open the security queue (R-18, R-24): its officers, and the tenant's admins to oversee.
-SECURITY_QUEUE_ROLES = frozenset({Role.SECURITY_OFFICER, Role.TENANT_ADMIN})
-REVIEWER_ROLES = APPROVER_ROLES | SECURITY_QUEUE_ROLES
 QUEUE_PAGE_SIZE = 25
 SECTION_PAGE_SIZE = 10
-
-
-def _deny(code: str, detail: str) -> Decision:
-    return Decision(False, code, detail)
-
-
-def can_use_approval_queue(access: TenantAccess) -> Decision:
-    """The approval queue is for the roles a policy may name as approvers (R-20 floor)."""
-    if not access.roles & APPROVER_ROLES:
-        return _deny(
-            "review.approver_role_required",
-            _("The approval queue is for supervisors and security officers."),
-        )
-    return ALLOW
-
-
-def can_use_security_queue(access: TenantAccess) -> Decision:
-    """The security queue is for security officers and the tenant's admins."""
-    if not access.roles & SECURITY_QUEUE_ROLES:
-        return _deny(
-            "review.security_role_required",
-            _("The security queue is for security officers and tenant admins."),
-        )
-    return ALLOW
-
-
-def can_review_case(access: TenantAccess, case: RecoveryCase) -> Decision:
-    """Whether the actor may open a case's review page (deciding is the service's call).
-
-    Reviewers within their delegation grant's tiers and case types; a security-queue case only
-    for the security queue's roles.
-    """
-    if not access.roles & REVIEWER_ROLES:
-        return _deny(
-            "review.role_required",
-            _("Reviewing cases is for supervisors, security officers and tenant admins."),
-        )
-    for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
-        if not scope:
-            return scope
-    if case.route == Route.SECURITY and not access.roles & SECURITY_QUEUE_ROLES:
-        return _deny(
-            "case.security_queue_only",
-            _("This case is in the security queue: security officers review it."),
-        )
-    return ALLOW
 
 
 def _allow(decision: Decision) -> None:

@@ -2,6 +2,8 @@
 
 Pure formatting of what the trail already holds (no queries); `selectors.case_timeline` reads
 the events. An action without a summary of its own still appears, named by its action.
+Summaries are in the active language (the console user's; English for API clients that ask
+for nothing else).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from audit.models import AuditEvent
 
@@ -56,36 +60,52 @@ def _when(value: Any) -> str:
 
 
 def _status(value: Any) -> str:
-    return CaseStatus(value).label.lower() if value in CaseStatus.values else str(value)
+    return str(CaseStatus(value).label).lower() if value in CaseStatus.values else str(value)
 
 
 def _opened(data: dict[str, Any], actor: str) -> str:
-    text = (
-        f"Opened as {data.get('tier')} {data.get('case_type')} by {data.get('channel')}; "
-        f"route {data.get('route')}"
-    )
-    return text + ("; repeat attempt" if data.get("repeat_attempt") else "")
+    values = {
+        "tier": data.get("tier"),
+        "type": data.get("case_type"),
+        "channel": data.get("channel"),
+        "route": data.get("route"),
+    }
+    if data.get("repeat_attempt"):
+        return _("Opened as %(tier)s %(type)s by %(channel)s; route %(route)s; repeat attempt") % (
+            values
+        )
+    return _("Opened as %(tier)s %(type)s by %(channel)s; route %(route)s") % values
 
 
 def _accepted(data: dict[str, Any], actor: str) -> str:
-    via = f" via {data['contact']}" if data.get("contact") else ""
-    return f"Signal {data.get('class')} ({data.get('method')}) accepted{via}"
+    values = {"cls": data.get("class"), "method": data.get("method"), "via": data.get("contact")}
+    if data.get("contact"):
+        return _("Signal %(cls)s (%(method)s) accepted via %(via)s") % values
+    return _("Signal %(cls)s (%(method)s) accepted") % values
 
 
 def _rejected(data: dict[str, Any], actor: str) -> str:
+    values = {"cls": data.get("class"), "method": data.get("method"), "reason": data.get("reason")}
     if data.get("class") == "context":
-        return f"Kept as context only, not evidence: {data.get('method')} ({data.get('reason')})"
-    return f"Signal {data.get('class')} ({data.get('method')}) rejected: {data.get('reason')}"
+        return _("Kept as context only, not evidence: %(method)s (%(reason)s)") % values
+    return _("Signal %(cls)s (%(method)s) rejected: %(reason)s") % values
 
 
 def _submitted(data: dict[str, Any], actor: str) -> str:
-    return f"Submitted for approval with evidence {', '.join(data.get('classes') or []) or '-'}"
+    classes = ", ".join(data.get("classes") or []) or "-"
+    return _("Submitted for approval with evidence %(classes)s") % {"classes": classes}
 
 
-def _decided(verb: str) -> Callable[[dict[str, Any], str], str]:
+def _decided(decision: str) -> Callable[[dict[str, Any], str], str]:
     def summary(data: dict[str, Any], actor: str) -> str:
-        roles = ", ".join(data.get("roles") or [])
-        return f"{verb} by {actor} ({roles}): {_quote(data.get('reason'))}"
+        values = {
+            "actor": actor,
+            "roles": ", ".join(data.get("roles") or []),
+            "reason": _quote(data.get("reason")),
+        }
+        if decision == "approved":
+            return _("Approved by %(actor)s (%(roles)s): %(reason)s") % values
+        return _("Denied by %(actor)s (%(roles)s): %(reason)s") % values
 
     return summary
 
@@ -93,32 +113,53 @@ def _decided(verb: str) -> Callable[[dict[str, Any], str], str]:
 def _status_changed(data: dict[str, Any], actor: str) -> str:
     to = data.get("to")
     if to == CaseStatus.COOLING_OFF:
-        return f"Approvals complete; cooling off until {_when(data.get('cooling_off_until'))}"
+        return _("Approvals complete; cooling off until %(when)s") % {
+            "when": _when(data.get("cooling_off_until"))
+        }
     if to == CaseStatus.READY and data.get("cooling_off_waived_by_s5"):
-        return "Approvals complete; ready at once (cooling-off waived: S5 signal)"
+        return _("Approvals complete; ready at once (cooling-off waived: S5 signal)")
     if to == CaseStatus.READY and "cooling_off_until" in data:
-        return "Approvals complete; ready at once (no cooling-off)"
+        return _("Approvals complete; ready at once (no cooling-off)")
     if to == CaseStatus.READY:
-        return "Cooling-off over; ready"
-    return f"Status changed to {_status(to)}"
+        return _("Cooling-off over; ready")
+    return _("Status changed to %(status)s") % {"status": _status(to)}
 
 
 def _tier_raised(data: dict[str, Any], actor: str) -> str:
-    voided = data.get("approvals_voided", 0)
-    return f"Tier raised {data.get('from')} → {data.get('to')}; {voided} approval(s) voided"
+    return _("Tier raised %(old)s → %(new)s; %(voided)s approval(s) voided") % {
+        "old": data.get("from"),
+        "new": data.get("to"),
+        "voided": data.get("approvals_voided", 0),
+    }
 
 
 def _cancelled(data: dict[str, Any], actor: str) -> str:
-    return f"Cancelled by {actor}: {_quote(data.get('reason'))}"
+    return _("Cancelled by %(actor)s: %(reason)s") % {
+        "actor": actor,
+        "reason": _quote(data.get("reason")),
+    }
 
 
 def _violation(data: dict[str, Any], actor: str) -> str:
-    verb = {"approved": "approve", "denied": "deny"}.get(data.get("decision"), "act")
-    return f"Refused: {actor} may not {verb} this case ({data.get('code')})"
+    values = {"actor": actor, "code": data.get("code")}
+    if data.get("decision") == "approved":
+        return _("Refused: %(actor)s may not approve this case (%(code)s)") % values
+    if data.get("decision") == "denied":
+        return _("Refused: %(actor)s may not deny this case (%(code)s)") % values
+    return _("Refused: %(actor)s may not act on this case (%(code)s)") % values
 
 
 def _alert(data: dict[str, Any], actor: str) -> str:
-    return f"Alert for the security queue: {data.get('type', 'unknown')}"
+    return _("Alert for the security queue: %(type)s") % {"type": data.get("type", "unknown")}
+
+
+def _by_actor(template: str) -> Callable[[dict[str, Any], str], str]:
+    """A summary that only names who did it (the event's data adds nothing a reader needs)."""
+
+    def summary(data: dict[str, Any], actor: str) -> str:
+        return _(template) % {"actor": actor}
+
+    return summary
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
@@ -126,20 +167,48 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "verification.signal_accepted": _accepted,
     "verification.signal_rejected": _rejected,
     "case.submitted": _submitted,
-    "approval.approved": _decided("Approved"),
-    "approval.denied": _decided("Denied"),
+    "approval.approved": _decided("approved"),
+    "approval.denied": _decided("denied"),
     "case.status_changed": _status_changed,
     "case.tier_raised": _tier_raised,
     "case.cancelled": _cancelled,
     "policy.violation": _violation,
     "alert.raised": _alert,
+    "verification.challenge_sent": _by_actor(gettext_noop("Verification code sent by %(actor)s")),
+    "verification.challenge_verified": _by_actor(
+        gettext_noop("The owner's verification code was confirmed (%(actor)s)")
+    ),
+    "verification.challenge_failed": _by_actor(
+        gettext_noop("A wrong verification code was entered (%(actor)s)")
+    ),
+    "verification.attestation_requested": _by_actor(
+        gettext_noop("Manager attestation requested by %(actor)s")
+    ),
+    "verification.attestation_confirmed": _by_actor(
+        gettext_noop("The manager confirmed the attestation (%(actor)s)")
+    ),
+    "evidence.attachment_added": _by_actor(gettext_noop("File attached by %(actor)s")),
+    "case.note_added": _by_actor(gettext_noop("Note added by %(actor)s")),
+    "case.executed": _by_actor(gettext_noop("Executed by %(actor)s")),
+    "case.manual_step_recorded": _by_actor(gettext_noop("Manual step path recorded by %(actor)s")),
+    "case.closed": _by_actor(gettext_noop("Closed by %(actor)s")),
+    "case.repudiated": _by_actor(
+        gettext_noop('The owner said "this wasn\'t me": account and case frozen')
+    ),
+    "artifact.issued": _by_actor(gettext_noop("Recovery artifact sent to the owner")),
+    "artifact.consumed": _by_actor(gettext_noop("The owner used the recovery artifact")),
+    "artifact.revoked": _by_actor(gettext_noop("Recovery artifact revoked")),
+    "notice.sent": _by_actor(gettext_noop("Owner notice sent")),
+    "notice.failed": _by_actor(gettext_noop("An owner notice could not be delivered")),
 }
 
 
 def summarise(action: str, data: dict[str, Any], actor_label: str) -> str:
     """One line in plain words for an event of `action`."""
     summary = SUMMARIES.get(action)
-    return summary(data or {}, actor_label) if summary else f"{action} by {actor_label}"
+    if summary is None:
+        return _("%(action)s by %(actor)s") % {"action": action, "actor": actor_label}
+    return summary(data or {}, actor_label)
 
 
 def timeline_entry(event: AuditEvent) -> TimelineEntry:

@@ -33,7 +33,7 @@ from tenants.choices import CaseType, Role
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.models import Tenant, User
-from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
+from tenants.policies import Decision, can_work_case_type, can_work_tier
 
 from ..api.filters import AccountFilter
 from ..challenges.choices import ChallengeKind, ChallengeStatus
@@ -67,7 +67,12 @@ from .forms import (
     verify_prefix,
 )
 from .models import CaseExecution, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
-from .policies import CASE_WORKERS, EVIDENCE_READERS, can_read_case_evidence, can_work_case
+from .policies import (
+    CASE_WORKERS,
+    can_open_case_page,
+    can_read_case_evidence,
+    can_work_case,
+)
 from .selectors import case_get_for_change, case_get_visible, case_list, case_timeline
 from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit, evidence_record
 from .services_evidence import attachment_add, attachment_open, note_add
@@ -124,23 +129,8 @@ def account_cases(
 # --- who may use which page -----------------------------------------------------------------
 
 
-def case_page_decision(access: TenantAccess, case: RecoveryCase) -> Decision:
-    """Who may open a case page: case workers and evidence readers, within a grant's tiers and
-    case types. Whether they may also act on the case is `can_work_case`."""
-    if not access.roles & (CASE_WORKERS | EVIDENCE_READERS):
-        return Decision(
-            False,
-            "case.role_required",
-            _("Case pages are for agents, supervisors, security officers and auditors."),
-        )
-    for decision in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
-        if not decision:
-            return decision
-    return ALLOW
-
-
 def _require_case_page(access: TenantAccess, case: RecoveryCase) -> None:
-    decision = case_page_decision(access, case)
+    decision = can_open_case_page(access, case)
     if not decision:
         raise PermissionDenied(decision.detail)
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from tenants.querysets import TenantOwnedManager
 
 
 class NoticeEvent(models.TextChoices):
-    CASE_OPENED = "case_opened", "A recovery case was opened for your account"
-    CASE_APPROVED = "case_approved", "A recovery of your account was approved"
-    ARTIFACT_ISSUED = "artifact_issued", "A recovery link or pass was sent"
-    EXECUTED = "executed", "Your account was recovered"
+    CASE_OPENED = "case_opened", _("A recovery case was opened for your account")
+    CASE_APPROVED = "case_approved", _("A recovery of your account was approved")
+    ARTIFACT_ISSUED = "artifact_issued", _("A recovery link or pass was sent")
+    EXECUTED = "executed", _("Your account was recovered")
 
 
 class NoticeStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
 
 
 class OwnerNotice(models.Model):

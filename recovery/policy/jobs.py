@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tenants.access import TenantAccess, access_in
-from tenants.choices import Role
+from tenants.access import access_in
 from tenants.jobs import Progress
 from tenants.models import BackgroundJob
-from tenants.policies import ALLOW, Decision, enforce
+from tenants.policies import enforce
 from tenants.rls import tenant_scope
 
+from .policies import can_read_policy
 from .simulate import (
     SimulationReport,
     replay_cases,
@@ -27,21 +27,6 @@ from .simulate import (
 
 SIMULATE_KIND = "policy.simulate"
 CHUNK_SIZE = 200  # cases replayed per transaction
-POLICY_READERS = frozenset({Role.TENANT_ADMIN, Role.SECURITY_OFFICER, Role.AUDITOR})
-
-
-def can_read_policy(access: TenantAccess | None) -> Decision:
-    """The policy, its versions, validation and simulation: the tenant's admins, security
-    officers and auditors."""
-    if access is None:
-        return Decision(False, "tenant.no_access", "You have no access to this tenant.")
-    if not access.roles & POLICY_READERS:
-        return Decision(
-            False,
-            "policy.read_forbidden",
-            "The policy is for the tenant's admins, security officers and auditors.",
-        )
-    return ALLOW
 
 
 def simulation_params(*, text: str, days: int) -> dict[str, Any]:

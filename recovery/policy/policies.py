@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tenants.access import TenantAccess
+from tenants.choices import Role
 from tenants.models import User
 from tenants.policies import ALLOW, Decision
 
@@ -38,5 +40,22 @@ def can_approve_activation(*, approver: User, version: PolicyVersion) -> Decisio
             False,
             "sod.same_person",
             "The same person under another account cannot approve their own policy change.",
+        )
+    return ALLOW
+
+
+POLICY_READERS = frozenset({Role.TENANT_ADMIN, Role.SECURITY_OFFICER, Role.AUDITOR})
+
+
+def can_read_policy(access: TenantAccess | None) -> Decision:
+    """The policy, its versions, validation and simulation: the tenant's admins, security
+    officers and auditors."""
+    if access is None:
+        return Decision(False, "tenant.no_access", "You have no access to this tenant.")
+    if not access.roles & POLICY_READERS:
+        return Decision(
+            False,
+            "policy.read_forbidden",
+            "The policy is for the tenant's admins, security officers and auditors.",
         )
     return ALLOW

@@ -33,8 +33,9 @@ from tenants.stepup import step_up_verify
 from .choices import PolicyStatus
 from .errors import PolicyError, PolicyInvalid
 from .forms import DiffForm, PolicyEditorForm
-from .jobs import SIMULATE_KIND, can_read_policy, simulation_params
+from .jobs import SIMULATE_KIND, simulation_params
 from .models import PolicyVersion
+from .policies import can_read_policy
 from .rules import DEFAULT_POLICY_FILE
 from .selectors import policy_version_get_visible, policy_version_list
 from .services import policy_activation_approve, policy_activation_request, policy_draft_create

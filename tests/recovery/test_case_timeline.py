@@ -98,7 +98,17 @@ def test_context_only_facts_and_unknown_actions_still_read(acme):
         summarise("verification.signal_rejected", {"class": "context", "method": "dob"}, "a")
         == "Kept as context only, not evidence: dob (None)"
     )
-    assert summarise("case.note_added", {}, "alice") == "case.note_added by alice"
+    assert summarise("case.note_added", {}, "alice") == "Note added by alice"
+    assert summarise("case.unheard_of", {}, "alice") == "case.unheard_of by alice"
+
+
+def test_summaries_follow_the_active_language():
+    from django.utils import translation
+
+    with translation.override("es"):
+        summary = summarise("case.cancelled", {"reason": "duplicado"}, "ana")
+    assert summary != "Cancelled by ana: 'duplicado'"
+    assert "ana" in summary and "'duplicado'" in summary
 
 
 def test_another_tenants_case_is_not_found(acme, globex, agent):
