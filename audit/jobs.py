@@ -11,6 +11,8 @@ import json
 import os
 import re
 import secrets
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -128,3 +130,14 @@ def audit_export_run(job: BackgroundJob, progress: Progress) -> dict[str, Any]:
         "events": done,
         "filename": f"audit-{job.tenant.slug}-{stamp}.ndjson",
     }
+
+
+def exports_prune(*, older_than: timedelta) -> int:
+    """Delete every tenant's export files last written more than `older_than` ago."""
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for path in Path(settings.CONSOLE_EXPORT_DIR).glob("*/*.ndjson"):
+        if _STORED_NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

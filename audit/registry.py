@@ -33,7 +33,9 @@ ACTIONS: dict[str, str] = {
     # audit trail itself
     "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
     "audit.verified": "A verification run finished; its data counts chains checked and broken.",
-    "audit.exported": "Someone exported the tenant's trail (API NDJSON); data carries the filters.",
+    "audit.exported": (
+        "Someone exported the tenant's trail as NDJSON (API or console); data carries the filters."
+    ),
     # protected accounts and their contact methods (synced from a system of record)
     "account.created": "A protected account was created or imported.",
     "account.updated": "A sync changed a protected account's authoritative attributes.",

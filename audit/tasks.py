@@ -1,7 +1,10 @@
 from celery import shared_task
 from django.db import transaction
 
+from tenants.jobs import JOB_RETENTION
+
 from .context import Actor
+from .jobs import exports_prune
 from .services import record
 from .verify import verify_all
 
@@ -28,3 +31,9 @@ def audit_verify_task() -> dict[str, int]:
             data={"chains": len(reports), "broken": len(broken)},
         )
     return {"chains": len(reports), "broken": len(broken)}
+
+
+@shared_task(acks_late=True)
+def audit_export_prune_task() -> int:
+    """Delete console export files older than the jobs that made them (JOB_RETENTION)."""
+    return exports_prune(older_than=JOB_RETENTION)

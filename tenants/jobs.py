@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -30,6 +31,8 @@ Progress = Callable[[int, int], None]
 Runner = Callable[[BackgroundJob, Progress], dict[str, Any]]
 
 _RUNNERS: dict[str, Runner] = {}
+# Jobs, their results and the files they wrote are kept this long (pruned hourly by beat).
+JOB_RETENTION = timedelta(hours=24)
 FAILED_MESSAGE = "The job stopped on an unexpected error; it has been logged. Try again."
 
 

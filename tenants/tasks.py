@@ -3,8 +3,9 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from .jobs import job_run
-from .models import StepUpUse
+from .jobs import JOB_RETENTION, job_run
+from .models import BackgroundJob, StepUpUse
+from .rls import system_scope
 from .stepup import PROOF_MAX_AGE
 
 
@@ -20,3 +21,12 @@ def step_up_prune_task() -> int:
 def background_job_run_task(job_id: int, tenant_id: int) -> None:
     """Run one console job (acknowledged on receipt: a job is a read, started again by hand)."""
     job_run(job_id, tenant_id)
+
+
+@shared_task(acks_late=True)
+def background_job_prune_task() -> int:
+    """Forget console jobs (and their stored results) a day after they started."""
+    cutoff = timezone.now() - JOB_RETENTION
+    with system_scope():
+        deleted, _ = BackgroundJob.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

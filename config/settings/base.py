@@ -233,6 +233,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
     },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
+    "console-job-prune": {"task": "tenants.tasks.background_job_prune_task", "schedule": 3600.0},
+    "audit-export-prune": {"task": "audit.tasks.audit_export_prune_task", "schedule": 3600.0},
     "idempotency-prune": {"task": "api.tasks.idempotency_prune_task", "schedule": 3600.0},
     # Expired artifacts are refused at use whatever happens; this sweep also revokes them and
     # ends the connector's temporary access, within one interval of expiry.

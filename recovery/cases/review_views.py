@@ -28,7 +28,12 @@ from tenants.stepup import step_up_verify
 from .choices import CaseStatus
 from .choices import Decision as ApprovalDecision
 from .models import RecoveryCase
-from .policies import can_review_case, can_use_approval_queue, can_use_security_queue
+from .policies import (
+    can_read_case_evidence,
+    can_review_case,
+    can_use_approval_queue,
+    can_use_security_queue,
+)
 from .review_forms import DecisionForm
 from .review_selectors import (
     APPROVAL_SLA,
@@ -154,6 +159,11 @@ def _render_review(
     context = _decision_context(request, case, forms)
     context["review"] = case_review(tenant=request.tenant, case=case)
     context["sla"] = _sla_hours()
+    context["may_read_files"] = bool(
+        can_read_case_evidence(
+            request.tenant_access, route=case.route, tier=case.tier, case_type=case.case_type
+        )
+    )
     return render(request, "console/review/case.html", context)
 
 

@@ -397,3 +397,19 @@ def test_export_stops_and_leaves_no_file_when_the_reader_loses_the_role(
     assert job.done == 2
     assert list(exports.joinpath(str(acme.pk)).iterdir()) == []
     assert not AuditEvent.objects.filter(tenant=acme, action="audit.exported").exists()
+
+
+def test_export_files_older_than_a_day_are_pruned(acme, auditor, exports):
+    import os
+    import time
+
+    from audit.tasks import audit_export_prune_task
+
+    old = run_export(signed_in_client(auditor), acme, {})
+    fresh = run_export(signed_in_client(auditor), acme, {})
+    old_file = exports / str(acme.pk) / old.result["file"]
+    day_ago = time.time() - 25 * 3600
+    os.utime(old_file, (day_ago, day_ago))
+    assert audit_export_prune_task() == 1
+    assert not old_file.exists()
+    assert (exports / str(acme.pk) / fresh.result["file"]).exists()

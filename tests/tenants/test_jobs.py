@@ -126,3 +126,20 @@ def test_only_the_creator_sees_a_job_and_other_tenants_get_a_404(acme, globex, c
     outsider = signed_in_client(staff(Role.AUDITOR, tenant=globex))
     assert outsider.get(f"/t/{globex.slug}/jobs/{job.pk}/").status_code == 404
     assert signed_in_client(owner).get(f"/t/{acme.slug}/jobs/{job.pk}/").status_code == 200
+
+
+def test_jobs_older_than_a_day_are_pruned(acme, counting_kind):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.tasks import background_job_prune_task
+
+    user = staff(Role.AUDITOR, tenant=acme)
+    old = job_start(actor=user, tenant=acme, kind="test.count", params={"n": 1})
+    fresh = job_start(actor=user, tenant=acme, kind="test.count", params={"n": 1})
+    BackgroundJob.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    assert background_job_prune_task() == 1
+    assert list(BackgroundJob.objects.values_list("pk", flat=True)) == [fresh.pk]
