@@ -59,10 +59,13 @@ def test_catalogue_formats_are_consistent(language):
 
 
 def _messages(catalogue: polib._BaseFile) -> dict[tuple[str | None, str], object]:
+    """Translated entries by (context, msgid); a .mo holds only those (and no fuzzy ones)."""
     return {
         (entry.msgctxt, entry.msgid): entry.msgstr_plural or entry.msgstr
         for entry in catalogue
-        if entry.translated() and not entry.obsolete
+        if (entry.msgstr or entry.msgstr_plural)
+        and not getattr(entry, "obsolete", False)
+        and "fuzzy" not in getattr(entry, "flags", ())
     }
 
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import models
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from audit.models import AuditEvent
+from tenants.choices import CaseType
 
-from .choices import CaseStatus
+from .choices import CaseStatus, Channel, Route
 
 MAX_QUOTE = 120
 
@@ -59,22 +61,27 @@ def _when(value: Any) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else str(value)
 
 
+def _label(choices: type[models.TextChoices], value: Any) -> str:
+    """The translated label of a recorded choice value; the value itself if no longer known."""
+    return str(choices(value).label) if value in choices.values else str(value)
+
+
 def _status(value: Any) -> str:
-    return str(CaseStatus(value).label).lower() if value in CaseStatus.values else str(value)
+    return _label(CaseStatus, value).lower()
 
 
 def _opened(data: dict[str, Any], actor: str) -> str:
     values = {
         "tier": data.get("tier"),
-        "type": data.get("case_type"),
-        "channel": data.get("channel"),
-        "route": data.get("route"),
+        "type": _label(CaseType, data.get("case_type")),
+        "channel": _label(Channel, data.get("channel")),
+        "route": _label(Route, data.get("route")),
     }
     if data.get("repeat_attempt"):
-        return _("Opened as %(tier)s %(type)s by %(channel)s; route %(route)s; repeat attempt") % (
+        return _("Opened as %(tier)s “%(type)s” via %(channel)s (%(route)s); repeat attempt") % (
             values
         )
-    return _("Opened as %(tier)s %(type)s by %(channel)s; route %(route)s") % values
+    return _("Opened as %(tier)s “%(type)s” via %(channel)s (%(route)s)") % values
 
 
 def _accepted(data: dict[str, Any], actor: str) -> str:
@@ -126,11 +133,13 @@ def _status_changed(data: dict[str, Any], actor: str) -> str:
 
 
 def _tier_raised(data: dict[str, Any], actor: str) -> str:
-    return _("Tier raised %(old)s → %(new)s; %(voided)s approval(s) voided") % {
-        "old": data.get("from"),
-        "new": data.get("to"),
-        "voided": data.get("approvals_voided", 0),
-    }
+    voided = int(data.get("approvals_voided") or 0)
+    text = ngettext(
+        "Tier raised %(old)s → %(new)s; %(voided)d approval voided",
+        "Tier raised %(old)s → %(new)s; %(voided)d approvals voided",
+        voided,
+    )
+    return text % {"old": data.get("from"), "new": data.get("to"), "voided": voided}
 
 
 def _cancelled(data: dict[str, Any], actor: str) -> str:

@@ -74,7 +74,7 @@ def test_the_page_shows_header_checklist_contacts_and_timeline(acme):
     assert f"Case {s.case.pk}: {s.account.display_name}" in body
     assert "Password reset" in body and "Collecting evidence" in body and "Tier T0" in body
     assert "Still needed" in body and "Evidence: 1 more distinct signal class from" in body
-    assert "Opened as T0 password_reset by phone" in body  # the timeline
+    assert "Opened as T0 “Password reset” via Phone" in body  # the timeline
     assert "Send a code to Mobile phone ***01" in body and "j***@example.test" in body
     assert MOBILE not in body and EMAIL not in body
 

@@ -60,7 +60,7 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     ]
     summaries = [entry.summary for entry in timeline]
     assert summaries[:3] == [
-        "Opened as T1 mfa_reset by phone; route standard",
+        "Opened as T1 “MFA reset” via Phone (Standard queue)",
         "Signal S2 (sms_code) rejected: sim_change_recent",
         "Alert for the security queue: sim_swap_recovery_attempt",
     ]
