@@ -138,8 +138,6 @@ def test_jobs_older_than_a_day_are_pruned(acme, counting_kind):
     user = staff(Role.AUDITOR, tenant=acme)
     old = job_start(actor=user, tenant=acme, kind="test.count", params={"n": 1})
     fresh = job_start(actor=user, tenant=acme, kind="test.count", params={"n": 1})
-    BackgroundJob.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - timedelta(hours=25)
-    )
+    BackgroundJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
     assert background_job_prune_task() == 1
     assert list(BackgroundJob.objects.values_list("pk", flat=True)) == [fresh.pk]
