@@ -17,8 +17,8 @@ from tenants.choices import Role
 
 from ..conftest import signed_in_client
 from ..factories import active_grant, make_account, make_account_with, staff
+from ..pages import page
 from ..recovery.casework import contact
-from ..tenants.test_console import page
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ from tenants.services import membership_revoke
 
 from ..conftest import signed_in_client
 from ..factories import make_account, operator, staff
-from ..tenants.test_console import page
+from ..pages import page
 
 pytestmark = pytest.mark.django_db
 

@@ -19,6 +19,7 @@ from tenants.choices import Role
 
 from ..conftest import signed_in_client
 from ..factories import make_account, make_account_with, staff
+from ..pages import page
 from ..recovery.casework import contact, signal
 from ..recovery.challenges.helpers import (
     EMAIL,
@@ -29,7 +30,6 @@ from ..recovery.challenges.helpers import (
     open_managed_case,
 )
 from ..recovery.execution.helpers import owner_email, ready_case
-from ..tenants.test_console import page
 from .test_agent_workspace import assert_no_secret_inputs, typed_fields
 
 pytestmark = pytest.mark.django_db

@@ -31,8 +31,8 @@ from tenants.services import membership_change_role
 
 from ..conftest import signed_in_client
 from ..factories import operator, staff, step_up, totp_token
+from ..pages import page
 from ..recovery.casework import approved, submitted
-from ..tenants.test_console import page
 
 pytestmark = pytest.mark.django_db
 

@@ -22,9 +22,9 @@ from tenants.choices import Role
 
 from ..conftest import signed_in_client
 from ..factories import active_grant, make_account_with, staff, totp_token
+from ..pages import page
 from ..recovery.casework import contact, decide, signal, submitted
 from ..recovery.execution.helpers import owner_email, ready_case
-from ..tenants.test_console import page
 
 pytestmark = pytest.mark.django_db
 
