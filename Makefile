@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/case_list_scale.py
 	$(BIN)/python bench/revocation.py
+	$(BIN)/python bench/console_scale.py
 
 # The pinned schema is generated as the tests see it: on PostgreSQL (integer limits differ).
 schema: install
