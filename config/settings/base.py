@@ -267,7 +267,7 @@ LOGGING = {
 # Evidence attachments: stored outside the web root, served only through a permission check.
 EVIDENCE_STORAGE_DIR = env.path("EVIDENCE_STORAGE_DIR", default=VAR_DIR / "evidence")
 EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
-CONSOLE_EXPORT_DIR = VAR_DIR / "exports"
+CONSOLE_EXPORT_DIR = env.path("CONSOLE_EXPORT_DIR", default=VAR_DIR / "exports")
 
 # Owner messages: email through Django's backend (SMTP in production: EMAIL_URL), SMS and voice
 # through SMS_PROVIDER (the default writes JSON lines to SMS_OUTBOX_PATH for development).
