@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench schema messages clean
+.PHONY: install run test lint bench schema messages screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: install
 schema: install
 	@scripts/services.sh
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+# Refresh docs/screenshots/ (the README shows them) from the browser tests.
+screenshots: install
+	@scripts/services.sh
+	SCREENSHOTS=docs $(BIN)/python -m pytest tests/browser/test_screenshots.py -q
 
 # Spanish and French catalogues: refresh from the source, translate the new entries, compile.
 # tests/test_i18n.py fails while any string is untranslated or a .mo is stale.

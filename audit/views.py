@@ -169,13 +169,13 @@ def audit_case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse
     events = audit_event_list(tenant=request.tenant).filter(
         target_type=CASE_LABEL, target_id=str(case_id)
     )
-    first = events.order_by("seq").first()
-    if first is None:  # no case of this tenant has that id: as missing as another tenant's
+    latest = events.order_by("-seq").first()
+    if latest is None:  # no case of this tenant has that id: as missing as another tenant's
         raise CrossTenantNotFound(CASE_LABEL, case_id)
     page = seq_page(events, CursorForm(request.GET).cursor(), newest_first=False)
     context = {
         "case_id": case_id,
-        "case_repr": first.target_repr,
+        "case_repr": latest.target_repr,  # as the case last stood in the trail
         "page": page,
         "links": _page_links(request, page, newest_first=False),
     }
