@@ -345,3 +345,42 @@ def check(result: Result, what: str) -> None:
         raise SystemExit(
             f"{what}: unexpected answers {result.failures}, e.g. {result.sample_failure!r}"
         )
+
+
+def interleaved_rounds(
+    send: Callable[[Any, int], Any],
+    tag: Callable[[int], str],
+    *,
+    combos: int,
+    requests_per_combo: int,
+    rounds: int,
+    warmup: int,
+    concurrency: int,
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Warm up, then `rounds` rounds in which every combination (database, query or page) takes
+    its turn request by request; each tag's p95 and p50 per round, in milliseconds."""
+    check(
+        load(send, requests_total=warmup * combos, concurrency=concurrency, expect=200), "warm-up"
+    )
+    say(
+        f"load: {requests_per_combo} requests per round and combination, interleaved; "
+        f"{concurrency} client connections"
+    )
+    p95: dict[str, list[float]] = {}
+    p50: dict[str, list[float]] = {}
+    for r in range(rounds):
+        result = load(
+            send,
+            requests_total=requests_per_combo * combos,
+            concurrency=concurrency,
+            expect=200,
+            tag=tag,
+        )
+        check(result, f"round {r + 1}")
+        line = []
+        for key, latencies in sorted(result.by_tag.items()):
+            p95.setdefault(key, []).append(percentile(latencies, 95))
+            p50.setdefault(key, []).append(percentile(latencies, 50))
+            line.append(f"{key.replace('|', ' ')} {p95[key][-1]:.1f}")
+        say(f"round {r + 1}/{rounds} p95 ms: {', '.join(line)}")
+    return p95, p50

@@ -168,31 +168,15 @@ def main() -> None:
             size, label, _ = combos[n % len(combos)]
             return f"{size}|{label}"
 
-        warm = _http.load(
-            send, requests_total=args.warmup * len(combos), concurrency=args.concurrency, expect=200
+        p95, p50 = _http.interleaved_rounds(
+            send,
+            tag,
+            combos=len(combos),
+            requests_per_combo=args.requests,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            concurrency=args.concurrency,
         )
-        _http.check(warm, "warm-up")
-        _setup.say(
-            f"load: {args.requests} requests per round, query and database, interleaved; "
-            f"{args.concurrency} client connections"
-        )
-        p95: dict[str, list[float]] = {}
-        p50: dict[str, list[float]] = {}
-        for r in range(args.rounds):
-            result = _http.load(
-                send,
-                requests_total=args.requests * len(combos),
-                concurrency=args.concurrency,
-                expect=200,
-                tag=tag,
-            )
-            _http.check(result, f"round {r + 1}")
-            line = []
-            for key, latencies in sorted(result.by_tag.items()):
-                p95.setdefault(key, []).append(_http.percentile(latencies, 95))
-                p50.setdefault(key, []).append(_http.percentile(latencies, 50))
-                line.append(f"{key.replace('|', ' ')} p95 {p95[key][-1]:.1f} ms")
-            _setup.say(f"round {r + 1}/{args.rounds}: {', '.join(line)}")
 
     ratios = {}
     for label in queries:
