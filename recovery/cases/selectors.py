@@ -5,10 +5,13 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from audit.models import AuditEvent
-from tenants.choices import CaseType
+from tenants.access import TenantAccess
+from tenants.choices import CaseType, Role
 from tenants.exceptions import CrossTenantNotFound
-from tenants.models import Tenant
+from tenants.models import Tenant, User
 
+from ..models import ProtectedAccount
+from .choices import OPEN_STATUSES, Route
 from .models import Approval, RecoveryCase
 from .timeline import TimelineEntry, timeline_entry
 
@@ -75,3 +78,24 @@ def approval_list(*, tenant: Tenant) -> QuerySet[Approval]:
         .select_related("approver")
         .order_by("-created_at", "-pk")
     )
+
+
+def cases_open_for(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    """Open cases `actor` opened and may still work: the route, and a grant's tiers and types,
+    as `can_work_case` decides them."""
+    cases = case_list(tenant=tenant).filter(opened_by=actor, status__in=OPEN_STATUSES)
+    if Role.SECURITY_OFFICER not in access.roles:
+        cases = cases.exclude(route=Route.SECURITY)
+    if access.tiers is not None:
+        cases = cases.filter(tier__in=access.tiers)
+    if access.case_types is not None:
+        cases = cases.filter(case_type__in=access.case_types)
+    return cases
+
+
+def account_cases(
+    *, tenant: Tenant, account: ProtectedAccount, exclude: int | None = None
+) -> QuerySet[RecoveryCase]:
+    """The cases on one account, newest first: the prior attempts an agent keeps in view."""
+    cases = case_list(tenant=tenant).filter(account=account)
+    return cases.exclude(pk=exclude) if exclude else cases

@@ -29,10 +29,10 @@ from django.views.decorators.http import require_POST
 from django.views.defaults import permission_denied
 
 from tenants.access import TenantAccess
-from tenants.choices import CaseType, Role
+from tenants.choices import CaseType
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError, PolicyDenied
-from tenants.models import Tenant, User
+from tenants.models import Tenant
 from tenants.policies import Decision, can_work_case_type, can_work_tier
 
 from ..api.filters import AccountFilter
@@ -49,7 +49,7 @@ from ..models import ProtectedAccount
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from ..selectors import account_get_visible, account_list
-from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult, Route
+from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult
 from .execution import case_close, case_execute, case_manual_step_record
 from .forms import (
     EVIDENCE_METHODS,
@@ -73,7 +73,13 @@ from .policies import (
     can_read_case_evidence,
     can_work_case,
 )
-from .selectors import case_get_for_change, case_get_visible, case_list, case_timeline
+from .selectors import (
+    account_cases,
+    case_get_for_change,
+    case_get_visible,
+    case_timeline,
+    cases_open_for,
+)
 from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit, evidence_record
 from .services_evidence import attachment_add, attachment_open, note_add
 
@@ -103,27 +109,6 @@ def account_search(*, tenant: Tenant, query: str) -> QuerySet[ProtectedAccount]:
         "contact_methods", queryset=contacts_on_record(tenant), to_attr="current_contacts"
     )
     return accounts.prefetch_related(contacts)
-
-
-def cases_open_for(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
-    """Open cases `actor` opened and may still work: the route, and a grant's tiers and types,
-    as `can_work_case` decides them."""
-    cases = case_list(tenant=tenant).filter(opened_by=actor, status__in=OPEN_STATUSES)
-    if Role.SECURITY_OFFICER not in access.roles:
-        cases = cases.exclude(route=Route.SECURITY)
-    if access.tiers is not None:
-        cases = cases.filter(tier__in=access.tiers)
-    if access.case_types is not None:
-        cases = cases.filter(case_type__in=access.case_types)
-    return cases
-
-
-def account_cases(
-    *, tenant: Tenant, account: ProtectedAccount, exclude: int | None = None
-) -> QuerySet[RecoveryCase]:
-    """The cases on one account, newest first: the prior attempts an agent keeps in view."""
-    cases = case_list(tenant=tenant).filter(account=account)
-    return cases.exclude(pk=exclude) if exclude else cases
 
 
 # --- who may use which page -----------------------------------------------------------------
