@@ -63,13 +63,8 @@ def new_page(browser: Browser, live_server) -> Iterator[Callable[..., Page]]:
     contexts: list[BrowserContext] = []
 
     def open_page(**options: Any) -> Page:
-        context = browser.new_context(
-            base_url=live_server.url,
-            viewport=VIEWPORT,
-            locale="en-US",
-            timezone_id="UTC",
-            **options,
-        )
+        defaults = {"viewport": VIEWPORT, "locale": "en-US", "timezone_id": "UTC"}
+        context = browser.new_context(base_url=live_server.url, **{**defaults, **options})
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()
