@@ -218,3 +218,30 @@ def explain(role: str, database: str, tenant_id: int, sql: str) -> str:
     nodes = [line.strip().lstrip("-> ").split("  (")[0] for line in lines if "(cost=" in line]
     timing = next((line for line in lines if line.startswith("Execution Time")), "")
     return f"{' > '.join(nodes[:4])}; {timing}"
+
+
+def report_large_vs_small(
+    name: str,
+    labels: list[str],
+    p95: dict[str, list[float]],
+    p50: dict[str, list[float]],
+    target: float,
+) -> None:
+    """Each label's median p95 (and p50) in the large database against the small one, then the
+    BENCH line on the label whose large/small ratio is worst."""
+    ratios = {}
+    for label in labels:
+        small, large = (_setup.median(p95[f"{size}|{label}"]) for size in ("small", "large"))
+        ratios[label] = (large, small, large / small)
+        print(
+            f"{label}: p95 {large:.1f} ms large vs {small:.1f} ms small "
+            f"(ratio {large / small:.2f}); p50 {_setup.median(p50[f'large|{label}']):.1f} "
+            f"vs {_setup.median(p50[f'small|{label}']):.1f} ms"
+        )
+    worst = max(ratios, key=lambda label: ratios[label][2])
+    large, small, ratio = ratios[worst]
+    print(f"verdict on the worst: {worst}")
+    print(
+        f"BENCH {name} p95_ms={large:.1f} baseline={small:.1f} ratio={ratio:.2f} "
+        f"target={target} {_setup.verdict(ratio <= target)}"
+    )

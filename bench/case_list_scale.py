@@ -178,23 +178,8 @@ def main() -> None:
             concurrency=args.concurrency,
         )
 
-    ratios = {}
-    for label in queries:
-        small, large = (_setup.median(p95[f"{size}|{label}"]) for size in ("small", "large"))
-        ratios[label] = (large, small, large / small)
-        print(
-            f"{label}: p95 {large:.1f} ms at {TENANTS * args.per_tenant} cases vs "
-            f"{small:.1f} ms at {args.small_cases} (ratio {large / small:.2f}); p50 "
-            f"{_setup.median(p50[f'large|{label}']):.1f} vs "
-            f"{_setup.median(p50[f'small|{label}']):.1f} ms"
-        )
-    worst = max(ratios, key=lambda label: ratios[label][2])
-    large, small, ratio = ratios[worst]
-    print(f"verdict on the worse query: {worst}")
-    print(
-        f"BENCH {NAME} p95_ms={large:.1f} baseline={small:.1f} ratio={ratio:.2f} "
-        f"target={TARGET} {_setup.verdict(ratio <= TARGET)}"
-    )
+    print(f"large: {TENANTS * args.per_tenant} cases; small: {args.small_cases} cases")
+    _cases.report_large_vs_small(NAME, list(queries), p95, p50, TARGET)
 
 
 if __name__ == "__main__":

@@ -483,22 +483,8 @@ def main() -> None:
                 check_html(page, measured.slug, answer.status_code, answer.text, heads[size], size)
 
     print(f"small: {totals['small']}; large: {totals['large']}")
-    ratios = {}
-    for page in pages():
-        small, large = (_setup.median(p95[f"{size}|{page.label}"]) for size in ("small", "large"))
-        ratios[page.label] = (large, small, large / small)
-        print(
-            f"{page.label}: p95 {large:.1f} ms large vs {small:.1f} ms small "
-            f"(ratio {large / small:.2f}); p50 {_setup.median(p50[f'large|{page.label}']):.1f} "
-            f"vs {_setup.median(p50[f'small|{page.label}']):.1f} ms"
-        )
-    worst = max(ratios, key=lambda label: ratios[label][2])
-    large, small, ratio = ratios[worst]
-    print(f"verdict on the worst page: {worst}; run time {time.perf_counter() - began:.0f} s")
-    print(
-        f"BENCH {NAME} p95_ms={large:.1f} baseline={small:.1f} ratio={ratio:.2f} "
-        f"target={TARGET} {_setup.verdict(ratio <= TARGET)}"
-    )
+    print(f"run time {time.perf_counter() - began:.0f} s")
+    _cases.report_large_vs_small(NAME, [page.label for page in pages()], p95, p50, TARGET)
 
 
 if __name__ == "__main__":
