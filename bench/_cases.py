@@ -245,3 +245,22 @@ def report_large_vs_small(
         f"BENCH {name} p95_ms={large:.1f} baseline={small:.1f} ratio={ratio:.2f} "
         f"target={target} {_setup.verdict(ratio <= target)}"
     )
+
+
+def serve_small_and_large(
+    role: str, small_db: str, large_db: str, *, workers: int, cleanup: _http.Cleanup
+) -> dict[str, _http.Server]:
+    """A gunicorn per database, as the restricted role; this process's connection is closed
+    first so the copies are not held open by the loader."""
+    from django.db import connection
+
+    connection.close()
+    servers = {
+        "small": _http.Server(_http.role_url(role, small_db), workers=workers),
+        "large": _http.Server(_http.role_url(role, large_db), workers=workers),
+    }
+    for label, server in servers.items():
+        cleanup.add(f"stopped gunicorn ({label}) on port {server.port}", server.stop)
+        server.start()
+        _setup.say(f"serving {label}: {server.describe()}")
+    return servers

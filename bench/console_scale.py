@@ -418,18 +418,9 @@ def main() -> None:
                 for size, database in (("small", small_db), ("large", large_db)):
                     plan = _cases.explain(role, database, measured.pk, query)
                     _setup.say(f"  EXPLAIN {label} ({kind}) {size}: {plan}")
-        from django.db import connection
-
-        connection.close()
-
-        servers = {
-            "small": _http.Server(_http.role_url(role, small_db), workers=args.workers),
-            "large": _http.Server(_http.role_url(role, large_db), workers=args.workers),
-        }
-        for label, server in servers.items():
-            cleanup.add(f"stopped gunicorn ({label}) on port {server.port}", server.stop)
-            server.start()
-            _setup.say(f"serving {label}: {server.describe()}")
+        servers = _cases.serve_small_and_large(
+            role, small_db, large_db, workers=args.workers, cleanup=cleanup
+        )
 
         import requests
         from django.conf import settings
