@@ -38,6 +38,12 @@ class ProtectedAccount(models.Model):
     person_id = models.UUIDField(
         null=True, blank=True, db_index=True, help_text="Set when the subject is also staff."
     )
+    enrolment_reference = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="Reference of the identity-proofing record made at enrolment, from the "
+        "system of record; a proofing verdict must name the same one (R-05).",
+    )
     source = models.CharField(max_length=100, blank=True, help_text="System of record.")
     restricted_until = models.DateTimeField(
         null=True,
@@ -132,3 +138,4 @@ from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401
 from .notifications.models import OwnerNotice  # noqa: E402,F401
 from .policy.models import PolicyVersion  # noqa: E402,F401
+from .proofing.models import AttendedSession, ProofingSession  # noqa: E402,F401

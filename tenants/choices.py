@@ -8,6 +8,7 @@ class Role(models.TextChoices):
     SECURITY_OFFICER = "security_officer", _("Security officer")
     TENANT_ADMIN = "tenant_admin", _("Tenant admin")
     AUDITOR = "auditor", _("Auditor")
+    TRUSTED_REFEREE = "trusted_referee", _("Trusted referee")
 
 
 class Tier(models.TextChoices):

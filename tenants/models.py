@@ -99,6 +99,11 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=32, choices=Role.choices)
     is_active = models.BooleanField(default=True)
+    certified_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="trusted_referee: the referee's certification is current until then (R-09).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantOwnedManager()

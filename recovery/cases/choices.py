@@ -14,6 +14,7 @@ class CaseStatus(models.TextChoices):
     EXPIRED = "expired", _("Expired")
     FROZEN = "frozen", _("Frozen")
     REVERTED = "reverted", _("Reverted")
+    REJECTED = "rejected", _("Rejected (identity proofing did not match the enrolment record)")
 
 
 OPEN_STATUSES = frozenset(
@@ -26,7 +27,13 @@ OPEN_STATUSES = frozenset(
 )
 # A case that ended this way makes the next one on the account a repeat attempt (R-52).
 ABANDONED_STATUSES = frozenset(
-    {CaseStatus.DENIED, CaseStatus.CANCELLED, CaseStatus.EXPIRED, CaseStatus.FROZEN}
+    {
+        CaseStatus.DENIED,
+        CaseStatus.CANCELLED,
+        CaseStatus.EXPIRED,
+        CaseStatus.FROZEN,
+        CaseStatus.REJECTED,
+    }
 )
 
 
@@ -57,6 +64,29 @@ class EvidenceResult(models.TextChoices):
     ACCEPTED = "accepted", _("Accepted")
     REJECTED = "rejected", _("Rejected")
     CONTEXT = "context", _("Stored as context, not evidence")
+
+
+class Verifier(models.TextChoices):
+    """The code that checked a claim; only a verifier creates an accepted signal."""
+
+    CHALLENGE = "challenge", _("One-time code read back, or link confirmed, by the owner")
+    ATTESTATION = "attestation", _("Attestation given in the attester's own session")
+    PROOFING_PROVIDER = "proofing_provider", _("Signed verdict of an identity-proofing provider")
+    ATTENDED_SESSION = "attended_session", _("Attended session run by a trusted referee")
+    OWNER_PORTAL = "owner_portal", _("Owner portal (saved recovery code, bound authenticator)")
+    # Rows accepted before verifiers existed: kept for the record, never counted.
+    LEGACY_ASSERTION = "legacy_assertion", _("Asserted before verifiers existed (not counted)")
+
+
+# Verifiers built so far: an accepted row must name one of these (and its record).
+COUNTING_VERIFIERS = frozenset(
+    {
+        Verifier.CHALLENGE,
+        Verifier.ATTESTATION,
+        Verifier.PROOFING_PROVIDER,
+        Verifier.ATTENDED_SESSION,
+    }
+)
 
 
 class Decision(models.TextChoices):

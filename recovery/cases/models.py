@@ -8,7 +8,16 @@ from django.db.models import F, Q
 from tenants.choices import CaseType, Tier
 from tenants.querysets import TenantOwnedManager
 
-from .choices import CaseStatus, Channel, Decision, EvidenceResult, Route, SignalClass
+from .choices import (
+    COUNTING_VERIFIERS,
+    CaseStatus,
+    Channel,
+    Decision,
+    EvidenceResult,
+    Route,
+    SignalClass,
+    Verifier,
+)
 
 
 class RecoveryCase(models.Model):
@@ -46,6 +55,16 @@ class RecoveryCase(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
+    taken_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The human agent working the case; empty while an AI-drafted case waits "
+        "for one (no notice or challenge leaves until then, R-66).",
+    )
+    taken_at = models.DateTimeField(null=True, blank=True)
     revision = models.PositiveIntegerField(default=1, help_text="Bumped by every change.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -91,8 +110,30 @@ class Evidence(models.Model):
     )
     collected_at = models.DateTimeField(auto_now_add=True)
     digest = models.CharField(max_length=64, help_text="sha256 of the evidence as recorded.")
+    verifier = models.CharField(
+        max_length=24,
+        choices=Verifier.choices,
+        blank=True,
+        help_text="The code that checked the claim; empty for context and refusals.",
+    )
+    verifier_ref = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Id of the verifier's record (challenge, proofing or attended session).",
+    )
 
     objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            # Nothing counts because someone says so: an accepted row names its verifier.
+            models.CheckConstraint(
+                condition=~Q(result=EvidenceResult.ACCEPTED)
+                | Q(verifier__in=sorted(COUNTING_VERIFIERS), verifier_ref__isnull=False)
+                | Q(verifier=Verifier.LEGACY_ASSERTION),
+                name="evidence_accepted_has_verifier",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.signal_class} {self.method} {self.result}"

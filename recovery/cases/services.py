@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,11 +27,11 @@ from ..artifacts.services import artifacts_revoke_for_case
 from ..choices import PHONE_KINDS, ProofingLevel
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.explain import route_for
-from ..policy.floors import classify_method
 from ..policy.rules import Requirements, TenantPolicy
 from ..policy.selectors import policy_active
 from .choices import (
     ABANDONED_STATUSES,
+    COUNTING_VERIFIERS,
     CaseStatus,
     Channel,
     EvidenceResult,
@@ -41,12 +41,16 @@ from .choices import (
 from .choices import (
     Decision as ApprovalDecision,
 )
+from .masking import mask_secrets
+from .methods import method_get
 from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
 from .policies import can_work_case
 
 _TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 CHANNEL_CLASSES = frozenset({SignalClass.S2, SignalClass.S3})
 MIN_JUSTIFICATION = 30
+# R-06: the only evidence that recovers a T2 account proofed at IAL3.
+ONSITE_BIOMETRIC_METHOD = "attended_onsite"
 # Anti-rubber-stamping (R-26), our choices: a cap per approver, and an alert when one approver
 # clears many cases of one opener in a short time.
 APPROVALS_PER_HOUR = 30
@@ -199,110 +203,207 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def evidence_record(
+@dataclass(frozen=True)
+class VerifiedSignal:
+    """What a verifier checked, and the id of its record: the only input of an accepted row.
+
+    Built by the verifiers alone (challenges, attestations, proofing verdicts, attended
+    sessions); no request field, form or API key reaches it.
+    """
+
+    method: str
+    verifier: str
+    verifier_ref: int
+    contact_method: ContactMethod | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _signal_refusal(case: RecoveryCase, signal: VerifiedSignal, req: Requirements) -> str:
+    """Why a verified signal still does not count for this case ("" when it does)."""
+    method = method_get(signal.method)
+    if method is None or not method.available or method.verifier != signal.verifier:
+        return "method_not_in_catalogue"
+    if method.signal_class in CHANNEL_CLASSES and (
+        problem := _channel_problem(case, signal.contact_method, req)
+    ):
+        return problem
+    if method.signal_class not in req.accepted_classes:
+        return "class_not_accepted"
+    if method.name not in req.accepted_methods:
+        return "method_not_accepted"
+    return ""
+
+
+def _evidence_write(
     *,
-    actor: User,
     case: RecoveryCase,
     signal_class: str,
     method: str,
-    verified: bool,
+    result: str,
+    reason: str,
+    collected_by: User,
+    who: Actor,
     contact_method: ContactMethod | None = None,
-    caller_supplied_destination: str = "",
     details: dict[str, Any] | None = None,
+    verifier: str = "",
+    verifier_ref: int | None = None,
 ) -> Evidence:
-    """Record one signal; the server decides whether it counts, with a reason code if not.
-
-    Knowledge facts are kept as context and never count (R-02); a destination the caller
-    dictated is never a channel (R-03); recent contact changes and SIM swaps disqualify a
-    channel (R-04).
-    """
-    enforce(ai_blocked(actor, "record or accept evidence"))
+    """Store one evidence row on the locked case and record its event (same transaction)."""
     details = dict(details or {})
+    evidence = Evidence(
+        tenant=case.tenant,
+        case=case,
+        signal_class=signal_class,
+        method=method[:64],
+        result=result,
+        reason_code=reason,
+        contact_method=contact_method
+        if contact_method and not reason.startswith("channel_not")
+        else None,
+        contact_hint=contact_method.masked if contact_method else "",
+        details=details,
+        collected_by=collected_by,
+        verifier=verifier,
+        verifier_ref=verifier_ref,
+    )
+    evidence.digest = _digest(
+        {
+            "case": case.pk,
+            "class": signal_class,
+            "method": evidence.method,
+            "result": result,
+            "reason": reason,
+            "contact": evidence.contact_method_id,
+            "details": details,
+            "by": collected_by.pk,
+            "verifier": verifier,
+            "verifier_ref": verifier_ref,
+        }
+    )
+    evidence.save()
+    case.revision += 1
+    case.save(update_fields=["revision", "updated_at"])
+    record(
+        action="verification.signal_accepted"
+        if result == EvidenceResult.ACCEPTED
+        else "verification.signal_rejected",
+        actor=who,
+        tenant=case.tenant,
+        target=case,
+        data={
+            "evidence": evidence.pk,
+            "digest": evidence.digest,
+            "class": signal_class,
+            "method": evidence.method,
+            "reason": reason,
+            "verifier": verifier,
+            "verifier_ref": verifier_ref,
+            "contact": evidence.contact_hint,
+            "sim_changed_at": contact_method.sim_changed_at if contact_method else None,
+            "contact_source": contact_method.source if contact_method else "",
+        },
+    )
+    if reason == "sim_change_recent":
+        _alert(case, "sim_swap_recovery_attempt", evidence=evidence.pk)
+    return evidence
+
+
+def evidence_from_verifier(
+    *, case: RecoveryCase, signal: VerifiedSignal, collected_by: User, who: Actor
+) -> Evidence:
+    """The evidence a verifier's check stands for: accepted, or rejected with a reason code.
+
+    Called only by verifiers, inside their transaction with the case row locked and
+    `collecting_evidence` checked. Even a verified signal is rejected when its method is not in
+    the catalogue or the tenant's policy, or its channel is one R-03/R-04 excludes now.
+    """
+    req = _requirements(case)
+    method = method_get(signal.method)
+    reason = _signal_refusal(case, signal, req)
+    return _evidence_write(
+        case=case,
+        signal_class=method.signal_class if method else SignalClass.CONTEXT,
+        method=signal.method,
+        result=EvidenceResult.REJECTED if reason else EvidenceResult.ACCEPTED,
+        reason=reason,
+        collected_by=collected_by,
+        who=who,
+        contact_method=signal.contact_method,
+        details=signal.details,
+        verifier=signal.verifier,
+        verifier_ref=signal.verifier_ref,
+    )
+
+
+CONTEXT_TOPIC_MAX = 64
+CONTEXT_STATEMENT_MAX = 2000
+
+
+def context_record(*, actor: User, case: RecoveryCase, topic: str, statement: str) -> Evidence:
+    """Keep a fact the caller gave (a name, a date, a ticket number) as context, never evidence.
+
+    Context never counts toward the policy (R-02), whatever the topic says. Secrets in the
+    statement are masked before storage (R-49), and a masked one is recorded as
+    `policy.violation` (`secret_in_notes`).
+    """
+    enforce(ai_blocked(actor, "record evidence"))
+    topic, statement = topic.strip(), statement.strip()
+    problems = {}
+    if not topic or len(topic) > CONTEXT_TOPIC_MAX or "\x00" in topic:
+        problems["topic"] = [f"Name the fact in 1 to {CONTEXT_TOPIC_MAX} characters."]
+    if not statement or len(statement) > CONTEXT_STATEMENT_MAX or "\x00" in statement:
+        problems["statement"] = [f"Write what was said in 1 to {CONTEXT_STATEMENT_MAX} characters."]
+    if problems:
+        raise InvalidInput(
+            "The context could not be recorded.",
+            code="evidence.context_invalid",
+            field_errors=problems,
+        )
+    masked, count = mask_secrets(statement)
     with transaction.atomic():
         case = _locked(case)
         access = _work_access(actor, case)
         _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        req = _requirements(case)
-        result, reason, hint = EvidenceResult.ACCEPTED, "", ""
-        method_rule = classify_method(method)
-        if method_rule == "R-02.knowledge_method" or signal_class == SignalClass.CONTEXT:
-            signal_class, result, reason = (
-                SignalClass.CONTEXT,
-                EvidenceResult.CONTEXT,
-                ("knowledge_based"),
-            )
-        elif signal_class not in SignalClass.values:
-            raise InvalidInput(
-                f"Unknown signal class {signal_class!r}.", code="evidence.class_invalid"
-            )
-        elif method_rule and method_rule.endswith(".not_a_signal"):  # caller ID, voice (R-03/08)
-            result, reason = EvidenceResult.REJECTED, "not_a_signal"
-        elif caller_supplied_destination:
-            result, reason = EvidenceResult.REJECTED, "caller_supplied_channel"
-            details["caller_supplied"] = True
-        elif signal_class in CHANNEL_CLASSES and (
-            problem := _channel_problem(case, contact_method, req)
-        ):
-            result, reason = EvidenceResult.REJECTED, problem
-        elif signal_class not in req.accepted_classes:
-            result, reason = EvidenceResult.REJECTED, "class_not_accepted"
-        elif not verified:
-            result, reason = EvidenceResult.REJECTED, "verification_failed"
-        if contact_method is not None:
-            hint = contact_method.masked
-        evidence = Evidence(
-            tenant=case.tenant,
+        who = _actor(actor, access, case.tenant)
+        evidence = _evidence_write(
             case=case,
-            signal_class=signal_class,
-            method=method[:64],
-            result=result,
-            reason_code=reason,
-            contact_method=contact_method
-            if contact_method and not reason.startswith("channel_not")
-            else None,
-            contact_hint=hint,
-            details=details,
+            signal_class=SignalClass.CONTEXT,
+            method="context",
+            result=EvidenceResult.CONTEXT,
+            reason="knowledge_based",
             collected_by=actor,
+            who=who,
+            details={"topic": topic, "statement": masked, "secrets_masked": count},
         )
-        evidence.digest = _digest(
-            {
-                "case": case.pk,
-                "class": signal_class,
-                "method": evidence.method,
-                "result": result,
-                "reason": reason,
-                "contact": evidence.contact_method_id,
-                "details": details,
-                "by": actor.pk,
-            }
-        )
-        evidence.save()
-        case.revision += 1
-        case.save(update_fields=["revision", "updated_at"])
-        action = {
-            EvidenceResult.ACCEPTED: "verification.signal_accepted",
-            EvidenceResult.REJECTED: "verification.signal_rejected",
-            EvidenceResult.CONTEXT: "verification.signal_rejected",
-        }[result]
+        if count:
+            record(
+                action="policy.violation",
+                actor=who,
+                tenant=case.tenant,
+                target=case,
+                data={"code": "secret_in_notes", "evidence": evidence.pk, "masked": count},
+            )
+    return evidence
+
+
+def evidence_refusal_record(
+    *, actor: User, case: RecoveryCase, code: str, data: dict[str, Any] | None = None
+) -> None:
+    """Put a refused evidence request on the case's trail with its reason code, then return.
+
+    For requests that never reach a verifier: an old client asserting a result, a destination
+    the caller dictated. Recorded only for someone who may see the case (others learn nothing).
+    """
+    with transaction.atomic():
+        case = _locked(case)
+        access = _work_access(actor, case)
         record(
-            action=action,
+            action="verification.signal_rejected",
             actor=_actor(actor, access, case.tenant),
             tenant=case.tenant,
             target=case,
-            data={
-                "evidence": evidence.pk,
-                "digest": evidence.digest,
-                "class": signal_class,
-                "method": evidence.method,
-                "reason": reason,
-                "contact": hint,
-                "sim_changed_at": contact_method.sim_changed_at if contact_method else None,
-                "contact_source": contact_method.source if contact_method else "",
-            },
+            data={"reason": code, **(data or {})},
         )
-        if reason == "sim_change_recent":
-            _alert(case, "sim_swap_recovery_attempt", evidence=evidence.pk)
-    return evidence
 
 
 def _alert(case: RecoveryCase, kind: str, **data: Any) -> None:
@@ -316,13 +417,16 @@ def _alert(case: RecoveryCase, kind: str, **data: Any) -> None:
     )
 
 
+def counted_evidence(case: RecoveryCase):
+    """Accepted rows that a verifier produced: the only evidence that counts."""
+    return Evidence.objects.for_tenant(case.tenant).filter(
+        case=case, result=EvidenceResult.ACCEPTED, verifier__in=COUNTING_VERIFIERS
+    )
+
+
 def accepted_classes(case: RecoveryCase) -> set[str]:
     """Distinct signal classes accepted on the case (two of one class count once, R-01)."""
-    return set(
-        Evidence.objects.for_tenant(case.tenant)
-        .filter(case=case, result=EvidenceResult.ACCEPTED)
-        .values_list("signal_class", flat=True)
-    )
+    return set(counted_evidence(case).values_list("signal_class", flat=True))
 
 
 def case_submit(*, actor: User, case: RecoveryCase) -> RecoveryCase:
@@ -337,7 +441,7 @@ def case_submit(*, actor: User, case: RecoveryCase) -> RecoveryCase:
         if (
             case.tier == Tier.T2
             and case.account.proofing_level == ProofingLevel.IAL3
-            and SignalClass.S4 not in have
+            and not counted_evidence(case).filter(method=ONSITE_BIOMETRIC_METHOD).exists()
         ):
             raise PolicyDenied(
                 "This privileged account was proofed at IAL3: only an attended identity "
@@ -532,8 +636,18 @@ def case_needs(case: RecoveryCase, req: Requirements | None = None) -> CaseNeeds
     )
 
 
+def _s5_waives(case: RecoveryCase, req: Requirements) -> bool:
+    """The R-36 waiver: a verifier-made S5, never for T2, never for an exception."""
+    return (
+        req.s5_waives_cooling_off
+        and case.tier != Tier.T2
+        and case.case_type != CaseType.EXCEPTION
+        and SignalClass.S5 in accepted_classes(case)
+    )
+
+
 def _approved(case: RecoveryCase, req: Requirements) -> None:
-    waive = req.s5_waives_cooling_off and SignalClass.S5 in accepted_classes(case)
+    waive = _s5_waives(case, req)
     seconds = 0 if waive else req.cooling_off_seconds
     case.cooling_off_until = timezone.now() + timedelta(seconds=seconds)
     case.status = CaseStatus.COOLING_OFF if seconds else CaseStatus.READY

@@ -30,9 +30,10 @@ from tenants.policies import enforce
 from tenants.principals import ai_blocked
 from tenants.rls import tenant_scope
 
-from ..cases.choices import CaseStatus, SignalClass
+from ..cases.choices import CaseStatus, SignalClass, Verifier
 from ..cases.models import Evidence, RecoveryCase
 from ..cases.services import (
+    VerifiedSignal,
     _actor,
     _alert,
     _channel_problem,
@@ -40,7 +41,7 @@ from ..cases.services import (
     _require_status,
     _requirements,
     _work_access,
-    evidence_record,
+    evidence_from_verifier,
 )
 from ..choices import ContactKind
 from ..messaging import Delivery, email_send, message_send
@@ -475,10 +476,10 @@ def _accepted(
 ) -> Evidence:
     """Record the evidence the consumed challenge stands for, in the same transaction."""
     if challenge.kind == ChallengeKind.CODE:
-        signal_class, method = SignalClass.S2, METHOD_OF_CHANNEL[challenge.channel]
+        method = METHOD_OF_CHANNEL[challenge.channel]
         details: dict[str, object] = {"challenge": challenge.pk, "via": via}
     else:
-        signal_class, method = SignalClass.S3, ATTESTATION_METHOD
+        method = ATTESTATION_METHOD
         assert confirmed_by is not None
         details = {
             "challenge": challenge.pk,
@@ -486,14 +487,19 @@ def _accepted(
             "attested_by": confirmed_by.get_username(),
             "attested_by_person": str(confirmed_by.person_id),
         }
-    evidence = evidence_record(
-        actor=evidence_actor,
+    evidence = evidence_from_verifier(
         case=challenge.case,
-        signal_class=signal_class,
-        method=method,
-        verified=True,
-        contact_method=challenge.contact_method,
-        details=details,
+        signal=VerifiedSignal(
+            method=method,
+            verifier=Verifier.ATTESTATION
+            if challenge.kind == ChallengeKind.ATTESTATION
+            else Verifier.CHALLENGE,
+            verifier_ref=challenge.pk,
+            contact_method=challenge.contact_method,
+            details=details,
+        ),
+        collected_by=evidence_actor,
+        who=who,
     )
     challenge.refresh_from_db(fields=["status", "verified_at", "verified_via", "attempts"])
     challenge.evidence, challenge.confirmed_by = evidence, confirmed_by

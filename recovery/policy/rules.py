@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from tenants.choices import CaseType, Tier
 from tenants.exceptions import InvalidInput
 
+from ..cases.methods import METHOD_NAMES
 from .document import effective
 from .validation import source_sha256, validated
 
@@ -38,6 +39,7 @@ class Requirements:
     case_type: str
     min_signal_classes: int
     accepted_classes: tuple[str, ...]
+    accepted_methods: tuple[str, ...]
     s4_alone_suffices: bool
     approvals_required: int
     approver_roles: tuple[str, ...]
@@ -109,6 +111,7 @@ class TenantPolicy:
             case_type=case_type,
             min_signal_classes=req["min_signal_classes"],
             accepted_classes=tuple(req["accepted_classes"]),
+            accepted_methods=tuple(req.get("accepted_methods", METHOD_NAMES)),
             s4_alone_suffices=req["s4_alone_suffices"],
             approvals_required=req["approvals_required"],
             approver_roles=tuple(req["approver_roles"]),

@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from recovery.cases.methods import METHOD_NAMES
 from recovery.choices import MailboxType
 from tenants.choices import CaseType, Role, Tier
 
@@ -44,10 +45,20 @@ def _lifetimes(*, complete: bool) -> dict[str, Any]:
     return schema
 
 
+OPTIONAL_FIELDS = frozenset({"accepted_methods"})
+
+
 def _requirements(*, complete: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
         # Items are any text here: floors.py names the rule an unknown or knowledge entry breaks.
         "accepted_classes": {**_UNIQUE_TEXTS, "minItems": 1},
+        # The closed catalogue (recovery/cases/methods.py); optional: all of it by default.
+        "accepted_methods": {
+            "type": "array",
+            "items": {"enum": list(METHOD_NAMES)},
+            "uniqueItems": True,
+            "minItems": 1,
+        },
         "min_signal_classes": _COUNT,
         "s4_alone_suffices": _BOOL,
         "approvals_required": _COUNT,
@@ -68,7 +79,7 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         "additionalProperties": False,
     }
     if complete:
-        schema["required"] = list(properties)
+        schema["required"] = [name for name in properties if name not in OPTIONAL_FIELDS]
     return schema
 
 

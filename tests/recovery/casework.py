@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import timedelta
 
+from django.core import mail
 from django.utils import timezone
 
-from recovery.cases.models import RecoveryCase
-from recovery.cases.services import approval_decide, case_open, case_submit, evidence_record
+from recovery.cases.models import Evidence, RecoveryCase
+from recovery.cases.services import approval_decide, case_open, case_submit
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.choices import Role
 from tenants.models import Tenant, User
 
-from ..factories import make_account_with, staff, step_up
+from ..factories import make_account_with, make_user, staff, step_up, unique
+
+
+def code_in(text: str) -> str:
+    """The one-time code in a message sent to the owner."""
+    match = re.search(r"code(?: is|:) (\d[\d ]{5,})", text)
+    assert match, text
+    return match.group(1).replace(" ", "").rstrip(".")
+
+
+def link_token_in(text: str, path: str = "verify") -> str:
+    """The token of a confirmation (`verify`) or attestation (`attest`) link in a message."""
+    match = re.search(rf"/{path}/([A-Za-z0-9_-]+)/", text)
+    assert match, text
+    return match.group(1)
 
 
 def contact(
@@ -36,21 +53,56 @@ def contact(
     )
 
 
-def signal(case: RecoveryCase, actor: User, signal_class: str) -> None:
-    """One verified signal of `signal_class`, through a long-held contact where it needs one."""
-    channel = None
-    if signal_class == "S2":
-        channel = contact(case.account)
-    elif signal_class == "S3":
-        channel = contact(case.account, "email", "manager@example.test")
-    evidence_record(
-        actor=actor,
-        case=case,
-        signal_class=signal_class,
-        method={"S2": "sms_code", "S3": "manager_attestation"}.get(signal_class, "push"),
-        verified=True,
-        contact_method=channel,
+def signal(case: RecoveryCase, actor: User, signal_class: str) -> Evidence:
+    """One signal of `signal_class`, produced by its verifier as the owner's side would:
+    S2 a code emailed to a long-held address and read back, S3 the manager's attestation
+    from their own session, S4 a passing verdict signed by the development proofing provider.
+    S1 and S5 have no verifier yet, so no test can make one count."""
+    from recovery.challenges.services import (
+        attestation_confirm,
+        attestation_request,
+        challenge_send,
+        challenge_verify,
     )
+
+    from .verifiers import proofing_passed
+
+    if signal_class == "S2":
+        mailbox = contact(case.account, "email", f"{unique('owner')}@example.test")
+        challenge = challenge_send(actor=actor, case=case, contact_method=mailbox)
+        return challenge_verify(
+            actor=actor, case=case, challenge=challenge, code=code_in(mail.outbox[-1].body)
+        )
+    if signal_class == "S3":
+        manager = _staff_manager(case.account)
+        attestation_request(actor=actor, case=case)
+        return attestation_confirm(
+            actor=manager, token=link_token_in(mail.outbox[-1].body, "attest")
+        )
+    if signal_class == "S4":
+        return proofing_passed(case, actor)
+    raise AssertionError(f"{signal_class} has no verifier: it cannot be made to count")
+
+
+def _staff_manager(account: ProtectedAccount) -> User:
+    """The account's manager as staff with a sign-in (made on first use), and the manager
+    contact the system of record held long before the case."""
+    manager_account = (
+        ProtectedAccount.objects.for_tenant(account.tenant)
+        .filter(external_id=account.manager_external_id)
+        .first()
+    )
+    if manager_account is None:
+        person = uuid.uuid4()
+        manager_account = make_account_with(
+            account.tenant, external_id=unique("mgr"), person_id=person
+        )
+        ProtectedAccount.objects.filter(pk=account.pk).update(
+            manager_external_id=manager_account.external_id
+        )
+        make_user(person_id=str(person))
+        contact(account, "manager", f"{unique('boss')}@example.test")
+    return User.objects.get(person_id=manager_account.person_id, kind="human")
 
 
 def submitted(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from tenants.choices import Role
 from tenants.models import Tenant, User
 
 from ...factories import make_account_with, make_user, member, staff, unique
-from ..casework import contact
+from ..casework import code_in, contact, link_token_in  # noqa: F401 (re-exported)
 
 MOBILE = "+15550100001"
 EMAIL = "jamie.home@example.test"
@@ -79,18 +78,6 @@ def sms_sent(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def code_in(text: str) -> str:
-    match = re.search(r"code(?: is|:) (\d[\d ]{5,})", text)
-    assert match, text
-    return match.group(1).replace(" ", "").rstrip(".")
-
-
-def link_token_in(text: str, path: str = "verify") -> str:
-    match = re.search(rf"/{path}/([A-Za-z0-9_-]+)/", text)
-    assert match, text
-    return match.group(1)
 
 
 def last_email() -> mail.EmailMessage:
