@@ -52,7 +52,6 @@ from ..selectors import account_get_visible, account_list
 from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult
 from .execution import case_close, case_execute, case_manual_step_record
 from .forms import (
-    EVIDENCE_METHODS,
     AccountSearchForm,
     AttachmentForm,
     CaseForm,
@@ -80,7 +79,7 @@ from .selectors import (
     case_timeline,
     cases_open_for,
 )
-from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit, evidence_record
+from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit
 from .services_evidence import attachment_add, attachment_open, note_add
 
 PAGE_SIZE = 20
@@ -479,16 +478,7 @@ class CaseEvidenceView(CaseAction):
     form_class = EvidenceForm
 
     def perform(self, data: dict[str, Any]) -> tuple[int, str]:
-        method = EVIDENCE_METHODS[data["method"]]
-        evidence = evidence_record(
-            actor=self.request.user,
-            case=self.case,
-            signal_class=method.signal_class,
-            method=data["method"],
-            verified=data["verified"],
-            contact_method=data["contact_method"],
-        )
-        return evidence_outcome(evidence)
+        raise PolicyDenied("TODO(issue 11): verifier actions", code="evidence.verifier_required")
 
 
 class ChallengeSendView(CaseAction):

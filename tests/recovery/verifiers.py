@@ -1,4 +1,4 @@
-"""S4 through its verifiers, for tests that need an accepted S4 (filled in with the proofing work)."""
+"""S4 through its verifiers, for tests that need an accepted S4."""
 
 from __future__ import annotations
 
