@@ -88,6 +88,38 @@ ACTIONS: dict[str, str] = {
     "verification.attestation_confirmed": (
         "The manager, signed in with their own account, attested; the S3 evidence was recorded."
     ),
+    "verification.proofing_started": (
+        "An identity-proofing session bound to the case by a random nonce was started at a "
+        "provider (S4)."
+    ),
+    "verification.proofing_refused": (
+        "A proofing start or a provider's verdict was refused (bad signature, replay, another "
+        "case, stale, provider down …); data carries the reason code."
+    ),
+    "verification.proofing_verdict": (
+        "A provider's signed verdict was checked and applied to its session; data carries the "
+        "verdict id, outcome and whether it matched the enrolment reference."
+    ),
+    "verification.attended_started": (
+        "A trusted referee started an attended session with a server-generated live challenge."
+    ),
+    "verification.attended_coercion_answered": (
+        "The referee answered the mandatory coercion question of an attended session (R-07)."
+    ),
+    "verification.attended_ended": (
+        "An attended session ended, completed or failed, with its session record (R-09)."
+    ),
+    "case.fraud_flagged": "A referee flagged fraud in an attended session; the case is frozen.",
+    "case.rejected": "Identity proofing did not match the enrolment record; the case ended (R-05).",
+    "case.taken": "A human agent took a case an AI assistant drafted; its side effects may start.",
+    "referee.certified": "A tenant_admin set a trusted referee's certification date (R-09).",
+    "policy.floor_raised": (
+        "A platform floor rose above a tenant's policy value; the value was raised to the floor."
+    ),
+    "contact.risk_signal": (
+        "A SIM change, port-out or device swap was reported for a contact method; it cannot carry "
+        "codes, artifacts or notices while the signal is recent (R-04)."
+    ),
     "evidence.attachment_added": (
         "A file was attached to a case; data carries its id, sha256, size and sniffed type."
     ),
