@@ -281,3 +281,10 @@ SMS_OUTBOX_PATH = env.path("SMS_OUTBOX_PATH", default=VAR_DIR / "sms-outbox.json
 
 DEMO_CREDENTIALS_PATH = env.path("DEMO_CREDENTIALS_PATH", default=VAR_DIR / "demo-credentials.json")
 VOUCHSAFE_ENVIRONMENT = "development"
+
+# Identity-proofing providers (S4): name -> {"CLASS": dotted path, "OPTIONS": {...}} (JSON in
+# the environment); none by default. A case uses PROOFING_DEFAULT_PROVIDER unless told another.
+PROOFING_PROVIDERS = env.json("PROOFING_PROVIDERS", default={})
+PROOFING_DEFAULT_PROVIDER = env("PROOFING_DEFAULT_PROVIDER", default="")
+# Signing key of the development provider ("dev"); dev and test settings give it a default.
+PROOFING_DEV_SECRET = env("PROOFING_DEV_SECRET", default="")

@@ -31,3 +31,10 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])  # noqa: F40
 VOUCHSAFE_ENVIRONMENT = "production"
 # Webhook targets must be public https addresses (no loopback, private or link-local).
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+# Identity proofing: only real providers, each with its own secret in PROOFING_PROVIDERS.
+PROOFING_DEV_SECRET = ""
+if any(
+    str(entry.get("CLASS", "")).endswith("DevProofingProvider")
+    for entry in PROOFING_PROVIDERS.values()  # noqa: F405
+):
+    raise ImproperlyConfigured("The development proofing provider cannot run in production.")

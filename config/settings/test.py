@@ -18,3 +18,7 @@ CACHES = {"default": env.cache("TEST_CACHE_URL", default="rediscache://127.0.0.1
 # Webhook receivers in tests run on loopback; production refuses private and plain-http targets.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # django.core.mail.outbox
+# The development identity-proofing provider signs the verdicts the tests post.
+PROOFING_DEV_SECRET = env("PROOFING_DEV_SECRET", default="test-only-proofing-key-0123456789")  # noqa: F405
+PROOFING_PROVIDERS = {"dev": {"CLASS": "recovery.proofing.providers.DevProofingProvider"}}
+PROOFING_DEFAULT_PROVIDER = "dev"
