@@ -392,11 +392,14 @@ def evidence_refusal_record(
     """Put a refused evidence request on the case's trail with its reason code, then return.
 
     For requests that never reach a verifier: an old client asserting a result, a destination
-    the caller dictated. Recorded only for someone who may see the case (others learn nothing).
+    the caller dictated. Recorded for anyone who may see the case, worker or not (an asserted
+    result from a tenant admin is on the trail too); others learn nothing.
     """
     with transaction.atomic():
         case = _locked(case)
-        access = _work_access(actor, case)
+        access = access_in(actor, case.tenant)
+        if access is None:
+            raise PolicyDenied("You have no access to this tenant.", code="tenant.no_access")
         record(
             action="verification.signal_rejected",
             actor=_actor(actor, access, case.tenant),
