@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("", include("recovery.owner_urls")),
     path("", include("recovery.challenges.urls")),
+    path("", include("recovery.proofing.urls")),
     path("", include("tenants.urls")),
     # The web console, one module per area; each view is wrapped in tenants.console.tenant_view.
     path("t/<slug:tenant>/", include("recovery.cases.console_urls")),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import challenges, views
+from . import challenges, proofing, views
 
 urlpatterns = [
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
@@ -77,5 +77,10 @@ urlpatterns += [
         "cases/<int:case_id>/attestations/",
         challenges.CaseAttestationApi.as_view(),
         name="api-case-attestations",
+    ),
+    path(
+        "cases/<int:case_id>/proofing/",
+        proofing.CaseProofingStartApi.as_view(),
+        name="api-case-proofing",
     ),
 ]

@@ -274,6 +274,7 @@ class DevProofingProvider(SignedHttpProvider):
         subject_reference: str,
         verdict_id: str | None = None,
         issued_at: datetime | None = None,
+        level: str | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """The signed verdict the development vendor posts for `session`."""
         return self.signed(
@@ -283,7 +284,7 @@ class DevProofingProvider(SignedHttpProvider):
                 "verdict_id": verdict_id or f"dev-verdict-{secrets.token_hex(12)}",
                 "outcome": outcome,
                 "subject_reference": subject_reference,
-                "level": session.level,
+                "level": level or session.level,
                 "issued_at": (issued_at or timezone.now()).isoformat(),
             }
         )

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.context import Actor
 from audit.services import record
@@ -66,42 +67,43 @@ CLOCK_SKEW = timedelta(seconds=60)
 _LEVEL_RANK = {level: rank for rank, level in enumerate(ProofingLevel.values)}
 
 REFUSALS = {
-    "case.not_taken": (
+    "case.not_taken": _(
         "No person has taken this case yet; identity proofing starts once a human agent "
         "works it (R-66)."
     ),
-    "proofing.no_enrolment_reference": (
+    "proofing.no_enrolment_reference": _(
         "The system of record holds no identity-proofing enrolment reference for this account, "
         "so there is nothing to proof against (R-05)."
     ),
-    "evidence.class_not_accepted": "The policy does not accept S4 for this case.",
-    "evidence.method_not_accepted": "The policy does not accept identity proofing for this case.",
-    "proofing.not_configured": "No identity-proofing provider of that name is configured.",
-    "proofing.provider_unavailable": (
+    "evidence.class_not_accepted": _("The policy does not accept S4 for this case."),
+    "evidence.method_not_accepted": _(
+        "The policy does not accept identity proofing for this case."
+    ),
+    "proofing.not_configured": _("No identity-proofing provider of that name is configured."),
+    "proofing.provider_unavailable": _(
         "The identity-proofing provider did not answer; nothing was started. Try again later; "
         "the case waits."
     ),
-    "proofing.bad_signature": "The verdict's signature is not the provider's.",
-    "proofing.malformed": "The verdict could not be read.",
-    "proofing.unknown_nonce": "The verdict names no proofing session of this provider.",
-    "proofing.wrong_case": "The verdict is for another case than its session's.",
-    "proofing.replayed": "This verdict, or a verdict for this session, was already received.",
-    "proofing.stale": "The verdict is too old, or its session has expired.",
-    "proofing.level_too_low": (
+    "proofing.bad_signature": _("The verdict's signature is not the provider's."),
+    "proofing.malformed": _("The verdict could not be read."),
+    "proofing.unknown_nonce": _("The verdict names no proofing session of this provider."),
+    "proofing.wrong_case": _("The verdict is for another case than its session's."),
+    "proofing.replayed": _("This verdict, or a verdict for this session, was already received."),
+    "proofing.stale": _("The verdict is too old, or its session has expired."),
+    "proofing.level_too_low": _(
         "The provider proofed at a lower level than the account's enrolment (R-05)."
     ),
-    "proofing.case_not_collecting": (
+    "proofing.case_not_collecting": _(
         "The case no longer collects evidence; the verdict was recorded but counts for nothing."
     ),
 }
-_DENIED = {"case.not_taken", "evidence.class_not_accepted", "evidence.method_not_accepted"}
-
-
-_STATUS_OF_CODE = {"proofing.malformed": InvalidInput, "proofing.unknown_nonce": InvalidInput}
+# Refusals of what was sent (400); every other one is a policy refusal (403).
+_INPUT_CODES = frozenset({"proofing.malformed", "proofing.unknown_nonce"})
 
 
 def _refusal(code: str) -> DomainError:
-    return _STATUS_OF_CODE.get(code, PolicyDenied)(REFUSALS[code], code=code)
+    kind = InvalidInput if code in _INPUT_CODES else PolicyDenied
+    return kind(str(REFUSALS[code]), code=code)
 
 
 def _refused(case: RecoveryCase, who: Actor, code: str, **data: object) -> DomainError:
