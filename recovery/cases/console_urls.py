@@ -1,16 +1,18 @@
-"""Console routes under /t/<tenant>/ (see templates/console/): the agent workspace and the
-case page with its actions (each a POST to the same service the API calls)."""
+"""Console routes under /t/<tenant>/ (see templates/console/): the agent workspace, the case
+page with its actions (each a POST to the same service the API calls) and the attended session
+page of a trusted referee."""
 
 from django.urls import path
 
-from . import views
+from . import attended_views, views
 
 urlpatterns = [
     path("workspace/", views.workspace_view, name="workspace"),
     path("workspace/accounts/<int:pk>/", views.workspace_account_view, name="workspace-account"),
     path("workspace/accounts/<int:pk>/open/", views.case_open_view, name="case-open"),
     path("cases/<int:pk>/", views.case_detail_view, name="case-detail"),
-    path("cases/<int:pk>/evidence/", views.case_evidence_view, name="case-evidence"),
+    path("cases/<int:pk>/take/", views.case_take_view, name="case-take"),
+    path("cases/<int:pk>/context/", views.case_context_view, name="case-context"),
     path("cases/<int:pk>/challenges/", views.case_challenge_send_view, name="case-challenge-send"),
     path(
         "cases/<int:pk>/challenges/<int:challenge_pk>/verify/",
@@ -18,6 +20,28 @@ urlpatterns = [
         name="case-challenge-verify",
     ),
     path("cases/<int:pk>/attestation/", views.case_attestation_view, name="case-attestation"),
+    path("cases/<int:pk>/proofing/", views.case_proofing_start_view, name="case-proofing-start"),
+    path("cases/<int:pk>/attended/", views.case_attended_start_view, name="case-attended-start"),
+    path(
+        "cases/<int:pk>/attended/<int:session_pk>/",
+        attended_views.attended_session_view,
+        name="case-attended",
+    ),
+    path(
+        "cases/<int:pk>/attended/<int:session_pk>/coercion/",
+        attended_views.attended_coercion_view,
+        name="case-attended-coercion",
+    ),
+    path(
+        "cases/<int:pk>/attended/<int:session_pk>/complete/",
+        attended_views.attended_complete_view,
+        name="case-attended-complete",
+    ),
+    path(
+        "cases/<int:pk>/attended/<int:session_pk>/fraud/",
+        attended_views.attended_fraud_view,
+        name="case-attended-fraud",
+    ),
     path("cases/<int:pk>/attachments/", views.case_attachment_add_view, name="case-attachment-add"),
     path(
         "cases/<int:pk>/attachments/<int:attachment_pk>/",

@@ -7,52 +7,24 @@ account's own records, and codes go only where the system of record says (R-03, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from tenants.choices import CaseType
 from tenants.models import Tenant
 
 from ..challenges.services import CHANNEL_OF_KIND
-from ..choices import PHONE_KINDS
 from ..models import ContactMethod
-from .choices import Channel, SignalClass
+from ..proofing.choices import AttendedMode
+from .choices import Channel
 from .models import Evidence, RecoveryCase
+from .services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
 
 # An agent is talking to someone: every channel but the API's.
 AGENT_CHANNELS = [(value, label) for value, label in Channel.choices if value != Channel.API]
-
-
-@dataclass(frozen=True)
-class EvidenceMethod:
-    """One kind of check an agent can record by hand, and the signal class it stands for."""
-
-    signal_class: str
-    label: Promise
-    needs_contact: bool = False
-
-
-# S2 codes and S3 attestations have their own buttons (challenges); these are the rest.
-EVIDENCE_METHODS: dict[str, EvidenceMethod] = {
-    "recovery_code": EvidenceMethod(SignalClass.S1, _("Saved recovery code checked (S1)")),
-    "callback_on_file": EvidenceMethod(
-        SignalClass.S2, _("Callback to a contact on record (S2)"), needs_contact=True
-    ),
-    "identity_proofing": EvidenceMethod(
-        SignalClass.S4, _("Repeated identity proofing against the enrolment record (S4)")
-    ),
-    "authenticator_push": EvidenceMethod(
-        SignalClass.S5, _("Sign-in with an authenticator still bound to the account (S5)")
-    ),
-    "knowledge_answer": EvidenceMethod(
-        SignalClass.CONTEXT, _("Knowledge answer (kept as context, never evidence)")
-    ),
-}
 
 
 def contacts_on_record(tenant: Tenant) -> QuerySet[ContactMethod]:
@@ -128,39 +100,25 @@ class CaseForm(forms.Form):
         self.case = case
 
 
-class EvidenceForm(CaseForm):
-    prefix = "evidence"
+class ContextForm(CaseForm):
+    """A fact the caller gave, kept on the case as context: it never counts as evidence."""
 
-    method = forms.ChoiceField(
-        label=_("What you checked"),
-        choices=[(key, method.label) for key, method in EVIDENCE_METHODS.items()],
-    )
-    contact_method = ContactChoiceField(
-        label=_("Contact on record you called back"),
-        queryset=ContactMethod.objects.none(),
-        required=False,
-        empty_label=_("(not a callback)"),
-    )
-    verified = forms.TypedChoiceField(
-        label=_("Result"),
-        choices=[("yes", _("Confirmed")), ("no", _("Failed"))],
-        coerce=lambda value: value == "yes",
-        widget=forms.RadioSelect,
-    )
+    prefix = "context"
 
-    def __init__(self, *args: Any, case: RecoveryCase, **kwargs: Any) -> None:
-        super().__init__(*args, case=case, **kwargs)
-        field = self.fields["contact_method"]
-        field.queryset = current_contacts(case).filter(kind__in=PHONE_KINDS)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        method = EVIDENCE_METHODS.get(data.get("method", ""))
-        if method and method.needs_contact and not data.get("contact_method"):
-            self.add_error("contact_method", _("Pick the contact on record you called back."))
-        if method and not method.needs_contact:
-            data["contact_method"] = None  # only a callback names a contact
-        return data
+    topic = forms.CharField(
+        label=_("What it is about"),
+        max_length=CONTEXT_TOPIC_MAX,
+        help_text=_("A few words, such as “last office visited” or “ticket”."),
+    )
+    statement = forms.CharField(
+        label=_("What the caller said"),
+        max_length=CONTEXT_STATEMENT_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_(
+            "Kept as context and never counted, whatever it says. Anything that looks like a "
+            "secret is masked before it is stored."
+        ),
+    )
 
 
 class ChallengeSendForm(CaseForm):
@@ -237,4 +195,135 @@ class ManualStepForm(CaseForm):
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Menu by menu, as you did it in the other console."),
+    )
+
+
+# --- attended sessions (S4 by a trusted referee) --------------------------------------------
+
+
+class AttendedStartForm(CaseForm):
+    """A trusted referee starts an attended session; the server draws the live challenge."""
+
+    prefix = "attended"
+
+    mode = forms.ChoiceField(
+        label=_("How you see the person"),
+        choices=AttendedMode.choices,
+        initial=AttendedMode.REMOTE_VIDEO,
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label=_("Why the attended path is used for this case"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Kept with the session record (R-09)."),
+    )
+
+
+class CoercionForm(forms.Form):
+    """The mandatory question of every attended session (R-07), answered before it can go on."""
+
+    prefix = "coercion"
+
+    observed = forms.TypedChoiceField(
+        label=_("Did you observe signs of coercion, manipulation or social engineering?"),
+        choices=[("no", _("No")), ("yes", _("Yes"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(
+        label=_("What you observed"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when you answer yes: the session then ends and nothing counts."),
+    )
+
+
+# What a referee typically sees and does; anything else goes in the "other" boxes, one a line.
+DOCUMENTS = [
+    ("passport", _("Passport")),
+    ("national_id_card", _("National identity card")),
+    ("driving_licence", _("Driving licence")),
+    ("residence_permit", _("Residence permit")),
+    ("employee_badge", _("Employee badge with photo")),
+]
+STEPS = [
+    ("document_inspected", _("Inspected the document's security features")),
+    ("face_matched_document", _("Compared the person's face with the document photo")),
+    ("live_challenge_watched", _("Watched the person perform the live challenge")),
+    ("name_matched_account", _("Checked that the document names the account holder")),
+]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class AttendedCompleteForm(forms.Form):
+    """The session record (R-09) and the outcome; the service refuses it until the coercion
+    question is answered, and refuses an onsite pass without the biometric comparison."""
+
+    prefix = "complete"
+
+    documents_presented = forms.MultipleChoiceField(
+        label=_("Documents presented"),
+        choices=DOCUMENTS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    documents_other = forms.CharField(
+        label=_("Other documents presented (one a line)"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    steps_completed = forms.MultipleChoiceField(
+        label=_("Steps completed"),
+        choices=STEPS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    steps_other = forms.CharField(
+        label=_("Other steps completed (one a line)"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    live_challenge_passed = forms.BooleanField(
+        label=_("The person performed the live challenge shown above"),
+        required=False,
+        help_text=_("Leave it unticked if they did not: the session ends and nothing counts."),
+    )
+    biometric_compared = forms.BooleanField(
+        label=_("Onsite only: I compared the person with the enrolment reference (biometric)"),
+        required=False,
+    )
+    outcome_note = forms.CharField(
+        label=_("Outcome note"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["documents"] = [
+            *data.get("documents_presented", []),
+            *_lines(data.get("documents_other", "")),
+        ]
+        data["steps"] = [*data.get("steps_completed", []), *_lines(data.get("steps_other", ""))]
+        return data
+
+
+class FraudFlagForm(forms.Form):
+    """One click freezes the case; the reason is filled in already and may be edited."""
+
+    prefix = "fraud"
+
+    reason = forms.CharField(
+        label=_("What you observed"),
+        max_length=2000,
+        initial=_("The referee suspects fraud during the attended session."),
+        widget=forms.Textarea(attrs={"rows": 2}),
     )

@@ -30,11 +30,13 @@ from tenants.access import TenantAccess
 from tenants.choices import CaseType, Role, Tier
 from tenants.models import Tenant, User
 
+from ..challenges.models import VerificationChallenge
 from ..models import ContactMethod, ProtectedAccount
 from ..notifications.models import NoticeStatus, OwnerNotice
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
-from .choices import OPEN_STATUSES, CaseStatus, Decision, EvidenceResult, Route
+from ..proofing.models import AttendedSession, ProofingSession
+from .choices import OPEN_STATUSES, CaseStatus, Decision, EvidenceResult, Route, Verifier
 from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
 from .selectors import CASE_LABEL, approval_list, case_list, case_timeline, exception_review_list
 from .services import APPROVALS_PER_HOUR, CaseNeeds, case_needs
@@ -172,6 +174,52 @@ def repudiation_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[Recove
     return _in_grant_scope(cases, access).order_by("-ended_at", "-pk")
 
 
+# Where each verifier keeps its record (`Evidence.verifier_ref` is that record's id). Codes and
+# attestations are both challenges; one query reads both.
+_VERIFIER_RECORDS = {
+    Verifier.CHALLENGE: "challenge",
+    Verifier.ATTESTATION: "challenge",
+    Verifier.PROOFING_PROVIDER: "proofing",
+    Verifier.ATTENDED_SESSION: "attended",
+}
+
+
+def _verifier_records(tenant: Tenant, kind: str, refs: set[int]) -> dict[int, object]:
+    if kind == "challenge":
+        rows = VerificationChallenge.objects.for_tenant(tenant).select_related("confirmed_by")
+    elif kind == "proofing":
+        rows = ProofingSession.objects.for_tenant(tenant)
+    else:
+        rows = AttendedSession.objects.for_tenant(tenant).select_related("referee")
+    return {row.pk: row for row in rows.filter(pk__in=refs)}
+
+
+def evidence_with_verifiers(*, tenant: Tenant, case: RecoveryCase) -> list[Evidence]:
+    """The case's evidence, oldest first, each row with `verified_by`: the record of the
+    verifier that produced it (a challenge, a proofing session, an attended session), or None
+    for context and legacy rows. One query for the rows and at most one per kind of record,
+    however many rows there are."""
+    evidence = list(
+        Evidence.objects.for_tenant(tenant)
+        .filter(case=case)
+        .select_related("collected_by")
+        .order_by("collected_at", "pk")
+    )
+    wanted: dict[str, set[int]] = {}
+    for item in evidence:
+        kind = _VERIFIER_RECORDS.get(item.verifier)
+        if kind and item.verifier_ref is not None:
+            wanted.setdefault(kind, set()).add(item.verifier_ref)
+    records = {kind: _verifier_records(tenant, kind, refs) for kind, refs in wanted.items()}
+    for item in evidence:
+        kind = _VERIFIER_RECORDS.get(item.verifier)
+        item.verified_by = records.get(kind, {}).get(item.verifier_ref) if kind else None
+        # The row's record must have been made for this very case (ids are per tenant).
+        if item.verified_by is not None and item.verified_by.case_id != item.case_id:
+            item.verified_by = None
+    return evidence
+
+
 @dataclass(frozen=True)
 class CaseReview:
     """Everything a reviewer weighs for one case, read at once."""
@@ -260,12 +308,7 @@ def case_review(*, tenant: Tenant, case: RecoveryCase) -> CaseReview:
         case=case,
         requirements=requirements,
         needs=case_needs(case, requirements),
-        evidence=list(
-            Evidence.objects.for_tenant(tenant)
-            .filter(case=case)
-            .select_related("collected_by")
-            .order_by("collected_at", "pk")
-        ),
+        evidence=evidence_with_verifiers(tenant=tenant, case=case),
         attachments=list(
             EvidenceAttachment.objects.for_tenant(tenant)
             .filter(case=case)

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_noop, ngettext
 from audit.models import AuditEvent
 from tenants.choices import CaseType
 
+from ..proofing.choices import AttendedMode, AttendedStatus, ProofingStatus
 from .choices import CaseStatus, Channel, Route
 
 MAX_QUOTE = 120
@@ -95,6 +96,11 @@ def _rejected(data: dict[str, Any], actor: str) -> str:
     values = {"cls": data.get("class"), "method": data.get("method"), "reason": data.get("reason")}
     if data.get("class") == "context":
         return _("Kept as context only, not evidence: %(method)s (%(reason)s)") % values
+    if "class" not in data:  # a request refused before any verifier (evidence_refusal_record)
+        return _("Refused and kept on record: %(actor)s asked for evidence (%(reason)s)") % {
+            "actor": actor,
+            "reason": data.get("reason"),
+        }
     return _("Signal %(cls)s (%(method)s) rejected: %(reason)s") % values
 
 
@@ -162,6 +168,64 @@ def _alert(data: dict[str, Any], actor: str) -> str:
     return _("Alert for the security queue: %(type)s") % {"type": data.get("type", "unknown")}
 
 
+def _proofing_started(data: dict[str, Any], actor: str) -> str:
+    return _("Identity proofing started at %(provider)s by %(actor)s (session %(session)s)") % {
+        "provider": data.get("provider"),
+        "actor": actor,
+        "session": data.get("session"),
+    }
+
+
+def _proofing_refused(data: dict[str, Any], actor: str) -> str:
+    return _("Identity proofing refused (%(code)s)") % {"code": data.get("code")}
+
+
+def _proofing_verdict(data: dict[str, Any], actor: str) -> str:
+    return _("Proofing verdict %(verdict)s from %(provider)s: %(status)s") % {
+        "verdict": data.get("verdict_id"),
+        "provider": data.get("provider"),
+        "status": _label(ProofingStatus, data.get("status")).lower(),
+    }
+
+
+def _attended_started(data: dict[str, Any], actor: str) -> str:
+    return _("Attended session %(session)s (%(mode)s) started by referee %(actor)s") % {
+        "session": data.get("session"),
+        "mode": _label(AttendedMode, data.get("mode")).lower(),
+        "actor": actor,
+    }
+
+
+def _coercion_answered(data: dict[str, Any], actor: str) -> str:
+    values = {"session": data.get("session"), "actor": actor}
+    if data.get("observed"):
+        return _("Referee %(actor)s observed signs of coercion in attended session %(session)s") % (
+            values
+        )
+    return _("Referee %(actor)s saw no sign of coercion in attended session %(session)s") % values
+
+
+def _attended_ended(data: dict[str, Any], actor: str) -> str:
+    return _("Attended session %(session)s: %(status)s") % {
+        "session": data.get("session"),
+        "status": _label(AttendedStatus, data.get("status")).lower(),
+    }
+
+
+def _fraud_flagged(data: dict[str, Any], actor: str) -> str:
+    return _("Fraud flagged by %(actor)s in attended session %(session)s: %(reason)s") % {
+        "actor": actor,
+        "session": data.get("session"),
+        "reason": _quote(data.get("reason")),
+    }
+
+
+def _case_rejected(data: dict[str, Any], actor: str) -> str:
+    return _("Rejected: identity proofing at %(provider)s did not match the enrolment record") % {
+        "provider": data.get("provider")
+    }
+
+
 def _by_actor(template: str) -> Callable[[dict[str, Any], str], str]:
     """A summary that only names who did it (the event's data adds nothing a reader needs)."""
 
@@ -201,6 +265,22 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "case.executed": _by_actor(gettext_noop("Executed by %(actor)s")),
     "case.manual_step_recorded": _by_actor(gettext_noop("Manual step path recorded by %(actor)s")),
     "case.closed": _by_actor(gettext_noop("Closed by %(actor)s")),
+    "verification.proofing_started": _proofing_started,
+    "verification.proofing_refused": _proofing_refused,
+    "verification.proofing_verdict": _proofing_verdict,
+    "verification.attended_started": _attended_started,
+    "verification.attended_coercion_answered": _coercion_answered,
+    "verification.attended_ended": _attended_ended,
+    "case.fraud_flagged": _fraud_flagged,
+    "case.rejected": _case_rejected,
+    "case.taken": _by_actor(gettext_noop("Taken by %(actor)s: a person now works this case")),
+    "referee.certified": _by_actor(gettext_noop("Referee certification recorded by %(actor)s")),
+    "policy.floor_raised": _by_actor(
+        gettext_noop("Policy raised to the new platform floors (%(actor)s)")
+    ),
+    "contact.risk_signal": _by_actor(
+        gettext_noop("A risk signal (SIM change or port-out) was recorded on a contact")
+    ),
     "case.repudiated": _by_actor(
         gettext_noop('The owner said "this wasn\'t me": account and case frozen')
     ),

@@ -1,5 +1,6 @@
 """The agent console: the workspace (find an account, open a case, my open cases) and the case
-page (live checklist, challenges, evidence, files, notes and the actions of each state).
+page (live checklist, the verifier actions, evidence with the verifier behind each row, context,
+files, notes and the actions of each state). The attended session page is `attended_views`.
 
 Every view runs in `tenants.console.tenant_view`. Reads start from the tenant; every write is
 the service the REST API calls, on the case locked with `case_get_for_change`. A refusal is
@@ -22,6 +23,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
@@ -48,30 +50,37 @@ from ..choices import ContactKind
 from ..models import ProtectedAccount
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
+from ..proofing.attended import attended_list, attended_start
+from ..proofing.models import ProofingSession
+from ..proofing.services import proofing_start
 from ..selectors import account_get_visible, account_list
-from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult
+from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult, SignalClass
 from .execution import case_close, case_execute, case_manual_step_record
 from .forms import (
     AccountSearchForm,
     AttachmentForm,
+    AttendedStartForm,
     CaseForm,
     CaseOpenForm,
     ChallengeSendForm,
     ChallengeVerifyForm,
+    ContextForm,
     EndCaseForm,
-    EvidenceForm,
     ManualStepForm,
     NoteForm,
     contacts_on_record,
     verify_prefix,
 )
+from .methods import CATALOGUE, Method
 from .models import CaseExecution, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from .policies import (
     CASE_WORKERS,
     can_open_case_page,
     can_read_case_evidence,
+    can_referee_case,
     can_work_case,
 )
+from .review_selectors import evidence_with_verifiers
 from .selectors import (
     account_cases,
     case_get_for_change,
@@ -79,7 +88,15 @@ from .selectors import (
     case_timeline,
     cases_open_for,
 )
-from .services import CaseNeeds, case_cancel, case_needs, case_open, case_submit
+from .services import (
+    CaseNeeds,
+    case_cancel,
+    case_needs,
+    case_open,
+    case_submit,
+    case_take,
+    context_record,
+)
 from .services_evidence import attachment_add, attachment_open, note_add
 
 PAGE_SIZE = 20
@@ -88,8 +105,9 @@ PRIOR_CASES = 10
 CASE_FORMS: dict[str, type[CaseForm]] = {
     form.prefix: form
     for form in (
-        EvidenceForm,
+        ContextForm,
         ChallengeSendForm,
+        AttendedStartForm,
         AttachmentForm,
         NoteForm,
         EndCaseForm,
@@ -312,14 +330,53 @@ def checklist(case: RecoveryCase, req: Requirements, needs: CaseNeeds) -> list[C
     return items
 
 
+@dataclass(frozen=True)
+class MethodOffer:
+    """A catalogue method as the case page shows it, and whether this case's policy takes it."""
+
+    method: Method
+    accepted: bool
+
+
+def verifier_menu(req: Requirements) -> dict[str, list[MethodOffer]]:
+    """The catalogue by verifier action: what each action proves and what it cannot, and the
+    methods whose verifier is not built yet (listed, with no control)."""
+    groups: dict[str, list[MethodOffer]] = {
+        "code": [],
+        "attestation": [],
+        "proofing": [],
+        "attended": [],
+        "unavailable": [],
+    }
+    group_of = {
+        "challenge": "code",
+        "attestation": "attestation",
+        "proofing_provider": "proofing",
+        "attended_session": "attended",
+    }
+    for method in CATALOGUE:
+        group = group_of.get(method.verifier) if method.available else "unavailable"
+        accepted = (
+            method.signal_class in req.accepted_classes and method.name in req.accepted_methods
+        )
+        groups[group or "unavailable"].append(MethodOffer(method, accepted))
+    return groups
+
+
 def _actions(
-    case: RecoveryCase, work: Decision, execution: CaseExecution | None
+    case: RecoveryCase, work: Decision, execution: CaseExecution | None, *, taken: bool
 ) -> dict[str, bool]:
-    """Which forms the case page offers now; the services check again on every POST."""
+    """Which forms the case page offers now; the services check again on every POST.
+
+    An AI-drafted case nobody has taken yet offers "take this case" and no verifier action
+    (R-66: nothing a model drafted sends a code or a notice)."""
     status, worker = case.status, bool(work)
     detail = execution.detail if execution else {}
+    collecting = worker and status == CaseStatus.COLLECTING_EVIDENCE
     return {
-        "collect": worker and status == CaseStatus.COLLECTING_EVIDENCE,
+        "collect": collecting,
+        "verify": collecting and taken,
+        "take": worker and not taken and status in OPEN_STATUSES,
         "execute": worker and status == CaseStatus.READY,
         "close": worker and status == CaseStatus.EXECUTED,
         "cancel": worker and status in OPEN_STATUSES,
@@ -354,13 +411,25 @@ def _case_context(
             and not challenge.lapsed
         )
     managers = [c for c in contacts if c.kind == ContactKind.MANAGER]
+    taken = case.taken_by_id is not None  # an AI-drafted case has no taker yet (R-66)
+    referee = can_referee_case(access, case)
     return {
         "case": case,
         "needs": needs,
         "checklist": checklist(case, req, needs),
         "work": work,
         "is_worker": bool(access.roles & CASE_WORKERS),
-        "actions": _actions(case, work, execution),
+        "taken": taken,
+        "actions": _actions(case, work, execution, taken=taken),
+        # A trusted referee runs attended sessions; the service checks certification and
+        # independence from the case when the session starts.
+        "may_referee": bool(referee) and taken and case.status == CaseStatus.COLLECTING_EVIDENCE,
+        "menu": verifier_menu(req),
+        "s4": SignalClass.S4,
+        "proofing_sessions": ProofingSession.objects.for_tenant(tenant)
+        .filter(case=case)
+        .order_by("created_at", "pk"),
+        "attended_sessions": attended_list(tenant=tenant, case=case),
         "may_read_files": bool(
             can_read_case_evidence(
                 access, route=case.route, tier=case.tier, case_type=case.case_type
@@ -370,10 +439,7 @@ def _case_context(
         # the one attestation_request writes to: the longest held
         "manager_contact": min(managers, key=lambda c: (c.registered_at, c.pk), default=None),
         "challenges": challenges,
-        "evidence": Evidence.objects.for_tenant(tenant)
-        .filter(case=case)
-        .select_related("collected_by")
-        .order_by("collected_at", "pk"),
+        "evidence": evidence_with_verifiers(tenant=tenant, case=case),
         "attachments": EvidenceAttachment.objects.for_tenant(tenant)
         .filter(case=case)
         .select_related("uploaded_by")
@@ -445,7 +511,7 @@ class CaseAction(View):
     def post(self, request: HttpRequest, pk: int, **kwargs: Any) -> HttpResponse:
         self.case = case_get_for_change(tenant=request.tenant, pk=pk)
         self.find(**kwargs)
-        _require_case_worker(request.tenant_access)
+        self.check_role()
         _require_case_page(request.tenant_access, self.case)
         form = self.get_form()
         if form.is_valid():
@@ -455,9 +521,7 @@ class CaseAction(View):
                 _refused(request, form, error)
             else:
                 messages.add_message(request, level, text)
-                if not request.htmx:
-                    return redirect("case-detail", tenant=request.tenant.slug, pk=pk)
-                return _case_page(request, case_get_visible(tenant=request.tenant, pk=pk))
+                return self.done(request)
         else:
             messages.error(request, _("Nothing was saved: correct the marked fields."))
         fresh = case_get_visible(tenant=request.tenant, pk=pk)
@@ -465,6 +529,16 @@ class CaseAction(View):
 
     def find(self, **kwargs: Any) -> None:
         """Look up what the URL names besides the case (a 404 before anything else)."""
+
+    def check_role(self) -> None:
+        """A 403 before anything is written for whoever may not use this action at all."""
+        _require_case_worker(self.request.tenant_access)
+
+    def done(self, request: HttpRequest) -> HttpResponse:
+        """After success: back to the case page (htmx: its live section)."""
+        if not request.htmx:
+            return redirect("case-detail", tenant=request.tenant.slug, pk=self.case.pk)
+        return _case_page(request, case_get_visible(tenant=request.tenant, pk=self.case.pk))
 
     def get_form(self) -> forms.Form:
         return self.form_class(self.request.POST, self.request.FILES, case=self.case)
@@ -474,11 +548,78 @@ class CaseAction(View):
         raise NotImplementedError
 
 
-class CaseEvidenceView(CaseAction):
-    form_class = EvidenceForm
+class ContextView(CaseAction):
+    """What the caller said, kept as context: never counted, whatever the topic."""
+
+    form_class = ContextForm
 
     def perform(self, data: dict[str, Any]) -> tuple[int, str]:
-        raise PolicyDenied("TODO(issue 11): verifier actions", code="evidence.verifier_required")
+        item = context_record(
+            actor=self.request.user,
+            case=self.case,
+            topic=data["topic"],
+            statement=data["statement"],
+        )
+        if item.details.get("secrets_masked"):
+            return messages.WARNING, _(
+                "Kept as context only, never counted. Something that looked like a secret was "
+                "masked and the case's trail records it."
+            )
+        return messages.SUCCESS, _("Kept as context only: it never counts as evidence.")
+
+
+class TakeView(CaseAction):
+    """A person takes a case an AI assistant drafted; only then can codes and notices go."""
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        case_take(actor=self.request.user, case=self.case)
+        return messages.SUCCESS, _(
+            "You took this case. You can now verify the caller with the actions below."
+        )
+
+
+class ProofingStartView(CaseAction):
+    """Start identity proofing at the configured provider and show the page the person opens."""
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        started = proofing_start(actor=self.request.user, case=self.case)
+        return messages.SUCCESS, format_html(
+            '{} <a href="{}" class="proofing-link" rel="noreferrer">{}</a> {}',
+            _("Identity proofing started. Give the person this address to open:"),
+            started.redirect_url,
+            started.redirect_url,
+            _("The result arrives from the provider by itself; this page shows it once it is in."),
+        )
+
+
+class AttendedStartView(CaseAction):
+    """A trusted referee starts an attended session, then runs it on its own page."""
+
+    form_class = AttendedStartForm
+
+    def check_role(self) -> None:
+        decision = can_referee_case(self.request.tenant_access, self.case)
+        if not decision:
+            raise PermissionDenied(decision.detail)
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        self.session = attended_start(
+            actor=self.request.user, case=self.case, mode=data["mode"], reason=data["reason"]
+        )
+        return messages.SUCCESS, _(
+            "Attended session started. Ask the person to perform the live challenge shown here."
+        )
+
+    def done(self, request: HttpRequest) -> HttpResponse:
+        """To the session's own page (htmx: a full navigation there, not a swap)."""
+        target = redirect(
+            "case-attended", tenant=request.tenant.slug, pk=self.case.pk, session_pk=self.session.pk
+        )
+        if not request.htmx:
+            return target
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target.url
+        return response
 
 
 class ChallengeSendView(CaseAction):
@@ -593,7 +734,10 @@ class CloseView(CaseAction):
         return messages.SUCCESS, _("Case closed; its active recovery artifacts were revoked.")
 
 
-case_evidence_view = tenant_view(CaseEvidenceView.as_view())
+case_context_view = tenant_view(ContextView.as_view())
+case_take_view = tenant_view(TakeView.as_view())
+case_proofing_start_view = tenant_view(ProofingStartView.as_view())
+case_attended_start_view = tenant_view(AttendedStartView.as_view())
 case_challenge_send_view = tenant_view(ChallengeSendView.as_view())
 case_challenge_verify_view = tenant_view(ChallengeVerifyView.as_view())
 case_attestation_view = tenant_view(AttestationView.as_view())

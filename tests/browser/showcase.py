@@ -1,23 +1,31 @@
-"""A small, realistic tenant for the screenshots, built through the real services."""
+"""A small, realistic tenant for the screenshots, built through the real services: every signal
+comes from its verifier (a code read back from the owner's mail, a proofing provider's signed
+verdict, an attended session run by a trusted referee)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core import mail
 from django.utils import timezone
 
 from audit.context import Actor
 from recovery.cases.models import RecoveryCase
-from recovery.cases.services import case_open, case_submit, evidence_record
+from recovery.cases.services import case_open, case_submit, context_record
+from recovery.challenges.services import challenge_send, challenge_verify
 from recovery.imports import AccountRecord, ContactRecord
 from recovery.models import ContactMethod, ProtectedAccount
+from recovery.proofing.models import AttendedSession
 from recovery.services import accounts_import
 from tenants.choices import Role
-from tenants.models import Tenant, User
-from tenants.services import tenant_create
+from tenants.models import Membership, Tenant, User
+from tenants.services import referee_certify, tenant_create
 
 from .. import factories
+from ..console.verifying import attended_done, attended_open
+from ..recovery.casework import code_in
+from ..recovery.verifiers import enrolled, proofing_passed
 
 # (external id, name, authoritative attributes): tiers follow from the default policy.
 PEOPLE = (
@@ -36,10 +44,12 @@ class Showcase:
     tenant: Tenant
     agent: User
     reviewer: User  # supervisor, security officer, tenant admin and auditor at once
+    referee: User  # a certified trusted referee
     accounts: dict[str, ProtectedAccount]
-    open_case: RecoveryCase  # T0, collecting evidence (a knowledge answer: context only)
-    pending_case: RecoveryCase  # T1, waiting for a supervisor
-    security_case: RecoveryCase  # T2, in the security queue
+    open_case: RecoveryCase  # T0, collecting evidence (what the caller said: context only)
+    pending_case: RecoveryCase  # T1, waiting for a supervisor: S2 by code, S4 by proofing
+    security_case: RecoveryCase  # T2, in the security queue: S2 by code, S4 attended onsite
+    attended: AttendedSession  # open, on a T1 case: the referee's page
 
 
 def _person(name: str, *roles: str, tenant: Tenant) -> User:
@@ -62,21 +72,20 @@ def _contacts(external_id: str) -> tuple[ContactRecord, ...]:
     )
 
 
-def _signals(case: RecoveryCase, actor: User, *classes: str) -> None:
-    """Verified S2 (code to the held mobile) and S3 (attestation) signals."""
-    contacts = ContactMethod.objects.for_tenant(case.tenant).filter(account=case.account)
-    for signal_class in classes:
-        kind, method = {"S2": ("mobile", "sms_code"), "S3": ("email", "manager_attestation")}[
-            signal_class
-        ]
-        evidence_record(
-            actor=actor,
-            case=case,
-            signal_class=signal_class,
-            method=method,
-            verified=True,
-            contact_method=contacts.get(kind=kind),
-        )
+def _code_read_back(case: RecoveryCase, actor: User) -> None:
+    """S2: a code emailed to the address held for a year, read back by the owner."""
+    email = ContactMethod.objects.for_tenant(case.tenant).get(account=case.account, kind="email")
+    challenge = challenge_send(actor=actor, case=case, contact_method=email)
+    challenge_verify(
+        actor=actor, case=case, challenge=challenge, code=code_in(mail.outbox[-1].body)
+    )
+
+
+def _certified_referee(tenant: Tenant, admin: User) -> User:
+    referee = _person("ana.silva", Role.TRUSTED_REFEREE, tenant=tenant)
+    membership = Membership.objects.get(user=referee, tenant=tenant, role=Role.TRUSTED_REFEREE)
+    referee_certify(actor=admin, membership=membership, until=timezone.now() + timedelta(days=180))
+    return referee
 
 
 def showcase() -> Showcase:
@@ -108,6 +117,8 @@ def showcase() -> Showcase:
         tenant=tenant,
     )
 
+    referee = _certified_referee(tenant, reviewer)
+
     open_case = case_open(
         actor=agent,
         account=accounts["Lena Novak"],
@@ -115,21 +126,29 @@ def showcase() -> Showcase:
         channel="phone",
         claimant_statement="Locked out after a holiday; says her manager can vouch for her.",
     )
-    evidence_record(  # what a caller knows is kept as context, never evidence (R-02)
+    context_record(  # what a caller knows is kept as context, never evidence (R-02)
         actor=agent,
         case=open_case,
-        signal_class="context",
-        method="knowledge_answer",
-        verified=True,
+        topic="manager",
+        statement="Says her manager is Dana Whitfield and she sits on the third floor.",
     )
     pending = case_open(
         actor=agent, account=accounts["Priya Raman"], case_type="mfa_reset", channel="phone"
     )
-    _signals(pending, agent, "S2", "S3")
+    _code_read_back(pending, agent)
+    proofing_passed(pending, agent)
     pending = case_submit(actor=agent, case=pending)
     secured = case_open(
         actor=officer, account=accounts["Tomás Becker"], case_type="password_reset", channel="chat"
     )
-    _signals(secured, officer, "S2", "S3")
+    _code_read_back(secured, officer)
+    enrolled(secured.account)  # onsite, the referee compares the person with it (R-06)
+    attended_done(secured, referee, mode="onsite")
     secured = case_submit(actor=officer, case=secured)
-    return Showcase(tenant, agent, reviewer, accounts, open_case, pending, secured)
+    waiting = case_open(
+        actor=agent, account=accounts["Marc Dubois"], case_type="unlock", channel="walk_in"
+    )
+    attended = attended_open(waiting, referee)
+    return Showcase(
+        tenant, agent, reviewer, referee, accounts, open_case, pending, secured, attended
+    )

@@ -1,25 +1,30 @@
-"""A recovery end to end in the browser: agent, then supervisor with step-up, then execution."""
+"""A recovery end to end in the browser: the agent verifies the caller (a code read back from the
+owner's mail, identity proofing on the development provider's page), a supervisor approves with
+a step-up, the cooling-off passes, then the agent executes."""
 
 from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlsplit
 
+from django.core import mail
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEvent
 from recovery.cases.models import Approval, RecoveryCase
-from recovery.cases.services import case_open
+from recovery.cases.services import case_open, case_release_cooled
 from recovery.notifications.models import OwnerNotice
 from recovery.notifications.services import notice_send
 from tenants.choices import Role
 from tenants.models import User
 
 from .. import factories
-from ..recovery.casework import contact, submitted
+from ..recovery.casework import code_in, contact, submitted
+from ..recovery.verifiers import enrolled
 from .pages import authenticator_code, sign_in, signed_in
 
-REASON = "Owner passed S1 and S5; manager confirmed by phone."
+REASON = "Owner read back the emailed code and passed identity proofing."
 
 
 def _approvals(case: RecoveryCase) -> int:
@@ -44,14 +49,27 @@ def _wrong(code: str) -> str:
     return f"{(int(code) + 500_000) % 1_000_000:06d}"
 
 
-def _record(page: Page, method: str) -> None:
-    """Record one confirmed check with the case page's evidence form."""
-    form = page.locator("#case-evidence details")
-    if form.get_attribute("open") is None:
-        form.locator("summary").click()
-    page.locator("#id_evidence-method").select_option(method)
-    form.get_by_label("Confirmed").check()
-    form.locator("button[type=submit]").click()
+def _code_read_back(page: Page) -> None:
+    """Send a code to the email on record, read it from the owner's mailbox, check it."""
+    sent = len(mail.outbox)
+    page.locator("#verifier-code").get_by_role("button", name=re.compile("^Send a code to")).click()
+    expect(page.locator("#messages")).to_contain_text("A code was sent to")
+    assert len(mail.outbox) == sent + 1
+    code = code_in(mail.outbox[-1].body)  # the owner reads it out on the phone
+    box = page.locator("#case-verifiers input[name$='-code']")
+    box.fill(code)
+    box.locator("xpath=ancestor::form").get_by_role("button", name="Check the code").click()
+    expect(page.locator("#messages")).to_contain_text("Signal S2 accepted.")
+
+
+def _proofing(page: Page, person: Page) -> None:
+    """Start identity proofing; the person opens the address on the provider's page."""
+    page.get_by_role("button", name="Start identity proofing (S4)").click()
+    link = page.locator("#messages a.proofing-link")
+    expect(link).to_be_visible()
+    person.goto(urlsplit(link.get_attribute("href")).path)  # the live server, not PUBLIC_BASE_URL
+    person.get_by_role("button", name="The person matches the enrolment record").click()
+    expect(person.get_by_role("status")).to_contain_text("the person matched")
 
 
 def _status(page: Page):
@@ -81,7 +99,8 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     agent = factories.staff(Role.AGENT, tenant=tenant)
     supervisor = factories.staff(Role.SUPERVISOR, tenant=tenant)
     account = factories.make_account_with(tenant, groups=["finance"])  # T1: one approval
-    contact(account, "email", "owner@example.test")  # held for a year: notices and the link
+    contact(account, "email", "owner@example.test")  # held for a year: codes, notices, link
+    enrolled(account)  # the system of record's identity-proofing enrolment reference (R-05)
 
     # The agent finds the account in the workspace and opens an unlock case while on the phone.
     desk = new_page()
@@ -99,12 +118,13 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     evidence_item = desk.locator("#case-checklist li").first
     expect(evidence_item).to_have_class("unmet")
 
-    # Two distinct signal classes, as T1 needs (S5 also waives the cooling-off), then submit.
-    _record(desk, "authenticator_push")
-    expect(desk.locator("#messages")).to_contain_text("Signal S5 accepted.")
-    _record(desk, "recovery_code")
-    expect(desk.locator("#messages")).to_contain_text("Signal S1 accepted.")
+    # Two distinct signal classes, as T1 needs, each from its verifier, then submit.
+    _code_read_back(desk)
+    expect(evidence_item).to_have_class("unmet")
+    _proofing(desk, new_page())  # the person's own browser
+    desk.reload()
     expect(evidence_item).to_have_class("met")
+    expect(desk.locator("#case-evidence")).to_contain_text("at provider dev, verdict")
     desk.get_by_role("button", name="Submit for approval").click()
     expect(_status(desk)).to_have_text("Pending approval")
 
@@ -116,12 +136,17 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     _approve(review, authenticator_code(supervisor))
     review.wait_for_url(re.compile(rf"/t/{tenant.slug}/review/$"))  # back to the queue
     expect(review.locator("#messages")).to_have_text(
-        f"You approved case {case.pk}; it is now ready."
+        f"You approved case {case.pk}; it is now cooling off."
     )
 
-    # The owner notices go out (a worker's job, played here), then the agent executes.
+    # The owner notices go out and the hour of cooling-off passes (the worker's and the beat's
+    # jobs, played here), then the agent executes.
     for notice in OwnerNotice.objects.filter(case=case, status="pending"):
         notice_send(notice_id=notice.pk)
+    RecoveryCase.objects.filter(pk=case.pk).update(
+        cooling_off_until=RecoveryCase.objects.get(pk=case.pk).created_at
+    )
+    case_release_cooled(case=case)
     desk.reload()
     expect(_status(desk)).to_have_text("Ready")
     desk.get_by_role("button", name="Execute the recovery").click()
@@ -132,8 +157,10 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     events = _case_events(case)
     expected = [
         ("case.opened", _by(agent)),
+        ("verification.challenge_sent", _by(agent)),
         ("verification.signal_accepted", _by(agent)),
-        ("verification.signal_accepted", _by(agent)),
+        ("verification.proofing_started", _by(agent)),
+        ("verification.signal_accepted", "system"),  # the provider's signed verdict
         ("case.submitted", _by(agent)),
         ("approval.approved", _by(supervisor)),
         ("case.executed", _by(agent)),
@@ -181,18 +208,23 @@ def test_an_approval_without_a_code_or_with_a_wrong_one_is_refused_in_the_page(p
     assert (approval.approver, approval.decision) == (supervisor, "approved")
 
 
-def test_the_agent_records_evidence_and_submits_without_javascript(page_without_js: Page):
+def test_the_agent_verifies_and_submits_without_javascript(new_page):
     tenant = factories.make_tenant()
     agent = factories.staff(Role.AGENT, tenant=tenant)
     account = factories.make_account_with(tenant, groups=["finance"])
+    contact(account, "email", "owner.nojs@example.test")
+    enrolled(account)
     case = case_open(actor=agent, account=account, case_type="unlock", channel="phone")
+    desk = new_page(java_script_enabled=False)
 
-    signed_in(page_without_js, agent)
-    page_without_js.goto(f"/t/{tenant.slug}/cases/{case.pk}/")
-    for method in ("authenticator_push", "recovery_code"):
-        with page_without_js.expect_navigation():  # a plain POST, redirected to the case
-            _record(page_without_js, method)
-    expect(page_without_js.locator("#messages")).to_have_text("Signal S1 accepted.")
-    page_without_js.get_by_role("button", name="Submit for approval").click()
-    expect(_status(page_without_js)).to_have_text("Pending approval")
+    signed_in(desk, agent)
+    desk.goto(f"/t/{tenant.slug}/cases/{case.pk}/")
+    with desk.expect_navigation():  # each a plain POST, redirected to the case
+        _code_read_back(desk)
+    with desk.expect_navigation():
+        _proofing(desk, new_page(java_script_enabled=False))
+    desk.reload()
+    expect(desk.locator("#case-checklist li").first).to_have_class("met")
+    desk.get_by_role("button", name="Submit for approval").click()
+    expect(_status(desk)).to_have_text("Pending approval")
     assert RecoveryCase.objects.get(pk=case.pk).status == "pending_approval"

@@ -14,7 +14,8 @@ WIDEST_JS = """() => [...document.querySelectorAll('body *')]
   .filter((el) => ![...el.children].some(
       (c) => c.getBoundingClientRect().right > window.innerWidth + 1))
   .slice(0, 5)
-  .map((el) => `${el.tagName.toLowerCase()}.${el.className}: ${(el.textContent || '').trim().slice(0, 40)}`)
+  .map((el) => `${el.tagName.toLowerCase()}.${el.className}: `
+    + (el.textContent || '').trim().slice(0, 40))
 """
 
 
@@ -25,6 +26,9 @@ def test_main_pages_fit_a_phone_screen(new_page):
         show.agent: [
             f"/t/{slug}/workspace/?q=acme.example",
             f"/t/{slug}/cases/{show.open_case.pk}/",
+        ],
+        show.referee: [
+            f"/t/{slug}/cases/{show.attended.case_id}/attended/{show.attended.pk}/",
         ],
         show.reviewer: [
             f"/t/{slug}/review/",

@@ -29,6 +29,7 @@ from .showcase import Showcase, showcase
 
 # The T1 block of the default policy, with its number of signal classes left open.
 T1_RULE = "  T1:\n    accepted_classes: [S1, S2, S3, S4, S5]\n    min_signal_classes: {}\n"
+S4_ALONE = "    s4_alone_suffices: {}\n"
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -53,6 +54,15 @@ def _agent_pages(page: Page, show: Showcase, out: Path) -> list[Path]:
     return shots
 
 
+def _referee_pages(page: Page, show: Showcase, out: Path) -> list[Path]:
+    """The trusted referee's attended session: the live challenge and the coercion question."""
+    slug, session = show.tenant.slug, show.attended
+    signed_in(page, show.referee)
+    return [
+        _capture(page, f"/t/{slug}/cases/{session.case_id}/attended/{session.pk}/", "attended", out)
+    ]
+
+
 def _policy_pages(page: Page, show: Showcase, out: Path) -> list[Path]:
     slug = show.tenant.slug
     page.goto(f"/t/{slug}/policy/edit/")
@@ -66,9 +76,14 @@ def _policy_pages(page: Page, show: Showcase, out: Path) -> list[Path]:
     assert accessibility_problems(page) == []
     shots = [screenshot(page, "policy-editor-error", out)]
 
-    # Stricter than the floor: valid, and the pending T1 case would no longer have enough.
+    # Stricter than the floor: valid, and the pending T1 case (S2 and a proofed S4) would no
+    # longer have enough: three classes, and S4 no longer enough alone.
+    stricter = default.replace(
+        T1_RULE.format(2) + S4_ALONE.format("true"), T1_RULE.format(3) + S4_ALONE.format("false")
+    )
+    assert stricter != default
     page.goto(f"/t/{slug}/policy/edit/")
-    page.locator("#id_text").fill(default.replace(T1_RULE.format(2), T1_RULE.format(3)))
+    page.locator("#id_text").fill(stricter)
     page.get_by_role("button", name="Simulate").click()
     page.locator("#simulation .job").wait_for()
     job = BackgroundJob.objects.filter(tenant=show.tenant, created_by=show.reviewer).latest("pk")
@@ -106,7 +121,11 @@ def out(tmp_path: Path) -> Path:
 
 def test_screenshots_of_the_main_pages(new_page, out):
     show = showcase()
-    shots = _agent_pages(new_page(), show, out) + _reviewer_pages(new_page(), show, out)
+    shots = (
+        _agent_pages(new_page(), show, out)
+        + _referee_pages(new_page(), show, out)
+        + _reviewer_pages(new_page(), show, out)
+    )
     for path in shots:
         assert _png_size(path) == (VIEWPORT["width"], VIEWPORT["height"]), path
 

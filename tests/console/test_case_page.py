@@ -1,5 +1,7 @@
-"""The case page: live checklist, challenges to contacts on record only, evidence, files, notes
-and the actions of each state, each through the API's own service; tenant-safe and role-checked.
+"""The case page: live checklist, challenges to contacts on record only, evidence with the
+verifier behind each row, context, files, notes and the actions of each state, each through the
+API's own service; tenant-safe and role-checked. The other verifier actions (proofing, attended
+sessions, taking a drafted case) are in test_verifier_actions.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from recovery.cases.models import CaseExecution, CaseNote, Evidence, EvidenceAttachment
-from recovery.cases.services import case_open
+from recovery.cases.services import case_open, context_record
 from recovery.cases.services_evidence import attachment_add, note_add
 from recovery.challenges.models import VerificationChallenge
 from tenants.choices import Role
@@ -31,6 +33,7 @@ from ..recovery.challenges.helpers import (
 )
 from ..recovery.execution.helpers import owner_email, ready_case
 from .test_agent_workspace import assert_no_secret_inputs, typed_fields
+from .verifying import attended_done, referee, t1_case
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -87,18 +90,31 @@ def test_prior_attempts_on_the_account_are_in_view(acme):
     assert "Repeat attempt" in body
 
 
+def _every_kind_of_row(s, judge) -> None:
+    """A note, context, and a signal from each verifier: code, attestation, proofing and an
+    attended session."""
+    note_add(actor=s.agent, case=s.case, text="called back")
+    context_record(actor=s.agent, case=s.case, topic="office", statement="Works in Leeds")
+    signal(s.case, s.agent, "S2")
+    signal(s.case, s.agent, "S3")
+    signal(s.case, s.agent, "S4")
+    attended_done(s.case, judge)
+
+
 def test_the_page_costs_the_same_queries_with_more_rows(acme, django_assert_num_queries):
-    s = open_case(acme)
+    s = t1_case(acme)
+    judge = referee(acme)
     client = signed_in_client(s.agent)
-    note_add(actor=s.agent, case=s.case, text="first call")
+    _every_kind_of_row(s, judge)
     with CaptureQueriesContext(connection) as few:
         client.get(url(s.case))
-    for number in range(5):
-        note_add(actor=s.agent, case=s.case, text=f"call {number}")
-    signal(s.case, s.agent, "S2")
-    signal(s.case, s.agent, "S1")
+    for _ in range(3):
+        _every_kind_of_row(s, judge)
+    assert Evidence.objects.filter(case=s.case).count() == 20
     with django_assert_num_queries(len(few.captured_queries)):
-        client.get(url(s.case))
+        body = client.get(url(s.case)).content.decode()
+    assert body.count("Context: never counted") == 4
+    assert body.count("run by referee") == 4 and body.count("at provider dev") == 4
 
 
 # --- challenges -----------------------------------------------------------------------------
@@ -190,58 +206,111 @@ def test_the_manager_is_asked_to_attest_from_the_page(acme):
     assert challenge.kind == "attestation" and last_email().to == ["morgan.boss@example.test"]
 
 
-# --- evidence -------------------------------------------------------------------------------
+# --- evidence and context ------------------------------------------------------------------
 
 
-def test_a_callback_to_a_number_on_record_counts_and_a_knowledge_answer_does_not(acme):
+def test_each_evidence_row_names_the_verifier_that_produced_it(acme):
+    s = t1_case(acme)
+    judge = referee(acme)
+    code = signal(s.case, s.agent, "S2")
+    proofed = signal(s.case, s.agent, "S4")
+    attended = attended_done(s.case, judge)
+    challenge = VerificationChallenge.objects.get(pk=code.verifier_ref)
+
+    body = signed_in_client(s.agent).get(url(s.case)).content.decode()
+
+    section = body.split('id="case-evidence"')[1].split("</section>")[0]
+    assert '<th scope="col">Verified by</th>' in section
+    assert (
+        f"Code challenge {challenge.pk}: Email to {challenge.contact_hint}, read back by the owner"
+        in section
+    )
+    verdict = proofed.details["verdict_id"]
+    assert f"Proofing session {proofed.verifier_ref} at provider dev, verdict {verdict}" in section
+    assert (
+        f"Attended session {attended.verifier_ref} (Remote, supervised video) run by referee "
+        f"{judge.username}" in section
+    )
+
+
+def test_context_is_recorded_shown_as_context_and_never_counted(acme):
     s = open_case(acme)
     client = signed_in_client(s.agent)
-
-    client.post(
-        url(s.case, "evidence"),
-        {"evidence-method": "knowledge_answer", "evidence-verified": "yes"},
-    )
-    context = Evidence.objects.get(case=s.case)
-    assert context.result == "context" and context.signal_class == "context"
+    form = client.get(url(s.case)).content.decode()
+    assert "Record context" in form and 'name="context-topic"' in form
+    assert 'name="evidence-method"' not in form and 'name="evidence-verified"' not in form
 
     response = client.post(
-        url(s.case, "evidence"),
-        {
-            "evidence-method": "callback_on_file",
-            "evidence-contact_method": s.mobile.pk,
-            "evidence-verified": "yes",
-        },
+        url(s.case, "context"),
+        {"context-topic": "last office", "context-statement": "Says she sits in Leeds"},
         follow=True,
     )
 
-    callback = Evidence.objects.get(case=s.case, method="callback_on_file")
-    assert callback.signal_class == "S2" and callback.result == "accepted"
-    assert callback.contact_method == s.mobile and callback.contact_hint == "***01"
+    item = Evidence.objects.get(case=s.case)
+    assert (item.result, item.signal_class, item.verifier) == ("context", "context", "")
+    assert item.details["topic"] == "last office"
     body = response.content.decode()
-    assert "Signal S2 accepted." in body and "Stored as context, not evidence" in body
+    assert "Kept as context only: it never counts as evidence." in body
+    assert "Context: never counted" in body and "Says she sits in Leeds" in body
+    assert "Evidence: 1 more distinct signal class from" in body  # nothing counted
 
 
-@pytest.mark.parametrize("contact_id", ["", "foreign"])
-def test_a_callback_needs_a_contact_of_the_account_and_nothing_is_written(acme, globex, contact_id):
+def test_a_secret_in_context_is_masked_and_recorded_as_a_violation(acme):
     s = open_case(acme)
-    if contact_id == "foreign":
-        contact_id = contact(make_account(globex), "mobile", "+15550199999").pk
-    client = signed_in_client(s.agent)
-
-    response = client.post(
-        url(s.case, "evidence"),
-        {
-            "evidence-method": "callback_on_file",
-            "evidence-contact_method": contact_id,
-            "evidence-verified": "yes",
-        },
+    response = signed_in_client(s.agent).post(
+        url(s.case, "context"),
+        {"context-topic": "login", "context-statement": "password: hunter2 is what she uses"},
+        **HTMX,
     )
+    body = response.content.decode()
+    assert response.status_code == 200 and "was masked" in body and "hunter2" not in body
+    assert "hunter2" not in Evidence.objects.get(case=s.case).details["statement"]
+    assert [e.data["code"] for e in events(acme, "policy.violation")] == ["secret_in_notes"]
 
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"context-topic": "", "context-statement": "something"},
+        {"context-topic": "x" * 65, "context-statement": "something"},
+        {"context-topic": "office", "context-statement": "   "},
+    ],
+)
+def test_bad_context_is_refused_with_the_input_kept_and_nothing_written(acme, data):
+    s = open_case(acme)
+    response = signed_in_client(s.agent).post(url(s.case, "context"), data)
     body = response.content.decode()
     assert response.status_code == 400
     assert "Nothing was saved: correct the marked fields." in body
-    assert "Pick the contact on record" in body or "Select a valid choice" in body
-    assert 'value="callback_on_file" selected' in body  # the agent's input is kept
+    assert 'name="context-statement"' in body and "<details open>" in body
+    assert not Evidence.objects.filter(case=s.case).exists()
+    assert not events(acme, "verification.signal_rejected")
+
+
+def test_context_on_a_case_that_no_longer_collects_is_refused_with_its_code(acme):
+    s = open_case(acme)
+    client = signed_in_client(s.agent)
+    client.post(url(s.case, "cancel"), {"end-reason": "Caller hung up"})
+
+    response = client.post(
+        url(s.case, "context"), {"context-topic": "office", "context-statement": "Leeds"}
+    )
+
+    assert response.status_code == 400 and "(case.wrong_state)" in response.content.decode()
+    assert not Evidence.objects.filter(case=s.case).exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"evidence-method": "recovery_code", "evidence-verified": "yes"},
+        {"signal_class": "S4", "method": "identity_proofing", "verified": "true"},
+    ],
+)
+def test_the_old_evidence_form_is_gone_and_nothing_can_be_marked_verified(acme, data):
+    s = open_case(acme)
+    response = signed_in_client(s.agent).post(url(s.case, "evidence"), data)
+    assert response.status_code == 404
     assert not Evidence.objects.filter(case=s.case).exists()
 
 
@@ -342,7 +411,7 @@ def test_submit_is_refused_until_the_evidence_is_met(acme):
     s.case.refresh_from_db()
     assert s.case.status == "collecting_evidence"
 
-    signal(s.case, s.agent, "S1")
+    signal(s.case, s.agent, "S2")
     accepted = client.post(url(s.case, "submit"), follow=True)
 
     s.case.refresh_from_db()
@@ -421,7 +490,7 @@ def test_an_agent_reads_a_security_queue_case_but_the_service_refuses_work(acme)
     assert "You can read this case but not work it" in body and "Send a code" not in body
 
     response = client.post(
-        url(case, "evidence"), {"evidence-method": "recovery_code", "evidence-verified": "yes"}
+        url(case, "context"), {"context-topic": "office", "context-statement": "Leeds"}
     )
     assert response.status_code == 400 and "(case.security_queue_only)" in response.content.decode()
     assert not Evidence.objects.filter(case=case).exists()
@@ -456,7 +525,7 @@ def test_the_case_page_has_no_field_for_a_number_an_address_or_a_password(acme):
     boxes = [
         f["name"] for f in typed_fields(body) if f["tag"] == "input" and f.get("type") == "text"
     ]
-    assert boxes == [f"challenge-{challenge.pk}-code"]
+    assert boxes == [f"challenge-{challenge.pk}-code", "context-topic"]
 
 
 def test_a_lapsed_code_shows_as_expired_with_no_code_box(acme):

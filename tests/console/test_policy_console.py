@@ -382,8 +382,8 @@ def test_an_invalid_draft_is_not_simulated_and_its_problems_are_shown(acme, admi
 def past_cases(acme):
     """Five cases: three T0 cases passed on one class (the stricter draft would refuse them)."""
     agent = staff(Role.AGENT, tenant=acme)
-    one_class = [submitted(acme, agent, ("S5",)) for _ in range(3)]
-    submitted(acme, agent, ("S2", "S5"))
+    one_class = [submitted(acme, agent, ("S2",)) for _ in range(3)]
+    submitted(acme, agent, ("S2", "S3"))
     approved(submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"]))
     return one_class
 
@@ -438,7 +438,7 @@ def test_the_finished_job_shows_a_table_and_an_accessible_chart(acme, admin, pas
     for case in past_cases:
         assert f'href="/t/{acme.slug}/cases/{case.pk}/">#{case.pk}</a>' in html
         assert f"<td>{case.account.external_id}</td>" in html
-    assert html.count("evidence: would be refused — needs 2 classes, had 1 (S5)") == 3
+    assert html.count("evidence: would be refused — needs 2 classes, had 1 (S2)") == 3
 
 
 def test_a_simulation_with_no_cases_reports_nothing_changed(acme, admin):

@@ -15,9 +15,11 @@ from audit.models import AuditEvent
 from audit.services import record
 from recovery.cases import review_views
 from recovery.cases.execution import case_execute, case_repudiate
-from recovery.cases.models import Approval, RecoveryCase
-from recovery.cases.services import case_open, case_submit
+from recovery.cases.models import Approval, Evidence, RecoveryCase
+from recovery.cases.services import case_open, case_submit, context_record
+from recovery.challenges.models import VerificationChallenge
 from recovery.notifications.models import OwnerNotice
+from recovery.proofing.models import AttendedSession, ProofingSession
 from tenants.choices import Role
 
 from ..conftest import signed_in_client
@@ -25,6 +27,7 @@ from ..factories import active_grant, make_account_with, staff, totp_token
 from ..pages import page
 from ..recovery.casework import contact, decide, signal, submitted
 from ..recovery.execution.helpers import owner_email, ready_case
+from .verifying import attended_done, referee, t1_case
 
 pytestmark = pytest.mark.django_db
 
@@ -240,7 +243,7 @@ def test_review_page_shows_evidence_risks_history_and_needs(acme, agent, officer
     worker = staff(Role.SECURITY_OFFICER, tenant=acme)  # a repeat attempt: security queue
     case = case_open(actor=worker, account=account, case_type="mfa_reset", channel="phone")
     contact(account, "mobile", "+15550009999", age_days=400, sim_days=2)  # a recent SIM swap
-    for signal_class in ("S1", "S5"):
+    for signal_class in ("S2", "S3"):
         signal(case, worker, signal_class)
     case = case_submit(actor=worker, case=case)
     assert case.repeat_attempt and case.status == "pending_approval"
@@ -256,11 +259,89 @@ def test_review_page_shows_evidence_risks_history_and_needs(acme, agent, officer
     body = response.content.decode()
     assert "Repeat attempt" in body
     assert body.count(worker.username) >= 2  # opener and evidence collector
-    for text in ("S1", "S5", "Accepted", "SIM changed", "post_recovery_change", "Account history"):
+    for text in ("S2", "S3", "Accepted", "SIM changed", "post_recovery_change", "Account history"):
         assert text in body, text
     assert f"/review/{earlier.pk}/" in body  # the account's earlier case, linked
     assert "Approvals: 0 of 1." in body
     assert 'name="approved-token"' in body and 'name="denied-reason"' in body
+
+
+def _legacy(case: RecoveryCase, by) -> Evidence:
+    """A row accepted on someone's word before verifiers existed (as the migration kept it)."""
+    return Evidence.objects.create(
+        tenant=case.tenant,
+        case=case,
+        signal_class="S1",
+        method="recovery_code",
+        result="accepted",
+        collected_by=by,
+        digest="0" * 64,
+        verifier="legacy_assertion",
+    )
+
+
+def _signals_of_every_verifier(case: RecoveryCase, agent, judge) -> None:
+    for signal_class in ("S2", "S3", "S4"):
+        signal(case, agent, signal_class)
+    attended_done(case, judge)
+    context_record(actor=agent, case=case, topic="office", statement="Sits in Leeds")
+    _legacy(case, agent)
+
+
+def _evidence_rows(body: str) -> list[str]:
+    table = body.split('id="evidence-heading"')[1].split("</table>")[0]
+    return table.split("<tbody>")[1].split("</tr>")[:-1]
+
+
+def test_review_page_names_the_verifier_behind_every_signal(acme, agent, supervisor):
+    s = t1_case(acme, agent=agent)
+    judge = referee(acme)
+    _signals_of_every_verifier(s.case, agent, judge)
+    rows = {item.method: item for item in Evidence.objects.filter(case=s.case).order_by("pk")}
+    code = VerificationChallenge.objects.get(pk=rows["email_code"].verifier_ref)
+    attestation = VerificationChallenge.objects.get(pk=rows["manager_attestation"].verifier_ref)
+    proofing = ProofingSession.objects.get(pk=rows["identity_proofing"].verifier_ref)
+    attended = AttendedSession.objects.get(pk=rows["attended_remote"].verifier_ref)
+
+    body = signed_in_client(supervisor).get(f"/t/{acme.slug}/review/{s.case.pk}/").content.decode()
+
+    assert '<th scope="col">Verified by</th>' in body
+    shown = _evidence_rows(body)
+    assert len(shown) == 6
+    expected = [
+        f"Code challenge {code.pk}: Email to {code.contact_hint}, read back by the owner",
+        f"Attestation {attestation.pk} by {attestation.confirmed_by.username}, in their own "
+        f"session (link sent to {attestation.contact_hint})",
+        f"Proofing session {proofing.pk} at provider dev, verdict {proofing.verdict_id}",
+        f"Attended session {attended.pk} (Remote, supervised video) run by referee "
+        f"{judge.username}",
+        "Context: never counted",
+        "Asserted before verifiers existed — not counted",
+    ]
+    for row, text in zip(shown, expected, strict=True):
+        assert text in row, (text, row)
+    assert ">Accepted<" in shown[0] and ">Accepted<" in shown[3]
+    assert "Context only, never counted" in shown[4] and "Sits in Leeds" in shown[4]
+    assert ">Not counted<" in shown[5] and ">Accepted<" not in shown[5]
+    # The legacy S1 counts for nothing: only the verifiers' classes are accepted so far.
+    assert "Accepted so far: S2, S3, S4." in body
+
+
+def test_review_page_costs_the_same_queries_with_more_signals(
+    acme, agent, supervisor, django_assert_num_queries
+):
+    s = t1_case(acme, agent=agent)
+    judge = referee(acme)
+    _signals_of_every_verifier(s.case, agent, judge)
+    client = signed_in_client(supervisor)
+    path = f"/t/{acme.slug}/review/{s.case.pk}/"
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(path).status_code == 200
+    queries = len(few.captured_queries)
+    for _ in range(4):
+        _signals_of_every_verifier(s.case, agent, judge)
+    with django_assert_num_queries(queries):
+        assert len(_evidence_rows(client.get(path).content.decode())) == 30
 
 
 def test_review_page_without_decision_forms_for_a_case_the_actor_may_not_decide(acme, supervisor):
