@@ -172,8 +172,9 @@ def membership_create(
         if not created and membership.is_active:
             return membership
         if not created:
-            membership.is_active = True
-            membership.save(update_fields=["is_active"])
+            # Back after a revocation: an earlier referee certification does not revive (R-09).
+            membership.is_active, membership.certified_until = True, None
+            membership.save(update_fields=["is_active", "certified_until"])
         access_memo_clear()
         record(
             action="membership.created",
@@ -207,14 +208,77 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
                 "The user already has that role here.", code="membership.role_duplicate"
             )
         locked.role = role
-        locked.save(update_fields=["role"])
+        # A referee's certification belongs to that role; it never carries over (R-09).
+        cleared = locked.certified_until is not None
+        locked.certified_until = None
+        locked.save(update_fields=["role", "certified_until"])
         access_memo_clear()
         record(
             action="membership.role_changed",
             actor=_actor(actor, locked.tenant),
             tenant=locked.tenant,
             target=locked,
-            data={"from": old, "to": role},
+            data={"from": old, "to": role, "certification_cleared": cleared},
+        )
+    return locked
+
+
+# Our choice: a referee is re-certified at least yearly (SP 800-63A-4 trusted-referee training).
+MAX_CERTIFICATION = timedelta(days=366)
+
+
+def referee_certify(*, actor: User, membership: Membership, until: datetime) -> Membership:
+    """Record that a trusted referee's training is current until `until` (R-09).
+
+    Only a tenant_admin of the membership's own tenant, never for themselves (by person), for
+    an active `trusted_referee` membership, with `until` in the future and at most a year and a
+    day ahead. A referee without a current certification cannot run attended sessions.
+    """
+    if until <= timezone.now():
+        raise InvalidInput(
+            "The certification must run until a moment in the future.",
+            code="referee.until_invalid",
+            field_errors={"until": ["Must be in the future."]},
+        )
+    if until - timezone.now() > MAX_CERTIFICATION:
+        raise InvalidInput(
+            "A certification lasts at most 366 days; certify again after the next training.",
+            code="referee.until_too_long",
+            field_errors={"until": ["At most 366 days ahead."]},
+        )
+    if membership.tenant_id is None:
+        raise InvalidInput(
+            "Only a tenant's own trusted referees are certified, by that tenant.",
+            code="referee.tenant_membership_required",
+        )
+    with transaction.atomic():
+        tenant = Tenant.objects.get(pk=membership.tenant_id)
+        _tenant_admin_access(actor, tenant)
+        locked = (
+            Membership.objects.for_tenant(tenant)
+            .select_for_update()
+            .select_related("user")
+            .get(pk=membership.pk)
+        )
+        if locked.role != Role.TRUSTED_REFEREE or not locked.is_active:
+            raise InvalidInput(
+                "Only an active trusted_referee membership can be certified.",
+                code="referee.role_required",
+            )
+        if locked.user.person_id == actor.person_id:
+            raise PolicyDenied(
+                "Another tenant_admin must certify you as a trusted referee.",
+                code="sod.certifier_is_referee",
+            )
+        previous = locked.certified_until
+        locked.certified_until = until
+        locked.save(update_fields=["certified_until"])
+        record(
+            action="referee.certified",
+            actor=_actor(actor, tenant),
+            tenant=tenant,
+            target=locked,
+            data={"user": locked.user.get_username(), "from": previous, "until": until},
         )
     return locked
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import challenges, proofing, views
+from . import attended, challenges, proofing, views
 
 urlpatterns = [
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
@@ -82,5 +82,29 @@ urlpatterns += [
         "cases/<int:case_id>/proofing/",
         proofing.CaseProofingStartApi.as_view(),
         name="api-case-proofing",
+    ),
+]
+
+# Attended sessions (S4 by a trusted referee).
+urlpatterns += [
+    path(
+        "cases/<int:case_id>/attended/",
+        attended.CaseAttendedStartApi.as_view(),
+        name="api-case-attended",
+    ),
+    path(
+        "cases/<int:case_id>/attended/<int:session_id>/coercion/",
+        attended.AttendedCoercionApi.as_view(),
+        name="api-case-attended-coercion",
+    ),
+    path(
+        "cases/<int:case_id>/attended/<int:session_id>/complete/",
+        attended.AttendedCompleteApi.as_view(),
+        name="api-case-attended-complete",
+    ),
+    path(
+        "cases/<int:case_id>/attended/<int:session_id>/fraud/",
+        attended.AttendedFraudApi.as_view(),
+        name="api-case-attended-fraud",
     ),
 ]

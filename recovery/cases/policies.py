@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from django.utils.translation import gettext as _
 
 from tenants.access import TenantAccess
@@ -11,6 +15,9 @@ from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
 from ..policy.floors import APPROVER_ROLES
 from .choices import Route
 from .models import RecoveryCase
+
+if TYPE_CHECKING:
+    from tenants.models import User
 
 CASE_WORKERS = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SECURITY_OFFICER})
 
@@ -62,10 +69,84 @@ def can_read_case_evidence(
     return can_work_case(access, route=route, tier=tier, case_type=case_type)
 
 
+REFEREES = frozenset({Role.TRUSTED_REFEREE})
+
+
+def can_referee_case(access: TenantAccess | None, case: RecoveryCase) -> Decision:
+    """Whether the actor may read `case` and run attended sessions on it (R-06, R-07, R-09).
+
+    A trusted referee of the tenant's own staff reads any case of the tenant, so that it can
+    run the attended session the case needs; the role grants nothing else (it never opens,
+    submits, approves or executes: `can_work_case` and the approver roles leave it out). Its
+    certification and its independence from the case are `can_run_attended_session`.
+    """
+    if access is None:
+        return _deny("tenant.no_access", _("You have no access to this tenant."))
+    if not access.roles & REFEREES:
+        return _deny(
+            "attended.referee_required",
+            _("Attended sessions are run by the tenant's trusted referees (R-09)."),
+        )
+    if access.via_grant:
+        # A certification is the tenant's word about its own staff (`referee_certify`).
+        return _deny(
+            "attended.referee_not_delegable",
+            _("Trusted referees are the tenant's own staff; a delegation grant cannot carry it."),
+        )
+    return ALLOW
+
+
+def case_taker(case: RecoveryCase) -> User | None:
+    """The human working the case: its taker, or a human opener on a case not yet marked taken
+    (cases opened by a person are theirs). None while an AI-drafted case waits for a person."""
+    if case.taken_by_id is not None:
+        return case.taken_by if case.taken_by.is_human else None
+    return case.opened_by if case.opened_by.is_human else None
+
+
+def can_run_attended_session(
+    access: TenantAccess | None,
+    case: RecoveryCase,
+    *,
+    referee_person: Any,
+    certified_until: datetime | None,
+    now: datetime,
+    subject_people: Collection[Any] = (),
+) -> Decision:
+    """Whether this referee may run (or complete) an attended session on `case` now (R-09).
+
+    A referee of the tenant (`can_referee_case`) with a certification current at `now`, who is
+    none of the case's parties by person: not the opener, not the agent working it, not the
+    subject or a delegate of the subject (`subject_people`; the subject's own person id is
+    added here). The referee's check is the independent one (R-21 by analogy).
+    """
+    decision = can_referee_case(access, case)
+    if not decision:
+        return decision
+    if certified_until is None or certified_until <= now:
+        return _deny(
+            "attended.certification_lapsed",
+            _("Your trusted-referee certification is missing or has lapsed (R-09)."),
+        )
+    taker = case_taker(case)
+    parties = {case.opened_by_person, case.account.person_id, *subject_people} - {None}
+    if taker is not None:
+        parties.add(taker.person_id)
+    if referee_person in parties:
+        return _deny(
+            "sod.referee_is_party",
+            _("You opened, work or are the subject of this case: another referee must run it."),
+        )
+    return ALLOW
+
+
 def can_open_case_page(access: TenantAccess, case: RecoveryCase) -> Decision:
     """Who may open a case page: case workers and evidence readers, within a grant's tiers and
-    case types. Whether they may also act on the case is `can_work_case`."""
+    case types, and the tenant's trusted referees (`can_referee_case`). Whether they may also
+    act on the case is `can_work_case`."""
     if not access.roles & (CASE_WORKERS | EVIDENCE_READERS):
+        if access.roles & REFEREES:
+            return can_referee_case(access, case)
         return _deny(
             "case.role_required",
             _("Case pages are for agents, supervisors, security officers and auditors."),

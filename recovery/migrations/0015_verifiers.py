@@ -153,7 +153,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='attendedsession',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'completed'), _negated=True), models.Q(('coercion_observed', False), ('live_challenge_passed', True)), _connector='OR'), name='attended_completed_checked'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'completed'), _negated=True), models.Q(('coercion_observed', False), ('coercion_observed__isnull', False), ('live_challenge_passed', True), ('live_challenge_passed__isnull', False)), _connector='OR'), name='attended_completed_checked'),
         ),
         migrations.AddConstraint(
             model_name='proofingsession',

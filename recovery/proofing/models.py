@@ -114,9 +114,16 @@ class AttendedSession(models.Model):
                 condition=Q(status=AttendedStatus.OPEN),
                 name="attended_one_open_per_case",
             ),
+            # IS NOT NULL too: a CHECK whose expression is NULL passes, so an unanswered
+            # question (NULL) would otherwise let a completed row through.
             models.CheckConstraint(
                 condition=~Q(status=AttendedStatus.COMPLETED)
-                | Q(coercion_observed=False, live_challenge_passed=True),
+                | Q(
+                    coercion_observed__isnull=False,
+                    coercion_observed=False,
+                    live_challenge_passed__isnull=False,
+                    live_challenge_passed=True,
+                ),
                 name="attended_completed_checked",
             ),
         ]
