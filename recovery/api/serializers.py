@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tenants.choices import CaseType
 
-from ..cases.choices import Channel, SignalClass
+from ..cases.choices import Channel, SignalClass, Verifier
+from ..cases.methods import method_get
 from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
+from ..cases.services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.models import PolicyVersion
+
+CONTEXT_LABEL = _("Context the caller gave (never counted)")
 
 
 class ContactOutput(serializers.ModelSerializer):
@@ -127,49 +132,75 @@ class CaseCreateInput(serializers.Serializer):
     )
 
 
-MAX_DETAILS_BYTES = 8_000
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
-class EvidenceInput(serializers.Serializer):
-    signal_class = serializers.ChoiceField(choices=SignalClass.choices)
-    method = serializers.CharField(max_length=64)
-    verified = serializers.BooleanField()
-    contact_method_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    details = serializers.DictField(
-        required=False, default=dict, help_text="What was checked, for the record (max 8 kB)."
+class EvidenceOutput(serializers.ModelSerializer):
+    verifier = serializers.CharField(
+        read_only=True,
+        help_text="The code that checked the claim (" + ", ".join(Verifier.values) + "); "
+        "empty for context and refusals.",
+    )
+    verifier_ref = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Id of the verifier's record: the challenge, proofing session or attended "
+        "session.",
+    )
+    method_label = serializers.SerializerMethodField(
+        help_text="The method's name in the catalogue, in the request's language."
+    )
+    topic = serializers.SerializerMethodField(help_text="Context only: what the fact is about.")
+    statement = serializers.SerializerMethodField(
+        help_text="Context only: what the caller said, with secrets masked."
     )
 
-    def validate_details(self, details: dict) -> dict:
-        if _has_nul(details):
-            raise serializers.ValidationError("Remove the NUL character.")
-        if len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
-            raise serializers.ValidationError(f"At most {MAX_DETAILS_BYTES} bytes of details.")
-        return details
-
-
-class EvidenceOutput(serializers.ModelSerializer):
     class Meta:
         model = Evidence
         fields = [
             "id",
             "signal_class",
             "method",
+            "method_label",
             "result",
             "reason_code",
+            "verifier",
+            "verifier_ref",
             "contact_hint",
             "collected_at",
             "digest",
+            "topic",
+            "statement",
         ]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_method_label(self, evidence: Evidence) -> str:
+        if evidence.signal_class == SignalClass.CONTEXT:
+            return str(CONTEXT_LABEL)
+        method = method_get(evidence.method)
+        return str(method.label) if method else ""
+
+    def _context_value(self, evidence: Evidence, key: str) -> str:
+        if evidence.signal_class != SignalClass.CONTEXT:
+            return ""
+        return str((evidence.details or {}).get(key, ""))
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_topic(self, evidence: Evidence) -> str:
+        return self._context_value(evidence, "topic")
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_statement(self, evidence: Evidence) -> str:
+        return self._context_value(evidence, "statement")
+
+
+class ContextInput(serializers.Serializer):
+    """A fact the caller gave, kept as context: it never counts as evidence (R-02)."""
+
+    topic = serializers.CharField(
+        max_length=CONTEXT_TOPIC_MAX, help_text="What the fact is about, e.g. `ticket_number`."
+    )
+    statement = serializers.CharField(
+        max_length=CONTEXT_STATEMENT_MAX,
+        help_text="What the caller said; secrets in it are masked before storage (R-49).",
+    )
 
 
 class DecisionInput(serializers.Serializer):

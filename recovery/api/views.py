@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.http import FileResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,21 +19,23 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.base import STAFF_ONLY, TenantApiView, TenantListApiView
 from api.conditional import etag_of, require_if_match
+from api.errors import error_body
 from audit.context import Actor
 from tenants.choices import Scope
-from tenants.exceptions import InvalidInput, PolicyDenied
+from tenants.exceptions import InvalidInput
 from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
 from ..cases.execution import case_close, case_execute, case_manual_step_record
-from ..cases.models import EvidenceAttachment, RecoveryCase
+from ..cases.models import Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.selectors import (
     approval_list,
     case_get_for_change,
@@ -47,6 +50,8 @@ from ..cases.services import (
     case_needs,
     case_open,
     case_submit,
+    context_record,
+    evidence_refusal_record,
 )
 from ..cases.services_evidence import (
     ModelProvenance,
@@ -75,6 +80,10 @@ IF_MATCH = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description="The case's ETag as you last read it; 412 if it has changed since.",
+)
+GONE_RESPONSE = OpenApiResponse(
+    {"$ref": "#/components/schemas/Error"},
+    description="Gone: `evidence.endpoint_removed`; the message names the endpoints to use.",
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -199,29 +208,106 @@ class _CaseTransitionApi(TenantApiView):
         return _with_etag(Response(data, status=code), case)
 
 
-class CaseEvidenceApi(_CaseTransitionApi):
-    scopes = {"POST": Scope.CASES_WRITE}
+EVIDENCE_ENDPOINT_REMOVED = "evidence.endpoint_removed"
+# What a refusal keeps of an old client's body: enough to see what was asserted, no more.
+_ASSERTED_FIELDS = {"signal_class": "class", "method": "method", "verified": "verified"}
+_ASSERTED_MAX = 64
+
+
+def _asserted(request: Request) -> dict[str, str]:
+    """The class, method and `verified` an old client sent, as short strings (any body)."""
+    try:
+        body = request.data
+    except (ParseError, UnsupportedMediaType):
+        return {}
+    if not hasattr(body, "get"):
+        return {}
+    return {
+        key: str(body.get(field))[:_ASSERTED_MAX]
+        for field, key in _ASSERTED_FIELDS.items()
+        if body.get(field) is not None
+    }
+
+
+def _endpoint_removed() -> Response:
+    message = _(
+        "Evidence can no longer be recorded by request: only a verifier creates it. Use "
+        "challenges/ (S2 code) and its verify/, attestations/ (S3), proofing/ (S4 by a "
+        "provider) or attended/ (S4 by a trusted referee); record what the caller said "
+        "with context/."
+    )
+    return Response(
+        error_body(EVIDENCE_ENDPOINT_REMOVED, str(message)), status=status.HTTP_410_GONE
+    )
+
+
+class CaseEvidenceApi(TenantApiView):
+    """The case's evidence rows, each naming the verifier that produced it.
+
+    POST is gone (410 `evidence.endpoint_removed`, whatever the body): no request can mark a
+    signal verified. Evidence comes from the verifier endpoints (`challenges/`, `attestations/`,
+    `proofing/`, `attended/`); what the caller said goes to `context/`. A refused POST on a case
+    the caller can see is recorded on the case's trail (`verification.signal_rejected`,
+    reason `asserted_signal`).
+    """
+
+    scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_WRITE}
+    pagination_class = None  # a case has a handful: one plain array
+    filter_backends: list = []
+    queryset = Evidence.objects.none()  # tells the schema generator the model
+
+    @extend_schema(
+        operation_id="cases_evidence_list",
+        summary="The case's evidence and context, oldest first, with the verifier of each",
+        responses=s.EvidenceOutput(many=True),
+    )
+    def get(self, request: Request, case_id: int) -> Response:
+        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        rows = Evidence.objects.for_tenant(request.tenant).filter(case=case).order_by("pk")
+        return Response(s.EvidenceOutput(rows, many=True).data)
 
     @extend_schema(
         operation_id="cases_evidence_record",
-        summary="Record one verification signal; the server decides whether it counts",
-        request=s.EvidenceInput,
+        summary="Removed: evidence comes from verifiers only (410 for any body)",
+        request=None,
+        responses={410: GONE_RESPONSE},
+        deprecated=True,
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        evidence_refusal_record(
+            actor=request.user, case=case, code="asserted_signal", data=_asserted(request)
+        )
+        return _endpoint_removed()
+
+
+class CaseContextApi(_CaseTransitionApi):
+    """Record a fact the caller gave (a name, a date, a ticket number) as context.
+
+    Context is shown with the case and never counts toward the policy (R-02); secrets in the
+    statement are masked (R-49). AI assistants cannot record it.
+    """
+
+    scopes = {"POST": Scope.CASES_WRITE}
+
+    @extend_schema(
+        operation_id="cases_context_record",
+        summary="Keep what the caller said as context (never counted as evidence)",
+        request=s.ContextInput,
         responses={201: s.EvidenceOutput},
         parameters=[IF_MATCH, IDEMPOTENCY_KEY],
     )
     def post(self, request: Request, case_id: int) -> Response:
-        data = s.EvidenceInput(data=request.data)
+        data = s.ContextInput(data=request.data)
         data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
         case = self.locked_case(request, case_id)
-        contact_id = fields.pop("contact_method_id", None)
-        contact = (
-            ContactMethod.objects.for_tenant(request.tenant).filter(pk=contact_id).first()
-            if contact_id
-            else None
+        row = context_record(
+            actor=request.user,
+            case=case,
+            topic=data.validated_data["topic"],
+            statement=data.validated_data["statement"],
         )
-        del contact, case
-        raise PolicyDenied("TODO(issue 11): verifier endpoints", code="evidence.verifier_required")
+        return self.answer(s.EvidenceOutput(row).data, case, status.HTTP_201_CREATED)
 
 
 class CaseSubmitApi(_CaseTransitionApi):

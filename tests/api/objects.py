@@ -31,7 +31,8 @@ from tenants.models import Tenant, User
 
 from .. import factories
 from ..conftest import signed_in_client
-from ..recovery.casework import contact
+from ..factories import unique
+from ..recovery.casework import contact, signal
 
 # --- per-tenant objects ---------------------------------------------------------------------
 
@@ -67,7 +68,13 @@ class TenantObjects:
 
 
 def _account(objs: TenantObjects):
-    account = factories.make_account(objs.tenant)
+    """A T1 account (every signal class accepted, S4 among them) with the enrolment reference
+    identity proofing checks against (R-05), a mobile and an email held for a year."""
+    from recovery.models import ProtectedAccount
+
+    account = factories.make_account_with(objs.tenant, groups=["finance"])
+    ProtectedAccount.objects.filter(pk=account.pk).update(enrolment_reference=unique("enrol"))
+    account.refresh_from_db()
     objs.built["mobile"] = contact(account)
     objs.built["manager_email"] = contact(account, "email", "manager@example.test")
     return account
@@ -82,17 +89,8 @@ def _case(objs: TenantObjects):
 
 
 def _evidence(objs: TenantObjects):
-    from recovery.cases.services import evidence_record
-
-    objs.get("account")
-    return evidence_record(
-        actor=objs.agent,
-        case=objs.get("case"),
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        contact_method=objs.built["mobile"],
-    )
+    """An accepted S2, produced by its verifier (a code emailed and read back)."""
+    return signal(objs.get("case"), objs.agent, "S2")
 
 
 def _attachment(objs: TenantObjects):
@@ -103,7 +101,6 @@ def _attachment(objs: TenantObjects):
         case=objs.get("case"),
         name="callback-log.txt",
         content=b"Called the number on file; the user confirmed the code.\n",
-        evidence=objs.get("evidence"),
     )
 
 
@@ -199,6 +196,39 @@ def _challenge(objs: TenantObjects):
     )
 
 
+def _referee(objs: TenantObjects):
+    """A trusted referee of the tenant, certified by its admin (R-09), party to no case."""
+    from tenants.models import Membership
+    from tenants.services import referee_certify
+
+    user = factories.staff(Role.TRUSTED_REFEREE, tenant=objs.tenant)
+    referee_certify(
+        actor=objs.admin,
+        membership=Membership.objects.get(user=user, tenant=objs.tenant),
+        until=timezone.now() + timedelta(days=30),
+    )
+    return user
+
+
+def _attended_session(objs: TenantObjects):
+    """An attended session the referee opened on the case (coercion question unanswered)."""
+    from recovery.proofing.attended import attended_start
+
+    return attended_start(
+        actor=objs.get("referee"),
+        case=objs.get("case"),
+        mode="remote_video",
+        reason="The caller lost every device; no code channel remains.",
+    )
+
+
+def _proofing_session(objs: TenantObjects):
+    """An identity-proofing session started at the development provider, awaiting its verdict."""
+    from recovery.proofing.services import proofing_start
+
+    return proofing_start(actor=objs.agent, case=objs.get("case"), provider="dev").session
+
+
 BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "account": _account,
     "case": _case,
@@ -215,6 +245,9 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "membership": _membership,
     "provider": _provider,
     "challenge": _challenge,
+    "referee": _referee,
+    "attended_session": _attended_session,
+    "proofing_session": _proofing_session,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -234,6 +267,7 @@ OBJECT_MAP: dict[str, str] = {
     "grant_id": "grant",
     "membership_id": "membership",
     "challenge_id": "challenge",
+    "session_id": "attended_session",
     "provider": "provider.slug",
 }
 
@@ -275,6 +309,7 @@ class Body:
 
 
 def _evidence_body(objs: TenantObjects) -> Body:
+    """What an old client sent to the removed evidence endpoint (410 whatever the body)."""
     objs.get("account")
     return Body(
         {
@@ -321,6 +356,9 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
         {"account_id": objs.get("account").pk, "case_type": "unlock"}
     ),
     "CaseEvidenceApi.POST": _evidence_body,
+    "CaseContextApi.POST": lambda objs: Body(
+        {"topic": "ticket_number", "statement": "The caller quoted INC-4711."}
+    ),
     "CaseCancelApi.POST": lambda objs: Body({"reason": "duplicate of another case"}),
     "CaseCloseApi.POST": lambda objs: Body({"reason": "the owner set a new password"}),
     "CaseManualStepApi.POST": lambda objs: Body({"path": "Entra admin center > Users > reset"}),
@@ -335,6 +373,19 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "PolicyActivationApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "CaseChallengeListApi.POST": _challenge_body,
     "ChallengeVerifyApi.POST": lambda objs: Body({"code": "00000000"}),
+    "CaseProofingStartApi.POST": lambda objs: Body({"provider": "dev"}),
+    "CaseAttendedStartApi.POST": lambda objs: Body(
+        {"mode": "remote_video", "reason": "The caller lost every device."}
+    ),
+    "AttendedCoercionApi.POST": lambda objs: Body({"observed": False}),
+    "AttendedCompleteApi.POST": lambda objs: Body(
+        {
+            "documents_presented": ["passport"],
+            "steps_completed": ["document check", "live challenge"],
+            "live_challenge_passed": True,
+        }
+    ),
+    "AttendedFraudApi.POST": lambda objs: Body({"reason": "A second voice prompted the caller."}),
 }
 
 

@@ -131,8 +131,8 @@ def test_ai_assistant_is_blocked_from_deciding_and_it_is_audited(acme, path, bod
 
 
 def test_ai_assistant_blocked_in_the_service_too(acme):
-    """Defence in depth: even called directly, the evidence service refuses an AI principal."""
-    from recovery.cases.services import case_open, evidence_record
+    """Defence in depth: even called directly, the context service refuses an AI principal."""
+    from recovery.cases.services import case_open, context_record
     from tenants.exceptions import PolicyDenied
 
     principal = factories.api_key(acme, kind="ai_assistant").key.principal
@@ -140,10 +140,9 @@ def test_ai_assistant_blocked_in_the_service_too(acme):
         actor=principal, account=factories.make_account(acme), case_type="unlock", channel="api"
     )
     with pytest.raises(PolicyDenied) as refused:
-        evidence_record(
-            actor=principal, case=case, signal_class="S1", method="recovery_code", verified=True
-        )
+        context_record(actor=principal, case=case, topic="dob", statement="1 April 1990")
     assert refused.value.code == "ai.action_blocked"
+    assert not case.evidence.exists()
 
 
 def test_ai_key_cannot_be_issued_with_write_scopes(acme):
@@ -366,14 +365,14 @@ def test_a_non_object_body_with_an_idempotency_key_is_a_400(acme, acme_api):
     assert response.status_code == 400 and response.json()["code"] == "input.invalid"
 
 
-def test_nul_in_evidence_details_is_a_field_error(acme, acme_api):
+def test_nul_in_a_context_statement_is_a_field_error(acme, acme_api):
     case_id = _open(acme_api, acme, factories.make_account(acme)).json()["id"]
     response = acme_api.post(
-        api(acme, f"cases/{case_id}/evidence/"),
-        {"signal_class": "S1", "method": "push", "verified": True, "details": {"n": "a\x00b"}},
+        api(acme, f"cases/{case_id}/context/"),
+        {"topic": "dob", "statement": "a\x00b"},
         format="json",
     )
-    assert response.status_code == 400 and "details" in response.json()["errors"]
+    assert response.status_code == 400 and "statement" in response.json()["errors"]
 
 
 def test_unmatched_api_paths_answer_json(acme, acme_api):

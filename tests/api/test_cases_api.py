@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.core import mail
 
 from audit.models import AuditEvent
 from recovery.cases.models import RecoveryCase
 from tenants.choices import Role
 
 from .. import factories
-from ..recovery.casework import contact
+from ..recovery.casework import code_in, contact, signal
 from .conftest import api, key_client, staff_api_client
 
 pytestmark = pytest.mark.django_db
@@ -147,29 +148,28 @@ def test_cancel_twice_is_a_409_conflict(acme, acme_api):
 
 
 def _submitted_over_api(acme, acme_api) -> int:
-    """A T1 case (one approval needed) worked and submitted by an integration key."""
+    """A T1 case (one approval needed) worked and submitted by an integration key: S2 by a
+    code sent and read back through the challenge endpoints, S3 by the manager's attestation
+    from their own session."""
     account = factories.make_account_with(acme, groups=["finance"])
-    sms = contact(account)
-    manager = contact(account, "email", "manager@example.test")
+    mailbox = contact(account, "email", "owner@example.test")
     case_id = acme_api.post(
         api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
     ).json()["id"]
-    for signal_class, method, channel in (
-        ("S2", "sms_code", sms),
-        ("S3", "manager_attestation", manager),
-    ):
-        response = acme_api.post(
-            api(acme, f"cases/{case_id}/evidence/"),
-            {
-                "signal_class": signal_class,
-                "method": method,
-                "verified": True,
-                "contact_method_id": channel.pk,
-            },
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        assert response.json()["result"] == "accepted"
+    sent = acme_api.post(
+        api(acme, f"cases/{case_id}/challenges/"), {"contact_method_id": mailbox.pk}, format="json"
+    )
+    assert sent.status_code == 201, sent.content
+    verified = acme_api.post(
+        api(acme, f"cases/{case_id}/challenges/{sent.json()['id']}/verify/"),
+        {"code": code_in(mail.outbox[-1].body)},
+        format="json",
+    )
+    assert verified.status_code == 200, verified.content
+    evidence = verified.json()["evidence"]
+    assert (evidence["result"], evidence["verifier"]) == ("accepted", "challenge")
+    assert evidence["verifier_ref"] == sent.json()["id"]
+    signal(RecoveryCase.objects.get(pk=case_id), acme_api.principal, "S3")
     assert acme_api.post(api(acme, f"cases/{case_id}/submit/")).status_code == 200
     return case_id
 

@@ -144,22 +144,19 @@ def _approvals(world: ListWorld) -> None:
 
 
 def _alerts(world: ListWorld) -> None:
-    """A SIM swapped yesterday: every code sent to it raises a sim_swap alert (R-04)."""
-    from recovery.cases.services import case_open, evidence_record
+    """A SIM swapped yesterday: every code asked for it is refused and raises a sim_swap alert
+    (R-04)."""
+    from recovery.cases.services import case_open
+    from recovery.challenges.services import challenge_send
+    from tenants.exceptions import PolicyDenied
 
     officer = factories.staff(Role.SECURITY_OFFICER, tenant=world.tenant)
     account = factories.make_account(world.tenant)
     swapped = contact(account, "mobile", "+15550000999", sim_days=1)
     case = case_open(actor=officer, account=account, case_type="unlock", channel="phone")
     for _ in range(ROWS_WANTED):
-        evidence_record(
-            actor=officer,
-            case=case,
-            signal_class="S2",
-            method="sms_code",
-            verified=True,
-            contact_method=swapped,
-        )
+        with pytest.raises(PolicyDenied, match="SIM"):
+            challenge_send(actor=officer, case=case, contact_method=swapped)
 
 
 def _ingested_events(world: ListWorld) -> None:
