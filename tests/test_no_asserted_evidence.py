@@ -9,7 +9,8 @@ Four sweeps, each generated from the code rather than listed by hand:
    is filled with the ids of one real case of the tenant and its objects (a challenge waiting
    for its code, an attended session waiting for its referee, an attachment, …). Every unsafe
    method a view implements (POST for function views, which do not declare theirs) is sent an
-   *assertion* body for every signal class and every catalogue method — `verified: true`,
+   *assertion* body for every catalogue method with its class, and for every class with a
+   name the catalogue lacks (`passphrase`, `looked_at_video` …) — `verified: true`,
    `result: accepted`, the method's own verifier and a real record id of it, the subject's own
    email as `contact_method_id`, and the fields the verifier forms ask for — by each principal:
    agent (the case's opener), supervisor, security officer, tenant admin (staff sessions,
@@ -19,6 +20,14 @@ Four sweeps, each generated from the code rather than listed by hand:
    tenant at all (none of the real verifiers was completed: nobody read back a code, no
    manager attested, no provider signed a verdict, no referee ended a session), and therefore
    none without a matching verifier record either.
+
+   `FieldWatch` keeps this fast without losing a case: it records which body fields the view
+   looked at, and a body is left out only when it agrees with one already sent on all of
+   them (the view cannot tell the two apart). A view refused at the door looks at nothing, so
+   one body per principal shows it; the old evidence endpoint reads the class and the method,
+   so it gets every body. Form fields read under a prefix (`context-topic`) are learnt, and
+   the bodies are sent again with every field under that prefix too, so a checkbox a console
+   form grows (`context-verified`) is ticked.
 2. **Services** (from the modules, with `inspect` and `ast`). Every function of the project's
    packages is parsed; the calls that reach `evidence_from_verifier` or `_evidence_write` (the
    only code that stores an evidence row) are followed back to their callers. Only the
