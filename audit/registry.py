@@ -183,6 +183,10 @@ ACTIONS: dict[str, str] = {
     "token.purpose_mismatch": "An artifact was presented for another purpose; refused (R-32).",
     "notice.sent": "An owner notice went out (R-38); data carries the masked address.",
     "notice.failed": "An owner notice could not be delivered; T1/T2 execution waits (R-42).",
+    "notice.skipped": (
+        "Owner notices were not planned for contacts R-04 excludes now (quarantine, SIM change or "
+        "port); data carries the event, each masked contact and its reason."
+    ),
     "policy.violation": (
         "A refused attempt, e.g. self-approval (OWASP authz_fail); data carries the code."
     ),

@@ -50,5 +50,6 @@ class IngestEventType(models.TextChoices):
     MAILBOX_RULE_CREATED = "mailbox_rule_created", _("A mailbox rule (forwarding, hiding) appeared")
     PUSH_DENIED_BURST = "push_denied_burst", _("A burst of denied MFA pushes")
     SIM_CHANGE = "sim_change", _("The phone's SIM was changed at the carrier")
+    PORT_OUT = "port_out", _("The phone number was ported to another carrier")
     ADMIN_ROLE_GRANTED = "admin_role_granted", _("An admin role was granted")
     SIGN_IN_NEW_ASN = "sign_in_new_asn", _("A sign-in from a network (ASN) not seen before")

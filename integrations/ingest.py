@@ -64,6 +64,9 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     IngestEventType.SIM_CHANGE: {
         "phone_last4": Field(str, required=False, check=_last4),
     },
+    IngestEventType.PORT_OUT: {
+        "phone_last4": Field(str, required=False, check=_last4),
+    },
     IngestEventType.ADMIN_ROLE_GRANTED: {
         "role": Field(str),
     },

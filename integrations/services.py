@@ -13,14 +13,15 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from recovery.cases.execution import post_recovery_event_check
-from recovery.models import ProtectedAccount
+from recovery.choices import PHONE_KINDS
+from recovery.models import ContactMethod, ProtectedAccount
 from tenants.access import TenantAccess, access_in
 from tenants.exceptions import InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import enforce
 
 from .addresses import destination_problem, url_syntax_problem
-from .choices import DeliveryStatus, WebhookEventType
+from .choices import DeliveryStatus, IngestEventType, WebhookEventType
 from .ingest import event_data_clean
 from .models import IngestedEvent, WebhookDelivery, WebhookSubscription, url_origin
 from .policies import can_ingest_events, can_manage_webhooks
@@ -28,6 +29,8 @@ from .policies import can_ingest_events, can_manage_webhooks
 MAX_SUBSCRIPTIONS_PER_TENANT = 25
 MAX_DESCRIPTION = 200
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# Carrier events that make a phone number unfit to carry anything for a while (R-04).
+RISK_EVENTS = frozenset({IngestEventType.SIM_CHANGE, IngestEventType.PORT_OUT})
 
 
 def _new_secret() -> str:
@@ -330,9 +333,59 @@ def event_ingest(
                 "data": cleaned,
             },
         )
+        # R-04: a SIM change or port-out bars the phone from codes, artifacts and notices now.
+        _risk_signal_apply(_actor(actor, access, tenant), account, event)
         # R-35: inside a recovered account's re-establishment window this raises an alert.
         post_recovery_event_check(account=account, event_type=event_type, ref=event.pk)
     return event, True
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def _risk_signal_apply(who: Actor, account: ProtectedAccount, event: IngestedEvent) -> int:
+    """Move the risk timestamp (`sim_changed_at`) of the phone a SIM change or port-out is
+    about, in the ingest's transaction, so the very next request sees it (R-04, R-55).
+
+    The phone is matched by `phone_last4` when the sender gives it, else every phone of the
+    account is marked (over-marking only delays a recovery). The timestamp never moves back.
+    Each marked contact is recorded as `contact.risk_signal`. Returns how many were marked.
+    """
+    if event.event_type not in RISK_EVENTS:
+        return 0
+    last4 = event.data.get("phone_last4") or ""
+    phones = (
+        ContactMethod.objects.for_tenant(account.tenant)
+        .select_for_update()
+        .filter(account=account, kind__in=PHONE_KINDS, replaced_at__isnull=True)
+        .order_by("pk")
+    )
+    marked = 0
+    for contact in phones:
+        if last4 and not _digits(contact.value).endswith(last4):
+            continue
+        previous = contact.sim_changed_at
+        if previous is None or event.occurred_at > previous:
+            contact.sim_changed_at = event.occurred_at
+            contact.save(update_fields=["sim_changed_at"])
+        record(
+            action="contact.risk_signal",
+            actor=who,
+            tenant=account.tenant,
+            target=account,
+            data={
+                "contact": contact.masked,
+                "kind": contact.kind,
+                "event_type": event.event_type,
+                "occurred_at": event.occurred_at,
+                "sim_changed_at": contact.sim_changed_at,
+                "previous": previous,
+                "ingested_event": event.pk,
+            },
+        )
+        marked += 1
+    return marked
 
 
 def _existing(tenant: Tenant, source: str, external_id: str) -> IngestedEvent | None:

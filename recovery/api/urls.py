@@ -36,6 +36,7 @@ urlpatterns = [
     ),
     path("cases/<int:case_id>/context/", views.CaseContextApi.as_view(), name="api-case-context"),
     path("cases/<int:case_id>/submit/", views.CaseSubmitApi.as_view(), name="api-case-submit"),
+    path("cases/<int:case_id>/take/", views.CaseTakeApi.as_view(), name="api-case-take"),
     path("cases/<int:case_id>/approve/", views.CaseApproveApi.as_view(), name="api-case-approve"),
     path("cases/<int:case_id>/deny/", views.CaseDenyApi.as_view(), name="api-case-deny"),
     path("cases/<int:case_id>/cancel/", views.CaseCancelApi.as_view(), name="api-case-cancel"),

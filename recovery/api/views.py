@@ -50,6 +50,7 @@ from ..cases.services import (
     case_needs,
     case_open,
     case_submit,
+    case_take,
     context_record,
     evidence_refusal_record,
 )
@@ -745,3 +746,23 @@ class PolicyActivationApproveApi(TenantApiView):
         proof = step_up_verify(user=request.user, token=data.validated_data["otp"])
         version = policy_activation_approve(actor=request.user, version=version, step_up=proof)
         return Response(s.PolicyVersionOutput(version).data)
+
+
+# --- taking a case an AI assistant drafted (R-66) -------------------------------------------
+
+
+class CaseTakeApi(_CaseTransitionApi):
+    """A person takes an AI-drafted case: its owner notice and challenges may start."""
+
+    scopes = {"POST": STAFF_ONLY}
+
+    @extend_schema(
+        operation_id="cases_take",
+        summary="Take a case an AI assistant drafted (a person, never a key)",
+        request=None,
+        responses=s.CaseOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = case_take(actor=request.user, case=self.locked_case(request, case_id))
+        return self.answer(s.CaseOutput(case).data, case)

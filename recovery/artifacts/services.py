@@ -19,6 +19,7 @@ from audit.services import record
 from tenants.exceptions import DomainError, InvalidInput
 from tenants.rls import system_scope
 
+from ..cases.channels import channel_problem
 from ..cases.models import RecoveryCase
 from ..choices import ContactKind
 from ..messaging import message_send
@@ -55,24 +56,38 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _delivery_contact(case: RecoveryCase) -> ContactMethod:
-    """The owner's address for the artifact: email for a link, mobile for a pass, and only
-    one that the system of record held before the case opened (R-03, R-10)."""
+def artifact_delivery_contact(case: RecoveryCase, req: Requirements) -> ContactMethod:
+    """Where the case's artifact goes: an email for a link, a mobile for a pass, else the next
+    eligible one of the two; only a contact the shared channel rule allows now (R-03, R-04,
+    R-10): on record before the case opened, out of quarantine, no recent SIM change or port.
+
+    Raises InvalidInput `artifact.no_channel` when the account has no email or mobile on
+    record at all, `artifact.no_eligible_channel` when R-04 excludes every one of them now.
+    """
     wanted = ContactKind.MOBILE if case.case_type in PASS_CASE_TYPES else ContactKind.EMAIL
     held = ContactMethod.objects.for_tenant(case.tenant).filter(
         account=case.account,
         replaced_at__isnull=True,
-        registered_at__lt=case.created_at,
         kind__in=[ContactKind.EMAIL, ContactKind.MOBILE],
     )
-    contacts = sorted(held, key=lambda c: (c.kind != wanted, c.registered_at))
-    if not contacts:
+    now = timezone.now()
+    excluded: list[str] = []
+    for contact in sorted(held, key=lambda c: (c.kind != wanted, c.registered_at, c.pk)):
+        problem = channel_problem(case, contact, req.quarantine_seconds, now=now)
+        if problem is None:
+            return contact
+        excluded.append(f"{contact.masked}: {problem}")
+    if not excluded:
         raise InvalidInput(
             "The account has no email or mobile number that was on record before the case "
             "opened, so no recovery link or pass can be sent.",
             code="artifact.no_channel",
         )
-    return contacts[0]
+    raise InvalidInput(
+        "No contact method on record may carry the recovery link or pass now (R-04: "
+        f"{'; '.join(excluded)}); nothing was changed or sent.",
+        code="artifact.no_eligible_channel",
+    )
 
 
 def _lifetime(req: Requirements, kind: str, contact: ContactMethod) -> timedelta:
@@ -146,7 +161,7 @@ def artifact_issue(*, case: RecoveryCase, req: Requirements, actor: Actor) -> Re
     owner. Runs inside the caller's (execution's) transaction; if the message cannot be sent,
     it raises and nothing is issued. The token never leaves this function but in the message.
     """
-    contact = _delivery_contact(case)
+    contact = artifact_delivery_contact(case, req)
     kind = (
         ArtifactKind.TEMPORARY_ACCESS_PASS
         if case.case_type in PASS_CASE_TYPES

@@ -18,7 +18,11 @@ from tenants.policies import enforce
 from tenants.principals import ai_blocked
 from tenants.rls import tenant_scope
 
-from ..artifacts.services import artifact_issue, artifacts_revoke_for_case
+from ..artifacts.services import (
+    artifact_delivery_contact,
+    artifact_issue,
+    artifacts_revoke_for_case,
+)
 from ..connectors.base import Connector, ExecutionResult, Snapshot
 from ..messaging import email_send
 from ..models import ProtectedAccount
@@ -53,7 +57,9 @@ def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
     """Carry out a ready case through the tenant's connector and send the owner the artifact.
 
     The connector snapshots what it changes (R-37); the artifact goes only to a contact held
-    before the case opened (R-10). A T1/T2 case waits until every owner notice has gone out
+    before the case opened (R-10) that R-04 allows now; when none does, the execution is
+    refused before anything changes and recorded (`artifact.no_eligible_channel`, as
+    `case.execution_failed`). A T1/T2 case waits until every owner notice has gone out
     and is refused if one failed (R-42). A connector failure, or an artifact that cannot be
     delivered, leaves the account as it was and is recorded.
     """
@@ -78,6 +84,8 @@ def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
             )
         else:
             notices_block_execution(case)
+            refusal = _no_delivery_channel(case, audit_actor)
+        if refusal is None:
             connector = connector_for(case.tenant)
             result = connector.execute(
                 account=case.account, case_type=case.case_type, case_id=case.pk
@@ -103,6 +111,25 @@ def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
     if refusal is not None:
         raise refusal
     return case
+
+
+def _no_delivery_channel(case: RecoveryCase, audit_actor: Actor) -> DomainError | None:
+    """Before anything changes: the artifact needs a contact R-04 allows now (quarantine, SIM
+    change or port). Without one the execution is refused and recorded, and nothing is
+    touched; the refusal is returned so the caller raises it after the record commits."""
+    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    try:
+        artifact_delivery_contact(case, req)
+    except InvalidInput as refused:
+        record(
+            action="case.execution_failed",
+            actor=audit_actor,
+            tenant=case.tenant,
+            target=case,
+            data={"code": refused.code, "error": refused.message, "connector": None},
+        )
+        return refused
+    return None
 
 
 def _executed(

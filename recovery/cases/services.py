@@ -16,22 +16,24 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from tenants.access import TenantAccess, access_in
-from tenants.choices import CaseType, Role, Tier
+from tenants.choices import CaseType, PrincipalKind, Role, Tier
 from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
-from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
+from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier, enforce
 from tenants.principals import ai_blocked
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from ..artifacts.services import artifacts_revoke_for_case
-from ..choices import PHONE_KINDS, ProofingLevel
+from ..choices import ProofingLevel
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.explain import route_for
 from ..policy.rules import Requirements, TenantPolicy
 from ..policy.selectors import policy_active
+from .channels import channel_problem
 from .choices import (
     ABANDONED_STATUSES,
     COUNTING_VERIFIERS,
+    OPEN_STATUSES,
     CaseStatus,
     Channel,
     EvidenceResult,
@@ -133,6 +135,7 @@ def case_open(
             route = Route.SECURITY
         enforce(can_work_case(access, route=Route.STANDARD, tier=tier, case_type=case_type))
         assert access is not None  # guaranteed by the policy above
+        drafted = actor.kind == PrincipalKind.AI_ASSISTANT
         case = RecoveryCase.objects.create(
             tenant=tenant,
             account=account,
@@ -149,6 +152,10 @@ def case_open(
             opened_by=actor,
             opened_by_person=actor.person_id,
             opened_via_provider_id=access.provider_id,
+            # R-66: an AI assistant's case is a draft nobody has taken yet; no notice or
+            # challenge leaves for it until a person takes it (case_take).
+            taken_by=None if drafted else actor,
+            taken_at=None if drafted else timezone.now(),
         )
         record(
             action="case.opened",
@@ -166,7 +173,57 @@ def case_open(
                 "repeat_attempt": repeat,
                 "policy_version": policy.number,
                 "policy_source": policy.source,
+                "drafted_by_ai": drafted,
             },
+        )
+    return case
+
+
+def case_taken_decision(case: RecoveryCase) -> Decision:
+    """R-66: nothing leaves for a case an AI assistant drafted until a person has taken it.
+
+    For every side effect toward the owner or an attester (codes, attestation links, proofing
+    sessions): `enforce(case_taken_decision(case))`, or record the refusal with its code.
+    """
+    if case.taken_by_id is None:
+        return Decision(
+            False,
+            "case.not_taken",
+            "An AI assistant drafted this case; a person must take it before anything is sent "
+            "for it (R-66).",
+        )
+    return ALLOW
+
+
+def case_take(*, actor: User, case: RecoveryCase) -> RecoveryCase:
+    """A person takes a case an AI assistant drafted; its side effects may start (R-66).
+
+    Only a human who may work the case, only once, only while it is open. Records
+    `case.taken`; the owner's "case opened" notice goes out now (it was held back at opening).
+    """
+    if actor.kind != PrincipalKind.HUMAN:
+        raise PolicyDenied(
+            "A person must take a drafted case; no API key or assistant can (R-66).",
+            code="case.taker_not_human",
+        )
+    with transaction.atomic():
+        case = _locked(case)
+        access = _work_access(actor, case)
+        _require_status(case, *sorted(OPEN_STATUSES))
+        if case.taken_by_id is not None:
+            raise InvalidInput(
+                "This case already has a person working it; only an AI-drafted case is taken.",
+                code="case.already_taken",
+            )
+        case.taken_by, case.taken_at = actor, timezone.now()
+        case.revision += 1
+        case.save(update_fields=["taken_by", "taken_at", "revision", "updated_at"])
+        record(
+            action="case.taken",
+            actor=_actor(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={"drafted_by": case.opened_by_id, "taken_at": case.taken_at},
         )
     return case
 
@@ -176,26 +233,6 @@ def _work_access(actor: User, case: RecoveryCase) -> TenantAccess:
     enforce(can_work_case(access, route=case.route, tier=case.tier, case_type=case.case_type))
     assert access is not None  # guaranteed by the policy above
     return access
-
-
-def _channel_problem(
-    case: RecoveryCase, contact: ContactMethod | None, req: Requirements
-) -> str | None:
-    """Why a contact method cannot carry a signal for this case, or None (R-03, R-04)."""
-    if contact is None or contact.account_id != case.account_id or contact.replaced_at:
-        return "channel_not_in_system_of_record"
-    if contact.registered_at >= case.created_at:
-        return "contact_added_during_case"
-    quarantine_start = timezone.now() - timedelta(seconds=req.quarantine_seconds)
-    if contact.registered_at > quarantine_start:
-        return "contact_changed_in_quarantine"
-    if (
-        contact.kind in PHONE_KINDS
-        and contact.sim_changed_at
-        and (contact.sim_changed_at > quarantine_start)
-    ):
-        return "sim_change_recent"
-    return None
 
 
 def _digest(data: dict[str, Any]) -> str:
@@ -224,7 +261,7 @@ def _signal_refusal(case: RecoveryCase, signal: VerifiedSignal, req: Requirement
     if method is None or not method.available or method.verifier != signal.verifier:
         return "method_not_in_catalogue"
     if method.signal_class in CHANNEL_CLASSES and (
-        problem := _channel_problem(case, signal.contact_method, req)
+        problem := channel_problem(case, signal.contact_method, req.quarantine_seconds)
     ):
         return problem
     if method.signal_class not in req.accepted_classes:
@@ -510,6 +547,16 @@ def _person_ids_of_subject_and_delegates(account: ProtectedAccount) -> set[Any]:
     return {p for p in [account.person_id, *delegates] if p}
 
 
+def _is_taker(case: RecoveryCase, actor: User) -> bool:
+    """The person who took an AI-drafted case, by account or by person (R-66, R-21)."""
+    if case.taken_by_id is None or case.taken_by_id == case.opened_by_id:
+        return False  # a person's own case: the opener checks cover the taker
+    if actor.pk == case.taken_by_id:
+        return True
+    taker_person = User.objects.filter(pk=case.taken_by_id).values_list("person_id", flat=True)
+    return actor.person_id is not None and actor.person_id == taker_person.first()
+
+
 def _approval_refusal(
     case: RecoveryCase, actor: User, access: TenantAccess | None, req: Requirements
 ) -> Decision | None:
@@ -523,6 +570,12 @@ def _approval_refusal(
             False,
             "sod.same_person",
             "Another account of the person who opened this case cannot approve it.",
+        )
+    if _is_taker(case, actor):
+        return Decision(
+            False,
+            "sod.approver_is_taker",
+            "You took this AI-drafted case, so you worked it; another person must approve it.",
         )
     if actor.person_id in _person_ids_of_subject_and_delegates(case.account):
         return Decision(

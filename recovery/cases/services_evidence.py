@@ -237,16 +237,18 @@ def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
     """Add a note to a case, in any status, by someone who may work it.
 
     Secrets in the text (labelled values such as `password: …`, and token-like strings) are
-    replaced by `[masked secret]` before storage and the note is flagged (R-49). The text is
+    replaced by `[masked secret]` before storage, the note is flagged and `policy.violation`
+    (`secret_in_notes`) is recorded (R-49). The text is
     otherwise stored as written; templates escape it. The audit event carries the note's id,
     length and the number of masked items, never the text.
     """
     masked, count = _checked_note_text(text)
     with transaction.atomic():
         case, note, access = _note_create(actor, case, masked, count)
+        who = _actor(actor, access, case.tenant)
         record(
             action="case.note_added",
-            actor=_actor(actor, access, case.tenant),
+            actor=who,
             tenant=case.tenant,
             target=case,
             data={
@@ -256,6 +258,14 @@ def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
                 "flagged": count > 0,
             },
         )
+        if count:
+            record(
+                action="policy.violation",
+                actor=who,
+                tenant=case.tenant,
+                target=case,
+                data={"code": "secret_in_notes", "note": note.pk, "masked": count},
+            )
     return note
 
 

@@ -30,18 +30,20 @@ from tenants.policies import enforce
 from tenants.principals import ai_blocked
 from tenants.rls import tenant_scope
 
+from ..cases.channels import channel_problem
 from ..cases.choices import CaseStatus, SignalClass, Verifier
 from ..cases.models import Evidence, RecoveryCase
 from ..cases.services import (
     VerifiedSignal,
     _actor,
     _alert,
-    _channel_problem,
     _locked,
     _require_status,
     _requirements,
     _work_access,
+    case_taken_decision,
     evidence_from_verifier,
+    evidence_refusal_record,
 )
 from ..choices import ContactKind
 from ..messaging import Delivery, email_send, message_send
@@ -156,15 +158,21 @@ def _send_limits(case: RecoveryCase, kind: str) -> tuple[str, str] | None:
     return None
 
 
+def _not_taken(case: RecoveryCase) -> tuple[str, str] | None:
+    """R-66: an AI-drafted case sends nothing until a person has taken it."""
+    decision = case_taken_decision(case)
+    return None if decision else (decision.code, decision.detail)
+
+
 def _code_problem(
     case: RecoveryCase, contact: ContactMethod | None, req: Requirements
 ) -> tuple[str, str] | None:
     """Why no code may go to `contact` on this case, as (code, message), or None."""
-    if problem := _channel_problem(case, contact, req):
+    if problem := channel_problem(case, contact, req.quarantine_seconds):
         return f"evidence.{problem}", CHANNEL_REFUSALS.get(
             problem, "That contact method cannot carry a code."
         )
-    assert contact is not None  # _channel_problem refuses a missing contact
+    assert contact is not None  # channel_problem refuses a missing contact
     if contact.kind not in CHANNEL_OF_KIND:
         return (
             "challenge.channel_cannot_carry_code",
@@ -325,7 +333,11 @@ def _sent_or_refused(
 
 
 def challenge_send(
-    *, actor: User, case: RecoveryCase, contact_method: ContactMethod | None
+    *,
+    actor: User,
+    case: RecoveryCase,
+    contact_method: ContactMethod | None,
+    caller_supplied_destination: str = "",
 ) -> VerificationChallenge:
     """Send a one-time code (S2) to one of the account's contact methods, chosen by id.
 
@@ -335,8 +347,22 @@ def challenge_send(
     `challenge.send_limit`); a refusal is recorded as `verification.challenge_refused`. A newer
     code supersedes the open one for the same contact. Email also carries a confirmation link.
     The code and the link token exist only in the message; the row keeps their hashes.
+
+    A case an AI assistant drafted sends nothing until a person has taken it (`case.not_taken`,
+    R-66). `caller_supplied_destination` is where the caller asked us to send the code: any
+    value refuses the send (`evidence.caller_supplied_channel`, R-03) and is recorded as
+    `verification.signal_rejected` without the destination itself.
     """
     enforce(ai_blocked(actor, "send a verification code"))
+    if caller_supplied_destination.strip():
+        evidence_refusal_record(
+            actor=actor, case=case, code="caller_supplied_channel", data={"kind": "code"}
+        )
+        raise PolicyDenied(
+            "A code goes only to a contact method the system of record held before the case, "
+            "never to a number or address the caller gives (R-03).",
+            code="evidence.caller_supplied_channel",
+        )
     refusal: DomainError | None = None
     with transaction.atomic():
         case = _locked(case)
@@ -345,7 +371,7 @@ def challenge_send(
         who = _actor(actor, access, case.tenant)
         req = _requirements(case)
         contact = _in_tenant(case, contact_method)
-        problem = _code_problem(case, contact, req)
+        problem = _not_taken(case) or _code_problem(case, contact, req)
         if problem is not None:
             refusal = _refused_send(case, who, ChallengeKind.CODE, contact, problem)
         else:
@@ -617,7 +643,7 @@ def _attestation_problem(
             "attestation.no_manager_contact",
             "The system of record holds no manager contact for this account.",
         ), None
-    if problem := _channel_problem(case, contact, req):
+    if problem := channel_problem(case, contact, req.quarantine_seconds):
         return (
             f"evidence.{problem}",
             CHANNEL_REFUSALS.get(problem, "That contact cannot carry a link."),
@@ -691,6 +717,7 @@ def attestation_request(*, actor: User, case: RecoveryCase) -> VerificationChall
             .first()
         )
         problem, manager = _attestation_problem(case, actor, contact, req)
+        problem = _not_taken(case) or problem
         if problem is not None:
             refusal = _refused_send(
                 case,

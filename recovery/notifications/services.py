@@ -24,16 +24,22 @@ from tenants.choices import Tier
 from tenants.exceptions import DomainError
 from tenants.rls import system_scope
 
+from ..cases.channels import channel_problem
 from ..cases.models import RecoveryCase
 from ..choices import ContactKind
 from ..messaging import Delivery, email_send, message_send
 from ..models import ContactMethod
+from ..policy.rules import Requirements
+from ..policy.selectors import policy_active
 from .models import NoticeEvent, NoticeStatus, OwnerNotice
 
 logger = logging.getLogger(__name__)
 
 EVENT_OF_ACTION = {
     "case.opened": NoticeEvent.CASE_OPENED,
+    # A case an AI assistant drafted is announced when a person takes it (R-66); a person's
+    # own case is taken as it opens, so case.taken never follows it.
+    "case.taken": NoticeEvent.CASE_OPENED,
     "approval.approved": NoticeEvent.CASE_APPROVED,
     "artifact.issued": NoticeEvent.ARTIFACT_ISSUED,
     "case.executed": NoticeEvent.EXECUTED,
@@ -64,30 +70,42 @@ def notice_from_token(token: str) -> OwnerNotice | None:
         )
 
 
-def _recipients(case: RecoveryCase) -> list[tuple[str, ContactMethod | None, str]]:
-    """(recipient, contact, address) for every notice one event of `case` sends.
+Recipient = tuple[str, ContactMethod | None, str]  # (recipient, contact, address)
+
+
+def _recipients(case: RecoveryCase, req: Requirements) -> tuple[list[Recipient], list[dict]]:
+    """Who hears about one event of `case`, and the contacts left out now with their reason.
 
     Every owner address the system of record held before the case opened (R-38), never one
-    added during it; for T1/T2 the manager or the tenant's security contact too (R-40, R-39),
-    and for T0 the security contact when the owner has a single address (R-39).
+    added during it, and none that R-04 excludes now (in quarantine, or a phone whose SIM
+    changed or number was ported recently: the same rule codes and artifacts follow). For
+    T1/T2 the manager or the tenant's security contact too (R-40, R-39); for T0 the security
+    contact when fewer than two owner addresses remain (R-39).
     """
-    held = list(
-        ContactMethod.objects.for_tenant(case.tenant).filter(
-            account=case.account,
-            is_notification=True,
-            replaced_at__isnull=True,
-            registered_at__lt=case.created_at,
-            kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
-        )
+    held = ContactMethod.objects.for_tenant(case.tenant).filter(
+        account=case.account,
+        is_notification=True,
+        replaced_at__isnull=True,
+        registered_at__lt=case.created_at,
+        kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
     )
-    owner = [("owner", c, c.value) for c in held if c.kind in OWNER_KINDS]
-    managers = [("manager", c, c.value) for c in held if c.kind == ContactKind.MANAGER]
-    designees: list[tuple[str, ContactMethod | None, str]] = managers
+    now = timezone.now()
+    eligible: list[ContactMethod] = []
+    skipped: list[dict] = []
+    for contact in held.order_by("pk"):
+        problem = channel_problem(case, contact, req.quarantine_seconds, now=now)
+        if problem is None:
+            eligible.append(contact)
+        else:
+            skipped.append({"to": contact.masked, "kind": contact.kind, "reason": problem})
+    owner = [("owner", c, c.value) for c in eligible if c.kind in OWNER_KINDS]
+    managers = [("manager", c, c.value) for c in eligible if c.kind == ContactKind.MANAGER]
+    designees: list[Recipient] = managers
     if not designees and case.tenant.security_contact_email:
         designees = [("security_contact", None, case.tenant.security_contact_email)]
     if case.tier in (Tier.T1, Tier.T2) or len(owner) < 2:
-        return owner + designees
-    return owner
+        return owner + designees, skipped
+    return owner, skipped
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -113,6 +131,18 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     )
     if case is None:
         return
+    if event.action == "case.opened" and case.taken_by_id is None:
+        return  # an AI assistant's draft: the owner hears of it once a person takes it (R-66)
+    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    recipients, skipped = _recipients(case, req)
+    if skipped:
+        record(
+            action="notice.skipped",
+            actor=Actor.system("notifier"),
+            tenant=case.tenant,
+            target=case,
+            data={"event": kind, "skipped": skipped},
+        )
     notices = OwnerNotice.objects.bulk_create(
         OwnerNotice(
             tenant=case.tenant,
@@ -122,7 +152,7 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
             contact=contact,
             address=address,
         )
-        for recipient, contact, address in _recipients(case)
+        for recipient, contact, address in recipients
     )
     ids = [notice.pk for notice in notices]
     transaction.on_commit(lambda: _enqueue(ids), robust=True)
@@ -150,6 +180,15 @@ def _deliver(notice: OwnerNotice, subject: str, body: str) -> Delivery:
     return email_send(notice.address, subject=subject, body=body)
 
 
+def _excluded_now(notice: OwnerNotice) -> str | None:
+    """The R-04 reason the notice's contact may no longer carry it, or None."""
+    if notice.contact is None:
+        return None
+    case = notice.case
+    req = policy_active(notice.tenant).requirements(case.tier, case.case_type)
+    return channel_problem(case, notice.contact, req.quarantine_seconds)
+
+
 def notice_send(*, notice_id: int) -> str:
     """Send one pending notice; idempotent (a sent or failed notice is left as it is)."""
     with system_scope():
@@ -161,8 +200,14 @@ def notice_send(*, notice_id: int) -> str:
         )
         if notice is None:
             return "skipped"
-        subject, body = _body(notice)
-        delivery = _deliver(notice, subject, body)
+        excluded = _excluded_now(notice)
+        if excluded:
+            # R-04 now excludes the contact (a SIM change or port reported since the notice was
+            # planned): it is not sent, and fails like an undeliverable one (R-42 holds T1/T2).
+            delivery = Delivery(ok=False, provider="", error=f"not sent: {excluded} (R-04)")
+        else:
+            subject, body = _body(notice)
+            delivery = _deliver(notice, subject, body)
         notice.attempts += 1
         notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
         notice.sent_at = timezone.now() if delivery.ok else None

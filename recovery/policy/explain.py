@@ -8,6 +8,7 @@ from recovery.models import ProtectedAccount
 from tenants.choices import CaseType, Tier
 from tenants.exceptions import InvalidInput
 
+from ..cases.methods import METHODS
 from .rules import Requirements, TenantPolicy
 from .selectors import policy_active
 
@@ -46,7 +47,15 @@ def route_for(account: ProtectedAccount, tier: str, case_type: str) -> tuple[str
 def _summary(
     req: Requirements, route: str, tier_reasons: list[str], policy: TenantPolicy
 ) -> list[str]:
-    classes = "; ".join(f"{c} ({SIGNAL_NAMES[c]})" for c in req.accepted_classes)
+    verifiable = {
+        METHODS[name].signal_class
+        for name in req.accepted_methods
+        if name in METHODS and METHODS[name].available
+    }
+    classes = "; ".join(
+        f"{c} ({SIGNAL_NAMES[c]}{'' if c in verifiable else ', not verifiable yet'})"
+        for c in req.accepted_classes
+    )
     lines = [f"Tier {req.tier}: " + "; ".join(tier_reasons) + "."]
     lines.append(
         "Route: the security queue."
@@ -75,7 +84,13 @@ def _summary(
     else:
         lines.append("Approvals: none needed beyond the evidence.")
     if req.cooling_off_seconds:
-        waiver = " (waived when S5 was one of the signals)" if req.s5_waives_cooling_off else ""
+        waiver = (
+            " (waived when an S5 checked by its verifier was one of the signals)"
+            if req.s5_waives_cooling_off
+            and req.tier != Tier.T2
+            and req.case_type != CaseType.EXCEPTION
+            else ""
+        )
         lines.append(
             f"Cooling-off: execution waits {duration(req.cooling_off_seconds)} after the owner "
             f"is notified{waiver}."

@@ -4,19 +4,28 @@ Each floor has a stable rule id naming the requirement it comes from
 (`R-16.T1.min_signal_classes`). Floors are checked on the *effective* requirements of every
 tier and case type, so a weak value is caught wherever it is inherited, and the error points at
 the document path the value came from.
+
+Classes and methods are closed lists: `accepted_classes` holds S1-S5 and `accepted_methods` names
+from the method catalogue, nothing else. No entry is interpreted from the words in it; what is not
+a signal (a knowledge question, caller ID, a voice) is refused with a message that says such facts
+are context only (R-02).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+from recovery.cases.methods import CATALOGUE, METHODS
 from tenants.choices import CaseType, Role, Tier
 
 from .document import ParsedDocument, Path, effective, requirement_blocks
 from .errors import PolicyError
 
 SIGNAL_CLASSES = ("S1", "S2", "S3", "S4", "S5")
+# Only to choose the message for an unknown class ("S6"); it decides nothing.
+_CLASS_SHAPE = re.compile(r"[Ss]\d+\Z")
 T0_CLASSES = frozenset({"S1", "S2", "S3", "S5"})
 APPROVER_ROLES = frozenset({Role.SUPERVISOR.value, Role.SECURITY_OFFICER.value})
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
@@ -39,8 +48,8 @@ MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
     (
         "R-04.quarantine_seconds",
         ("quarantine_seconds",),
-        DAY,
-        "Changed contacts stay quarantined at least 24 h (platform choice).",
+        7 * DAY,
+        "Changed contacts stay quarantined at least 7 days (platform choice).",
     ),
     (
         "R-52.repeat_case_window_seconds",
@@ -65,7 +74,12 @@ TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {
             "T1 needs 2 distinct signal classes (or S4 alone, see s4_alone_suffices).",
         ),
         ("R-16.T1.approvals_required", ("approvals_required",), 1, "T1 needs 1 approval."),
-        ("R-36.T1.cooling_off_seconds", ("cooling_off_seconds",), 1, "T1 needs a cooling-off."),
+        (
+            "R-36.T1.cooling_off_seconds",
+            ("cooling_off_seconds",),
+            15 * MINUTE,
+            "T1 waits at least 15 min before execution (R-36, platform choice).",
+        ),
     ),
     Tier.T2: (
         (
@@ -81,7 +95,12 @@ TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {
             1,
             "T2 needs a security_officer among its approvers.",
         ),
-        ("R-16.T2.cooling_off_seconds", ("cooling_off_seconds",), 1, "T2 needs a cooling-off."),
+        (
+            "R-16.T2.cooling_off_seconds",
+            ("cooling_off_seconds",),
+            4 * HOUR,
+            "T2 waits at least 4 h before execution (R-36, platform choice).",
+        ),
     ),
 }
 EXCEPTION_MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
@@ -100,36 +119,40 @@ EXCEPTION_MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
     (
         "R-24.exception.cooling_off_seconds",
         ("cooling_off_seconds",),
-        1,
-        "An exception waits the R-36 period.",
+        DAY,
+        "An exception waits at least 24 h before execution (R-36, platform choice).",
     ),
 )
-
-# Words that name knowledge facts (R-02) and things that are never a signal (R-03, R-08).
-KNOWLEDGE_WORDS = (
-    "kba", "knowledge", "question", "birth", "dob", "maiden", "employee", "ssn", "national_id",
-    "id_number", "manager_name", "cost_cent", "address", "postcode", "zip", "ticket", "pin",
-    "password", "secret",
-)  # fmt: skip
-NOT_SIGNALS = {
-    "caller_id": "R-03", "inbound_number": "R-03", "ani": "R-03", "sender_address": "R-03",
-    "voice": "R-08", "voice_match": "R-08", "face": "R-08", "face_match": "R-08",
-}  # fmt: skip
 
 # Every rule id this module can report, with what it protects.
 FLOORS: dict[str, str] = {
     **{rule: why for rule, _, _, why in CEILINGS + MINIMUMS + EXCEPTION_MINIMUMS},
     **{rule: why for rules in TIER_MINIMUMS.values() for rule, _, _, why in rules},
     "R-01.signal_class": "Signal classes are S1-S5 only.",
-    "R-02.knowledge_method": "A knowledge fact or question is never a verification method.",
-    "R-03.not_a_signal": "Caller ID, inbound numbers and sender addresses are never signals.",
-    "R-08.not_a_signal": "A voice or face alone is never a signal.",
+    "R-01.method_not_class": (
+        "A method is not a class: list classes in accepted_classes and catalogue methods in "
+        "accepted_methods."
+    ),
+    "R-02.not_a_signal": (
+        "Only S1-S5 are signals. Knowledge facts (a question, a date, an employee or ticket "
+        "number), caller ID, a sender address, a voice or a face are context only, never a "
+        "signal (R-02, R-03, R-08)."
+    ),
+    "R-02.method_not_in_catalogue": (
+        "Methods come from the platform catalogue only. Knowledge facts (a question, a date, an "
+        "employee or ticket number) are context only, never a method (R-02)."
+    ),
+    "R-01.method_class_accepted": "Every accepted method's class is an accepted class.",
     "R-16.T0.accepted_classes": "T0 accepts at least one of S1, S2, S3, S5.",
     "R-24.exception.s5_waives_cooling_off": "Nothing waives an exception's waiting period.",
+    "R-36.T2.s5_waives_cooling_off": "Nothing waives a T2 case's waiting period.",
     "R-20.approver_roles": "Approvers are supervisors or security officers.",
     "R-20.security_officer_eligible": "Required security_officer approvals need that role.",
     "R-20.approvals_consistent": "Security-officer approvals cannot exceed all approvals.",
-    "R-01.min_signal_classes_satisfiable": "No more classes required than are accepted.",
+    "R-01.min_signal_classes_satisfiable": (
+        "No more classes required than the accepted methods that can be verified today provide "
+        "(S1 and S5 wait for the owner portal), unless S4 alone suffices."
+    ),
     "R-01.s4_alone_needs_s4": "S4 alone can suffice only when S4 is accepted.",
     "R-15.admin_roles": "Accounts holding admin roles are T2.",
     "R-15.staff_subject": "Subjects who are also staff are T2.",
@@ -142,28 +165,44 @@ _TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 Problem = tuple[str, Path, str]  # (rule, field of the effective requirements, message)
 
 
-def classify_method(name: Any) -> str | None:
-    """The rule an accepted_classes entry breaks, or None for a signal class S1-S5."""
+def _class_entry_rule(name: Any) -> str | None:
+    """The rule an accepted_classes entry breaks, or None for a signal class S1-S5.
+
+    No guessing from words: anything but S1-S5 is refused. The rule only chooses the most
+    helpful message (a catalogue method listed as a class, an unknown class, anything else).
+    """
     if name in SIGNAL_CLASSES:
         return None
-    word = str(name).strip().lower().replace("-", "_").replace(" ", "_")
-    if word in NOT_SIGNALS:
-        return f"{NOT_SIGNALS[word]}.not_a_signal"
-    if any(fragment in word for fragment in KNOWLEDGE_WORDS):
-        return "R-02.knowledge_method"
-    return "R-01.signal_class"
+    if name in METHODS:
+        return "R-01.method_not_class"
+    if isinstance(name, str) and _CLASS_SHAPE.match(name):
+        return "R-01.signal_class"
+    return "R-02.not_a_signal"
 
 
-def _method_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
-    """Each accepted_classes entry that is not S1-S5, at its own list position."""
+def _class_entry_message(name: Any, rule: str) -> str:
+    if rule == "R-01.method_not_class":
+        return f"{name!r} is a method of class {METHODS[name].signal_class}. {FLOORS[rule]}"
+    return f"{name!r} is not a signal class. {FLOORS[rule]}"
+
+
+def _entry_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
+    """Each accepted_classes entry that is not S1-S5 and each accepted_methods entry that is not
+    in the catalogue, at its own list position."""
+    catalogue = ", ".join(method.name for method in CATALOGUE)
     for tier in Tier.values:
         for case_type in CaseType.values:
             for base, block in requirement_blocks(doc.data, tier, case_type):
                 for index, name in enumerate(block.get("accepted_classes") or []):
-                    rule = classify_method(name)
+                    rule = _class_entry_rule(name)
                     if rule:
-                        message = f"{name!r} is not a verification signal: {FLOORS[rule]}"
+                        message = _class_entry_message(name, rule)
                         yield doc.error((*base, "accepted_classes", index), message, rule)
+                for index, name in enumerate(block.get("accepted_methods") or []):
+                    if name not in METHODS:
+                        rule = "R-02.method_not_in_catalogue"
+                        message = f"{name!r} is not a method ({catalogue}). {FLOORS[rule]}"
+                        yield doc.error((*base, "accepted_methods", index), message, rule)
 
 
 def _bounds(req: dict[str, Any], bounds: tuple, *, ceiling: bool) -> Iterator[Problem]:
@@ -174,20 +213,34 @@ def _bounds(req: dict[str, Any], bounds: tuple, *, ceiling: bool) -> Iterator[Pr
             yield rule, field, f"{'.'.join(field)} is {value}, must be {limit} {bound}. {why}"
 
 
-def _consistency(req: dict[str, Any]) -> Iterator[Problem]:
-    accepted = [c for c in req["accepted_classes"] if c in SIGNAL_CLASSES]
+def _evidence_consistency(req: dict[str, Any]) -> Iterator[Problem]:
+    """The evidence rule can be met with methods a verifier can check today (R-01)."""
+    accepted = {c for c in req["accepted_classes"] if c in SIGNAL_CLASSES}
+    listed = req.get("accepted_methods")
+    chosen = [METHODS[name] for name in (listed or METHODS) if name in METHODS]
+    if listed is not None:
+        outside = sorted({m.name for m in chosen if m.signal_class not in accepted})
+        if outside:
+            rule = "R-01.method_class_accepted"
+            yield rule, ("accepted_methods",), f"{', '.join(outside)}: {FLOORS[rule]}"
+    reachable = sorted({m.signal_class for m in chosen if m.available} & accepted)
+    s4_alone = req["s4_alone_suffices"] and "S4" in reachable
+    if req["min_signal_classes"] > len(reachable) and not s4_alone:
+        rule = "R-01.min_signal_classes_satisfiable"
+        yield (
+            rule,
+            ("min_signal_classes",),
+            f"min_signal_classes is {req['min_signal_classes']}, but the accepted methods give "
+            f"{len(reachable)} class(es) ({', '.join(reachable) or 'none'}). {FLOORS[rule]}",
+        )
+    if req["s4_alone_suffices"] and "S4" not in accepted:
+        rule = "R-01.s4_alone_needs_s4"
+        yield rule, ("s4_alone_suffices",), FLOORS[rule]
+
+
+def _approver_consistency(req: dict[str, Any]) -> Iterator[Problem]:
     roles = set(req["approver_roles"])
     checks = (
-        (
-            req["min_signal_classes"] > len(accepted) and not req["s4_alone_suffices"],
-            "R-01.min_signal_classes_satisfiable",
-            "min_signal_classes",
-        ),
-        (
-            req["s4_alone_suffices"] and "S4" not in accepted,
-            "R-01.s4_alone_needs_s4",
-            "s4_alone_suffices",
-        ),
         (
             req["approvals_required"] > 0 and (not roles or bool(roles - APPROVER_ROLES)),
             "R-20.approver_roles",
@@ -210,11 +263,15 @@ def _consistency(req: dict[str, Any]) -> Iterator[Problem]:
 
 
 def _problems(tier: str, case_type: str, req: dict[str, Any]) -> Iterator[Problem]:
-    yield from _consistency(req)
+    yield from _evidence_consistency(req)
+    yield from _approver_consistency(req)
     yield from _bounds(req, CEILINGS, ceiling=True)
     yield from _bounds(req, MINIMUMS + TIER_MINIMUMS[tier], ceiling=False)
     if tier == Tier.T0 and not T0_CLASSES & set(req["accepted_classes"]):
         yield "R-16.T0.accepted_classes", ("accepted_classes",), FLOORS["R-16.T0.accepted_classes"]
+    if tier == Tier.T2 and req["s5_waives_cooling_off"]:
+        rule = "R-36.T2.s5_waives_cooling_off"
+        yield rule, ("s5_waives_cooling_off",), FLOORS[rule]
     if case_type == CaseType.EXCEPTION:
         yield from _bounds(req, EXCEPTION_MINIMUMS, ceiling=False)
         if req["s5_waives_cooling_off"]:
@@ -251,6 +308,6 @@ def _tier_rule_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
 def floor_errors(doc: ParsedDocument) -> list[PolicyError]:
     """Every floor a schema-valid document breaks, once per (rule, path), in document order."""
     found: dict[tuple[str, str], PolicyError] = {}
-    for error in (*_method_errors(doc), *_requirement_errors(doc), *_tier_rule_errors(doc)):
+    for error in (*_entry_errors(doc), *_requirement_errors(doc), *_tier_rule_errors(doc)):
         found.setdefault((error.rule, error.path), error)
     return sorted(found.values(), key=lambda e: (e.line, e.path, e.rule))

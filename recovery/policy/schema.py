@@ -50,15 +50,12 @@ OPTIONAL_FIELDS = frozenset({"accepted_methods"})
 
 def _requirements(*, complete: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        # Items are any text here: floors.py names the rule an unknown or knowledge entry breaks.
+        # Items are any text here: floors.py refuses anything but S1-S5 naming the rule (R-01,
+        # or R-02 for what is not a signal at all), so the author learns why, not "not an enum".
         "accepted_classes": {**_UNIQUE_TEXTS, "minItems": 1},
-        # The closed catalogue (recovery/cases/methods.py); optional: all of it by default.
-        "accepted_methods": {
-            "type": "array",
-            "items": {"enum": list(METHOD_NAMES)},
-            "uniqueItems": True,
-            "minItems": 1,
-        },
+        # Optional (all of the catalogue by default). The same: floors.py refuses a name outside
+        # the closed catalogue (recovery/cases/methods.py) as R-02, and `examples` lists it.
+        "accepted_methods": {**_UNIQUE_TEXTS, "minItems": 1, "examples": [list(METHOD_NAMES)]},
         "min_signal_classes": _COUNT,
         "s4_alone_suffices": _BOOL,
         "approvals_required": _COUNT,

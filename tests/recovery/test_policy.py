@@ -331,7 +331,7 @@ FLOOR_CASES = [
         "",
     ),
     (
-        "R-02.knowledge_method",
+        "R-02.not_a_signal",
         "  accepted_classes: [S1, S2, S3, S5]\n",
         "  accepted_classes: [S1, S2, S3, S5, kba]\n",
         "$.defaults.accepted_classes[4]",
@@ -339,19 +339,36 @@ FLOOR_CASES = [
         "",
     ),
     (
-        "R-03.not_a_signal",
+        "R-01.method_not_class",
         "  accepted_classes: [S1, S2, S3, S5]\n",
-        "  accepted_classes: [S1, S2, S3, S5, caller_id]\n",
+        "  accepted_classes: [S1, S2, S3, S5, sms_code]\n",
         "$.defaults.accepted_classes[4]",
-        "caller_id",
+        "sms_code",
         "",
     ),
     (
-        "R-08.not_a_signal",
-        "  accepted_classes: [S1, S2, S3, S5]\n",
-        "  accepted_classes: [S1, S2, S3, S5, voice_match]\n",
-        "$.defaults.accepted_classes[4]",
-        "voice_match",
+        "R-02.method_not_in_catalogue",
+        T1_BLOCK,
+        T1_BLOCK + "    accepted_methods: [sms_code, mothers_maiden_name]\n",
+        "$.tiers.T1.accepted_methods[1]",
+        "mothers_maiden_name",
+        "  T1:",
+    ),
+    (
+        "R-01.method_class_accepted",
+        T1_BLOCK,
+        T1_BLOCK.replace("S1, S2, S3, S4, S5", "S2, S4")
+        + "    accepted_methods: [email_code, manager_attestation, identity_proofing]\n",
+        "$.tiers.T1.accepted_methods",
+        "accepted_methods:",
+        "  T1:",
+    ),
+    (
+        "R-36.T2.s5_waives_cooling_off",
+        "    s5_waives_cooling_off: false          # R-36: nothing waives a T2 wait\n",
+        "",
+        "$.defaults.s5_waives_cooling_off",
+        "s5_waives_cooling_off: true",
         "",
     ),
 ]
@@ -410,15 +427,95 @@ def test_exception_floor_applies_even_when_a_tier_overrides_it():
     )
 
 
-@pytest.mark.parametrize(
-    "method",
-    ["kba", "knowledge", "security_question", "date_of_birth", "employee_id", "Mothers Maiden"],
-)
-def test_knowledge_question_as_a_method_is_rejected_as_r02(method):
-    text = edited(T1_BLOCK, T1_BLOCK.replace("S4, S5]", f"S4, S5, {method}]"))
+NOT_SIGNALS = [
+    "kba",
+    "knowledge",
+    "security_question",
+    "date_of_birth",
+    "employee_id",
+    "Mothers Maiden",
+    "passphrase",
+    "staff_number",
+    "mothers_first_name",
+    "callerid",
+    "caller_id",
+    "face_check",
+    "voice_match",
+    "context",
+]
+
+
+@pytest.mark.parametrize("entry", NOT_SIGNALS)
+def test_anything_but_s1_to_s5_as_a_class_is_refused_as_context_only(entry):
+    """No substring guessing: every entry that is not S1-S5 is refused, whatever its words."""
+    text = edited(T1_BLOCK, T1_BLOCK.replace("S4, S5]", f"S4, S5, {entry}]"))
+    path = "$.tiers.T1.accepted_classes[5]"
+    assert_error(text, "R-02.not_a_signal", path, line_of(text, entry, "  T1:"))
+    error = next(e for e in rejection(text).errors if e.path == path)
+    assert "context only" in error.message
+
+
+@pytest.mark.parametrize("entry", NOT_SIGNALS)
+def test_anything_outside_the_catalogue_as_a_method_is_refused_as_r02(entry):
+    text = edited(T1_BLOCK, T1_BLOCK + f"    accepted_methods: [email_code, {entry}]\n")
+    path = "$.tiers.T1.accepted_methods[1]"
+    assert_error(text, "R-02.method_not_in_catalogue", path, line_of(text, "accepted_methods"))
+    error = next(e for e in rejection(text).errors if e.path == path)
+    assert "context only" in error.message and "sms_code" in error.message
+
+
+def test_an_unknown_class_is_named_as_one():
+    text = edited(T1_BLOCK, T1_BLOCK.replace("S4, S5]", "S4, S5, S6]"))
     assert_error(
-        text, "R-02.knowledge_method", "$.tiers.T1.accepted_classes[5]", line_of(text, method)
+        text, "R-01.signal_class", "$.tiers.T1.accepted_classes[5]", line_of(text, "S6", "  T1:")
     )
+
+
+def test_evidence_rule_must_be_reachable_with_methods_verifiable_today():
+    """S1 and S5 have no verifier yet: a T1 rule that needs them cannot be met, so it is refused."""
+    text = edited(
+        T1_BLOCK + "    s4_alone_suffices: true\n",
+        T1_BLOCK.replace("S1, S2, S3, S4, S5", "S1, S2, S5") + "    s4_alone_suffices: false\n",
+    )
+    error = next(
+        e for e in rejection(text).errors if e.rule == "R-01.min_signal_classes_satisfiable"
+    )
+    assert error.path == "$.tiers.T1.min_signal_classes"
+    assert "give 1 class(es) (S2)" in error.message
+
+
+def test_accepted_methods_narrow_what_is_reachable():
+    # Only email codes and proofing are accepted at T1: two classes, S2 and S4, still suffice.
+    validate(edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, identity_proofing]\n"))
+    # Only email codes, and S4 alone is then unreachable too: refused.
+    text = edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, sms_code]\n")
+    assert "R-01.min_signal_classes_satisfiable" in rejection(text).rules
+    # An unavailable method does not make its class reachable.
+    text = edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, passkey]\n")
+    assert "R-01.min_signal_classes_satisfiable" in rejection(text).rules
+
+
+WAITS = [
+    ("R-36.T1.cooling_off_seconds", "    cooling_off_seconds: {}\n", 3600, 900),
+    ("R-16.T2.cooling_off_seconds", "    cooling_off_seconds: {}\n\ncase_types:", 86400, 14400),
+    (
+        "R-24.exception.cooling_off_seconds",
+        "    cooling_off_seconds: {}\n    s5_waives_cooling_off: false\n",
+        86400,
+        86400,
+    ),
+    ("R-04.quarantine_seconds", "  quarantine_seconds: {} ", 1209600, 604800),
+]
+
+
+@pytest.mark.parametrize(("rule", "template", "current", "floor"), WAITS, ids=[w[0] for w in WAITS])
+def test_waits_one_second_below_the_floor_are_refused_and_the_floor_passes(
+    rule, template, current, floor
+):
+    """R-36 / R-04 floors of issue 11: T1 15 min, T2 4 h, exception 24 h, quarantine 7 days."""
+    old = template.format(current)
+    assert rule in rejection(edited(old, template.format(floor - 1))).rules
+    validate(edited(old, template.format(floor)))
 
 
 def test_raising_a_floor_is_accepted():
@@ -576,13 +673,13 @@ def test_most_specific_layer_wins():
         "        cooling_off_seconds: 7200\n        artifact_lifetimes: {sms: 300}\n",
     )
     text = edited(
-        "\ncase_types:\n", "\ncase_types:\n  mfa_reset:\n    cooling_off_seconds: 5400\n", text
+        "\ncase_types:\n", "\ncase_types:\n  mfa_reset:\n    cooling_off_seconds: 18000\n", text
     )
     policy = policy_from_source(text, number=1, version_id=None)
     assert policy.requirements("T1", "mfa_reset").cooling_off_seconds == 7200
     assert policy.requirements("T1", "mfa_reset").lifetimes.sms == 300
     assert policy.requirements("T1", "mfa_reset").lifetimes.email == 86400
-    assert policy.requirements("T2", "mfa_reset").cooling_off_seconds == 5400
+    assert policy.requirements("T2", "mfa_reset").cooling_off_seconds == 18000
     assert policy.requirements("T1", "unlock").cooling_off_seconds == 3600
 
 

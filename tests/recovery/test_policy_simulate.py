@@ -67,8 +67,8 @@ def changes_by_case(report) -> dict[int, list[str]]:
 
 
 def test_stricter_t0_evidence_flags_only_t0_cases_with_one_class(acme, agent):
-    one_class = submitted(acme, agent, ("S5",))
-    two_classes = submitted(acme, agent, ("S2", "S5"))
+    one_class = submitted(acme, agent, ("S3",))
+    two_classes = submitted(acme, agent, ("S2", "S3"))
     t1 = approved(submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"]))
     no_evidence = case_open(
         actor=agent, account=make_account_with(acme), case_type="unlock", channel="phone"
@@ -84,7 +84,7 @@ def test_stricter_t0_evidence_flags_only_t0_cases_with_one_class(acme, agent):
     report = policy_simulate(tenant=acme, draft_text=T0_NEEDS_TWO, since=WEEK)
 
     assert changes_by_case(report) == {
-        one_class.pk: ["evidence: would be refused — needs 2 classes, had 1 (S5)"]
+        one_class.pk: ["evidence: would be refused — needs 2 classes, had 1 (S3)"]
     }
     assert report.cases_replayed == 4
     assert report.decisions_changed == 1
@@ -101,7 +101,7 @@ def test_finance_moved_to_t2_flags_the_finance_case_and_not_the_others(acme, age
         submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"])
     )
     executive = submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["executives"])
-    submitted(acme, agent, ("S5",))
+    submitted(acme, agent, ("S3",))
 
     report = policy_simulate(tenant=acme, draft_text=FINANCE_IS_T2, since=WEEK)
 
@@ -119,7 +119,7 @@ def test_finance_moved_to_t2_flags_the_finance_case_and_not_the_others(acme, age
 
 def test_the_unchanged_policy_changes_nothing(acme, agent):
     approved(submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"]))
-    submitted(acme, agent, ("S5",))
+    submitted(acme, agent, ("S3",))
     report = policy_simulate(tenant=acme, draft_text=DEFAULT, since=WEEK)
     assert (report.cases_replayed, report.changed, report.decisions_changed) == (2, (), 0)
 
@@ -132,7 +132,7 @@ def test_looser_draft_names_decisions_that_would_now_go_through(acme, agent):
         case_type="mfa_reset",
         channel="phone",
     )
-    signal(short, agent, "S5")
+    signal(short, agent, "S3")
     no_finance = edited(GROUPS, GROUPS.replace("finance, ", ""))
 
     report = policy_simulate(tenant=acme, draft_text=no_finance, since=WEEK)
@@ -144,7 +144,7 @@ def test_looser_draft_names_decisions_that_would_now_go_through(acme, agent):
         ],
         short.pk: [
             "tier: T1 → T0 (default: every account is at least T0)",
-            "evidence: would now be enough — needs 1 class, had 1 (S5)",
+            "evidence: would now be enough — needs 1 class, had 1 (S3)",
         ],
     }
 
@@ -156,10 +156,7 @@ def test_longer_cooling_off_is_reported_against_the_version_the_case_was_decided
     version = policy_activation_request(actor=author, version=version)
     policy_activation_approve(actor=approver, version=version, step_up=step_up(approver))
     case = approved(submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"]))
-    waived = approved(
-        submitted(acme, agent, ("S3", "S5"), case_type="mfa_reset", groups=["Finance"])
-    )
-    assert case.policy_version == 1 and waived.status == CaseStatus.READY
+    assert case.policy_version == 1 and case.status == CaseStatus.COOLING_OFF
 
     report = policy_simulate(tenant=acme, draft_text=DEFAULT, since=WEEK)
 
@@ -168,7 +165,7 @@ def test_longer_cooling_off_is_reported_against_the_version_the_case_was_decided
 
 
 def test_draft_below_a_floor_is_refused_as_a_draft_would_be(acme, agent):
-    submitted(acme, agent, ("S5",))
+    submitted(acme, agent, ("S3",))
     with pytest.raises(PolicyInvalid) as simulated:
         policy_simulate(tenant=acme, draft_text=T1_BELOW_FLOOR, since=WEEK)
     with pytest.raises(PolicyInvalid) as validated:
@@ -184,10 +181,10 @@ def test_draft_below_a_floor_is_refused_as_a_draft_would_be(acme, agent):
 
 
 def test_cases_older_than_the_window_and_other_tenants_cases_are_ignored(acme, globex, agent):
-    recent = submitted(acme, agent, ("S5",))
-    old = submitted(acme, agent, ("S5",))
+    recent = submitted(acme, agent, ("S3",))
+    old = submitted(acme, agent, ("S3",))
     RecoveryCase.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
-    submitted(globex, staff(Role.AGENT, tenant=globex), ("S5",))
+    submitted(globex, staff(Role.AGENT, tenant=globex), ("S3",))
 
     report = policy_simulate(tenant=acme, draft_text=T0_NEEDS_TWO, since=WEEK)
 
@@ -204,7 +201,7 @@ def test_window_must_be_positive(acme):
 def test_query_count_does_not_grow_with_the_cases(acme, agent, django_assert_num_queries, cases):
     approved(submitted(acme, agent, ("S2", "S3"), case_type="mfa_reset", groups=["Finance"]))
     for _ in range(cases - 1):
-        submitted(acme, agent, ("S2", "S5"))
+        submitted(acme, agent, ("S2", "S3"))
     # cases with their accounts, accepted evidence, live approvals (platform default: no versions)
     with django_assert_num_queries(3):
         report = policy_simulate(tenant=acme, draft_text=FINANCE_IS_T2, since=WEEK)
@@ -221,8 +218,8 @@ def run(*args: str) -> tuple[str, str]:
 
 
 def test_command_json_is_one_object_with_the_totals(acme, agent, tmp_path):
-    case = submitted(acme, agent, ("S5",))
-    submitted(acme, agent, ("S2", "S5"))
+    case = submitted(acme, agent, ("S3",))
+    submitted(acme, agent, ("S2", "S3"))
     draft = tmp_path / "draft.yaml"
     draft.write_text(T0_NEEDS_TWO, encoding="utf-8")
 
