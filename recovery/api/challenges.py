@@ -58,8 +58,24 @@ class ChallengeOutput(serializers.ModelSerializer):
 class ChallengeSendInput(serializers.Serializer):
     contact_method_id = serializers.IntegerField(
         min_value=1,
-        help_text="One of the account's contact methods (never a number or address typed in).",
+        required=False,
+        help_text="One of the account's contact methods (never a number or address typed in). "
+        "Required unless the request only reports a `caller_supplied_destination`.",
     )
+    caller_supplied_destination = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A number or address the caller asked us to use instead. Never used: the "
+        "request is refused (`evidence.caller_supplied_channel`, R-03) and the attempt is "
+        "recorded on the case as `verification.signal_rejected` (`caller_supplied_channel`).",
+    )
+
+    def validate(self, data: dict) -> dict:
+        if not data.get("contact_method_id") and not data["caller_supplied_destination"].strip():
+            raise serializers.ValidationError({"contact_method_id": ["This field is required."]})
+        return data
 
 
 class ChallengeVerifyInput(serializers.Serializer):
@@ -74,7 +90,11 @@ class ChallengeVerifiedOutput(serializers.Serializer):
 
 
 class CaseChallengeListApi(_CaseTransitionApi):
-    """A case's verification challenges; POST sends a one-time code to a contact on record."""
+    """A case's verification challenges; POST sends a one-time code to a contact on record.
+
+    Only a contact the system of record holds can carry a code. A destination the caller
+    dictates (`caller_supplied_destination`) is refused and recorded, never used (R-03).
+    """
 
     scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_WRITE}
     pagination_class = None  # a case has a handful: one plain array
@@ -102,12 +122,18 @@ class CaseChallengeListApi(_CaseTransitionApi):
         data = ChallengeSendInput(data=request.data)
         data.is_valid(raise_exception=True)
         case = self.locked_case(request, case_id)
+        contact_id = data.validated_data.get("contact_method_id")
         contact = (
-            ContactMethod.objects.for_tenant(request.tenant)
-            .filter(pk=data.validated_data["contact_method_id"])
-            .first()
+            ContactMethod.objects.for_tenant(request.tenant).filter(pk=contact_id).first()
+            if contact_id
+            else None
         )
-        challenge = challenge_send(actor=request.user, case=case, contact_method=contact)
+        challenge = challenge_send(
+            actor=request.user,
+            case=case,
+            contact_method=contact,
+            caller_supplied_destination=data.validated_data["caller_supplied_destination"],
+        )
         return self.answer(ChallengeOutput(challenge).data, case, status.HTTP_201_CREATED)
 
 
