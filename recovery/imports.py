@@ -27,6 +27,7 @@ CSV_CONTACT_COLUMNS = {
 REQUIRED = ("external_id", "username", "display_name")
 LIST_FIELDS = ("groups", "admin_roles", "delegations")
 MAX_FIELD = 254
+MAX_ENROLMENT_REFERENCE = 128  # ProtectedAccount.enrolment_reference
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class AccountRecord:
     mailbox_type: str = MailboxType.USER
     no_helpdesk_reset: bool = False
     proofing_level: str = ProofingLevel.NONE
+    enrolment_reference: str = ""
     person_id: uuid.UUID | None = None
     contacts: tuple[ContactRecord, ...] = field(default_factory=tuple)
 
@@ -125,6 +127,13 @@ class _Row:
             return None
         return parsed
 
+    def reference(self, name: str, limit: int) -> str:
+        """An opaque identifier from the system of record (kept verbatim, never interpreted)."""
+        value = self.text(name)
+        if len(value) > limit:
+            self.error(name, f"must be at most {limit} characters")
+        return value
+
     def person(self) -> uuid.UUID | None:
         value = self.text("person_id")
         if not value:
@@ -171,6 +180,7 @@ class _Row:
             mailbox_type=self.choice("mailbox_type", MailboxType, MailboxType.USER),
             no_helpdesk_reset=self.flag("no_helpdesk_reset"),
             proofing_level=self.choice("proofing_level", ProofingLevel, ProofingLevel.NONE),
+            enrolment_reference=self.reference("enrolment_reference", MAX_ENROLMENT_REFERENCE),
             person_id=self.person(),
             contacts=tuple(contacts),
         )

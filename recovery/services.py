@@ -109,6 +109,7 @@ SYNCED_ATTRIBUTES = (
     "mailbox_type",
     "no_helpdesk_reset",
     "proofing_level",
+    "enrolment_reference",
     "person_id",
 )
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,8 +57,9 @@ def test_seed_demo_refuses_production_settings():
 
 
 def test_embedded_default_migrates_and_seeds_idempotently(tmp_path: Path):
+    database = tmp_path / "embedded.sqlite3"
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "DEMO_CREDENTIALS_PATH": str(tmp_path / "demo-credentials.json"),
     }
     assert manage("migrate", "--noinput", env=env).returncode == 0
@@ -80,3 +82,27 @@ def test_embedded_default_migrates_and_seeds_idempotently(tmp_path: Path):
     verify = manage("audit_verify", env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "OK      acme" in verify.stdout
+    # A certified trusted referee, listed like every other role.
+    referee = again["users"]["acme-referee"]
+    assert referee["roles"] == ["trusted_referee"] and referee["certified_until"] > "2026"
+    assert referee["certified_until"] == credentials["users"]["acme-referee"]["certified_until"]
+    with sqlite3.connect(database) as db:
+        # Every demo account carries its enrolment reference from the import.
+        assert not db.execute(
+            "SELECT count(*) FROM recovery_protectedaccount WHERE enrolment_reference = ''"
+        ).fetchone()[0]
+        # Demo cases show each verifier, and every accepted signal names its verifier's record.
+        accepted = db.execute(
+            "SELECT verifier, method, verifier_ref FROM recovery_evidence WHERE result = 'accepted'"
+        ).fetchall()
+        assert {verifier for verifier, _method, _ref in accepted} == {
+            "challenge",
+            "attestation",
+            "proofing_provider",
+            "attended_session",
+        }
+        assert all(ref is not None for _verifier, _method, ref in accepted)
+        assert db.execute("SELECT status FROM recovery_proofingsession").fetchall() == [("passed",)]
+        assert db.execute("SELECT status FROM recovery_attendedsession").fetchall() == [
+            ("completed",)
+        ]

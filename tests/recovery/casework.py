@@ -84,6 +84,55 @@ def signal(case: RecoveryCase, actor: User, signal_class: str) -> Evidence:
     raise AssertionError(f"{signal_class} has no verifier: it cannot be made to count")
 
 
+def referee_certified(tenant: Tenant, *, days: int = 30) -> User:
+    """A trusted referee of `tenant` (a new person), certified by a tenant admin for `days`."""
+    from tenants.models import Membership
+    from tenants.services import referee_certify
+
+    from ..factories import member
+
+    referee = make_user()
+    member(referee, Role.TRUSTED_REFEREE, tenant=tenant)
+    referee_certify(
+        actor=staff(Role.TENANT_ADMIN, tenant=tenant),
+        membership=Membership.objects.get(user=referee, tenant=tenant, role=Role.TRUSTED_REFEREE),
+        until=timezone.now() + timedelta(days=days),
+    )
+    return referee
+
+
+def attended_passed(
+    case: RecoveryCase, *, mode: str = "onsite", referee: User | None = None
+) -> Evidence:
+    """An S4 from an attended session a certified referee (no party to the case) ran to the
+    end: coercion question answered "no", live challenge passed, and onsite the biometric
+    comparison with the enrolment reference (set first if the account had none)."""
+    from recovery.proofing.attended import (
+        attended_coercion_answer,
+        attended_complete,
+        attended_start,
+    )
+
+    from .verifiers import enrolled
+
+    enrolled(case.account)
+    referee = referee or referee_certified(case.tenant)
+    session = attended_start(
+        actor=referee, case=case, mode=mode, reason="The caller lost every device."
+    )
+    attended_coercion_answer(actor=referee, session=session, observed=False)
+    evidence = attended_complete(
+        actor=referee,
+        session=session,
+        documents_presented=["passport (chip read, photo matches)"],
+        steps_completed=["document check", "live challenge", "coercion question"],
+        live_challenge_passed=True,
+        biometric_compared=mode == "onsite",
+    )
+    assert evidence is not None
+    return evidence
+
+
 def _staff_manager(account: ProtectedAccount) -> User:
     """The account's manager as staff with a sign-in (made on first use), and the manager
     contact the system of record held long before the case."""

@@ -164,3 +164,23 @@ def test_import_caches_the_tier_computed_by_the_tenant_policy(acme, tmp_path):
     import_file(write(tmp_path, "a.csv", HEADER + rows), acme)
     tiers = dict(ProtectedAccount.objects.for_tenant(acme).values_list("external_id", "tier"))
     assert tiers == {"E1": "T1", "E2": "T2", "E3": "T1", "E4": "T0"}
+
+
+def test_enrolment_reference_comes_from_the_system_of_record_by_csv_and_json(acme, tmp_path):
+    """R-05: the reference a proofing verdict must name is the system of record's, synced."""
+    header = HEADER.rstrip("\n") + ",enrolment_reference\n"
+    import_file(write(tmp_path, "a.csv", header + GOOD_ROW.rstrip("\n") + ",ENR-0001\n"), acme)
+    account = ProtectedAccount.objects.for_tenant(acme).get(external_id="E1")
+    assert account.enrolment_reference == "ENR-0001"
+    item = {"external_id": "E1", "username": "jane@acme.test", "display_name": "Jane Doe"}
+    resync = json.dumps([{**item, "enrolment_reference": "R2"}])
+    import_file(write(tmp_path, "b.json", resync), acme)
+    account.refresh_from_db()
+    assert account.enrolment_reference == "R2"
+    updated = AuditEvent.objects.filter(tenant=acme, action="account.updated").last()
+    assert "enrolment_reference" in json.dumps(updated.data)
+    too_long = {**item, "enrolment_reference": "x" * 129}
+    _records, errors = parse_accounts(json.dumps([too_long]), "json")
+    assert [str(e) for e in errors] == [
+        "line 1, enrolment_reference: must be at most 128 characters"
+    ]

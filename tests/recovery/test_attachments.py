@@ -13,7 +13,7 @@ from audit.models import AuditEvent
 from recovery.cases.choices import CaseStatus, Route
 from recovery.cases.exceptions import AttachmentTampered
 from recovery.cases.models import EvidenceAttachment, RecoveryCase
-from recovery.cases.services import case_open, evidence_record
+from recovery.cases.services import case_open, context_record
 from recovery.cases.services_evidence import attachment_add, attachment_open
 from recovery.cases.storage import EvidenceStore, check_storage_outside_web_root
 from recovery.cases.uploads import sniff_content_type
@@ -133,8 +133,9 @@ def test_the_same_name_twice_gives_two_files(store_dir, case, team):
 
 
 def test_attachment_can_belong_to_evidence_of_its_own_case_only(acme, case, team):
-    evidence = evidence_record(
-        actor=team["agent"], case=case, signal_class="S4", method="video_id", verified=True
+    # A photo of a document is context (a fact on record), never a signal by itself.
+    evidence = context_record(
+        actor=team["agent"], case=case, topic="id_document", statement="held up a staff badge"
     )
     attached = attachment_add(
         actor=team["agent"], case=case, name="id.png", content=PNG, evidence=evidence

@@ -8,12 +8,12 @@ from audit.models import AuditEvent
 from audit.verify import verify_chain
 from recovery.cases.choices import CaseStatus
 from recovery.cases.models import Approval
-from recovery.cases.services import approval_decide, case_open, case_submit, evidence_record
+from recovery.cases.services import approval_decide, case_open, case_submit
 from tenants.choices import Role
 from tenants.exceptions import DomainError
 
 from ..factories import make_account_with, make_tenant, staff, step_up
-from .casework import contact
+from .casework import signal
 
 
 def pending_case(tenant, groups):
@@ -21,16 +21,8 @@ def pending_case(tenant, groups):
     collector = staff(Role.SECURITY_OFFICER, tenant=tenant)
     account = make_account_with(tenant, groups=groups)
     case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
-    for signal, kind, value in (("S2", "mobile", "+15550000001"), ("S3", "email", "a@x.test")):
-        method = contact(account, kind, value)
-        evidence_record(
-            actor=collector,
-            case=case,
-            signal_class=signal,
-            method="code",
-            verified=True,
-            contact_method=method,
-        )
+    signal(case, collector, "S2")
+    signal(case, collector, "S3")
     return case_submit(actor=collector, case=case)
 
 

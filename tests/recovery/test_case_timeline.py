@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from audit.models import AuditEvent
 from recovery.cases.selectors import case_get_visible, case_timeline, exception_review_list
 from recovery.cases.services import (
     approval_decide,
     case_cancel,
     case_open,
     case_submit,
-    evidence_record,
+    context_record,
 )
 from recovery.cases.timeline import summarise
+from recovery.challenges.services import challenge_send
 from tenants.choices import Role
 from tenants.exceptions import CrossTenantNotFound, PolicyDenied
 
@@ -31,44 +33,42 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     account = make_account_with(acme, groups=["Finance"])
     case = case_open(actor=agent, account=account, case_type="mfa_reset", channel="phone")
     swapped = contact(account, value="+15550000077", sim_days=2)
-    evidence_record(
-        actor=agent,
-        case=case,
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        contact_method=swapped,
-    )
+    with pytest.raises(PolicyDenied):
+        challenge_send(actor=agent, case=case, contact_method=swapped)
     signal(case, agent, "S2")
     signal(case, agent, "S3")
     case = case_submit(actor=agent, case=case)
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     approved(case, supervisor)
-    submitted(acme, agent, ("S5",))  # another case of the tenant: not in this timeline
+    submitted(acme, agent, ("S2",))  # another case of the tenant: not in this timeline
 
     timeline = case_timeline(tenant=acme, case=case)
 
     assert [entry.action for entry in timeline] == [
         "case.opened",
-        "verification.signal_rejected",
+        "verification.challenge_refused",
         "alert.raised",
+        "verification.challenge_sent",
         "verification.signal_accepted",
+        "verification.challenge_verified",
+        "verification.attestation_requested",
         "verification.signal_accepted",
+        "verification.attestation_confirmed",
         "case.submitted",
         "approval.approved",
+        "notice.skipped",  # the owner notice skips the swapped SIM's number
         "case.status_changed",
     ]
     summaries = [entry.summary for entry in timeline]
-    assert summaries[:3] == [
-        "Opened as T1 “MFA reset” via Phone (Standard queue)",
-        "Signal S2 (sms_code) rejected: sim_change_recent",
-        "Alert for the security queue: sim_swap_recovery_attempt",
-    ]
-    del summaries[2]
-    assert summaries[2] == "Signal S2 (sms_code) accepted via ***01"
-    assert summaries[4] == "Submitted for approval with evidence S2, S3"
-    assert summaries[5] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
-    assert summaries[6].startswith("Approvals complete; cooling off until ")
+    assert summaries[0] == "Opened as T1 “MFA reset” via Phone (Standard queue)"
+    assert summaries[2] == "Alert for the security queue: sim_swap_recovery_attempt"
+    assert summaries[4].startswith("Signal S2 (email_code) accepted via o")
+    assert summaries[7].startswith("Signal S3 (manager_attestation) accepted via ")
+    assert summaries[9] == "Submitted for approval with evidence S2, S3"
+    assert summaries[10] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
+    skipped = AuditEvent.objects.get(tenant=acme, action="notice.skipped", target_id=str(case.pk))
+    assert "sim_change_recent" in str(skipped.data)
+    assert summaries[12].startswith("Approvals complete; cooling off until ")
     assert [e.seq for e in timeline] == sorted({e.seq for e in timeline})
     assert [e.at for e in timeline] == sorted(e.at for e in timeline)
     first, last = timeline[0], timeline[-1]
@@ -112,13 +112,13 @@ def test_summaries_follow_the_active_language():
 
 
 def test_another_tenants_case_is_not_found(acme, globex, agent):
-    theirs = submitted(globex, staff(Role.AGENT, tenant=globex), ("S5",))
+    theirs = submitted(globex, staff(Role.AGENT, tenant=globex), ("S2",))
     with pytest.raises(CrossTenantNotFound):
         case_get_visible(tenant=acme, pk=theirs.pk)
     with pytest.raises(CrossTenantNotFound):
         case_timeline(tenant=acme, case=theirs)
     assert case_get_visible(tenant=globex, pk=theirs.pk) == theirs
-    ours = submitted(acme, agent, ("S5",))
+    ours = submitted(acme, agent, ("S2",))
     assert case_get_visible(tenant=acme, pk=ours.pk).account == ours.account
 
 
@@ -137,7 +137,7 @@ def test_exception_review_list_holds_this_tenants_exceptions_newest_first(acme, 
     older = open_exception(acme, agent)
     case_cancel(actor=staff(Role.SECURITY_OFFICER, tenant=acme), case=older, reason="withdrawn")
     newer = open_exception(acme, agent)
-    submitted(acme, agent, ("S5",))  # not an exception
+    submitted(acme, agent, ("S2",))  # not an exception
     open_exception(globex, staff(Role.AGENT, tenant=globex))  # another tenant's
 
     listed = list(exception_review_list(tenant=acme))
@@ -163,8 +163,8 @@ def test_timeline_is_one_query_however_long(acme, agent, django_assert_num_queri
     case = case_open(
         actor=agent, account=make_account_with(acme), case_type="unlock", channel="phone"
     )
-    for _ in range(signals):
-        signal(case, agent, "S5")
+    for n in range(signals):
+        context_record(actor=agent, case=case, topic=f"fact {n}", statement="said so")
     with django_assert_num_queries(1):
         timeline = case_timeline(tenant=acme, case=case)
     assert len(timeline) == 1 + signals

@@ -7,22 +7,25 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from recovery.cases.choices import CaseStatus, Route
-from recovery.cases.models import Approval
+from recovery.cases.choices import CaseStatus, Route, Verifier
+from recovery.cases.models import Approval, Evidence
 from recovery.cases.services import (
+    accepted_classes,
     approval_decide,
     case_cancel,
     case_open,
     case_release_cooled,
     case_submit,
-    evidence_record,
+    context_record,
+    evidence_refusal_record,
 )
+from recovery.challenges.services import ChallengeRefused, challenge_send, challenge_verify
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied, StepUpFailed
 
 from ..factories import active_grant, make_account_with, make_user, member, staff
-from .casework import contact, decide
+from .casework import contact, decide, signal
 
 pytestmark = pytest.mark.django_db
 
@@ -52,24 +55,10 @@ def cfo(acme):
 
 
 def two_signals(case, agent, account):
-    mobile = contact(account)
-    email = contact(account, "email", "cfo.home@example.test")
-    evidence_record(
-        actor=agent,
-        case=case,
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        contact_method=mobile,
-    )
-    evidence_record(
-        actor=agent,
-        case=case,
-        signal_class="S3",
-        method="manager_attestation",
-        verified=True,
-        contact_method=email,
-    )
+    """S2 (a code read back) and S3 (the manager's own attestation), by their verifiers."""
+    assert case.account_id == account.pk
+    signal(case, agent, "S2")
+    signal(case, agent, "S3")
 
 
 # --- opening: tier, route, repeat attempts are the server's -----------------------------------
@@ -160,34 +149,28 @@ def test_as01_knowledge_and_dictated_channels_never_count(acme, team):
         channel="phone",
         claimant_statement="boarding a plane, board in 20 min",
     )
-    fact = evidence_record(
-        actor=team["agent"],
-        case=case,
-        signal_class="S1",
-        method="date_of_birth",
-        verified=True,
-        details={"note": "gave DOB and employee id"},
+    facts = [
+        context_record(actor=team["agent"], case=case, topic=topic, statement=statement)
+        for topic, statement in (
+            ("date_of_birth", "gave DOB 1980-02-03 and employee id 4471"),
+            ("recovery_code", "read out a recovery code she says she saved"),
+            ("S2", "says the code on her new phone was 123456"),
+        )
+    ]
+    evidence_refusal_record(
+        actor=team["agent"], case=case, code="caller_supplied_channel", data={"contact": "***88"}
     )
-    dictated = evidence_record(
-        actor=team["agent"],
-        case=case,
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        caller_supplied_destination="+15559998888",
-    )
-    assert (fact.result, fact.reason_code, fact.signal_class) == (
-        "context",
-        "knowledge_based",
-        "context",
-    )
-    assert (dictated.result, dictated.reason_code) == ("rejected", "caller_supplied_channel")
+    assert {(f.result, f.reason_code, f.signal_class, f.verifier) for f in facts} == {
+        ("context", "knowledge_based", "context", "")
+    }
+    assert accepted_classes(case) == set()
     with pytest.raises(PolicyDenied) as refused:
         case_submit(actor=team["agent"], case=case)
     assert refused.value.code == "evidence.insufficient"
     assert reload(case).status == CaseStatus.COLLECTING_EVIDENCE
     reasons = [e.data["reason"] for e in events(case, "verification.signal_rejected")]
-    assert reasons == ["knowledge_based", "caller_supplied_channel"]
+    assert reasons == ["knowledge_based"] * 3 + ["caller_supplied_channel"]
+    assert not events(case, "verification.signal_accepted")
 
 
 @pytest.mark.parametrize(
@@ -201,17 +184,12 @@ def test_as02_recent_sim_swap_or_contact_change_disqualifies_the_channel(acme, t
     account = cfo(acme)
     mobile = contact(account, **setup)
     case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
-    signal = evidence_record(
-        actor=team["agent"],
-        case=case,
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        contact_method=mobile,
-    )
-    assert (signal.result, signal.reason_code) == ("rejected", reason)
-    rejected = events(case, "verification.signal_rejected")[0]
-    assert rejected.data["contact_source"] == "hris"
+    with pytest.raises(PolicyDenied) as refused:
+        challenge_send(actor=team["agent"], case=case, contact_method=mobile)
+    assert refused.value.code == f"evidence.{reason}"
+    assert not Evidence.objects.filter(case=case).exists()  # no code left, nothing to count
+    rejected = events(case, "verification.challenge_refused")[0]
+    assert rejected.data["code"] == f"evidence.{reason}" and rejected.data["contact"]
     assert "+1555" not in str(rejected.data)  # only the masked hint
 
 
@@ -226,45 +204,87 @@ def test_contact_added_during_the_case_or_of_another_account_is_not_a_channel(ac
         (added_later, "contact_added_during_case"),
         (theirs, "channel_not_in_system_of_record"),
     ):
-        signal = evidence_record(
-            actor=team["agent"],
-            case=case,
-            signal_class="S2",
-            method="sms_code",
-            verified=True,
-            contact_method=method,
-        )
-        assert signal.reason_code == reason
+        with pytest.raises(PolicyDenied) as refused:
+            challenge_send(actor=team["agent"], case=case, contact_method=method)
+        assert refused.value.code == f"evidence.{reason}"
+    assert not Evidence.objects.filter(case=case).exists()
 
 
 def test_two_signals_of_one_class_count_once(acme, team):
     account = cfo(acme)
-    mobile, email = contact(account), contact(account, "email", "c@example.test")
     case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
-    for method in (mobile, email):
-        evidence_record(
-            actor=team["agent"],
-            case=case,
-            signal_class="S2",
-            method="code",
-            verified=True,
-            contact_method=method,
-        )
-    with pytest.raises(PolicyDenied):
+    for _ in range(2):
+        assert signal(case, team["agent"], "S2").result == "accepted"
+    with pytest.raises(PolicyDenied) as one_class:
         case_submit(actor=team["agent"], case=case)
-    evidence_record(
-        actor=team["agent"], case=case, signal_class="S5", method="push_ok", verified=True
-    )
+    assert one_class.value.code == "evidence.insufficient"
+    signal(case, team["agent"], "S3")
     assert case_submit(actor=team["agent"], case=case).status == CaseStatus.PENDING_APPROVAL
 
 
-def test_failed_verification_is_rejected(acme, team):
+def test_a_wrong_code_is_refused_and_leaves_no_evidence(acme, team):
     account = make_account_with(acme)
+    mailbox = contact(account, "email", "owner@example.test")
     case = case_open(actor=team["agent"], account=account, case_type="unlock", channel="phone")
-    signal = evidence_record(
-        actor=team["agent"], case=case, signal_class="S5", method="push", verified=False
+    challenge = challenge_send(actor=team["agent"], case=case, contact_method=mailbox)
+    with pytest.raises(ChallengeRefused) as wrong:
+        challenge_verify(actor=team["agent"], case=case, challenge=challenge, code="00000000")
+    assert wrong.value.code == "challenge.code_invalid"
+    assert not Evidence.objects.filter(case=case).exists()
+    assert events(case, "verification.challenge_failed")[0].data["reason"] == "wrong_code"
+    with pytest.raises(PolicyDenied):
+        case_submit(actor=team["agent"], case=case)
+
+
+def test_asserted_rows_from_before_the_verifiers_never_count_nor_waive_cooling_off(acme, team):
+    """Rows accepted on someone's say-so before verifiers existed (kept, marked legacy) count
+    for nothing: not as evidence, not as the S5 that waives the cooling-off (R-36)."""
+    account = make_account_with(acme, groups=["Finance"])
+    case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
+    for signal_class, method in (("S5", "push"), ("S4", "video_id"), ("S1", "recovery_code")):
+        Evidence.objects.create(
+            tenant=acme,
+            case=case,
+            signal_class=signal_class,
+            method=method,
+            result="accepted",
+            collected_by=team["agent"],
+            verifier=Verifier.LEGACY_ASSERTION,
+            digest="0" * 64,
+        )
+    assert accepted_classes(case) == set()
+    with pytest.raises(PolicyDenied) as refused:
+        case_submit(actor=team["agent"], case=case)
+    assert refused.value.code == "evidence.insufficient"
+    two_signals(case, team["agent"], account)
+    case = case_submit(actor=team["agent"], case=case)
+    decide(case, team["supervisor"])
+    case = reload(case)
+    assert case.status == CaseStatus.COOLING_OFF  # the legacy S5 waived nothing
+    assert case.cooling_off_until > timezone.now() + timedelta(minutes=14)
+    changed = events(case, "case.status_changed")[-1]
+    assert changed.data["cooling_off_waived_by_s5"] is False
+
+
+def test_the_database_refuses_an_accepted_row_without_a_counting_verifier(acme, team):
+    """S1 and S5 have no verifier yet: an accepted row naming none (or the owner portal,
+    not built) cannot even be stored."""
+    case = case_open(
+        actor=team["agent"], account=make_account_with(acme), case_type="unlock", channel="phone"
     )
-    assert signal.reason_code == "verification_failed"
+    for verifier, ref in (("", None), (Verifier.OWNER_PORTAL, 1), (Verifier.CHALLENGE, None)):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Evidence.objects.create(
+                tenant=acme,
+                case=case,
+                signal_class="S5",
+                method="passkey",
+                result="accepted",
+                collected_by=team["agent"],
+                verifier=verifier,
+                verifier_ref=ref,
+                digest="0" * 64,
+            )
 
 
 # --- approvals: AS-04 and separation of duties ---------------------------------------------------
@@ -357,9 +377,7 @@ def test_t2_needs_two_approvers_including_a_security_officer(acme, team):
     account = make_account_with(acme, groups=["IT-Admins"])
     case = case_open(actor=team["agent"], account=account, case_type="mfa_reset", channel="phone")
     with pytest.raises(PolicyDenied) as security_only:
-        evidence_record(
-            actor=team["agent"], case=case, signal_class="S5", method="push", verified=True
-        )
+        signal(case, team["agent"], "S2")
     assert security_only.value.code == "case.security_queue_only"
     collector = team["security"]
     two_signals(case, collector, account)
@@ -426,7 +444,7 @@ def test_owner_can_cancel_during_cooling_off(acme, team):
 def test_t0_with_one_signal_and_no_approvals_is_ready_at_once(acme, team):
     account = make_account_with(acme)
     case = case_open(actor=team["agent"], account=account, case_type="unlock", channel="phone")
-    evidence_record(actor=team["agent"], case=case, signal_class="S5", method="push", verified=True)
+    signal(case, team["agent"], "S2")
     assert case_submit(actor=team["agent"], case=case).status == CaseStatus.READY
 
 

@@ -8,20 +8,25 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from recovery.cases.choices import CaseStatus, Route
+from recovery.cases.methods import method_get
+from recovery.cases.models import Evidence
 from recovery.cases.services import (
     APPROVALS_PER_HOUR,
     VELOCITY_THRESHOLD,
+    accepted_classes,
     case_open,
     case_submit,
-    evidence_record,
+    context_record,
 )
+from recovery.challenges.models import VerificationChallenge
+from recovery.challenges.services import challenge_send
 from recovery.policy.errors import PolicyInvalid
 from recovery.policy.services import policy_draft_create
 from tenants.choices import Role
 from tenants.exceptions import PolicyDenied
 
 from ..factories import make_account_with, staff
-from .casework import contact, decide
+from .casework import attended_passed, contact, decide, signal
 
 pytestmark = pytest.mark.django_db
 
@@ -35,15 +40,13 @@ def test_as02_sim_swap_attempt_raises_an_alert(acme):
     victim = make_account_with(acme, groups=["Finance"])
     swapped = contact(victim, sim_days=2)
     case = case_open(actor=agent, account=victim, case_type="mfa_reset", channel="phone")
-    evidence_record(
-        actor=agent,
-        case=case,
-        signal_class="S2",
-        method="sms_code",
-        verified=True,
-        contact_method=swapped,
-    )
+    with pytest.raises(PolicyDenied) as refused:
+        challenge_send(actor=agent, case=case, contact_method=swapped)
+    assert refused.value.code == "evidence.sim_change_recent"
     assert alerts(acme, "sim_swap_recovery_attempt").count() == 1
+    # The attacker holding the new SIM gets no code to read back, and nothing counts.
+    assert not VerificationChallenge.objects.filter(case=case).exists()
+    assert not Evidence.objects.filter(case=case).exists()
 
 
 def earlier_decisions(tenant, approver, opener, count, **extra):
@@ -77,15 +80,8 @@ def earlier_decisions(tenant, approver, opener, count, **extra):
 def pending_cfo_case(tenant, agent):
     cfo = make_account_with(tenant, groups=["Finance"])
     case = case_open(actor=agent, account=cfo, case_type="mfa_reset", channel="phone")
-    for signal, method in (("S2", contact(cfo)), ("S3", contact(cfo, "email", "c@x.test"))):
-        evidence_record(
-            actor=agent,
-            case=case,
-            signal_class=signal,
-            method="code",
-            verified=True,
-            contact_method=method,
-        )
+    signal(case, agent, "S2")
+    signal(case, agent, "S3")
     return case_submit(actor=agent, case=case)
 
 
@@ -144,18 +140,15 @@ def test_as12_exception_under_time_pressure_still_needs_two_officers_and_the_wai
     )
     assert (case.tier, case.route) == ("T2", Route.SECURITY)
     officer = staff(Role.SECURITY_OFFICER, tenant=acme)
-    for signal, method in (
-        ("S2", contact(director)),
-        ("S3", contact(director, "email", "d@x.test")),
-    ):
-        evidence_record(
-            actor=officer,
-            case=case,
-            signal_class=signal,
-            method="code",
-            verified=True,
-            contact_method=method,
-        )
+    # The caller's story is context; it moves nothing.
+    context_record(
+        actor=officer, case=case, topic="authorisation", statement="says the CEO approved it"
+    )
+    with pytest.raises(PolicyDenied) as nothing_yet:
+        case_submit(actor=officer, case=case)
+    assert nothing_yet.value.code == "evidence.insufficient"
+    signal(case, officer, "S2")
+    signal(case, officer, "S3")
     case_submit(actor=officer, case=case)
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     with pytest.raises(PolicyDenied):
@@ -200,32 +193,33 @@ def test_as14_admin_recovery_goes_to_security_and_a_password_is_not_evidence(acm
     case = case_open(actor=agent, account=admin, case_type="mfa_reset", channel="phone")
     assert case.route == Route.SECURITY
     with pytest.raises(PolicyDenied) as standard_queue:
-        evidence_record(actor=agent, case=case, signal_class="S5", method="password", verified=True)
+        context_record(actor=agent, case=case, topic="password", statement="knew the password")
     assert standard_queue.value.code == "case.security_queue_only"
     officer = staff(Role.SECURITY_OFFICER, tenant=acme)
-    password = evidence_record(
-        actor=officer, case=case, signal_class="S5", method="password", verified=True
+    password = context_record(
+        actor=officer, case=case, topic="S5 password", statement="knew the old password"
     )
     assert (password.result, password.reason_code) == ("context", "knowledge_based")
-    for signal, method in (("S2", contact(admin)), ("S3", contact(admin, "email", "a@x.test"))):
-        evidence_record(
-            actor=officer,
-            case=case,
-            signal_class=signal,
-            method="code",
-            verified=True,
-            contact_method=method,
-        )
-    with pytest.raises(PolicyDenied) as attended:
-        case_submit(actor=officer, case=case)
-    assert attended.value.code == "evidence.attended_s4_required"
-    evidence_record(
-        actor=officer,
-        case=case,
-        signal_class="S4",
-        method="attended_biometric",
-        verified=True,
-        details={"performed_by": officer.username},
+    signal(case, officer, "S2")
+    signal(case, officer, "S3")
+
+    def refused_for_want_of_onsite():
+        with pytest.raises(PolicyDenied) as attended:
+            case_submit(actor=officer, case=case)
+        assert attended.value.code == "evidence.attended_s4_required"
+
+    refused_for_want_of_onsite()
+    # An S4 that is not an onsite session with biometric comparison does not recover an IAL3
+    # admin: neither a provider's passing verdict nor a referee seeing a video.
+    signal(case, officer, "S4")
+    attended_passed(case, mode="remote_video")
+    assert accepted_classes(case) == {"S2", "S3", "S4"}
+    refused_for_want_of_onsite()
+    onsite = attended_passed(case, mode="onsite")
+    assert (onsite.method, onsite.verifier, onsite.details["biometric_compared"]) == (
+        "attended_onsite",
+        "attended_session",
+        True,
     )
     assert case_submit(actor=officer, case=case).status == CaseStatus.PENDING_APPROVAL
 
@@ -234,8 +228,13 @@ def test_caller_id_and_voice_are_never_signals(acme):
     agent = staff(Role.AGENT, tenant=acme)
     account = make_account_with(acme)
     case = case_open(actor=agent, account=account, case_type="unlock", channel="phone")
-    for method in ("caller_id", "voice_match"):
-        signal = evidence_record(
-            actor=agent, case=case, signal_class="S5", method=method, verified=True
+    for method in ("caller_id", "callerid", "voice_match", "face_check"):
+        assert method_get(method) is None  # not in the catalogue: no verifier can name it
+        fact = context_record(
+            actor=agent, case=case, topic=method, statement="number matched; voice sounded right"
         )
-        assert (signal.result, signal.reason_code) == ("rejected", "not_a_signal")
+        assert (fact.result, fact.signal_class, fact.verifier) == ("context", "context", "")
+    assert accepted_classes(case) == set()
+    with pytest.raises(PolicyDenied) as refused:
+        case_submit(actor=agent, case=case)  # T0 needs one signal: context is none
+    assert refused.value.code == "evidence.insufficient"

@@ -1,16 +1,23 @@
-"""Idempotent demo data: DeskCo (MSP), tenants acme and globex, staff in every role."""
+"""Idempotent demo data: DeskCo (MSP), tenants acme and globex, staff in every role, and demo
+cases whose evidence each verifier produced (a code read back, a manager's attestation, a
+development proofing provider's verdict, an attended session)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from django.core.management.base import BaseCommand, CommandError
+from django.test.utils import override_settings
 from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -23,10 +30,22 @@ from recovery.cases.services import (
     case_cancel,
     case_open,
     case_submit,
-    evidence_record,
+)
+from recovery.challenges.services import (
+    attestation_confirm,
+    attestation_request,
+    challenge_send,
+    challenge_verify,
 )
 from recovery.imports import AccountRecord, ContactRecord
 from recovery.models import ContactMethod, ProtectedAccount
+from recovery.proofing.attended import (
+    attended_coercion_answer,
+    attended_complete,
+    attended_start,
+)
+from recovery.proofing.providers import DevProofingProvider, provider_get
+from recovery.proofing.services import proofing_start, proofing_verdict_receive
 from recovery.services import accounts_import
 from tenants.apikeys import apikey_authenticate, apikey_create
 from tenants.choices import (
@@ -46,6 +65,7 @@ from tenants.services import (
     membership_create,
     platform_operator_bootstrap,
     provider_create,
+    referee_certify,
     tenant_create,
     user_create,
 )
@@ -63,6 +83,10 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "acme-security2": ("acme", [Role.SECURITY_OFFICER]),
     "acme-security3": ("acme", [Role.SECURITY_OFFICER]),
     "acme-auditor": ("acme", [Role.AUDITOR]),
+    # Runs attended identity-proofing sessions (S4, R-09); certified by acme-admin below.
+    "acme-referee": ("acme", [Role.TRUSTED_REFEREE]),
+    # No staff role: the manager of acme's demo accounts, who attests (S3) from this sign-in.
+    "acme-manager": ("acme", []),
     "globex-admin": ("globex", [Role.TENANT_ADMIN]),
     "globex-agent": ("globex", [Role.AGENT]),
     "globex-supervisor": ("globex", [Role.SUPERVISOR]),
@@ -73,9 +97,12 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "deskco-agent2": ("deskco", [Role.AGENT]),
     "deskco-supervisor": ("deskco", [Role.SUPERVISOR]),
 }
-# external id, username, display name, authoritative attributes (the tier follows from them)
+# external id, username, display name, authoritative attributes (the tier follows from them).
+# Every account also gets an enrolment reference (R-05) and, in acme, E1000 as its manager.
+MANAGER = ("E1000", "acme-manager")  # the manager's account, and their staff sign-in
 ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     "acme": [
+        ("E1000", "maria@acme.example", "Maria Manager", {}),
         ("E1001", "jdoe@acme.example", "Jane Doe", {}),
         ("E1002", "cfo@acme.example", "Carla Finch (CFO)", {"groups": ("Finance",)}),
         ("E1003", "it-admin@acme.example", "Ian Admin", {"admin_roles": ("Global Admin",)}),
@@ -83,6 +110,8 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
         ("E1005", "sam@acme.example", "Sam Sales", {}),
         ("E1006", "fiona@acme.example", "Fiona Finch", {"groups": ("Finance",)}),
         ("E1007", "tom@acme.example", "Tom Treasury", {"groups": ("Finance",)}),
+        ("E1008", "pat@acme.example", "Pat Payroll", {"groups": ("Payroll",)}),
+        ("E1009", "rita@acme.example", "Rita Rivers", {"groups": ("Executives",)}),
     ],
     "globex": [
         ("G2001", "hank@globex.example", "Hank Scorpio", {"groups": ("Executives",)}),
@@ -90,6 +119,8 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     ],
 }
 CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)
+# A referee's certification is renewed when a seed finds less than this left of it.
+CERTIFICATION_RENEW = timedelta(days=30)
 # name -> (tenant, kind, scopes); the tokens are shown once, so the file is their only copy.
 API_KEYS: dict[str, tuple[str, str, list[str]]] = {
     "acme-integration": (
@@ -106,24 +137,65 @@ API_KEYS: dict[str, tuple[str, str, list[str]]] = {
 }  # long before any demo case: no quarantine
 
 
-def _demo_records(rows: list[tuple[str, str, str, dict[str, Any]]]) -> list[AccountRecord]:
-    return [
-        AccountRecord(
-            line=number,
-            external_id=external_id,
-            username=username,
-            display_name=name,
-            email=username,
-            **attributes,
-            contacts=(
-                ContactRecord(
-                    kind="mobile", value=f"+1555010{number:04d}", registered_at=CONTACTS_SINCE
-                ),
-                ContactRecord(kind="email", value=f"home.{username}", registered_at=CONTACTS_SINCE),
+def _demo_records(
+    rows: list[tuple[str, str, str, dict[str, Any]]], manager: User | None = None
+) -> list[AccountRecord]:
+    """The system of record's view of the demo accounts: attributes, enrolment references
+    and contacts held since 2023; with `manager`, their manager (an account of the same
+    person as that staff user) and the manager's address."""
+    records = []
+    for number, (external_id, username, name, attributes) in enumerate(rows, start=1):
+        contacts = [
+            ContactRecord(
+                kind="mobile", value=f"+1555010{number:04d}", registered_at=CONTACTS_SINCE
             ),
+            ContactRecord(kind="email", value=f"home.{username}", registered_at=CONTACTS_SINCE),
+        ]
+        extra: dict[str, Any] = {}
+        if manager is not None and external_id == MANAGER[0]:
+            extra["person_id"] = manager.person_id
+        elif manager is not None:
+            extra["manager_external_id"] = MANAGER[0]
+            contacts.append(
+                ContactRecord(kind="manager", value=manager.email, registered_at=CONTACTS_SINCE)
+            )
+        records.append(
+            AccountRecord(
+                line=number,
+                external_id=external_id,
+                username=username,
+                display_name=name,
+                email=username,
+                enrolment_reference=f"ENR-{external_id}",
+                **attributes,
+                **extra,
+                contacts=tuple(contacts),
+            )
         )
-        for number, (external_id, username, name, attributes) in enumerate(rows, start=1)
-    ]
+    return records
+
+
+@contextmanager
+def _owner_inbox() -> Iterator[list[mail.EmailMessage]]:
+    """The demo plays the account owner (and the manager): the messages sent in this block
+    land in a local inbox it reads, instead of the configured email backend."""
+    saved = getattr(mail, "outbox", None)
+    mail.outbox = []
+    try:
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            yield mail.outbox
+    finally:
+        if saved is None:
+            del mail.outbox
+        else:
+            mail.outbox = saved
+
+
+def _found(pattern: str, inbox: list[mail.EmailMessage]) -> str:
+    match = re.search(pattern, inbox[-1].body) if inbox else None
+    if match is None:
+        raise CommandError(f"seed_demo: the message it waited for never came ({pattern}).")
+    return match.group(1)
 
 
 class Command(BaseCommand):
@@ -168,11 +240,13 @@ class Command(BaseCommand):
                     membership_create(actor=operator, user=user, role=role, **scope)
             users[username] = self._login(user, known_users, org, roles)
         self._grant(provider, tenants["acme"])
+        self._certify_referees(tenants, users)
+        manager = User.objects.get(username=MANAGER[1])
         for slug, rows in ACCOUNTS.items():
             accounts_import(
                 actor=Actor.system("seed_demo"),
                 tenant=tenants[slug],
-                records=_demo_records(rows),
+                records=_demo_records(rows, manager if slug == "acme" else None),
                 source="demo-hris",
             )
         keys = self._api_keys(tenants, known_keys)
@@ -188,6 +262,24 @@ class Command(BaseCommand):
             "users": users,
             "api_keys": keys,
         }
+
+    def _certify_referees(self, tenants: dict[str, Tenant], users: dict[str, dict]) -> None:
+        """Each demo trusted referee holds a current certification, given by their tenant's
+        admin (R-09); renewed when less than CERTIFICATION_RENEW of it is left."""
+        for username, (org, roles) in STAFF.items():
+            if Role.TRUSTED_REFEREE not in roles:
+                continue
+            membership = Membership.objects.get(
+                user__username=username, tenant=tenants[org], role=Role.TRUSTED_REFEREE
+            )
+            until = membership.certified_until
+            if until is None or until < timezone.now() + CERTIFICATION_RENEW:
+                until = referee_certify(
+                    actor=User.objects.get(username=f"{org}-admin"),
+                    membership=membership,
+                    until=timezone.now() + timedelta(days=365),
+                ).certified_until
+            users[username]["certified_until"] = until.isoformat()
 
     def _api_keys(
         self, tenants: dict[str, Tenant], known: dict[str, dict]
@@ -239,32 +331,41 @@ class Command(BaseCommand):
         }
 
     def _cases(self, tenant: Tenant) -> None:
-        """One case in each state a demo should show, through the real services."""
+        """One case in each state a demo should show, and one for each verifier, through the
+        real services: every accepted signal here was checked by its verifier."""
         agent = User.objects.get(username="acme-agent")
         accounts = {a.external_id: a for a in ProtectedAccount.objects.for_tenant(tenant)}
 
+        def opened(external_id: str, case_type: str) -> RecoveryCase:
+            return case_open(
+                actor=agent, account=accounts[external_id], case_type=case_type, channel="phone"
+            )
+
+        def code_read_back(case: RecoveryCase) -> None:
+            """S2: a code emailed to the owner's address on record, read back to the agent."""
+            mailbox = ContactMethod.objects.for_tenant(tenant).get(
+                account=case.account, kind="email", replaced_at__isnull=True
+            )
+            with _owner_inbox() as inbox:
+                challenge = challenge_send(actor=agent, case=case, contact_method=mailbox)
+                code = _found(r"Verification code: (\d+)", inbox)
+            challenge_verify(actor=agent, case=case, challenge=challenge, code=code)
+
+        def manager_attested(case: RecoveryCase) -> None:
+            """S3: the manager confirms the emailed link from their own sign-in."""
+            with _owner_inbox() as inbox:
+                attestation_request(actor=agent, case=case)
+                token = _found(r"/attest/([A-Za-z0-9_-]+)/", inbox)
+            attestation_confirm(actor=User.objects.get(username=MANAGER[1]), token=token)
+
         def worked(external_id: str, case_type: str) -> RecoveryCase:
-            account = accounts[external_id]
-            case = case_open(actor=agent, account=account, case_type=case_type, channel="phone")
-            contacts = {
-                c.kind: c for c in ContactMethod.objects.for_tenant(tenant).filter(account=account)
-            }
-            for signal_class, method, kind in (
-                ("S2", "sms_code", "mobile"),
-                ("S3", "manager_attestation", "email"),
-            ):
-                evidence_record(
-                    actor=agent,
-                    case=case,
-                    signal_class=signal_class,
-                    method=method,
-                    verified=True,
-                    contact_method=contacts[kind],
-                )
+            case = opened(external_id, case_type)
+            code_read_back(case)
+            manager_attested(case)
             return case_submit(actor=agent, case=case)
 
-        case_open(actor=agent, account=accounts["E1001"], case_type="unlock", channel="phone")
-        worked("E1002", "password_reset")  # pending approval
+        opened("E1001", "unlock")  # nothing collected yet: try the verifier actions here
+        worked("E1002", "password_reset")  # pending approval: a code and an attestation
         for external_id, username, decision in (
             ("E1006", "acme-supervisor", "approved"),
             ("E1007", "acme-security", "denied"),
@@ -281,6 +382,40 @@ class Command(BaseCommand):
             actor=agent, account=accounts["E1005"], case_type="unlock", channel="chat"
         )
         case_cancel(actor=agent, case=cancelled, reason="Demo: the caller hung up.")
+        self._proofed(opened("E1008", "mfa_reset"), agent)
+        self._attended(opened("E1009", "mfa_reset"), User.objects.get(username="acme-referee"))
+
+    def _proofed(self, case: RecoveryCase, agent: User) -> None:
+        """S4 from the development proofing provider: the session is started as an agent
+        would, and its vendor page's passing verdict (signed, naming the account's enrolment
+        reference) arrives at the verdict endpoint's service."""
+        provider = provider_get("dev")
+        if not isinstance(provider, DevProofingProvider):
+            self.stdout.write("No development proofing provider configured: no proofing demo.")
+            return
+        session = proofing_start(actor=agent, case=case, provider="dev").session
+        body, headers = provider.verdict_for(
+            session, outcome="pass", subject_reference=case.account.enrolment_reference
+        )
+        proofing_verdict_receive(provider="dev", body=body, headers=headers)
+
+    def _attended(self, case: RecoveryCase, referee: User) -> None:
+        """S4 from an attended video session the certified referee ran to completion."""
+        session = attended_start(
+            actor=referee,
+            case=case,
+            mode="remote_video",
+            reason="Demo: the caller lost their phone and laptop; no code channel remains.",
+        )
+        attended_coercion_answer(actor=referee, session=session, observed=False)
+        attended_complete(
+            actor=referee,
+            session=session,
+            documents_presented=["Passport (photo page, chip read)", "Staff badge"],
+            steps_completed=["Document check", "Live challenge", "Coercion question"],
+            live_challenge_passed=True,
+            outcome_note="Demo: the person matched the documents and did the live challenge.",
+        )
 
     def _grant(self, provider: ServiceProvider, tenant: Tenant) -> None:
         live = DelegationGrant.objects.filter(

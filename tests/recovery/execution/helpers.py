@@ -7,12 +7,12 @@ import re
 from django.core import mail
 
 from recovery.cases.models import RecoveryCase
-from recovery.cases.services import case_release_cooled
+from recovery.cases.services import case_open, case_release_cooled, case_submit
 from tenants.choices import Role
 from tenants.models import Tenant, User
 
-from ...factories import staff
-from ..casework import approved, contact, submitted
+from ...factories import make_account_with, staff
+from ..casework import approved, contact, signal
 
 
 def ready_case(
@@ -20,8 +20,12 @@ def ready_case(
 ) -> RecoveryCase:
     """A case whose evidence (and, above T0, approval and cooling-off) is done."""
     agent = agent or staff(Role.AGENT, tenant=tenant)
-    classes = ("S2", "S3") if attributes.get("groups") else ("S2",)
-    case = submitted(tenant, agent, classes, case_type=case_type, **attributes)
+    account = make_account_with(tenant, **attributes)
+    contact(account)  # the owner's mobile on record for years (temporary access passes go there)
+    case = case_open(actor=agent, account=account, case_type=case_type, channel="phone")
+    for signal_class in ("S2", "S3") if attributes.get("groups") else ("S2",):
+        signal(case, agent, signal_class)
+    case = case_submit(actor=agent, case=case)
     if case.status == "pending_approval":
         case = approved(case)
         RecoveryCase.objects.filter(pk=case.pk).update(cooling_off_until=case.created_at)
@@ -32,8 +36,10 @@ def ready_case(
 
 
 def owner_email(case: RecoveryCase) -> None:
-    """Give the account an email address held long before the case (for links)."""
-    contact(case.account, "email", f"owner-{case.account_id}@example.test", age_days=500)
+    """Give the account an email address held long before the case (for links), unless the
+    address its S2 code went to already is one."""
+    if not case.account.contact_methods.filter(kind="email", replaced_at__isnull=True).exists():
+        contact(case.account, "email", f"owner-{case.account_id}@example.test", age_days=500)
 
 
 def link_token(message_body: str) -> str:
