@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -66,6 +66,17 @@ def _actor(user: User, access: TenantAccess | None, tenant: Any) -> Actor:
 
 def _locked(case: RecoveryCase) -> RecoveryCase:
     return RecoveryCase.objects.for_tenant(case.tenant).select_for_update().get(pk=case.pk)
+
+
+def _db_now(case: RecoveryCase) -> datetime:
+    """Database time, so expiry is set by the same clock that checks it."""
+    return (
+        RecoveryCase.objects.for_tenant(case.tenant)
+        .filter(pk=case.pk)
+        .annotate(db_now=Now())
+        .values_list("db_now", flat=True)
+        .get()
+    )
 
 
 def _require_status(case: RecoveryCase, *allowed: str) -> None:

@@ -14,7 +14,7 @@ in the transaction, which commits before the refusal is raised.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -37,6 +37,7 @@ from ..cases.services import (
     VerifiedSignal,
     _actor,
     _alert,
+    _db_now,
     _locked,
     _require_status,
     _requirements,
@@ -117,17 +118,6 @@ def _lifetime(req: Requirements, channel: str) -> int:
 def _attempt_limit(req: Requirements) -> int:
     """Wrong codes before the challenge is disabled: the policy's value, never above 5 (R-53)."""
     return max(1, min(req.max_failed_attempts, MAX_FAILED_ATTEMPTS))
-
-
-def _db_now(case: RecoveryCase) -> datetime:
-    """Database time, so expiry is set by the same clock that checks it."""
-    return (
-        RecoveryCase.objects.for_tenant(case.tenant)
-        .filter(pk=case.pk)
-        .annotate(db_now=Now())
-        .values_list("db_now", flat=True)
-        .get()
-    )
 
 
 def _link(path: str, token: str) -> str:

@@ -46,6 +46,7 @@ from ..cases.services import (
     VerifiedSignal,
     _actor,
     _alert,
+    _db_now,
     _locked,
     _require_status,
     _requirements,
@@ -116,17 +117,6 @@ def _refused(case: RecoveryCase, who: Actor, code: str, **data: object) -> Domai
         data={"code": code, **data},
     )
     return _refusal(code)
-
-
-def _db_now(case: RecoveryCase) -> datetime:
-    """Database time, so expiry is set by the same clock that checks it."""
-    return (
-        RecoveryCase.objects.for_tenant(case.tenant)
-        .filter(pk=case.pk)
-        .annotate(db_now=Now())
-        .values_list("db_now", flat=True)
-        .get()
-    )
 
 
 # --- starting ---------------------------------------------------------------------------------
