@@ -97,11 +97,9 @@ def can_referee_case(access: TenantAccess | None, case: RecoveryCase) -> Decisio
 
 
 def case_taker(case: RecoveryCase) -> User | None:
-    """The human working the case: its taker, or a human opener on a case not yet marked taken
-    (cases opened by a person are theirs). None while an AI-drafted case waits for a person."""
-    if case.taken_by_id is not None:
-        return case.taken_by if case.taken_by.is_human else None
-    return case.opened_by if case.opened_by.is_human else None
+    """Who works the case: set when it is opened, except for an AI-drafted case, which has
+    no taker until a person takes it (R-66)."""
+    return case.taken_by
 
 
 def can_run_attended_session(
@@ -129,9 +127,9 @@ def can_run_attended_session(
             _("Your trusted-referee certification is missing or has lapsed (R-09)."),
         )
     taker = case_taker(case)
-    parties = {case.opened_by_person, case.account.person_id, *subject_people} - {None}
-    if taker is not None:
-        parties.add(taker.person_id)
+    taker_person = taker.person_id if taker is not None else None
+    parties = {case.opened_by_person, case.account.person_id, taker_person, *subject_people}
+    parties.discard(None)
     if referee_person in parties:
         return _deny(
             "sod.referee_is_party",

@@ -32,7 +32,6 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.context import Actor
 from audit.services import record
-from tenants.choices import PrincipalKind
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import enforce
@@ -51,6 +50,7 @@ from ..cases.services import (
     _require_status,
     _requirements,
     _work_access,
+    case_taken_decision,
     evidence_from_verifier,
 )
 from ..choices import ProofingLevel
@@ -128,18 +128,10 @@ class ProofingStart:
     redirect_url: str
 
 
-def _taken_by_a_person(case: RecoveryCase) -> bool:
-    """A person works the case: its taker, or (for cases opened before takers were recorded
-    at open) a human opener. An AI-drafted case waits for a person to take it (R-66)."""
-    if case.taken_by_id is not None:
-        return True
-    return User.objects.filter(pk=case.opened_by_id, kind=PrincipalKind.HUMAN).exists()
-
-
 def _start_problem(
     case: RecoveryCase, adapter: ProofingProvider | None, req: Requirements
 ) -> str | None:
-    if not _taken_by_a_person(case):
+    if not case_taken_decision(case):
         return "case.not_taken"
     if not case.account.enrolment_reference:
         return "proofing.no_enrolment_reference"

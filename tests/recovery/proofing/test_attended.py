@@ -736,9 +736,11 @@ def test_the_referee_predicates_are_pure_and_give_reason_codes():
     case.account.person_id = person  # the subject
     assert run().code == "sod.referee_is_party"
     case.account.person_id = None
-    assert case_taker(case) is human
-    case.opened_by = SimpleNamespace(is_human=False, person_id=other)
-    assert case_taker(case) is None
+    assert case_taker(case) is None  # an AI draft nobody has taken yet
+    taker = SimpleNamespace(is_human=True, person_id=uuid.uuid4())
+    case.taken_by_id, case.taken_by = 7, taker
+    assert case_taker(case) is taker
+    assert run(referee_person=taker.person_id).code == "sod.referee_is_party"  # the taker
 
 
 # --- over the API ---------------------------------------------------------------------------
