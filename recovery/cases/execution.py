@@ -31,7 +31,14 @@ from ..notifications.services import notices_block_execution
 from ..policy.selectors import policy_active
 from .choices import CaseStatus
 from .models import CaseExecution, RecoveryCase
-from .services import _TIER_RANK, _actor, _invalidate_if_tier_rose, _locked, _require_status
+from .services import (
+    _TIER_RANK,
+    _actor,
+    _case_end,
+    _invalidate_if_tier_rose,
+    _locked,
+    _require_status,
+)
 from .services import _work_access as work_access
 
 # the re-establishment window after a recovery (our default; T0 gets none).
@@ -209,10 +216,11 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
             if result.ok:
                 execution.reverted_at = timezone.now()
                 execution.save(update_fields=["reverted_at"])
-        case.status = CaseStatus.REVERTED if reverted and reverted["ok"] else CaseStatus.FROZEN
-        case.ended_at, case.end_reason = timezone.now(), "Repudiated by the account owner."
-        case.revision += 1
-        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        _case_end(
+            case,
+            status=CaseStatus.REVERTED if reverted and reverted["ok"] else CaseStatus.FROZEN,
+            reason="Repudiated by the account owner.",
+        )
         record(
             action="case.repudiated",
             actor=owner,
@@ -281,13 +289,7 @@ def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
         _require_status(case, CaseStatus.EXECUTED)
         audit_actor = _actor(actor, access, case.tenant)
         revoked = artifacts_revoke_for_case(case=case, reason="case_closed", actor=audit_actor)
-        case.status, case.ended_at, case.end_reason = (
-            CaseStatus.CLOSED,
-            timezone.now(),
-            reason.strip()[:2000],
-        )
-        case.revision += 1
-        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        _case_end(case, status=CaseStatus.CLOSED, reason=reason.strip()[:2000])
         record(
             action="case.closed",
             actor=audit_actor,

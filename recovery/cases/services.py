@@ -79,6 +79,16 @@ def _db_now(case: RecoveryCase) -> datetime:
     )
 
 
+def _case_end(
+    case: RecoveryCase, *, status: str, reason: str, ended_at: datetime | None = None
+) -> None:
+    """End a locked case: its final status, when (now unless given) and why."""
+    case.status, case.end_reason = status, reason
+    case.ended_at = ended_at or timezone.now()
+    case.revision += 1
+    case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+
+
 def _require_status(case: RecoveryCase, *allowed: str) -> None:
     if case.status not in allowed:
         raise InvalidInput(
@@ -862,13 +872,7 @@ def _decide(
         },
     )
     if decision == ApprovalDecision.DENIED:
-        case.status, case.ended_at, case.end_reason = (
-            CaseStatus.DENIED,
-            timezone.now(),
-            approval.reason,
-        )
-        case.revision += 1
-        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        _case_end(case, status=CaseStatus.DENIED, reason=approval.reason)
     elif case_needs(case, req).approvals_met:
         _approved(case, req)
     clustered = (
@@ -927,13 +931,7 @@ def case_cancel(*, actor: User | None, case: RecoveryCase, reason: str) -> Recov
             CaseStatus.COOLING_OFF,
             CaseStatus.READY,
         )
-        case.status, case.ended_at, case.end_reason = (
-            CaseStatus.CANCELLED,
-            timezone.now(),
-            reason.strip()[:2000],
-        )
-        case.revision += 1
-        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        _case_end(case, status=CaseStatus.CANCELLED, reason=reason.strip()[:2000])
         artifacts_revoke_for_case(case=case, reason="case_cancelled", actor=audit_actor)
         record(
             action="case.cancelled",

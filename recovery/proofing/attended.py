@@ -41,6 +41,7 @@ from ..cases.services import (
     VerifiedSignal,
     _actor,
     _alert,
+    _case_end,
     _locked,
     _person_ids_of_subject_and_delegates,
     _require_status,
@@ -615,15 +616,15 @@ def attended_fraud_flag(*, actor: User, session: AttendedSession, reason: str) -
         row.ended_at = row.ended_at or now
         row.save(update_fields=["status", "outcome_note", "ended_at"])
         revoked = artifacts_revoke_for_case(case=case, reason="fraud_flagged", actor=who)
-        if case.status not in (CaseStatus.FROZEN, CaseStatus.REVERTED):
-            case.status = CaseStatus.FROZEN
-        case.ended_at = case.ended_at or now
-        case.end_reason = _("Fraud flagged in attended session %(session)d: %(reason)s") % {
-            "session": row.pk,
-            "reason": reason,
-        }
-        case.revision += 1
-        case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+        _case_end(
+            case,
+            status=case.status
+            if case.status in (CaseStatus.FROZEN, CaseStatus.REVERTED)
+            else CaseStatus.FROZEN,
+            reason=_("Fraud flagged in attended session %(session)d: %(reason)s")
+            % {"session": row.pk, "reason": reason},
+            ended_at=case.ended_at or now,
+        )
         record(
             action="case.fraud_flagged",
             actor=who,

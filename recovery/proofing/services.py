@@ -45,6 +45,7 @@ from ..cases.services import (
     VerifiedSignal,
     _actor,
     _alert,
+    _case_end,
     _db_now,
     _locked,
     _require_status,
@@ -281,11 +282,11 @@ def _verdict_keep(session: ProofingSession, verdict: Verdict, digest: str, statu
 
 def _reject_case(case: RecoveryCase, session: ProofingSession, who: Actor) -> None:
     """R-05: the person proofed is not the one enrolled; the case ends as `rejected`."""
-    case.status = CaseStatus.REJECTED
-    case.ended_at = timezone.now()
-    case.end_reason = "Identity proofing did not match the enrolment record (R-05)."
-    case.revision += 1
-    case.save(update_fields=["status", "ended_at", "end_reason", "revision", "updated_at"])
+    _case_end(
+        case,
+        status=CaseStatus.REJECTED,
+        reason="Identity proofing did not match the enrolment record (R-05).",
+    )
     artifacts_revoke_for_case(case=case, reason="proofing_mismatch", actor=who)
     ProofingSession.objects.for_tenant(case.tenant).filter(
         case=case, status=ProofingStatus.STARTED
