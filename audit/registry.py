@@ -199,6 +199,101 @@ ACTIONS: dict[str, str] = {
         "A tenant_admin checked the tenant's connector (LDAP: bind and search); data carries "
         "whether it worked and why not."
     ),
+    # owner portal: enrolment, owner signals S1/S5, binding the new credential (R-11)
+    "owner.enrolment_link_sent": (
+        "A one-time owner portal enrolment link went to an address on record; data carries the "
+        "masked address and expiry, never the link."
+    ),
+    "owner.enrolment_refused": (
+        "Owner portal enrolment was refused (open case, frozen account, contact change in "
+        "quarantine, no address on record); data carries the code."
+    ),
+    "owner.session_started": (
+        "An owner portal session started (enrolment link, IdP sign-in or recovery artifact); data "
+        "carries its kind and case."
+    ),
+    "owner.session_refused": (
+        "An owner portal request was refused: no or expired owner session, a staff session "
+        "presented, or an action outside the session's purpose (R-12)."
+    ),
+    "owner.passkey_added": (
+        "The owner registered a passkey (user verification required); data carries the credential "
+        "id, AAGUID, attestation format and backup state."
+    ),
+    "owner.passkey_refused": (
+        "A passkey registration or assertion failed verification (no user verification, "
+        "attestation format not allowed, origin or challenge mismatch); data carries the reason."
+    ),
+    "owner.passkey_removed": ("The owner removed a passkey from the account."),
+    "owner.passkey_clone_detected": (
+        "A passkey's signature counter went back: the credential is disabled and an alert raised."
+    ),
+    "owner.codes_issued": (
+        "A set of ten saved recovery codes was issued, replacing any previous set; the codes "
+        "themselves are never recorded."
+    ),
+    "owner.code_used": (
+        "A saved recovery code read back to an agent matched and is used up; data carries how "
+        "many remain."
+    ),
+    "owner.code_refused": (
+        "A saved recovery code typed by an agent did not match; it counts toward the case's "
+        "attempt limit (R-53)."
+    ),
+    "owner.codes_locked": (
+        "Too many wrong saved recovery codes on a case: saved codes are disabled for that case "
+        "(R-53)."
+    ),
+    "owner.confirmation_requested": (
+        "An agent asked the owner for an in-app confirmation (S5, number matching); data carries "
+        "the expiry, never the number."
+    ),
+    "owner.confirmation_confirmed": (
+        "The owner picked the agent's number and signed a passkey assertion bound to the case; "
+        "the S5 evidence was recorded."
+    ),
+    "owner.confirmation_failed": (
+        "An in-app confirmation attempt was refused (wrong number, unknown or unenrolled passkey, "
+        "replayed or invalid assertion, expired); data carries the reason."
+    ),
+    "owner.confirmation_repudiated": (
+        'The owner answered "No, this wasn\'t me" to an in-app confirmation request (R-41).'
+    ),
+    "owner.idp_sign_in_requested": (
+        "An agent asked the owner to sign in with the tenant's identity provider as evidence (S5)."
+    ),
+    "owner.idp_sign_in_completed": (
+        "An owner's sign-in at the tenant's identity provider was validated (ID token, subject, "
+        "amr/acr); data carries the subject, amr and the evidence."
+    ),
+    "owner.idp_sign_in_refused": (
+        "An owner's identity provider sign-in was refused (state, nonce, issuer, audience, "
+        "signature, expiry, subject or amr); data carries the reason."
+    ),
+    "owner.password_set": (
+        "The owner chose the new password in a recovery-artifact session and the connector set "
+        "it; the password is never recorded."
+    ),
+    "owner.authenticator_bound": (
+        "The owner bound a new authenticator in a recovery-artifact session (R-11); data carries "
+        "the artifact hash, credential id and connector result."
+    ),
+    "owner.binding_refused": (
+        "A new password or authenticator offered in a recovery-artifact session was refused "
+        "(rules, breached list, not phishing-resistant for T2, connector error)."
+    ),
+    "owner.account_repudiated": (
+        'The owner said "this wasn\'t me" about an owner portal change: the account is frozen '
+        "and the portal change undone."
+    ),
+    "idp.config_drafted": (
+        "A tenant_admin drafted an OpenID Connect provider for the tenant's account owners."
+    ),
+    "idp.config_activated": (
+        "A second tenant_admin approved an identity provider configuration with step-up; it is "
+        "now active (R-27)."
+    ),
+    "idp.config_retired": ("An identity provider configuration was retired or replaced."),
     # webhooks out and events in (integrations)
     "webhook.subscription_created": (
         "A webhook subscription was created; data carries its origin, a hash of the URL and "

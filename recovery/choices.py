@@ -21,6 +21,10 @@ class ContactKind(models.TextChoices):
     DESK_PHONE = "desk_phone", _("Desk phone")
     MANAGER = "manager", _("Manager")
     AUTHENTICATOR = "authenticator", _("Enrolled authenticator")
+    PASSKEY = "passkey", _("Passkey (owner portal)")
+    RECOVERY_CODES = "recovery_codes", _("Saved recovery codes (owner portal)")
 
 
 PHONE_KINDS = frozenset({ContactKind.MOBILE, ContactKind.DESK_PHONE})
+# Enrolled in the owner portal: never a destination for a message, only something to prove.
+PORTAL_KINDS = frozenset({ContactKind.PASSKEY, ContactKind.RECOVERY_CODES})

@@ -38,6 +38,12 @@ class ProtectedAccount(models.Model):
     person_id = models.UUIDField(
         null=True, blank=True, db_index=True, help_text="Set when the subject is also staff."
     )
+    idp_subject = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The account's subject (`sub`) at the tenant's identity provider, from the "
+        "system of record; an owner's IdP sign-in must name the same one.",
+    )
     enrolment_reference = models.CharField(
         max_length=128,
         blank=True,
@@ -137,5 +143,15 @@ from .cases.models import (  # noqa: E402,F401
 from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401
 from .notifications.models import OwnerNotice  # noqa: E402,F401
+from .owner.models import (  # noqa: E402,F401
+    IdpSignIn,
+    OwnerConfirmation,
+    OwnerIdpConfig,
+    OwnerPasskey,
+    OwnerPortalSession,
+    RecoveryCode,
+    RecoveryCodeCheck,
+    RecoveryCodeSet,
+)
 from .policy.models import PolicyVersion  # noqa: E402,F401
 from .proofing.models import AttendedSession, ProofingSession  # noqa: E402,F401

@@ -85,6 +85,7 @@ COUNTING_VERIFIERS = frozenset(
         Verifier.ATTESTATION,
         Verifier.PROOFING_PROVIDER,
         Verifier.ATTENDED_SESSION,
+        Verifier.OWNER_PORTAL,
     }
 )
 

@@ -113,6 +113,9 @@ CATALOGUE: tuple[Method, ...] = (
     ),
 )
 METHODS: dict[str, Method] = {method.name: method for method in CATALOGUE}
+# Proved with something enrolled in the owner portal (a ContactMethod): its quarantine and
+# "added during the case" rules apply exactly as to a phone number.
+ENROLLED_METHODS = frozenset({"recovery_code", "passkey"})
 METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
 
 

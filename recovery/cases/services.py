@@ -44,7 +44,7 @@ from .choices import (
     Decision as ApprovalDecision,
 )
 from .masking import mask_secrets
-from .methods import method_get
+from .methods import ENROLLED_METHODS, method_get
 from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
 from .policies import can_work_case
 
@@ -281,7 +281,7 @@ def _signal_refusal(case: RecoveryCase, signal: VerifiedSignal, req: Requirement
     method = method_get(signal.method)
     if method is None or not method.available or method.verifier != signal.verifier:
         return "method_not_in_catalogue"
-    if method.signal_class in CHANNEL_CLASSES and (
+    if (method.signal_class in CHANNEL_CLASSES or method.name in ENROLLED_METHODS) and (
         problem := channel_problem(case, signal.contact_method, req.quarantine_seconds)
     ):
         return problem

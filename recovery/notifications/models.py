@@ -13,6 +13,22 @@ class NoticeEvent(models.TextChoices):
     CASE_APPROVED = "case_approved", _("A recovery of your account was approved")
     ARTIFACT_ISSUED = "artifact_issued", _("A recovery link or pass was sent")
     EXECUTED = "executed", _("Your account was recovered")
+    # Owner portal (account-level unless a case is named): R-38 for portal credentials.
+    PASSKEY_ADDED = "passkey_added", _("A passkey was added to your account")
+    PASSKEY_REMOVED = "passkey_removed", _("A passkey was removed from your account")
+    CODES_ISSUED = "codes_issued", _("New saved recovery codes were created for your account")
+    CODE_USED = "code_used", _("One of your saved recovery codes was used")
+    CONFIRMATION_REQUESTED = (
+        "confirmation_requested",
+        _("The service desk asks you to confirm a recovery"),
+    )
+    IDP_SIGN_IN_REQUESTED = (
+        "idp_sign_in_requested",
+        _("The service desk asks you to sign in to confirm a recovery"),
+    )
+    ENROLMENT_LINK = "enrolment_link", _("Your link to set up account recovery")
+    AUTHENTICATOR_BOUND = "authenticator_bound", _("A new sign-in method was bound to your account")
+    PASSWORD_SET = "password_set", _("Your password was changed")
 
 
 class NoticeStatus(models.TextChoices):
@@ -32,7 +48,20 @@ class OwnerNotice(models.Model):
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
     case = models.ForeignKey(
-        "recovery.RecoveryCase", on_delete=models.PROTECT, related_name="notices"
+        "recovery.RecoveryCase",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notices",
+        help_text="Empty for a notice about the account itself (an owner portal change).",
+    )
+    account = models.ForeignKey(
+        "recovery.ProtectedAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The account the notice is about (set for every notice since migration 0017).",
     )
     event = models.CharField(max_length=32, choices=NoticeEvent.choices)
     contact = models.ForeignKey(

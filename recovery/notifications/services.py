@@ -147,6 +147,7 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
         OwnerNotice(
             tenant=case.tenant,
             case=case,
+            account=case.account,
             event=kind,
             recipient=recipient,
             contact=contact,

@@ -13,6 +13,7 @@ from tenants.exceptions import InvalidInput
 
 from ..cases.methods import METHOD_NAMES
 from .document import effective
+from .schema import ATTESTATION_FORMATS
 from .validation import source_sha256, validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
@@ -81,6 +82,16 @@ class TierSubject(Protocol):
     person_id: Any
 
 
+@dataclass(frozen=True)
+class OwnerPortalRules:
+    """The tenant's owner portal options (`owner_portal` in the policy document)."""
+
+    allowed_attestation_formats: tuple[str, ...] = ATTESTATION_FORMATS
+    password_min_length: int = 15
+    confirmation_lifetime_seconds: int = 300
+    enrolment_link_lifetime_seconds: int = 86_400
+
+
 def _texts(value: Any) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list | tuple) else []
 
@@ -126,6 +137,14 @@ class TenantPolicy:
             repeat_case_window_seconds=req["repeat_case_window_seconds"],
             repeat_after_denial_window_seconds=req["repeat_after_denial_window_seconds"],
         )
+
+    @property
+    def owner_portal(self) -> OwnerPortalRules:
+        """The owner portal options, defaults filled in."""
+        given = dict(self.document.get("owner_portal") or {})
+        if "allowed_attestation_formats" in given:
+            given["allowed_attestation_formats"] = tuple(given["allowed_attestation_formats"])
+        return OwnerPortalRules(**given)
 
     def compute_tier(self, account: TierSubject) -> tuple[str, list[str]]:
         """The account's tier by the document's tier rules, and the rules that matched.

@@ -47,6 +47,33 @@ def _lifetimes(*, complete: bool) -> dict[str, Any]:
 
 OPTIONAL_FIELDS = frozenset({"accepted_methods"})
 
+# WebAuthn attestation statement formats (W3C WebAuthn Level 3, section 8).
+ATTESTATION_FORMATS = (
+    "none",
+    "packed",
+    "tpm",
+    "android-key",
+    "android-safetynet",
+    "fido-u2f",
+    "apple",
+)
+# Optional; rules.OwnerPortalRules holds the defaults. The minimums are platform floors.
+OWNER_PORTAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "allowed_attestation_formats": {
+            "type": "array",
+            "items": {"enum": list(ATTESTATION_FORMATS)},
+            "uniqueItems": True,
+            "minItems": 1,
+        },
+        "password_min_length": {"type": "integer", "minimum": 12, "maximum": 128},
+        "confirmation_lifetime_seconds": {"type": "integer", "minimum": 60, "maximum": 900},
+        "enrolment_link_lifetime_seconds": {"type": "integer", "minimum": 300, "maximum": DAY},
+    },
+}
+
 
 def _requirements(*, complete: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
@@ -136,6 +163,7 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "case_types": _BY_CASE_TYPE,
+        "owner_portal": OWNER_PORTAL_SCHEMA,
     },
 }
 
