@@ -12,6 +12,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("api.urls")),
     path("", include("recovery.owner_urls")),
+    path("", include("recovery.owner.urls")),
     path("", include("recovery.challenges.urls")),
     path("", include("recovery.proofing.urls")),
     path("", include("tenants.urls")),

@@ -10,7 +10,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from .preferences import zone_of
 
 # The API answers unverified sessions itself, with a JSON 401 instead of a redirect.
-OPEN_PATH_PREFIXES = ("/static/", "/healthz", "/api/")
+# The owner portal never reads the staff session (recovery/owner/sessions.py).
+OPEN_PATH_PREFIXES = ("/static/", "/healthz", "/api/", "/owner/")
 OPEN_URL_NAMES = ("staff-login", "staff-logout", "otp-verify", "otp-enrol")
 
 

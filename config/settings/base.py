@@ -276,6 +276,11 @@ vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="vouchsafe@localhost")
 # Links in messages to account owners (recovery links, "this wasn't me").
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# The owner portal's own session cookie (never the staff session; production: __Host- prefix).
+OWNER_SESSION_COOKIE_NAME = env("OWNER_SESSION_COOKIE_NAME", default="vs_owner")
+# WebAuthn relying party: by default the host and origin of PUBLIC_BASE_URL.
+WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
 SMS_PROVIDER = env("SMS_PROVIDER", default="recovery.messaging.FilePhoneProvider")
 SMS_OUTBOX_PATH = env.path("SMS_OUTBOX_PATH", default=VAR_DIR / "sms-outbox.jsonl")
 

@@ -27,6 +27,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+OWNER_SESSION_COOKIE_NAME = "__Host-vs_owner"  # Secure, path /, no Domain: this host only
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])  # noqa: F405
 VOUCHSAFE_ENVIRONMENT = "production"
 # Webhook targets must be public https addresses (no loopback, private or link-local).
