@@ -262,6 +262,10 @@ ACTIONS: dict[str, str] = {
     "owner.idp_sign_in_requested": (
         "An agent asked the owner to sign in with the tenant's identity provider as evidence (S5)."
     ),
+    "owner.idp_sign_in_started": (
+        "An owner went on to the tenant's identity provider (from an agent's link, or to enrol); "
+        "the flow is bound to their browser, state, nonce and PKCE verifier."
+    ),
     "owner.idp_sign_in_completed": (
         "An owner's sign-in at the tenant's identity provider was validated (ID token, subject, "
         "amr/acr); data carries the subject, amr and the evidence."
@@ -294,6 +298,10 @@ ACTIONS: dict[str, str] = {
         "now active (R-27)."
     ),
     "idp.config_retired": ("An identity provider configuration was retired or replaced."),
+    "idp.config_refused": (
+        "A draft, approval or retirement of an identity provider configuration was refused "
+        "(invalid settings, same admin, no step-up, discovery failed); data carries the reason."
+    ),
     # webhooks out and events in (integrations)
     "webhook.subscription_created": (
         "A webhook subscription was created; data carries its origin, a hash of the URL and "

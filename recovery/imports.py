@@ -54,6 +54,7 @@ class AccountRecord:
     no_helpdesk_reset: bool = False
     proofing_level: str = ProofingLevel.NONE
     enrolment_reference: str = ""
+    idp_subject: str = ""
     person_id: uuid.UUID | None = None
     contacts: tuple[ContactRecord, ...] = field(default_factory=tuple)
 
@@ -181,6 +182,7 @@ class _Row:
             no_helpdesk_reset=self.flag("no_helpdesk_reset"),
             proofing_level=self.choice("proofing_level", ProofingLevel, ProofingLevel.NONE),
             enrolment_reference=self.reference("enrolment_reference", MAX_ENROLMENT_REFERENCE),
+            idp_subject=self.text("idp_subject"),  # opaque, kept verbatim (at most MAX_FIELD)
             person_id=self.person(),
             contacts=tuple(contacts),
         )

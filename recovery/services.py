@@ -110,6 +110,7 @@ SYNCED_ATTRIBUTES = (
     "no_helpdesk_reset",
     "proofing_level",
     "enrolment_reference",
+    "idp_subject",
     "person_id",
 )
 

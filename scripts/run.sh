@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.dev}"
 PORT="${PORT:-8000}"
+# Links in messages follow PORT; "localhost" because WebAuthn (owner passkeys) refuses an IP
+# address as its relying party id.
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://localhost:${PORT}}"
 BIN=.venv/bin
 mkdir -p var/broker var/broker-processed
 
@@ -25,7 +28,7 @@ echo "==> Starting Celery worker with embedded beat"
 $BIN/celery -A config worker --beat --pool=solo --loglevel=WARNING \
   --schedule var/celerybeat-schedule &
 echo
-echo "    Vouchsafe is running at http://127.0.0.1:${PORT}/"
+echo "    Vouchsafe is running at ${PUBLIC_BASE_URL}/ (owner portal: ${PUBLIC_BASE_URL}/owner/)"
 echo "    Demo logins (password + TOTP secret + backup codes): var/demo-credentials.json"
 echo "    Ctrl-C stops the web server, worker and beat."
 echo

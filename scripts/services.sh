@@ -4,6 +4,7 @@
 # Installs Debian's OpenLDAP server (slapd) for the connector tests when it is missing; it is
 # never started here: the tests start their own on a free port with a throwaway configuration.
 # Installs Debian's chromium for the browser tests (Playwright's own download does not work here).
+# Installs the test OpenID Provider's npm packages (tests/oidc_provider) with `npm ci`.
 set -uo pipefail
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -46,5 +47,21 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core
   fi
   [ -x /usr/bin/chromium ] || { echo "chromium could not be installed" >&2; exit 1; }
+fi
+# The OpenID Connect tests run a real OpenID Provider (npm package oidc-provider, pinned in
+# tests/oidc_provider/package-lock.json) with Node.js >= 20.19; `npm ci` installs it once.
+oidc_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/oidc_provider"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "==> Installing Node.js and npm (the OpenID Connect tests run a real provider)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends nodejs npm; then
+    apt-get update && apt-get install -y --no-install-recommends nodejs npm
+  fi
+fi
+node_ok() { node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; }
+node_ok || { echo "Node.js >= 20.19 is needed for tests/oidc_provider (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1; }
+if [ ! -d "$oidc_dir/node_modules/oidc-provider" ]; then
+  echo "==> Installing the test OpenID Provider (npm ci in tests/oidc_provider)"
+  (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed in $oidc_dir" >&2; exit 1; }
 fi
 exit 0

@@ -35,8 +35,9 @@ Four sweeps, each generated from the code rather than listed by hand:
    them, through private helpers of their own modules; no view or API module names them.
 3. **Management commands** (from `django.core.management.get_commands()`, each loaded and asked
    for `--help`): none imports or calls what stores evidence.
-4. **The gate itself**: `evidence_from_verifier` accepts a method only from its own verifier,
-   and never S1 or S5 (their owner-portal verifier is not built).
+4. **The gate itself**: `evidence_from_verifier` accepts a method only from its own verifier
+   (S1 and S5 only from the owner portal's: a saved code's check, a passkey confirmation, an
+   identity provider sign-in validated at its callback).
 
 **A new route is covered the moment it is mounted**: its unsafe methods are swept with the rest.
 If it has a URL kwarg this module cannot fill, `test_every_swept_route_can_be_filled` fails and
@@ -71,6 +72,7 @@ from recovery.cases.methods import CATALOGUE, METHODS
 from recovery.cases.models import Evidence
 from recovery.challenges.choices import ChallengeStatus
 from recovery.challenges.models import VerificationChallenge
+from recovery.owner.models import IdpSignIn, OwnerConfirmation, RecoveryCodeCheck
 from recovery.proofing.models import AttendedSession, ProofingSession
 from tenants.choices import Role
 
@@ -104,6 +106,9 @@ VERIFIERS = frozenset(
         "recovery.challenges.services.attestation_confirm",  # S3: the manager's own session
         "recovery.proofing.services.proofing_verdict_receive",  # S4: a provider's signed verdict
         "recovery.proofing.attended.attended_complete",  # S4: a certified referee's session
+        "recovery.owner.signals.recovery_code_check",  # S1: a saved code's digest matched
+        "recovery.owner.confirmation.confirmation_assert",  # S5: the owner's passkey assertion
+        "recovery.owner.idp_sign_in.idp_sign_in_complete",  # S5: an ID token the IdP signed
     }
 )
 # Stores context only (result `context`, never counted), through `_evidence_write`.
@@ -117,6 +122,10 @@ SERVICE_MODULE_GLOBS = (
     "recovery/**/services*.py",
     "recovery/proofing/*.py",
     "recovery/cases/execution.py",
+    "recovery/owner/signals.py",
+    "recovery/owner/confirmation.py",
+    "recovery/owner/idp_sign_in.py",
+    "recovery/owner/idp_config.py",
 )
 VIEW_MODULE_GLOBS = ("recovery/**/views.py", "recovery/**/*_views.py", "recovery/api/*.py")
 
@@ -162,6 +171,9 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("proofing", "provider"): "dev",  # the development provider, configured in tests
     ("verify", "token"): NOTHING,  # the owner's confirmation link (S2)
     ("attest", "token"): NOTHING,  # the manager's attestation link (S3)
+    ("confirm", "token"): NOTHING,  # the owner's in-app confirmation link (S5)
+    ("idp", "token"): NOTHING,  # the owner's identity provider sign-in link (S5)
+    ("owner-idp", "pk"): Built("idp_config"),  # the tenant's IdP configuration (console)
     ("recover", "token"): NOTHING,  # the owner's artifact link
     ("not-me", "token"): NOTHING,  # the owner's "this wasn't me" link
     ("dev-proofing", "nonce"): NOTHING,  # the development provider's vendor page
@@ -367,7 +379,20 @@ def without_verifier_record(rows) -> list[Evidence]:
             evidence__isnull=False
         ).values_list("pk", flat=True),
     }
-    return [row for row in rows if row.verifier_ref not in set(done.get(row.verifier, ()))]
+    owner_portal = {
+        "recovery_code": RecoveryCodeCheck.objects.filter(matched=True, evidence__isnull=False),
+        "passkey": OwnerConfirmation.objects.filter(evidence__isnull=False),
+        "idp_sign_in": IdpSignIn.objects.filter(evidence__isnull=False),
+    }
+    for method, records in owner_portal.items():
+        done[f"{Verifier.OWNER_PORTAL}:{method}"] = records.values_list("pk", flat=True)
+
+    def kind(row: Evidence) -> str:
+        if row.verifier == Verifier.OWNER_PORTAL:
+            return f"{row.verifier}:{row.method}"
+        return row.verifier
+
+    return [row for row in rows if row.verifier_ref not in set(done.get(kind(row), ()))]
 
 
 def _send(client: APIClient, method: str, path: str, body: dict, encoding: str):
@@ -571,6 +596,8 @@ MUST_READ = {
     ("POST /api/v1/t/<slug:tenant>/cases/<int:case_id>/attended/", "security_officer"),
     ("POST /t/<slug:tenant>/cases/<int:pk>/context/", "agent"),
     ("POST /t/<slug:tenant>/cases/<int:pk>/challenges/<int:challenge_pk>/verify/", "agent"),
+    ("POST /api/v1/t/<slug:tenant>/cases/<int:case_id>/recovery-code/", "agent"),
+    ("POST /t/<slug:tenant>/cases/<int:pk>/recovery-code/", "agent"),
     ("POST /proofing/<slug:provider>/verdict/", "nobody"),
 }
 
@@ -932,8 +959,8 @@ def test_no_management_command_stores_evidence(graph):
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", [m.name for m in CATALOGUE])
 def test_the_gate_accepts_a_method_only_from_its_own_verifier(acme, method):
-    """Straight to `evidence_from_verifier` with every verifier: S1 and S5 never count (their
-    verifier is not built); another verifier's claim never counts."""
+    """Straight to `evidence_from_verifier` with every verifier: a method counts only from its
+    own verifier (S1 and S5 only from the owner portal's); another verifier's claim never."""
     from audit.context import Actor
     from recovery.cases.services import VerifiedSignal, _locked, evidence_from_verifier
 
@@ -957,7 +984,7 @@ def test_the_gate_accepts_a_method_only_from_its_own_verifier(acme, method):
     expected_accepted = {catalogued.verifier} if catalogued.available else set()
     assert {v for v, r in outcomes.items() if r == "accepted"} == expected_accepted, outcomes
     if catalogued.signal_class in (SignalClass.S1, SignalClass.S5):
-        assert expected_accepted == set()
+        assert expected_accepted <= {Verifier.OWNER_PORTAL}
 
 
 def _case(agent, account):
@@ -970,7 +997,7 @@ def _case(agent, account):
 def test_the_database_refuses_an_accepted_row_without_a_verifier(acme):
     agent = factories.staff(Role.AGENT, tenant=acme)
     case = _case(agent, factories.make_account(acme))
-    for verifier, ref in (("", None), (Verifier.CHALLENGE, None), (Verifier.OWNER_PORTAL, 1)):
+    for verifier, ref in (("", None), (Verifier.CHALLENGE, None), (Verifier.OWNER_PORTAL, None)):
         with pytest.raises(IntegrityError), transaction.atomic():
             Evidence.objects.create(
                 tenant=acme,

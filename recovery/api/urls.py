@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import attended, challenges, proofing, views
+from . import attended, challenges, owner_enrolment, owner_idp, owner_signals, proofing, views
 
 urlpatterns = [
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
@@ -108,5 +108,54 @@ urlpatterns += [
         "cases/<int:case_id>/attended/<int:session_id>/fraud/",
         attended.AttendedFraudApi.as_view(),
         name="api-case-attended-fraud",
+    ),
+]
+
+# The owner's signals: a saved recovery code read back (S1), in-app confirmation (S5).
+urlpatterns += [
+    path(
+        "cases/<int:case_id>/recovery-code/",
+        owner_signals.CaseRecoveryCodeApi.as_view(),
+        name="api-case-recovery-code",
+    ),
+    path(
+        "cases/<int:case_id>/confirmation/",
+        owner_signals.CaseConfirmationApi.as_view(),
+        name="api-case-confirmation",
+    ),
+]
+
+# Owner portal enrolment: the staff side sends the owner a one-time link.
+urlpatterns += [
+    path(
+        "accounts/<int:account_id>/enrolment-invite/",
+        owner_enrolment.AccountEnrolmentInviteApi.as_view(),
+        name="api-account-enrolment-invite",
+    ),
+]
+
+# The tenant's identity provider for account owners (dual control), and the agent's request
+# for an IdP sign-in on a case (S5).
+urlpatterns += [
+    path("owner-idp/", owner_idp.OwnerIdpConfigListApi.as_view(), name="api-owner-idp"),
+    path(
+        "owner-idp/<int:config_id>/",
+        owner_idp.OwnerIdpConfigDetailApi.as_view(),
+        name="api-owner-idp-detail",
+    ),
+    path(
+        "owner-idp/<int:config_id>/approve/",
+        owner_idp.OwnerIdpConfigApproveApi.as_view(),
+        name="api-owner-idp-approve",
+    ),
+    path(
+        "owner-idp/<int:config_id>/retire/",
+        owner_idp.OwnerIdpConfigRetireApi.as_view(),
+        name="api-owner-idp-retire",
+    ),
+    path(
+        "cases/<int:case_id>/idp-sign-in/",
+        owner_idp.CaseIdpSignInApi.as_view(),
+        name="api-case-idp-sign-in",
     ),
 ]

@@ -141,17 +141,19 @@ def artifacts_revoke_for_case(*, case: RecoveryCase, reason: str, actor: Actor) 
 
 def _message(kind: str, token: str, expires_at: datetime) -> tuple[str, str]:
     until = expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
     if kind == ArtifactKind.TEMPORARY_ACCESS_PASS:
         return (
             "Your temporary access pass",
-            f"Your temporary access pass is {token}. It works once, until {until}. "
+            f"Your temporary access pass is {token}. Enter it at {base}/owner/pass/ to add "
+            f"your new sign-in method. It works once, until {until}. "
             "If you did not ask the service desk for this, use the 'this wasn't me' link in "
             "the notice we sent you.",
         )
-    url = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/recover/{token}/"
+    url = f"{base}/recover/{token}/"
     return (
         "Your account recovery link",
-        f"Open {url} to set a new password. The link works once, until {until}. "
+        f"Open {url} to choose your new password. The link works once, until {until}. "
         "Nobody from the service desk will ever ask you for it.",
     )
 

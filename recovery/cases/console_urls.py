@@ -4,6 +4,8 @@ page of a trusted referee."""
 
 from django.urls import path
 
+from ..owner import case_views as owner_case_views
+from ..owner import idp_case_views
 from . import attended_views, views
 
 urlpatterns = [
@@ -21,6 +23,27 @@ urlpatterns = [
     ),
     path("cases/<int:pk>/attestation/", views.case_attestation_view, name="case-attestation"),
     path("cases/<int:pk>/proofing/", views.case_proofing_start_view, name="case-proofing-start"),
+    # The owner's signals: a saved code read back (S1), in-app confirmation (S5).
+    path(
+        "cases/<int:pk>/recovery-code/",
+        owner_case_views.case_recovery_code_view,
+        name="case-recovery-code",
+    ),
+    path(
+        "cases/<int:pk>/confirmation/",
+        owner_case_views.case_confirmation_request_view,
+        name="case-confirmation",
+    ),
+    path(
+        "cases/<int:pk>/confirmation/status/",
+        owner_case_views.confirmation_status_view,
+        name="case-confirmation-status",
+    ),
+    path(
+        "cases/<int:pk>/idp-sign-in/",
+        idp_case_views.case_idp_sign_in_view,
+        name="case-idp-sign-in",
+    ),
     path("cases/<int:pk>/attended/", views.case_attended_start_view, name="case-attended-start"),
     path(
         "cases/<int:pk>/attended/<int:session_pk>/",

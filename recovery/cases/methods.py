@@ -90,26 +90,40 @@ CATALOGUE: tuple[Method, ...] = (
         Verifier.OWNER_PORTAL,
         _("Saved recovery code (owner portal)"),
         _("The person holds a code the owner saved before anything went wrong."),
-        _("Nothing until the owner portal verifies it: not available yet."),
-        available=False,
+        _(
+            "That the person is the owner: a saved code can be stolen, photographed or "
+            "handed over, and it says nothing of who reads it out."
+        ),
     ),
     Method(
         "passkey",
         SignalClass.S5,
         Verifier.OWNER_PORTAL,
         _("Passkey still bound to the account (owner portal)"),
-        _("The person holds an authenticator bound to the account."),
-        _("Nothing until the owner portal verifies it: not available yet."),
-        available=False,
+        _(
+            "Someone with a passkey registered before the case, and unlocked by its user "
+            "verification, picked the number the agent read out and signed for this case."
+        ),
+        _(
+            "That the one who confirmed is the caller (the number read out ties them only as "
+            "far as the owner listens), or that a synced passkey's other devices are safe; "
+            "coercion of the owner."
+        ),
     ),
     Method(
         "idp_sign_in",
         SignalClass.S5,
         Verifier.OWNER_PORTAL,
         _("Sign-in with the tenant's identity provider (owner portal)"),
-        _("The person signed in with an authenticator still bound to the account."),
-        _("Nothing until the owner portal verifies it: not available yet."),
-        available=False,
+        _(
+            "Someone who opened the link sent to the owner's addresses on record signed in at "
+            "the tenant's identity provider as this account's subject, with an authenticator "
+            "the provider reports as already bound (amr/acr the tenant accepts)."
+        ),
+        _(
+            "That the one who signed in is the caller, or more than the provider's own word on "
+            "how they authenticated; a password-only sign-in is recorded but never counts."
+        ),
     ),
 )
 METHODS: dict[str, Method] = {method.name: method for method in CATALOGUE}

@@ -33,6 +33,7 @@ from tenants.models import Tenant, User
 from ..challenges.models import VerificationChallenge
 from ..models import ContactMethod, ProtectedAccount
 from ..notifications.models import NoticeStatus, OwnerNotice
+from ..owner.models import IdpSignIn, OwnerConfirmation, RecoveryCodeCheck
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from ..proofing.models import AttendedSession, ProofingSession
@@ -182,6 +183,18 @@ _VERIFIER_RECORDS = {
     Verifier.PROOFING_PROVIDER: "proofing",
     Verifier.ATTENDED_SESSION: "attended",
 }
+# The owner portal keeps one kind of record per method.
+_OWNER_PORTAL_RECORDS = {
+    "recovery_code": "code_check",
+    "passkey": "confirmation",
+    "idp_sign_in": "idp_sign_in",
+}
+
+
+def _record_kind(item: Evidence) -> str | None:
+    if item.verifier == Verifier.OWNER_PORTAL:
+        return _OWNER_PORTAL_RECORDS.get(item.method)
+    return _VERIFIER_RECORDS.get(item.verifier)
 
 
 def _verifier_records(tenant: Tenant, kind: str, refs: set[int]) -> dict[int, object]:
@@ -189,6 +202,12 @@ def _verifier_records(tenant: Tenant, kind: str, refs: set[int]) -> dict[int, ob
         rows = VerificationChallenge.objects.for_tenant(tenant).select_related("confirmed_by")
     elif kind == "proofing":
         rows = ProofingSession.objects.for_tenant(tenant)
+    elif kind == "code_check":
+        rows = RecoveryCodeCheck.objects.for_tenant(tenant).select_related("checked_by")
+    elif kind == "confirmation":
+        rows = OwnerConfirmation.objects.for_tenant(tenant).select_related("passkey")
+    elif kind == "idp_sign_in":
+        rows = IdpSignIn.objects.for_tenant(tenant)
     else:
         rows = AttendedSession.objects.for_tenant(tenant).select_related("referee")
     return {row.pk: row for row in rows.filter(pk__in=refs)}
@@ -207,12 +226,12 @@ def evidence_with_verifiers(*, tenant: Tenant, case: RecoveryCase) -> list[Evide
     )
     wanted: dict[str, set[int]] = {}
     for item in evidence:
-        kind = _VERIFIER_RECORDS.get(item.verifier)
+        kind = _record_kind(item)
         if kind and item.verifier_ref is not None:
             wanted.setdefault(kind, set()).add(item.verifier_ref)
     records = {kind: _verifier_records(tenant, kind, refs) for kind, refs in wanted.items()}
     for item in evidence:
-        kind = _VERIFIER_RECORDS.get(item.verifier)
+        kind = _record_kind(item)
         item.verified_by = records.get(kind, {}).get(item.verifier_ref) if kind else None
         # The row's record must have been made for this very case (ids are per tenant).
         if item.verified_by is not None and item.verified_by.case_id != item.case_id:

@@ -266,7 +266,9 @@ class VerifiedSignal:
     """What a verifier checked, and the id of its record: the only input of an accepted row.
 
     Built by the verifiers alone (challenges, attestations, proofing verdicts, attended
-    sessions); no request field, form or API key reaches it.
+    sessions); no request field, form or API key reaches it. `refusal` is the verifier's own
+    finding that what it checked falls short of the method (an IdP sign-in with a password
+    alone): the row is recorded rejected with that reason, never accepted.
     """
 
     method: str
@@ -274,10 +276,13 @@ class VerifiedSignal:
     verifier_ref: int
     contact_method: ContactMethod | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    refusal: str = ""
 
 
 def _signal_refusal(case: RecoveryCase, signal: VerifiedSignal, req: Requirements) -> str:
     """Why a verified signal still does not count for this case ("" when it does)."""
+    if signal.refusal:
+        return signal.refusal
     method = method_get(signal.method)
     if method is None or not method.available or method.verifier != signal.verifier:
         return "method_not_in_catalogue"

@@ -48,6 +48,9 @@ from ..challenges.services import (
 )
 from ..choices import ContactKind
 from ..models import ProtectedAccount
+from ..owner.binding import case_owner_bindings
+from ..owner.case_page import owner_signals_context
+from ..owner.idp_sign_in import idp_sign_in_context
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from ..proofing.attended import attended_list, attended_start
@@ -346,7 +349,16 @@ def verifier_menu(req: Requirements) -> dict[str, list[MethodOffer]]:
         "attestation": [],
         "proofing": [],
         "attended": [],
+        "saved_code": [],
+        "confirmation": [],
+        "idp": [],
         "unavailable": [],
+    }
+    # The owner portal verifies three methods, each with its own action on the page.
+    group_of_method = {
+        "recovery_code": "saved_code",
+        "passkey": "confirmation",
+        "idp_sign_in": "idp",
     }
     group_of = {
         "challenge": "code",
@@ -355,7 +367,11 @@ def verifier_menu(req: Requirements) -> dict[str, list[MethodOffer]]:
         "attended_session": "attended",
     }
     for method in CATALOGUE:
-        group = group_of.get(method.verifier) if method.available else "unavailable"
+        group = (
+            group_of_method.get(method.name) or group_of.get(method.verifier)
+            if method.available
+            else "unavailable"
+        )
         accepted = (
             method.signal_class in req.accepted_classes and method.name in req.accepted_methods
         )
@@ -449,6 +465,9 @@ def _case_context(
         .select_related("author")
         .order_by("created_at", "pk"),
         "execution": execution,
+        **owner_signals_context(case, req, bound),
+        **idp_sign_in_context(case),
+        "owner_bindings": case_owner_bindings(tenant=tenant, case=case) if execution else [],
         "timeline": case_timeline(tenant=tenant, case=case),
         "prior_cases": account_cases(tenant=tenant, account=case.account, exclude=case.pk)[
             :PRIOR_CASES

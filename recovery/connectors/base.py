@@ -58,10 +58,15 @@ class Health:
     detail: str = ""
 
 
+CAPABILITY_MISSING = "connector.capability_missing"
+
+
 class Connector(Protocol):
     """One tenant's way to change accounts. Every method is safe to call twice."""
 
     kind: str
+    # Whether `password_set` can work at all (the owner portal says so before asking for one).
+    can_set_password: bool
 
     def snapshot(self, *, account: ProtectedAccount, case_type: str) -> Snapshot | None:
         """Read what `execute` would change, changing nothing (None when nothing would change
@@ -82,6 +87,13 @@ class Connector(Protocol):
 
     def revoke_temporary_access(self, *, account: ProtectedAccount) -> ExecutionResult:
         """End any temporary access state the connector set for `account`."""
+        ...
+
+    def password_set(self, *, account: ProtectedAccount, password: str) -> ExecutionResult:
+        """Set the password the account owner chose in their recovery session (R-11) and end
+        any "must change" state the recovery set. The password appears in no result, error,
+        log or snapshot. A connector that cannot do it returns ok=False with
+        `detail["code"] == CAPABILITY_MISSING`; it never passes the password on elsewhere."""
         ...
 
     def health(self) -> Health: ...

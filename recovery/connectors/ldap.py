@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class _Plan:
 
 class LdapConnector:
     kind = "ldap"
+    can_set_password = True
 
     def __init__(self, *, settings: dict[str, Any]) -> None:
         self.s = settings
@@ -571,6 +573,81 @@ class LdapConnector:
                 )
 
         return self._run("revoke_temporary_access", work)
+
+    def _changed_now(self, entry: _Entry) -> dict[str, list[tuple[str, list[bytes]]]]:
+        """The entry's "must change" state ended (the owner has just chosen the password)."""
+        s, changes = self.s, {}
+        name = s["must_change_attribute"]
+        if name and entry.values(name) == [s["must_change_value"].encode()]:
+            if name.lower() == "shadowlastchange":  # days since 1970-01-01: changed today
+                today = int(time.time() // 86_400)
+                changes[name] = [(MODIFY_REPLACE, [str(today).encode()])]
+            elif name.lower() == "pwdlastset":  # AD: -1 means "set now"
+                changes[name] = [(MODIFY_REPLACE, [b"-1"])]
+        return changes
+
+    def password_set(self, *, account: ProtectedAccount, password: str) -> ExecutionResult:
+        """OpenLDAP: the Password Modify extended operation (RFC 3062), so the server hashes the
+        password with its own scheme and applies its own policy; AD: `unicodePwd` replaced by
+        the quoted UTF-16LE value, only over an encrypted connection. Then the "must change"
+        mark the recovery set is replaced by "changed now". Errors never quote the password."""
+        if not password:  # an empty newPasswd asks an OpenLDAP server to generate one
+            return ExecutionResult(
+                ok=False, connector=self.kind, path=self._path(), error="No password was given."
+            )
+        is_ad = self.directory == Directory.ACTIVE_DIRECTORY
+        encrypted = urlsplit(self.s["server_uri"]).scheme == "ldaps" or self.s["start_tls"]
+        if is_ad and not encrypted:
+            return ExecutionResult(
+                ok=False,
+                connector=self.kind,
+                path=self._path(),
+                error="Active Directory accepts a new password only over ldaps:// or StartTLS.",
+            )
+
+        def work() -> ExecutionResult:
+            try:
+                return set_it()
+            except _Failure as failure:  # a directory that quotes its input: never keep it
+                raise _Failure(str(failure).replace(password, "***")) from None
+
+        def set_it() -> ExecutionResult:
+            with self._session() as conn:
+                names = {self.s["must_change_attribute"]} - {""}
+                entry = self._find(conn, account, names)
+                if is_ad:
+                    attribute = self.s["password_attribute"]
+                    value = f'"{password}"'.encode("utf-16-le")
+                    if not conn.modify(entry.dn, {attribute: [(MODIFY_REPLACE, [value])]}):
+                        raise _Failure(
+                            f"The directory refused the new password for {entry.dn}: "
+                            f"{self._why(conn)}"
+                        )
+                    how = f"replace {attribute}"
+                else:
+                    changed = conn.extend.standard.modify_password(
+                        user=entry.dn, new_password=password.encode("utf-8")
+                    )
+                    if changed is False:
+                        raise _Failure(
+                            f"The directory refused the new password for {entry.dn}: "
+                            f"{self._why(conn)}"
+                        )
+                    how = "password modify (RFC 3062)"
+                after = self._changed_now(entry)
+                if after and not conn.modify(entry.dn, after):
+                    raise _Failure(
+                        f"The password of {entry.dn} is set, but its 'must change' mark could "
+                        f"not be cleared: {self._why(conn)}"
+                    )
+                return ExecutionResult(
+                    ok=True,
+                    connector=self.kind,
+                    path=self._path(entry.dn),
+                    detail={"changed": True, "method": how, "cleared": sorted(after)},
+                )
+
+        return self._run("password_set", work)
 
     def health(self) -> Health:
         try:

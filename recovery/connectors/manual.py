@@ -13,7 +13,7 @@ from typing import Any
 from tenants.choices import CaseType
 
 from ..models import ProtectedAccount
-from .base import ExecutionResult, Health, Snapshot
+from .base import CAPABILITY_MISSING, ExecutionResult, Health, Snapshot
 from .choices import ManualConsole
 
 SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "  # between menu items
@@ -295,6 +295,7 @@ class ManualConnector:
     """Instructions only. Every method is read-only and can be called any number of times."""
 
     kind = "manual"
+    can_set_password = False
 
     def __init__(self, *, settings: dict[str, Any] | None = None) -> None:
         settings = settings or {}
@@ -347,6 +348,17 @@ class ManualConnector:
 
     def revoke_temporary_access(self, *, account: ProtectedAccount) -> ExecutionResult:
         return self._result(REVOKE, account)
+
+    def password_set(self, *, account: ProtectedAccount, password: str) -> ExecutionResult:
+        # A person follows these steps in another console: nobody may be handed a password.
+        return ExecutionResult(
+            ok=False,
+            connector=self.kind,
+            path="",
+            error="The manual connector cannot set a password: the owner sets it at the "
+            "organisation's own sign-in page, where the recovery required a change.",
+            detail={"code": CAPABILITY_MISSING, "capability": "password_set"},
+        )
 
     def health(self) -> Health:
         return Health(ok=True, detail="Manual: nothing to reach; an agent follows the steps.")

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from tenants.models import Tenant
 
 from ..models import ProtectedAccount
-from .base import ExecutionResult, Health, Snapshot
+from .base import CAPABILITY_MISSING, ExecutionResult, Health, Snapshot
 
 EXECUTE = "connector.execute"
 REVERT = "connector.revert"
@@ -72,6 +72,7 @@ def url_origin(url: str) -> str:
 
 class WebhookConnector:
     kind = "webhook"
+    can_set_password = False
 
     def __init__(self, *, tenant: Tenant, settings: dict[str, Any]) -> None:
         self.tenant = tenant
@@ -171,6 +172,17 @@ class WebhookConnector:
             f"revoke:{account.pk}",
             {"account": self._account(account)},
             repeatable=True,
+        )
+
+    def password_set(self, *, account: ProtectedAccount, password: str) -> ExecutionResult:
+        # Never: a password must not travel to (or be queued for) anyone's automation.
+        return ExecutionResult(
+            ok=False,
+            connector=self.kind,
+            path=self.path,
+            error="The webhook connector never sends a password: the owner sets it at the "
+            "organisation's own sign-in page.",
+            detail={"code": CAPABILITY_MISSING, "capability": "password_set"},
         )
 
     def health(self) -> Health:

@@ -9,7 +9,7 @@ blocks T1/T2 execution (R-42).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,11 +24,11 @@ from tenants.choices import Tier
 from tenants.exceptions import DomainError
 from tenants.rls import system_scope
 
-from ..cases.channels import channel_problem
+from ..cases.channels import IN_QUARANTINE, NOT_ON_RECORD, SIM_CHANGE_RECENT, channel_problem
 from ..cases.models import RecoveryCase
-from ..choices import ContactKind
+from ..choices import PHONE_KINDS, ContactKind
 from ..messaging import Delivery, email_send, message_send
-from ..models import ContactMethod
+from ..models import ContactMethod, ProtectedAccount
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from .models import NoticeEvent, NoticeStatus, OwnerNotice
@@ -43,6 +43,18 @@ EVENT_OF_ACTION = {
     "approval.approved": NoticeEvent.CASE_APPROVED,
     "artifact.issued": NoticeEvent.ARTIFACT_ISSUED,
     "case.executed": NoticeEvent.EXECUTED,
+    # The owner bound the new credential in the recovery session (R-11, R-38).
+    "owner.password_set": NoticeEvent.PASSWORD_SET,
+    "owner.authenticator_bound": NoticeEvent.AUTHENTICATOR_BOUND,
+    # A saved code read back to an agent is used up; the owner hears how many remain (S1).
+    "owner.code_used": NoticeEvent.CODE_USED,
+}
+# Events about the account itself, not a case (owner portal changes, R-38): the notice has no
+# case, and its "this wasn't me" freezes the account (`recovery.owner.enrolment.account_repudiate`).
+ACCOUNT_EVENT_OF_ACTION = {
+    "owner.passkey_added": NoticeEvent.PASSKEY_ADDED,
+    "owner.passkey_removed": NoticeEvent.PASSKEY_REMOVED,
+    "owner.codes_issued": NoticeEvent.CODES_ISSUED,
 }
 OWNER_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE, ContactKind.DESK_PHONE)
 _SALT = "vouchsafe.repudiation"
@@ -64,7 +76,9 @@ def notice_from_token(token: str) -> OwnerNotice | None:
         return None
     with system_scope():
         return (
-            OwnerNotice.objects.select_related("case", "case__tenant", "case__account")
+            OwnerNotice.objects.select_related(
+                "tenant", "account", "case", "case__tenant", "case__account"
+            )
             .filter(pk=data.get("notice"))
             .first()
         )
@@ -119,8 +133,101 @@ def _enqueue(ids: list[int]) -> None:
             return
 
 
+def _account_channel_problem(
+    account: ProtectedAccount, contact: ContactMethod, quarantine_seconds: int, *, now: datetime
+) -> str | None:
+    """`channel_problem` for an event with no case: the contact must be the account's, on
+    record, past the quarantine and (a phone) without a recent SIM change (R-03, R-04)."""
+    if contact.account_id != account.pk or contact.replaced_at:
+        return NOT_ON_RECORD
+    start = now - timedelta(seconds=quarantine_seconds)
+    if contact.registered_at > start:
+        return IN_QUARANTINE
+    if contact.kind in PHONE_KINDS and contact.sim_changed_at and contact.sim_changed_at > start:
+        return SIM_CHANGE_RECENT
+    return None
+
+
+def _account_quarantine(account: ProtectedAccount) -> int:
+    from ..owner.enrolment import account_quarantine_seconds  # the owner app imports this one
+
+    return account_quarantine_seconds(account)
+
+
+def _account_recipients(
+    account: ProtectedAccount, before: datetime
+) -> tuple[list[Recipient], list[dict]]:
+    """Who hears about a change to the account itself: every owner address on record before
+    it (never a portal credential), R-04 applied as for a case; for T1/T2, or when fewer than
+    two owner addresses remain, the manager or the tenant's security contact too (R-39, R-40)."""
+    held = ContactMethod.objects.for_tenant(account.tenant).filter(
+        account=account,
+        is_notification=True,
+        replaced_at__isnull=True,
+        registered_at__lt=before,
+        kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
+    )
+    now = timezone.now()
+    quarantine = _account_quarantine(account)
+    eligible: list[ContactMethod] = []
+    skipped: list[dict] = []
+    for contact in held.order_by("pk"):
+        problem = _account_channel_problem(account, contact, quarantine, now=now)
+        if problem is None:
+            eligible.append(contact)
+        else:
+            skipped.append({"to": contact.masked, "kind": contact.kind, "reason": problem})
+    owner = [("owner", c, c.value) for c in eligible if c.kind in OWNER_KINDS]
+    designees: list[Recipient] = [
+        ("manager", c, c.value) for c in eligible if c.kind == ContactKind.MANAGER
+    ]
+    if not designees and account.tenant.security_contact_email:
+        designees = [("security_contact", None, account.tenant.security_contact_email)]
+    if account.tier in (Tier.T1, Tier.T2) or len(owner) < 2:
+        return owner + designees, skipped
+    return owner, skipped
+
+
+def _on_account_event(event: AuditEvent, kind: str) -> None:
+    """Notices for a change to the account itself (no case), in the event's transaction."""
+    account = (
+        ProtectedAccount.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
+        .select_related("tenant")
+        .first()
+    )
+    if account is None:
+        return
+    recipients, skipped = _account_recipients(account, event.created_at)
+    if skipped:
+        record(
+            action="notice.skipped",
+            actor=Actor.system("notifier"),
+            tenant=account.tenant,
+            target=account,
+            data={"event": kind, "skipped": skipped},
+        )
+    notices = OwnerNotice.objects.bulk_create(
+        OwnerNotice(
+            tenant=account.tenant,
+            case=None,
+            account=account,
+            event=kind,
+            recipient=recipient,
+            contact=contact,
+            address=address,
+        )
+        for recipient, contact, address in recipients
+    )
+    ids = [notice.pk for notice in notices]
+    transaction.on_commit(lambda: _enqueue(ids), robust=True)
+
+
 def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     """Receiver: write the notices an owner-facing event calls for, in its transaction."""
+    account_kind = ACCOUNT_EVENT_OF_ACTION.get(event.action)
+    if account_kind is not None and event.target_type == ProtectedAccount._meta.label:
+        _on_account_event(event, account_kind)
+        return
     kind = EVENT_OF_ACTION.get(event.action)
     if kind is None or event.target_type != RecoveryCase._meta.label:
         return
@@ -159,9 +266,31 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     transaction.on_commit(lambda: _enqueue(ids), robust=True)
 
 
+def _account_body(notice: OwnerNotice, event: NoticeEvent, link: str) -> tuple[str, str]:
+    """A notice about the account itself: what changed, and the way to stop it."""
+    subject = f"Security notice: {event.label.lower()}"
+    body = (
+        f"{event.label} ({notice.account.username}, {timezone.now():%Y-%m-%d %H:%M} UTC).\n\n"
+        "If this was you, there is nothing to do.\n"
+        f"If it wasn't you, open {link} now: we will freeze the account, remove the passkeys "
+        "and saved codes added recently and alert your security team. Nobody from the "
+        "service desk will ever ask you for a code, a link or a password."
+    )
+    return subject, body
+
+
+def _codes_left(account: ProtectedAccount) -> int:
+    from ..owner.codes import code_set_current, codes_remaining  # the owner app imports this one
+
+    code_set = code_set_current(account=account)
+    return codes_remaining(code_set) if code_set is not None else 0
+
+
 def _body(notice: OwnerNotice) -> tuple[str, str]:
     event = NoticeEvent(notice.event)
     link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
+    if notice.case_id is None:
+        return _account_body(notice, event, link)
     account = notice.case.account.username
     subject = f"Security notice: {event.label.lower()}"
     body = (
@@ -172,6 +301,9 @@ def _body(notice: OwnerNotice) -> tuple[str, str]:
         "and alert your security team. Nobody from the service desk will ever ask you for a "
         "code, a link or a password."
     )
+    if event == NoticeEvent.CODE_USED:
+        left = _codes_left(notice.case.account)
+        body += f"\n\nSaved recovery codes left: {left}. You can make a new set in the portal."
     return subject, body
 
 
@@ -185,6 +317,10 @@ def _excluded_now(notice: OwnerNotice) -> str | None:
     """The R-04 reason the notice's contact may no longer carry it, or None."""
     if notice.contact is None:
         return None
+    if notice.case_id is None:
+        account = notice.account
+        quarantine = _account_quarantine(account)
+        return _account_channel_problem(account, notice.contact, quarantine, now=timezone.now())
     case = notice.case
     req = policy_active(notice.tenant).requirements(case.tier, case.case_type)
     return channel_problem(case, notice.contact, req.quarantine_seconds)
@@ -195,7 +331,7 @@ def notice_send(*, notice_id: int) -> str:
     with system_scope():
         notice = (
             OwnerNotice.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("case", "case__account", "contact", "tenant")
+            .select_related("case", "case__account", "account", "contact", "tenant")
             .filter(pk=notice_id, status=NoticeStatus.PENDING)
             .first()
         )
@@ -217,12 +353,13 @@ def notice_send(*, notice_id: int) -> str:
         hint = notice.contact.masked if notice.contact else notice.recipient
         data = {"notice": notice.pk, "event": notice.event, "to": hint, "via": delivery.provider}
         actor = Actor.system("notifier")
+        target = notice.case if notice.case_id is not None else notice.account
         if delivery.ok:
             record(
                 action="notice.sent",
                 actor=actor,
                 tenant=notice.tenant,
-                target=notice.case,
+                target=target,
                 data=data,
             )
         else:
@@ -230,14 +367,14 @@ def notice_send(*, notice_id: int) -> str:
                 action="notice.failed",
                 actor=actor,
                 tenant=notice.tenant,
-                target=notice.case,
+                target=target,
                 data={**data, "error": notice.error},
             )
             record(
                 action="alert.raised",
                 actor=Actor.system("detection"),
                 tenant=notice.tenant,
-                target=notice.case,
+                target=target,
                 data={"type": "notification_failed", "notice": notice.pk},
             )
     return notice.status

@@ -229,6 +229,21 @@ def _proofing_session(objs: TenantObjects):
     return proofing_start(actor=objs.agent, case=objs.get("case"), provider="dev").session
 
 
+def _idp_config(objs: TenantObjects):
+    """An OpenID Connect provider for account owners, drafted and waiting for a second admin
+    (no network: drafting checks the settings, approval fetches the discovery document)."""
+    from recovery.owner.idp_config import idp_config_draft
+
+    return idp_config_draft(
+        actor=objs.admin,
+        tenant=objs.tenant,
+        issuer="https://idp.example.test",
+        client_id="vouchsafe-owner-portal",
+        client_secret_env="VOUCHSAFE_TEST_IDP_SECRET",
+        allowed_amr=["hwk", "mfa"],
+    )
+
+
 BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "account": _account,
     "case": _case,
@@ -248,6 +263,7 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "referee": _referee,
     "attended_session": _attended_session,
     "proofing_session": _proofing_session,
+    "idp_config": _idp_config,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -269,6 +285,7 @@ OBJECT_MAP: dict[str, str] = {
     "challenge_id": "challenge",
     "session_id": "attended_session",
     "provider": "provider.slug",
+    "config_id": "idp_config",
 }
 
 
@@ -386,6 +403,16 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
         }
     ),
     "AttendedFraudApi.POST": lambda objs: Body({"reason": "A second voice prompted the caller."}),
+    "OwnerIdpConfigListApi.POST": lambda objs: Body(
+        {
+            "issuer": "https://idp.example.test",
+            "client_id": "vouchsafe-owner-portal",
+            "client_secret_env": "VOUCHSAFE_TEST_IDP_SECRET",
+            "allowed_amr": ["hwk"],
+        }
+    ),
+    "OwnerIdpConfigApproveApi.POST": lambda objs: Body({"otp": "000000"}),
+    "OwnerIdpConfigRetireApi.POST": lambda objs: Body({"reason": "replaced by another provider"}),
 }
 
 

@@ -215,6 +215,20 @@ def _policy_versions(world: ListWorld) -> None:
         policy_draft_create(actor=world.admin, tenant=world.tenant, text=text)
 
 
+def _owner_idp_configs(world: ListWorld) -> None:
+    from recovery.owner.idp_config import idp_config_draft
+
+    for i in range(ROWS_WANTED):
+        idp_config_draft(
+            actor=world.admin,
+            tenant=world.tenant,
+            issuer=f"https://idp{i}.example.test",
+            client_id="vouchsafe-owner-portal",
+            client_secret_env="VOUCHSAFE_TEST_IDP_SECRET",
+            allowed_amr=["hwk"],
+        )
+
+
 def _webhooks(world: ListWorld) -> None:
     from django.test import override_settings
 
@@ -261,6 +275,7 @@ ROWS: dict[str, Rows] = {
     "GrantListApi": Rows(_grants),
     "ProviderGrantListApi": Rows(_grants),
     "PolicyVersionListApi": Rows(_policy_versions),
+    "OwnerIdpConfigListApi": Rows(_owner_idp_configs),
     "WebhookListApi": Rows(_webhooks, large=_webhook_page),
     "WebhookDeliveryListApi": Rows(_cases),  # one delivery per case opened
 }

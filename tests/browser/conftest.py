@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from .authenticator import webauthn_site, webauthn_site_expecting  # noqa: F401 (fixtures)
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download does not work here
 VIEWPORT = {"width": 1280, "height": 800}
 
