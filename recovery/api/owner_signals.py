@@ -39,6 +39,7 @@ class RecoveryCodeCheckOutput(serializers.ModelSerializer):
     class Meta:
         model = RecoveryCodeCheck
         fields = ["id", "matched", "created_at", "evidence_id"]
+        read_only_fields = fields
 
 
 class RecoveryCodeCheckedOutput(serializers.Serializer):
@@ -67,6 +68,7 @@ class ConfirmationOutput(serializers.ModelSerializer):
             "ended_at",
             "evidence_id",
         ]
+        read_only_fields = fields
 
     def get_status(self, confirmation: OwnerConfirmation) -> str:
         expired = getattr(confirmation, "expired", False)

@@ -289,6 +289,26 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "artifact.revoked": _by_actor(gettext_noop("Recovery artifact revoked")),
     "notice.sent": _by_actor(gettext_noop("Owner notice sent")),
     "notice.failed": _by_actor(gettext_noop("An owner notice could not be delivered")),
+    # The owner's signals (S1 saved codes, S5 in-app confirmation).
+    "owner.code_used": _by_actor(
+        gettext_noop("A saved recovery code read back matched and is used up (%(actor)s)")
+    ),
+    "owner.code_refused": _by_actor(gettext_noop("A saved recovery code was refused (%(actor)s)")),
+    "owner.codes_locked": _by_actor(
+        gettext_noop("Too many wrong saved codes: saved codes no longer count for this case")
+    ),
+    "owner.confirmation_requested": _by_actor(
+        gettext_noop("In-app confirmation asked of the owner by %(actor)s")
+    ),
+    "owner.confirmation_confirmed": _by_actor(
+        gettext_noop("The owner picked the number and confirmed with a passkey")
+    ),
+    "owner.confirmation_failed": _by_actor(
+        gettext_noop("An in-app confirmation attempt was refused")
+    ),
+    "owner.confirmation_repudiated": _by_actor(
+        gettext_noop('The owner answered the in-app confirmation "No, this wasn\'t me"')
+    ),
 }
 
 

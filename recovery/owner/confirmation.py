@@ -82,7 +82,8 @@ DECOYS = 2
 MAX_CONFIRMATIONS_PER_CASE = 5
 MAX_PICKS = DECOYS
 LIFETIME_BOUNDS = (60, 900)
-OWNER_CONTACT_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE, ContactKind.DESK_PHONE)
+# What can carry a link the owner opens on their device: not a desk phone's voice call.
+LINK_CONTACT_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE)
 
 LINK_INVALID = "This confirmation link is not valid or has expired."
 REFUSALS = {
@@ -239,7 +240,8 @@ def _request_problem(
 
 def _owner_addresses(case: RecoveryCase, req: Requirements) -> list[ContactMethod]:
     """The owner's own addresses that may carry the request: the case notices' rule (R-38,
-    R-04). Never the manager or a security contact: the link is the owner's alone."""
+    R-04), for an email address or a mobile phone. Never the manager or a security contact:
+    the link is the owner's alone."""
     held = (
         ContactMethod.objects.for_tenant(case.tenant)
         .filter(
@@ -247,7 +249,7 @@ def _owner_addresses(case: RecoveryCase, req: Requirements) -> list[ContactMetho
             is_notification=True,
             replaced_at__isnull=True,
             registered_at__lt=case.created_at,
-            kind__in=OWNER_CONTACT_KINDS,
+            kind__in=LINK_CONTACT_KINDS,
         )
         .order_by("pk")
     )

@@ -46,6 +46,7 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.context import Actor
 from audit.services import record
@@ -101,7 +102,7 @@ LINK_PATH = "owner/idp"
 # at the provider (from the redirect to the callback).
 LINK_LIFETIME = timedelta(minutes=30)
 FLOW_LIFETIME = timedelta(minutes=10)
-MAX_REQUESTS_PER_CASE = 5
+MAX_REQUESTS_PER_CASE = 5  # the refusal "idp.request_limit" says 5
 SECRET_BYTES = 32
 BROWSER_COOKIE = "vs_idp"
 BROWSER_COOKIE_PATH = "/owner/idp/"
@@ -119,64 +120,63 @@ ALERTING = frozenset(
     }
 )
 
-LINK_INVALID = "This sign-in link is not valid, was already used or has expired."
+LINK_INVALID = _("This sign-in link is not valid, was already used or has expired.")
 REFUSALS = {
-    "case.not_taken": (
+    "case.not_taken": _(
         "An AI assistant drafted this case; a person must take it before anything is sent "
         "for it (R-66)."
     ),
-    "evidence.class_not_accepted": "The policy does not accept S5 for this case.",
-    "evidence.method_not_accepted": (
+    "evidence.class_not_accepted": _("The policy does not accept S5 for this case."),
+    "evidence.method_not_accepted": _(
         "The policy does not accept a sign-in with the identity provider for this case."
     ),
-    "idp.not_configured": (
+    "idp.not_configured": _(
         "This organisation has no active identity provider for account owners; a tenant admin "
         "configures one, and a second approves it."
     ),
-    "idp.no_subject": (
+    "idp.no_subject": _(
         "The system of record holds no identity provider subject for this account, so a "
         "sign-in cannot be matched to it."
     ),
-    "idp.no_address": "No address the system of record held before the case can carry the link.",
-    "idp.delivery_failed": (
+    "idp.no_address": _("No address the system of record held before the case can carry the link."),
+    "idp.delivery_failed": _(
         "The sign-in link could not be sent to any address on record; nothing is waiting for "
         "the owner."
     ),
-    "idp.request_limit": (
-        f"This case has asked for {MAX_REQUESTS_PER_CASE} identity provider sign-ins; a new "
-        "case is needed."
+    "idp.request_limit": _(
+        "This case has asked for 5 identity provider sign-ins; a new case is needed."
     ),
-    "idp.unavailable": (
+    "idp.unavailable": _(
         "The identity provider did not answer; nothing was started. Try again in a moment."
     ),
     # The owner's side: what the portal page says.
     "idp.link_invalid": LINK_INVALID,
-    "idp.unknown_state": "This sign-in is not known here. Start again from the beginning.",
-    "idp.browser_mismatch": (
+    "idp.unknown_state": _("This sign-in is not known here. Start again from the beginning."),
+    "idp.browser_mismatch": _(
         "This sign-in was started in another browser (or its cookie is gone). For your "
         "protection it was stopped; start again from the beginning in one browser."
     ),
-    "idp.expired": "This sign-in took too long and has expired. Start again.",
-    "idp.replayed": "This sign-in was already used.",
-    "idp.config_inactive": "Sign-in with your organisation is no longer set up here.",
-    "idp.provider_error": "The identity provider did not sign you in.",
-    "idp.case_not_collecting": (
+    "idp.expired": _("This sign-in took too long and has expired. Start again."),
+    "idp.replayed": _("This sign-in was already used."),
+    "idp.config_inactive": _("Sign-in with your organisation is no longer set up here."),
+    "idp.provider_error": _("The identity provider did not sign you in."),
+    "idp.case_not_collecting": _(
         "The recovery no longer waits for this sign-in; the service desk can ask again."
     ),
-    "idp.wrong_subject": (
+    "idp.wrong_subject": _(
         "You signed in with an account that is not the one being recovered. Nothing was "
         "recorded for the recovery."
     ),
-    "idp.unknown_subject": "No account of this organisation matches the one you signed in with.",
-    "idp.ambiguous_subject": (
+    "idp.unknown_subject": _("No account of this organisation matches the one you signed in with."),
+    "idp.ambiguous_subject": _(
         "More than one account matches the one you signed in with; ask your service desk."
     ),
-    "idp.no_bound_authenticator": (
+    "idp.no_bound_authenticator": _(
         "You signed in with a password alone. Setting up account recovery needs a sign-in with "
         "your security key, authenticator app or another second factor."
     ),
 }
-UNVERIFIED_ANSWER = "The identity provider's answer could not be verified. Nothing was recorded."
+UNVERIFIED_ANSWER = _("The identity provider's answer could not be verified. Nothing was recorded.")
 # Refusals of what was sent (400); every other one is a policy refusal (403).
 _INPUT_CODES = frozenset({"idp.link_invalid", "idp.unknown_state"})
 
@@ -187,12 +187,12 @@ class IdpSignInRefused(PolicyDenied):
     code = "idp.refused"
 
     def __init__(self, code: str, message: str | None = None) -> None:
-        super().__init__(message or REFUSALS.get(code, UNVERIFIED_ANSWER), code=code)
+        super().__init__(str(message or REFUSALS.get(code, UNVERIFIED_ANSWER)), code=code)
 
 
 def _refusal(code: str) -> DomainError:
     if code in _INPUT_CODES:
-        return InvalidInput(REFUSALS[code], code=code)
+        return InvalidInput(str(REFUSALS[code]), code=code)
     return IdpSignInRefused(code)
 
 

@@ -6,8 +6,8 @@ secret (HTTP Basic); joserfc, Authlib's JOSE library, verifies the ID token's si
 This module adds what a library leaves to its caller, and fails closed on each:
 
 - discovery: the document's `issuer` must be the configured one, exactly; every endpoint is
-  https on a public address (the webhooks' SSRF guard; development and tests allow a loopback
-  provider over http); the document and the JWKS are cached briefly;
+  https on a public address (the SSRF guard of webhooks and connectors; development and tests
+  allow a local provider over http); the document and the JWKS are cached briefly;
 - signature: the header's `alg` must be an asymmetric one the provider advertises in
   `id_token_signing_alg_values_supported` (`none` and the HMAC family never are: a token
   signed with our own client secret proves nothing about the provider); the key is the JWKS
@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,17 +42,12 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
 
-from integrations.addresses import (
-    MAX_URL_LENGTH,
-    destination_problem,
-    private_addresses_allowed,
-)
-
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_CACHE_SECONDS = 300
 JWKS_CACHE_SECONDS = 300
 HTTP_TIMEOUT_SECONDS = 5
 MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_URL_LENGTH = 500
 # Clocks differ a little; an ID token from a code exchange is minutes old at most.
 LEEWAY_SECONDS = 60
 MAX_TOKEN_AGE_SECONDS = 600
@@ -104,12 +101,25 @@ def redirect_uri() -> str:
 # --- URLs we are willing to call ----------------------------------------------------------------
 
 
+def _private_addresses_allowed() -> bool:
+    """Development and tests talk to a local provider; read when used, false by default."""
+    return bool(getattr(settings, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False))
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
 def url_problem(url: str) -> str | None:
     """Why `url` may not be an issuer or endpoint of an owner IdP now (a sentence), or None.
 
     An absolute https URL without credentials or fragment, whose host resolves to public
-    addresses only: the webhooks' guard against server-side request forgery. Development and
-    tests (`WEBHOOK_ALLOW_PRIVATE_ADDRESSES`) also allow a local provider over plain http.
+    addresses only (the same guard against server-side request forgery as webhooks and the
+    recovery connectors). Development and tests (`WEBHOOK_ALLOW_PRIVATE_ADDRESSES`) also allow
+    a local provider over plain http.
     """
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         return f"Give an https URL of at most {MAX_URL_LENGTH} characters."
@@ -124,11 +134,20 @@ def url_problem(url: str) -> str | None:
         return "Give an https URL with a host."
     if parts.username is not None or parts.password is not None or parts.fragment:
         return "The URL may not carry a user, a password or a #fragment."
-    if private_addresses_allowed():
+    if _private_addresses_allowed():
         return None
     if parts.scheme != "https":
         return "Use an https URL."
-    return destination_problem(url)
+    try:
+        infos = socket.getaddrinfo(
+            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except (socket.gaierror, UnicodeError):
+        return "The URL's host does not resolve."
+    addresses = {info[4][0] for info in infos}
+    if not addresses or not all(_public(address) for address in addresses):
+        return "The URL's host resolves to a private, loopback or reserved address."
+    return None
 
 
 # --- discovery and keys -------------------------------------------------------------------------

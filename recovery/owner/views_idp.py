@@ -74,7 +74,7 @@ def _forget_browser(response: HttpResponse) -> HttpResponse:
 
 def _tenant(slug: str) -> Tenant | None:
     with system_scope():  # the URL names the tenant; the owner has no session yet
-        return Tenant.objects.filter(slug=slug).first()
+        return Tenant.objects.filter(slug=slug, is_active=True).first()
 
 
 # --- the agent's link (case signal) ---------------------------------------------------------
@@ -88,7 +88,8 @@ def idp_link_view(request: HttpRequest, token: str) -> HttpResponse:
         try:
             start = idp_sign_in_start_for_case(token=token)
         except DomainError as refused:
-            return _page(request, "refused", status=410, message=refused.message)
+            status = 503 if refused.code == "idp.unavailable" else 410
+            return _page(request, "refused", status=status, message=refused.message)
         return _to_provider(start)
     sign_in = idp_sign_in_find_by_link(token)
     if not idp_sign_in_link_usable(sign_in):

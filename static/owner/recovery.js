@@ -64,6 +64,7 @@
     if (!form || !status) return;
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
     var button = form.querySelector("button");
+    button.disabled = false; // the page ships it disabled: it works only through this script
 
     function say(text, isError) {
       status.textContent = text;

@@ -390,6 +390,7 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "PolicyActivationApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "CaseChallengeListApi.POST": _challenge_body,
     "ChallengeVerifyApi.POST": lambda objs: Body({"code": "00000000"}),
+    "CaseRecoveryCodeApi.POST": lambda objs: Body({"code": "0000-0000-00000"}),
     "CaseProofingStartApi.POST": lambda objs: Body({"provider": "dev"}),
     "CaseAttendedStartApi.POST": lambda objs: Body(
         {"mode": "remote_video", "reason": "The caller lost every device."}

@@ -70,11 +70,34 @@ def test_each_action_says_what_it_proves_and_what_it_cannot(acme):
 def test_methods_without_a_verifier_are_listed_as_not_available_with_no_control(acme):
     s = t1_case(acme)
     body = signed_in_client(s.agent).get(url(s.case)).content.decode()
+    unbuilt = [m for m in METHODS.values() if not m.available]
+    if not unbuilt:
+        assert 'id="verifier-unavailable"' not in body
+        return
     block = body.split('id="verifier-unavailable"')[1].split("</div>")[0]
-    for name in ("recovery_code", "passkey", "idp_sign_in"):
-        assert escape(str(METHODS[name].label)) in block
+    for method in unbuilt:
+        assert escape(str(method.label)) in block
     assert "<h3>Not available yet</h3>" in block
     assert "<form" not in block and "<button" not in block
+
+
+def test_the_owner_portal_signals_have_their_own_actions(acme):
+    """S1 (a saved code read back) and S5 (in-app confirmation) are verified by the owner
+    portal: each has its block, described by the catalogue, never under "not available"."""
+    s = t1_case(acme)
+    body = signed_in_client(s.agent).get(url(s.case)).content.decode()
+    for ident, name, heading in (
+        ("verifier-saved-code", "recovery_code", "Saved recovery code read back"),
+        ("verifier-confirmation", "passkey", "Ask for in-app confirmation"),
+    ):
+        block = section(body, ident)
+        assert f"<h3>{heading}</h3>" in block
+        for text in (METHODS[name].label, METHODS[name].proves, METHODS[name].cannot_prove):
+            assert escape(str(text)) in block, (name, text)
+    if 'id="verifier-unavailable"' in body:
+        unavailable = body.split('id="verifier-unavailable"')[1].split("</div>")[0]
+        for name in ("recovery_code", "passkey"):
+            assert escape(str(METHODS[name].label)) not in unavailable
 
 
 def test_a_method_the_cases_policy_does_not_take_is_marked(acme):

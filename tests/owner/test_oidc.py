@@ -508,6 +508,7 @@ def test_sign_in_to_enrol_starts_an_idp_enrolment_session(acme, oidc, idp_secret
     sign_in = IdpSignIn.objects.get(account=account)
     assert sign_in.purpose == "enrolment" and sign_in.status == IdpSignInStatus.COMPLETED
     assert AuditEvent.objects.filter(action="owner.session_started", data__session=session.pk)
+    assert client.get("/owner/").status_code == 200  # the enrolled home, in that session
 
 
 def test_a_password_alone_never_enrols(acme, oidc, idp_secret):  # noqa: F811

@@ -267,12 +267,12 @@ def test_asserted_rows_from_before_the_verifiers_never_count_nor_waive_cooling_o
 
 
 def test_the_database_refuses_an_accepted_row_without_a_counting_verifier(acme, team):
-    """S1 and S5 have no verifier yet: an accepted row naming none (or the owner portal,
-    not built) cannot even be stored."""
+    """An accepted row naming no verifier, or a verifier without its record's id (the owner
+    portal's too), cannot even be stored."""
     case = case_open(
         actor=team["agent"], account=make_account_with(acme), case_type="unlock", channel="phone"
     )
-    for verifier, ref in (("", None), (Verifier.OWNER_PORTAL, 1), (Verifier.CHALLENGE, None)):
+    for verifier, ref in (("", None), (Verifier.OWNER_PORTAL, None), (Verifier.CHALLENGE, None)):
         with pytest.raises(IntegrityError), transaction.atomic():
             Evidence.objects.create(
                 tenant=acme,

@@ -6,6 +6,7 @@ the path and line of the weak value, so removing a floor fails its case.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from recovery.cases.methods import METHODS
 from recovery.models import ProtectedAccount
 from recovery.policy.errors import PolicyInvalid
 from recovery.policy.floors import FLOORS
@@ -471,8 +473,17 @@ def test_an_unknown_class_is_named_as_one():
     )
 
 
-def test_evidence_rule_must_be_reachable_with_methods_verifiable_today():
-    """S1 and S5 have no verifier yet: a T1 rule that needs them cannot be met, so it is refused."""
+def _unbuilt(monkeypatch, *names: str) -> None:
+    """Pretend these methods' verifier is not built (`available=False`), as S1 and S5 were
+    before the owner portal: their class then cannot be reached."""
+    for name in names:
+        monkeypatch.setitem(METHODS, name, dataclasses.replace(METHODS[name], available=False))
+
+
+def test_evidence_rule_must_be_reachable_with_methods_verifiable_today(monkeypatch):
+    """A class whose verifiers are not built cannot be reached: a T1 rule that needs it cannot
+    be met, so it is refused."""
+    _unbuilt(monkeypatch, "recovery_code", "passkey", "idp_sign_in")
     text = edited(
         T1_BLOCK + "    s4_alone_suffices: true\n",
         T1_BLOCK.replace("S1, S2, S3, S4, S5", "S1, S2, S5") + "    s4_alone_suffices: false\n",
@@ -484,13 +495,16 @@ def test_evidence_rule_must_be_reachable_with_methods_verifiable_today():
     assert "give 1 class(es) (S2)" in error.message
 
 
-def test_accepted_methods_narrow_what_is_reachable():
+def test_accepted_methods_narrow_what_is_reachable(monkeypatch):
     # Only email codes and proofing are accepted at T1: two classes, S2 and S4, still suffice.
     validate(edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, identity_proofing]\n"))
     # Only email codes, and S4 alone is then unreachable too: refused.
     text = edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, sms_code]\n")
     assert "R-01.min_signal_classes_satisfiable" in rejection(text).rules
+    # A passkey confirmed in the owner portal reaches S5: with email codes, two classes.
+    validate(edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, passkey]\n"))
     # An unavailable method does not make its class reachable.
+    _unbuilt(monkeypatch, "passkey")
     text = edited(T1_BLOCK, T1_BLOCK + "    accepted_methods: [email_code, passkey]\n")
     assert "R-01.min_signal_classes_satisfiable" in rejection(text).rules
 
