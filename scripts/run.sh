@@ -12,10 +12,16 @@ export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://localhost:${PORT}}"
 BIN=.venv/bin
 mkdir -p var/broker var/broker-processed
 
-echo "==> Applying migrations"
-$BIN/python manage.py migrate --noinput
-echo "==> Seeding demo data (idempotent)"
-$BIN/python manage.py seed_demo
+# A local OpenID Provider for owner sign-in (tests/oidc_provider, npm package oidc-provider)
+# when Node.js >= 20.19 is here; without it the portal says IdP sign-in is not configured.
+OIDC_PORT="${OIDC_PORT:-9400}"
+oidc_dir=tests/oidc_provider
+if command -v node >/dev/null 2>&1 && node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  if [ -d "$oidc_dir/node_modules/oidc-provider" ] || (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+    export DEMO_OIDC_ISSUER="http://127.0.0.1:${OIDC_PORT}"
+    export DEMO_OIDC_CLIENT_SECRET="${DEMO_OIDC_CLIENT_SECRET:-$($BIN/python -c 'import secrets;print(secrets.token_urlsafe(24))')}"
+  fi
+fi
 
 cleanup() {
   trap - INT TERM EXIT
@@ -24,6 +30,21 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
+echo "==> Applying migrations"
+$BIN/python manage.py migrate --noinput
+if [ -n "${DEMO_OIDC_ISSUER:-}" ]; then
+  echo "==> Starting the demo OpenID Provider at ${DEMO_OIDC_ISSUER}"
+  (cd "$oidc_dir" && OIDC_PORT="$OIDC_PORT" OIDC_CLIENT_ID=vouchsafe-demo \
+    OIDC_CLIENT_SECRET="$DEMO_OIDC_CLIENT_SECRET" \
+    OIDC_REDIRECT_URI="${PUBLIC_BASE_URL}/owner/idp/callback/" \
+    exec node server.mjs >/dev/null 2>&1) &
+  for _ in $(seq 30); do
+    curl -fs "${DEMO_OIDC_ISSUER}/.well-known/openid-configuration" >/dev/null 2>&1 && break; sleep 0.5
+  done
+fi
+echo "==> Seeding demo data (idempotent)"
+$BIN/python manage.py seed_demo
+
 echo "==> Starting Celery worker with embedded beat"
 $BIN/celery -A config worker --beat --pool=solo --loglevel=WARNING \
   --schedule var/celerybeat-schedule &

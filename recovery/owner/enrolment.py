@@ -21,7 +21,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.http import HttpResponse
@@ -97,10 +97,15 @@ def link_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _db_now() -> datetime:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement_timestamp()")
-        return cursor.fetchone()[0]
+def _db_now(account: ProtectedAccount) -> datetime:
+    """Database time (PostgreSQL or SQLite), so expiry is set by the clock that checks it."""
+    return (
+        ProtectedAccount.objects.for_tenant(account.tenant)
+        .filter(pk=account.pk)
+        .annotate(db_now=Now())
+        .values_list("db_now", flat=True)
+        .get()
+    )
 
 
 def account_quarantine_seconds(account: ProtectedAccount) -> int:
@@ -274,7 +279,7 @@ def _link_create(
     pending.update(status=PortalSessionStatus.ENDED, ended_at=Now())
     lifetime = policy_active(account.tenant).owner_portal.enrolment_link_lifetime_seconds
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    now = _db_now()
+    now = _db_now(account)
     session = OwnerPortalSession.objects.create(
         tenant=account.tenant,
         account=account,

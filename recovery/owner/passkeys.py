@@ -29,21 +29,14 @@ from ..choices import ContactKind
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.selectors import policy_active
 from . import webauthn
-from .choices import PasskeyStatus, PortalSessionKind
+from .choices import PasskeyStatus
 from .enrolment import EnrolmentRefused, change_check, session_live
 from .models import OWNER_PORTAL_SOURCE, OwnerPasskey, OwnerPortalSession
-from .sessions import OWNER
+from .sessions import ENROLLED_KINDS, OWNER
 
 CHALLENGE_SECONDS = webauthn.TIMEOUT_MS // 1000 + 60
 MAX_PASSKEYS = 10
 LABEL_MAX = 64
-# Sessions that may register a passkey: enrolment, and an artifact session for an MFA reset
-# (R-11, helper D). A password session may not (R-12).
-REGISTERING_KINDS = (
-    PortalSessionKind.ENROLMENT,
-    PortalSessionKind.IDP_ENROLMENT,
-    PortalSessionKind.ARTIFACT,
-)
 
 
 def _reason_messages() -> dict[str, str]:
@@ -126,7 +119,7 @@ def passkey_list(*, account: ProtectedAccount) -> list[PasskeyView]:
 def passkey_registration_begin(*, session: OwnerPortalSession) -> str:
     """Registration options (JSON) for the session's account; the challenge stays here."""
     with tenant_scope([session.tenant_id]):
-        session = session_live(session, REGISTERING_KINDS)
+        session = session_live(session, ENROLLED_KINDS)
         account = session.account
         change_check(session, account)
         existing = list(_active(account))
@@ -173,7 +166,7 @@ def passkey_register(
     challenge = _challenge_take(session)
     refusal: Exception | None = None
     with tenant_scope([session.tenant_id]):
-        session = session_live(session, REGISTERING_KINDS)
+        session = session_live(session, ENROLLED_KINDS)
         account = (
             ProtectedAccount.objects.for_tenant(session.tenant)
             .select_for_update()
@@ -264,9 +257,7 @@ def _passkey_create(
 def passkey_remove(*, session: OwnerPortalSession, passkey_id: int) -> OwnerPasskey:
     """Remove one of the account's active passkeys (its contact method is closed too)."""
     with tenant_scope([session.tenant_id]):
-        session = session_live(session, REGISTERING_KINDS)
-        if session.kind == PortalSessionKind.ARTIFACT:
-            raise EnrolmentRefused("owner.session_kind", _("This session cannot do that."))
+        session = session_live(session, ENROLLED_KINDS)
         account = (
             ProtectedAccount.objects.for_tenant(session.tenant)
             .select_for_update()

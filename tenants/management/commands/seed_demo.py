@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core import mail
 from django.core.management.base import BaseCommand, CommandError
+from django.http import HttpResponse
 from django.test.utils import override_settings
 from django.utils import timezone
 from django_otp.oath import totp
@@ -39,6 +41,9 @@ from recovery.challenges.services import (
 )
 from recovery.imports import AccountRecord, ContactRecord
 from recovery.models import ContactMethod, ProtectedAccount
+from recovery.owner.codes import code_display, code_set_current, codes_issue
+from recovery.owner.enrolment import EnrolmentRefused, enrolment_link_open, enrolment_link_send
+from recovery.owner.idp_config import idp_config_active, idp_config_approve, idp_config_draft
 from recovery.proofing.attended import (
     attended_coercion_answer,
     attended_complete,
@@ -119,6 +124,10 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     ],
 }
 CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)
+# Owner portal demo: an owner who saved recovery codes long ago, and one who gets a fresh
+# enrolment link on every run (to enrol a passkey in the browser).
+ENROLLED_OWNER = "E1005"
+INVITED_OWNER = "E1000"
 # A referee's certification is renewed when a seed finds less than this left of it.
 CERTIFICATION_RENEW = timedelta(days=30)
 # name -> (tenant, kind, scopes); the tokens are shown once, so the file is their only copy.
@@ -167,6 +176,7 @@ def _demo_records(
                 display_name=name,
                 email=username,
                 enrolment_reference=f"ENR-{external_id}",
+                idp_subject=username,  # the subject the demo OpenID Provider signs in
                 **attributes,
                 **extra,
                 contacts=tuple(contacts),
@@ -210,13 +220,20 @@ class Command(BaseCommand):
         path = Path(settings.DEMO_CREDENTIALS_PATH)
         known = json.loads(path.read_text()) if path.exists() else {}
         with system_scope():
-            credentials = self._seed(known.get("users", {}), known.get("api_keys", {}))
+            credentials = self._seed(
+                known.get("users", {}), known.get("api_keys", {}), known.get("owners", {})
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(credentials, indent=2))
         path.chmod(0o600)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready. Logins: {path}"))
 
-    def _seed(self, known_users: dict[str, dict], known_keys: dict[str, dict]) -> dict[str, Any]:
+    def _seed(
+        self,
+        known_users: dict[str, dict],
+        known_keys: dict[str, dict],
+        known_owners: dict[str, Any],
+    ) -> dict[str, Any]:
         operator, users = self._operator(known_users), {}
         tenants = {
             slug: Tenant.objects.filter(slug=slug).first()
@@ -252,6 +269,7 @@ class Command(BaseCommand):
         keys = self._api_keys(tenants, known_keys)
         if not RecoveryCase.objects.for_tenant(tenants["acme"]).exists():
             self._cases(tenants["acme"])
+        owners = self._owner_portal(tenants["acme"], known_owners)
         return {
             "note": "Demo only. Sign in at /login/ with username + password, then the current "
             "TOTP code for totp_secret (or one backup code). API: "
@@ -261,7 +279,66 @@ class Command(BaseCommand):
             "grant": "deskco -> acme only (agent, supervisor; T0, T1)",
             "users": users,
             "api_keys": keys,
+            "owners": owners,
         }
+
+    def _owner_portal(self, tenant: Tenant, known: dict[str, Any]) -> dict[str, Any]:
+        """The owner portal's demo: saved codes for one owner, an enrolment link for another,
+        and the local OpenID Provider as acme's owner IdP when `make run` started it."""
+        accounts = {a.external_id: a for a in ProtectedAccount.objects.for_tenant(tenant)}
+        enrolled = accounts[ENROLLED_OWNER]
+        owners: dict[str, Any] = {}
+        codes = known.get(enrolled.username, {}).get("saved_codes")
+        if code_set_current(account=enrolled) is None or not codes:
+            session = self._enrolment_session(enrolled)
+            code_set, issued = codes_issue(session=session)
+            # Demo data: the codes were saved long ago, like the contacts (no quarantine).
+            ContactMethod.objects.for_tenant(tenant).filter(pk=code_set.contact_id).update(
+                registered_at=CONTACTS_SINCE
+            )
+            codes = [code_display(code) for code in issued]
+        owners[enrolled.username] = {
+            "saved_codes": codes,
+            "note": "Saved recovery codes (S1): read one back to an agent on a case.",
+        }
+        invited = accounts[INVITED_OWNER]
+        try:
+            with _owner_inbox() as inbox:
+                enrolment_link_send(account=invited, who=Actor.system("seed_demo"), via="seed")
+                link = _found(r"(\S+/owner/enrol/[A-Za-z0-9_-]+/)", inbox)
+            owners[invited.username] = {"enrolment_link": link}
+            self.stdout.write(f"Owner portal: {invited.username} can enrol at {link}")
+        except EnrolmentRefused as refused:
+            owners[invited.username] = {"enrolment_link": None, "refused": refused.code}
+        owners["idp"] = self._owner_idp(tenant)
+        return owners
+
+    def _enrolment_session(self, account: ProtectedAccount):
+        """An enrolment session opened the way an owner opens it: the link from their inbox."""
+        with _owner_inbox() as inbox:
+            enrolment_link_send(account=account, who=Actor.system("seed_demo"), via="seed")
+            token = _found(r"/owner/enrol/([A-Za-z0-9_-]+)/", inbox)
+        return enrolment_link_open(token=token, response=HttpResponse())
+
+    def _owner_idp(self, tenant: Tenant) -> str:
+        """acme's owner IdP: the local provider run.sh started (dual control: two admins)."""
+        issuer = os.environ.get("DEMO_OIDC_ISSUER", "")
+        active = idp_config_active(tenant)
+        if not issuer:
+            return active.issuer if active else "not configured (make run starts one with Node.js)"
+        if active is not None and active.issuer == issuer:
+            return issuer
+        config = idp_config_draft(
+            actor=User.objects.get(username="acme-admin"),
+            tenant=tenant,
+            issuer=issuer,
+            client_id="vouchsafe-demo",
+            client_secret_env="DEMO_OIDC_CLIENT_SECRET",  # noqa: S106 (a variable name)
+            allowed_amr=["mfa", "hwk", "swk"],
+        )
+        approver = User.objects.get(username="acme-admin2")
+        idp_config_approve(actor=approver, config=config, step_up=_fresh_step_up(approver))
+        return issuer
 
     def _certify_referees(self, tenants: dict[str, Tenant], users: dict[str, dict]) -> None:
         """Each demo trusted referee holds a current certification, given by their tenant's
