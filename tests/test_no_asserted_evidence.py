@@ -175,6 +175,8 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("idp", "token"): NOTHING,  # the owner's identity provider sign-in link (S5)
     ("owner-idp", "pk"): Built("idp_config"),  # the tenant's IdP configuration (console)
     ("recover", "token"): NOTHING,  # the owner's artifact link
+    ("enrol", "token"): NOTHING,  # the owner's enrolment link
+    ("passkeys", "passkey_id"): NOTHING,  # an owner's passkey (portal session only)
     ("not-me", "token"): NOTHING,  # the owner's "this wasn't me" link
     ("dev-proofing", "nonce"): NOTHING,  # the development provider's vendor page
 }

@@ -9,6 +9,7 @@ blocks T1/T2 execution (R-42).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -286,9 +287,13 @@ def _codes_left(account: ProtectedAccount) -> int:
     return codes_remaining(code_set) if code_set is not None else 0
 
 
+def _not_me_link(notice: OwnerNotice) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
+
+
 def _body(notice: OwnerNotice) -> tuple[str, str]:
     event = NoticeEvent(notice.event)
-    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
+    link = _not_me_link(notice)
     if notice.case_id is None:
         return _account_body(notice, event, link)
     account = notice.case.account.username
@@ -345,39 +350,78 @@ def notice_send(*, notice_id: int) -> str:
         else:
             subject, body = _body(notice)
             delivery = _deliver(notice, subject, body)
-        notice.attempts += 1
-        notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
-        notice.sent_at = timezone.now() if delivery.ok else None
-        notice.error = delivery.error[:300]
-        notice.save(update_fields=["attempts", "status", "sent_at", "error"])
-        hint = notice.contact.masked if notice.contact else notice.recipient
-        data = {"notice": notice.pk, "event": notice.event, "to": hint, "via": delivery.provider}
-        actor = Actor.system("notifier")
-        target = notice.case if notice.case_id is not None else notice.account
-        if delivery.ok:
-            record(
-                action="notice.sent",
-                actor=actor,
-                tenant=notice.tenant,
-                target=target,
-                data=data,
-            )
-        else:
-            record(
-                action="notice.failed",
-                actor=actor,
-                tenant=notice.tenant,
-                target=target,
-                data={**data, "error": notice.error},
-            )
-            record(
-                action="alert.raised",
-                actor=Actor.system("detection"),
-                tenant=notice.tenant,
-                target=target,
-                data={"type": "notification_failed", "notice": notice.pk},
-            )
+        _delivered(notice, delivery)
     return notice.status
+
+
+def _delivered(notice: OwnerNotice, delivery: Delivery) -> None:
+    """Store how one attempt went and record it: `notice.sent`, or `notice.failed` with an
+    alert (a failed notice holds T1/T2 execution, R-42)."""
+    notice.attempts += 1
+    notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
+    notice.sent_at = timezone.now() if delivery.ok else None
+    notice.error = delivery.error[:300]
+    notice.save(update_fields=["attempts", "status", "sent_at", "error"])
+    hint = notice.contact.masked if notice.contact else notice.recipient
+    data = {"notice": notice.pk, "event": notice.event, "to": hint, "via": delivery.provider}
+    target = notice.case if notice.case_id is not None else notice.account
+    if delivery.ok:
+        record(
+            action="notice.sent",
+            actor=Actor.system("notifier"),
+            tenant=notice.tenant,
+            target=target,
+            data=data,
+        )
+        return
+    record(
+        action="notice.failed",
+        actor=Actor.system("notifier"),
+        tenant=notice.tenant,
+        target=target,
+        data={**data, "error": notice.error},
+    )
+    record(
+        action="alert.raised",
+        actor=Actor.system("detection"),
+        tenant=notice.tenant,
+        target=target,
+        data={"type": "notification_failed", "notice": notice.pk},
+    )
+
+
+def link_notices_send(
+    *,
+    case: RecoveryCase,
+    event: str,
+    contacts: list[ContactMethod],
+    compose: Callable[[str], tuple[str, str]],
+) -> tuple[list[OwnerNotice], list[str]]:
+    """Send, now and in the caller's transaction, one owner notice per contact whose message
+    carries a one-time link: it cannot wait in the outbox, since the link exists only in the
+    message. `compose(not_me_link)` gives the subject and body. Returns the notices sent and
+    the masked addresses that failed (each failure recorded with an alert, R-42)."""
+    sent: list[OwnerNotice] = []
+    failed: list[str] = []
+    for contact in contacts:
+        notice = OwnerNotice.objects.create(
+            tenant=case.tenant,
+            case=case,
+            account=case.account,
+            event=event,
+            recipient="owner",
+            contact=contact,
+            address=contact.value,
+        )
+        subject, body = compose(_not_me_link(notice))
+        delivery = message_send(contact, subject=subject, body=body)
+        del body
+        _delivered(notice, delivery)
+        if delivery.ok:
+            sent.append(notice)
+        else:
+            failed.append(contact.masked)
+    return sent, failed
 
 
 def notice_sweep(*, batch: int = SWEEP_BATCH) -> int:

@@ -46,13 +46,12 @@ from ..artifacts.services import artifact_consume
 from ..cases.choices import CaseStatus
 from ..cases.models import RecoveryCase
 from ..cases.services import _locked as _case_locked
-from ..choices import ContactKind
 from ..connectors.base import CAPABILITY_MISSING
-from ..models import ContactMethod
 from ..policy.selectors import policy_active
 from . import webauthn
 from .choices import PasskeyStatus, PortalSessionKind, PortalSessionStatus
-from .models import OWNER_PORTAL_SOURCE, OwnerPasskey, OwnerPortalSession
+from .models import OwnerPasskey, OwnerPortalSession
+from .passkeys import passkey_store
 from .passwords import PasswordRefused, password_check
 from .sessions import portal_session_activate
 
@@ -429,13 +428,6 @@ def owner_passkey_options(*, session: OwnerPortalSession) -> str:
     return _in_session_scope(session, work)
 
 
-def _contact_value(credential_id: str) -> str:
-    """A passkey's contact value: its credential id, or a digest of a long one (254 max)."""
-    if len(credential_id) <= 254:
-        return credential_id
-    return "sha256:" + hashlib.sha256(credential_id.encode()).hexdigest()
-
-
 def owner_authenticator_bind(
     *, session: OwnerPortalSession, method: str, credential_json: str
 ) -> OwnerPasskey:
@@ -469,30 +461,8 @@ def owner_authenticator_bind(
         if OwnerPasskey.objects.filter(credential_id=passkey.credential_id).exists():
             _refused(locked, case, "mfa", ["passkey.already_registered"], method=method)
             raise _Deferred(_refusal("passkey.already_registered", "binding.passkey_taken"))
-        now = timezone.now()
-        contact = ContactMethod.objects.create(
-            tenant=case.tenant,
-            account=case.account,
-            kind=ContactKind.PASSKEY,
-            value=_contact_value(passkey.credential_id),
-            source=OWNER_PORTAL_SOURCE,
-            registered_at=now,  # quarantine (R-04) applies to it like to a new phone
-            is_notification=False,
-        )
-        bound = OwnerPasskey.objects.create(
-            tenant=case.tenant,
-            account=case.account,
-            contact=contact,
-            credential_id=passkey.credential_id,
-            public_key=passkey.public_key,
-            sign_count=passkey.sign_count,
-            aaguid=passkey.aaguid,
-            attestation_format=passkey.fmt,
-            backup_eligible=passkey.backup_eligible,
-            backup_state=passkey.backup_state,
-            transports=passkey.transports,
-            label="Recovery",
-            registered_in=locked,
+        bound = passkey_store(
+            session=locked, account=case.account, registered=passkey, label="Recovery"
         )
         credential = {
             "method": method,

@@ -61,10 +61,9 @@ from ..cases.services import (
 )
 from ..challenges.models import MAX_FAILED_ATTEMPTS
 from ..choices import ContactKind
-from ..messaging import message_send
 from ..models import ContactMethod
-from ..notifications.models import NoticeEvent, NoticeStatus, OwnerNotice
-from ..notifications.services import repudiation_token
+from ..notifications.models import NoticeEvent, OwnerNotice
+from ..notifications.services import link_notices_send
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from . import webauthn
@@ -285,58 +284,6 @@ def _message(confirmation: OwnerConfirmation, link: str, not_me: str) -> tuple[s
     return subject, body
 
 
-def _send(
-    confirmation: OwnerConfirmation, contacts: list[ContactMethod], token: str
-) -> tuple[list[OwnerNotice], list[str]]:
-    """One notice per address, sent now; returns the notices and the masked addresses that
-    failed. The link token exists only in the messages."""
-    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{CONFIRM_PATH}/{token}/"
-    case = confirmation.case
-    sent: list[OwnerNotice] = []
-    failed: list[str] = []
-    notifier = Actor.system("notifier")
-    for contact in contacts:
-        notice = OwnerNotice.objects.create(
-            tenant=case.tenant,
-            case=case,
-            account=case.account,
-            event=NoticeEvent.CONFIRMATION_REQUESTED,
-            recipient="owner",
-            contact=contact,
-            address=contact.value,
-        )
-        not_me = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
-        subject, body = _message(confirmation, link, not_me)
-        delivery = message_send(contact, subject=subject, body=body)
-        del body
-        notice.attempts = 1
-        notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
-        notice.sent_at = timezone.now() if delivery.ok else None
-        notice.error = delivery.error[:300]
-        notice.save(update_fields=["attempts", "status", "sent_at", "error"])
-        data = {"notice": notice.pk, "event": notice.event, "to": contact.masked}
-        if delivery.ok:
-            sent.append(notice)
-            record(
-                action="notice.sent",
-                actor=notifier,
-                tenant=case.tenant,
-                target=case,
-                data={**data, "via": delivery.provider},
-            )
-        else:
-            failed.append(contact.masked)
-            record(
-                action="notice.failed",
-                actor=notifier,
-                tenant=case.tenant,
-                target=case,
-                data={**data, "via": delivery.provider, "error": notice.error},
-            )
-            _alert(case, "notification_failed", notice=notice.pk)
-    return sent, failed
-
-
 def confirmation_request(*, actor: User, case: RecoveryCase) -> OwnerConfirmation:
     """Ask the owner to confirm in the app (S5): number matching, then a passkey.
 
@@ -374,7 +321,13 @@ def confirmation_request(*, actor: User, case: RecoveryCase) -> OwnerConfirmatio
             refusal = _refusal(problem)
         else:
             confirmation, superseded, token = _confirmation_new(actor, case, req)
-            sent, failed = _send(confirmation, contacts, token)
+            link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{CONFIRM_PATH}/{token}/"
+            sent, failed = link_notices_send(
+                case=case,
+                event=NoticeEvent.CONFIRMATION_REQUESTED,
+                contacts=contacts,
+                compose=lambda not_me: _message(confirmation, link, not_me),
+            )
             del token
             if not sent:
                 OwnerConfirmation.objects.for_tenant(case.tenant).filter(pk=confirmation.pk).update(

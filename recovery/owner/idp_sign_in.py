@@ -48,7 +48,6 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.context import Actor
 from audit.services import record
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import Tenant, User
@@ -73,10 +72,9 @@ from ..cases.services import (
     evidence_from_verifier,
 )
 from ..choices import ContactKind
-from ..messaging import message_send
 from ..models import ContactMethod, ProtectedAccount
-from ..notifications.models import NoticeEvent, NoticeStatus, OwnerNotice
-from ..notifications.services import repudiation_token
+from ..notifications.models import NoticeEvent, OwnerNotice
+from ..notifications.services import link_notices_send
 from ..policy.rules import Requirements
 from .choices import IdpConfigStatus, IdpSignInPurpose, IdpSignInStatus, PortalSessionKind
 from .enrolment import EnrolmentRefused, enrolment_problem
@@ -350,59 +348,6 @@ def _message(sign_in: IdpSignIn, link: str, not_me: str) -> tuple[str, str]:
     return subject, body
 
 
-def _send(
-    sign_in: IdpSignIn, contacts: list[ContactMethod], token: str
-) -> tuple[list[OwnerNotice], list[str]]:
-    """One notice per address, sent now; the notices sent and the masked addresses that
-    failed. The link token exists only in the messages."""
-    link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{LINK_PATH}/{token}/"
-    case = sign_in.case
-    assert case is not None
-    sent: list[OwnerNotice] = []
-    failed: list[str] = []
-    notifier = Actor.system("notifier")
-    for contact in contacts:
-        notice = OwnerNotice.objects.create(
-            tenant=case.tenant,
-            case=case,
-            account=case.account,
-            event=NoticeEvent.IDP_SIGN_IN_REQUESTED,
-            recipient="owner",
-            contact=contact,
-            address=contact.value,
-        )
-        not_me = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/not-me/{repudiation_token(notice)}/"
-        subject, body = _message(sign_in, link, not_me)
-        delivery = message_send(contact, subject=subject, body=body)
-        del body
-        notice.attempts = 1
-        notice.status = NoticeStatus.SENT if delivery.ok else NoticeStatus.FAILED
-        notice.sent_at = timezone.now() if delivery.ok else None
-        notice.error = delivery.error[:300]
-        notice.save(update_fields=["attempts", "status", "sent_at", "error"])
-        data = {"notice": notice.pk, "event": notice.event, "to": contact.masked}
-        if delivery.ok:
-            sent.append(notice)
-            record(
-                action="notice.sent",
-                actor=notifier,
-                tenant=case.tenant,
-                target=case,
-                data={**data, "via": delivery.provider},
-            )
-        else:
-            failed.append(contact.masked)
-            record(
-                action="notice.failed",
-                actor=notifier,
-                tenant=case.tenant,
-                target=case,
-                data={**data, "via": delivery.provider, "error": notice.error},
-            )
-            _alert(case, "notification_failed", notice=notice.pk)
-    return sent, failed
-
-
 def idp_sign_in_request(*, actor: User, case: RecoveryCase) -> IdpSignIn:
     """Ask the owner to sign in with the tenant's identity provider (S5).
 
@@ -459,7 +404,13 @@ def idp_sign_in_request(*, actor: User, case: RecoveryCase) -> IdpSignIn:
                 expires_at=_db_now(case) + LINK_LIFETIME,
             )
             sign_in.case = case
-            sent, failed = _send(sign_in, contacts, token)
+            link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{LINK_PATH}/{token}/"
+            sent, failed = link_notices_send(
+                case=case,
+                event=NoticeEvent.IDP_SIGN_IN_REQUESTED,
+                contacts=contacts,
+                compose=lambda not_me: _message(sign_in, link, not_me),
+            )
             del token
             if not sent:
                 _end(sign_in, IdpSignInStatus.REFUSED, "idp.delivery_failed")

@@ -201,23 +201,25 @@ def passkey_register(
     return passkey
 
 
-def _passkey_create(
+def passkey_store(
+    *,
     session: OwnerPortalSession,
     account: ProtectedAccount,
     registered: webauthn.RegisteredPasskey,
     label: str,
 ) -> OwnerPasskey:
-    now = timezone.now()
+    """Keep a verified passkey and its contact method, registered now: the quarantine (R-04)
+    applies to it as to a new phone number. The caller records what it stands for."""
     contact = ContactMethod.objects.create(
         tenant=account.tenant,
         account=account,
         kind=ContactKind.PASSKEY,
         value=_contact_value(registered.credential_id),
         source=OWNER_PORTAL_SOURCE,
-        registered_at=now,
+        registered_at=timezone.now(),
         is_notification=False,
     )
-    passkey = OwnerPasskey.objects.create(
+    return OwnerPasskey.objects.create(
         tenant=account.tenant,
         account=account,
         contact=contact,
@@ -232,6 +234,15 @@ def _passkey_create(
         label=(label or "").strip()[:LABEL_MAX],
         registered_in=session,
     )
+
+
+def _passkey_create(
+    session: OwnerPortalSession,
+    account: ProtectedAccount,
+    registered: webauthn.RegisteredPasskey,
+    label: str,
+) -> OwnerPasskey:
+    passkey = passkey_store(session=session, account=account, registered=registered, label=label)
     record(
         action="owner.passkey_added",
         actor=OWNER,
@@ -240,7 +251,7 @@ def _passkey_create(
         data={
             "account": account.pk,
             "passkey": passkey.pk,
-            "contact": contact.pk,
+            "contact": passkey.contact_id,
             "session": session.pk,
             "session_kind": session.kind,
             "credential_id": registered.credential_id[:80],

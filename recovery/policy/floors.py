@@ -150,8 +150,8 @@ FLOORS: dict[str, str] = {
     "R-20.security_officer_eligible": "Required security_officer approvals need that role.",
     "R-20.approvals_consistent": "Security-officer approvals cannot exceed all approvals.",
     "R-01.min_signal_classes_satisfiable": (
-        "No more classes required than the accepted methods that can be verified today provide "
-        "(S1 and S5 wait for the owner portal), unless S4 alone suffices."
+        "No more classes required than the accepted methods with a verifier provide, unless "
+        "S4 alone suffices."
     ),
     "R-01.s4_alone_needs_s4": "S4 alone can suffice only when S4 is accepted.",
     "R-15.admin_roles": "Accounts holding admin roles are T2.",

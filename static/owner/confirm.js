@@ -4,57 +4,12 @@
 (function () {
   "use strict";
 
-  function toBytes(b64url) {
-    var b64 = b64url.replace(/-/g, "+").replace(/_/g, "/");
-    while (b64.length % 4) b64 += "=";
-    var raw = atob(b64);
-    var out = new Uint8Array(raw.length);
-    for (var i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-    return out.buffer;
-  }
-
-  function toB64url(buffer) {
-    var bytes = new Uint8Array(buffer);
-    var raw = "";
-    for (var i = 0; i < bytes.length; i++) raw += String.fromCharCode(bytes[i]);
-    return btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  function requestOptions(options) {
-    var publicKey = Object.assign({}, options, { challenge: toBytes(options.challenge) });
-    publicKey.allowCredentials = (options.allowCredentials || []).map(function (c) {
-      return Object.assign({}, c, { id: toBytes(c.id) });
-    });
-    return { publicKey: publicKey };
-  }
-
-  function credentialJson(credential) {
-    var r = credential.response;
-    return {
-      id: credential.id,
-      rawId: toB64url(credential.rawId),
-      type: credential.type,
-      authenticatorAttachment: credential.authenticatorAttachment || null,
-      clientExtensionResults: credential.getClientExtensionResults(),
-      response: {
-        clientDataJSON: toB64url(r.clientDataJSON),
-        authenticatorData: toB64url(r.authenticatorData),
-        signature: toB64url(r.signature),
-        userHandle: r.userHandle ? toB64url(r.userHandle) : null,
-      },
-    };
-  }
+  // The byte helpers are webauthn.js's (loaded first by the page).
+  var W = window.VouchsafeWebAuthn;
 
   function post(url, csrf, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: JSON.stringify(body),
-    }).then(function (response) {
-      return response.json().catch(function () {
-        return { ok: false, message: "" };
-      });
+    return W.postJSON(url, body, csrf).then(function (answer) {
+      return answer.data;
     });
   }
 
@@ -85,11 +40,11 @@
             lock(!!picked.failed || picked.code === "confirmation.link_invalid");
             return null;
           }
-          return navigator.credentials.get(requestOptions(picked.options)).then(
+          return navigator.credentials.get(W.requestOptions(picked.options)).then(
             function (credential) {
               return post(form.dataset.assert, csrf, {
                 number: number,
-                credential: credentialJson(credential),
+                credential: W.credentialJSON(credential),
               });
             },
             function (error) {

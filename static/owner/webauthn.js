@@ -6,7 +6,8 @@
 //
 // A form with `data-webauthn-register` and `data-options-url` registers a passkey: POST the
 // options URL, `navigator.credentials.create()`, POST the credential as JSON to the form's
-// action, then follow the `next` URL the server answers. `window.VouchsafeWebAuthn` exposes
+// action (with the form's `label` and `method` fields), then follow the `next` URL the server
+// answers. Enrolment and binding after a recovery (R-11) both use it. `window.VouchsafeWebAuthn` exposes
 // the helpers for other portal pages.
 (function () {
   "use strict";
@@ -97,6 +98,7 @@
     var token = csrfToken(form);
     var button = form.querySelector("button[type=submit]");
     var label = form.querySelector("input[name=label]");
+    var method = form.querySelector("input[name=method]");
     if (!window.PublicKeyCredential || !navigator.credentials) {
       say(form, "unsupported");
       return;
@@ -109,10 +111,9 @@
         return navigator.credentials.create(creationOptions(answer.data));
       })
       .then(function (credential) {
-        return postJSON(form.action, {
-          credential: credentialJSON(credential),
-          label: label ? label.value : "",
-        }, token);
+        var body = { credential: credentialJSON(credential), label: label ? label.value : "" };
+        if (method) body.method = method.value;
+        return postJSON(form.action, body, token);
       })
       .then(function (answer) {
         if (!answer.ok) throw { server: answer.data };

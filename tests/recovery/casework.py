@@ -57,7 +57,7 @@ def signal(case: RecoveryCase, actor: User, signal_class: str) -> Evidence:
     """One signal of `signal_class`, produced by its verifier as the owner's side would:
     S2 a code emailed to a long-held address and read back, S3 the manager's attestation
     from their own session, S4 a passing verdict signed by the development proofing provider.
-    S1 and S5 have no verifier yet, so no test can make one count."""
+    S1 and S5 come from the owner portal: tests/owner/case_owner.py enrols an owner for them."""
     from recovery.challenges.services import (
         attestation_confirm,
         attestation_request,
