@@ -281,6 +281,9 @@ OWNER_SESSION_COOKIE_NAME = env("OWNER_SESSION_COOKIE_NAME", default="vs_owner")
 # WebAuthn relying party: by default the host and origin of PUBLIC_BASE_URL.
 WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", default="")
 WEBAUTHN_ORIGINS = env.list("WEBAUTHN_ORIGINS", default=[])
+# A password an owner chooses is checked offline against Django's common-password list and,
+# when set, this sorted file of SHA-1 hashes (the "Pwned Passwords" download format).
+BREACHED_PASSWORDS_FILE = env("BREACHED_PASSWORDS_FILE", default="")
 SMS_PROVIDER = env("SMS_PROVIDER", default="recovery.messaging.FilePhoneProvider")
 SMS_OUTBOX_PATH = env.path("SMS_OUTBOX_PATH", default=VAR_DIR / "sms-outbox.jsonl")
 

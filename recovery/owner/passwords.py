@@ -122,7 +122,7 @@ def sha1_in_sorted_file(path: str, digest_hex: str) -> bool:
 
 def is_breached(password: str) -> bool:
     """In the offline breached-password file, when one is configured (False otherwise)."""
-    path = getattr(settings, "BREACHED_PASSWORDS_FILE", "") or ""
+    path = settings.BREACHED_PASSWORDS_FILE
     if not path:
         return False
     digest = hashlib.sha1(password.encode("utf-8")).hexdigest()  # noqa: S324 - the list's key

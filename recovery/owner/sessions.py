@@ -43,7 +43,7 @@ def token_digest(token: str) -> str:
 
 
 def cookie_name() -> str:
-    return getattr(settings, "OWNER_SESSION_COOKIE_NAME", "vs_owner")
+    return settings.OWNER_SESSION_COOKIE_NAME
 
 
 def _session_end_time(session: OwnerPortalSession, now: datetime) -> datetime:
