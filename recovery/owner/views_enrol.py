@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,24 +31,12 @@ from .passkeys import (
     passkey_remove,
 )
 from .sessions import ENROLLED_KINDS, owner_view
+from .throttle import address_over_limit, over_limit
 
 # Self-service requests: per address and per tenant + username, within the window.
-RATE_WINDOW_SECONDS = 3600
-RATE_PER_IP = 30  # an office behind one address enrols many people
 RATE_PER_USERNAME = 3
 USERNAME_MAX = 254
 DONE_NOTES = ("passkey_added", "passkey_removed")
-
-
-def _over_limit(key: str, limit: int) -> bool:
-    """Count one request against `key`; True once the window holds more than `limit`."""
-    cache.add(key, 0, timeout=RATE_WINDOW_SECONDS)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=RATE_WINDOW_SECONDS)
-        count = 1
-    return count > limit
 
 
 def _tenant_or_404(slug: str) -> Tenant:
@@ -69,9 +56,8 @@ def enrol_request_view(request: HttpRequest, tenant: str) -> HttpResponse:
     if not username or len(username) > USERNAME_MAX:
         context["error"] = True
         return render(request, "owner/enrol_request.html", context, status=400)
-    address = request.META.get("REMOTE_ADDR", "")[:45]
-    limited = _over_limit(f"owner:enrol:ip:{address}", RATE_PER_IP)
-    limited |= _over_limit(
+    limited = address_over_limit(request, "enrol")
+    limited |= over_limit(
         f"owner:enrol:user:{org.pk}:{username.casefold()[:USERNAME_MAX]}", RATE_PER_USERNAME
     )
     if limited:

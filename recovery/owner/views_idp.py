@@ -43,6 +43,7 @@ from .idp_sign_in import (
     idp_sign_in_start_for_enrolment,
 )
 from .sessions import portal_session_activate
+from .throttle import address_over_limit
 
 TEMPLATE = "owner/idp.html"
 MAX_PARAM = 2048
@@ -130,6 +131,14 @@ def idp_enrol_view(request: HttpRequest, tenant: str) -> HttpResponse:
     if found is None:
         return _page(request, "invalid_tenant", status=404)
     if request.method == "POST":
+        if address_over_limit(request, "idp-enrol"):
+            return _page(
+                request,
+                "limited",
+                status=429,
+                organisation=found.name,
+                tenant_slug=found.slug,
+            )
         try:
             start = idp_sign_in_start_for_enrolment(tenant=found)
         except DomainError as refused:

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.db.models.functions import Now
 from django.test import Client
 from django.utils import timezone
@@ -34,11 +33,6 @@ from .owners import ENROL_PATH, last_link_token, owner_account, portal_session
 pytestmark = pytest.mark.django_db
 
 SYSTEM = Actor.system("test")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    cache.clear()  # the counters live in this run's Redis database, across tests
 
 
 @pytest.fixture

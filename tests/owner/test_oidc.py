@@ -33,6 +33,7 @@ from recovery.owner.idp_sign_in import idp_sign_in_request
 from recovery.owner.models import IdpSignIn, OwnerPortalSession
 from recovery.owner.oidc import IdTokenRefused, digest, id_token_validate
 from recovery.owner.sessions import cookie_name
+from recovery.owner.throttle import RATE_PER_ADDRESS
 from tenants.choices import Role
 from tenants.exceptions import PolicyDenied
 
@@ -543,3 +544,17 @@ def test_a_tenant_without_a_configuration_says_so(acme):
     assert page.status_code == 200 and b"idp-not-configured" in page.content
     assert Client().post(f"/owner/t/{acme.slug}/sign-in/").status_code == 200
     assert not IdpSignIn.objects.filter(tenant=acme).exists()
+
+
+def test_sign_ins_to_enrol_are_limited_per_address(acme, oidc, idp_secret):  # noqa: F811
+    """An anonymous page that writes a row per POST: a stranger cannot fill the table."""
+    idp_config(acme, oidc)
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    answers = [
+        client.post(f"/owner/t/{acme.slug}/sign-in/").status_code
+        for _ in range(RATE_PER_ADDRESS + 1)
+    ]
+    assert answers == [302] * RATE_PER_ADDRESS + [429]
+    assert IdpSignIn.objects.filter(tenant=acme).count() == RATE_PER_ADDRESS
+    other = Client(REMOTE_ADDR="203.0.113.8").post(f"/owner/t/{acme.slug}/sign-in/")
+    assert other.status_code == 302
