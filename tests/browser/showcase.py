@@ -16,6 +16,9 @@ from recovery.cases.services import case_open, case_submit, context_record
 from recovery.challenges.services import challenge_send, challenge_verify
 from recovery.imports import AccountRecord, ContactRecord
 from recovery.models import ContactMethod, ProtectedAccount
+from recovery.owner.codes import codes_issue
+from recovery.owner.models import OwnerPasskey, RecoveryCodeSet
+from recovery.owner.passkeys import passkey_register, passkey_registration_begin
 from recovery.proofing.models import AttendedSession
 from recovery.services import accounts_import
 from tenants.choices import Role
@@ -24,6 +27,9 @@ from tenants.services import referee_certify, tenant_create
 
 from .. import factories
 from ..console.verifying import attended_done, attended_open
+from ..owner.case_owner import enrolled_ago, origin
+from ..owner.owners import enrolled_client, portal_session
+from ..owner.softkey import SoftKey
 from ..recovery.casework import code_in
 from ..recovery.verifiers import enrolled, proofing_passed
 
@@ -152,3 +158,21 @@ def showcase() -> Showcase:
     return Showcase(
         tenant, agent, reviewer, referee, accounts, open_case, pending, secured, attended
     )
+
+
+def owner_enrolled(account: ProtectedAccount, *labels: str) -> list[OwnerPasskey]:
+    """The account's owner enrolled in the portal a year ago, through the real services: saved
+    codes, and a software passkey per label for the relying party of `PUBLIC_BASE_URL` (set
+    it to the live server first). Dated back, so quarantine no longer applies."""
+    enrolled_client(account)  # the owner opened an enrolment link sent to an address on record
+    session = portal_session(account)
+    code_set, _codes = codes_issue(session=session)
+    enrolled: list[OwnerPasskey | RecoveryCodeSet] = [code_set]
+    for label in labels:
+        answer = SoftKey(origin=origin()).create(passkey_registration_begin(session=session))
+        enrolled.append(passkey_register(session=session, credential_json=answer, label=label))
+    for days, row in enumerate(enrolled, start=380):
+        enrolled_ago(row.contact, days)
+        type(row).objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(days))
+    mail.outbox.clear()
+    return [row for row in enrolled if isinstance(row, OwnerPasskey)]

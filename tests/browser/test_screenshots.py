@@ -1,8 +1,10 @@
-"""Screenshots of the console's main pages for docs/screenshots/ (and the README).
+"""Screenshots of the console's and the owner portal's main pages for docs/screenshots/ (and
+the README).
 
 Every run takes the PNGs from a freshly built tenant (tests/browser/showcase.py) and fails if a
-page does not answer 200 or its screenshot is not a 1280x800 PNG. `make screenshots` keeps them in
-docs/screenshots/; an ordinary test run writes them to a temporary folder (a clean work tree).
+page does not answer 200 or its screenshot is not a 1280x800 PNG (390x844 for the phone).
+`make screenshots` keeps them in docs/screenshots/; an ordinary test run writes them to a
+temporary folder (a clean work tree).
 """
 
 from __future__ import annotations
@@ -12,20 +14,35 @@ import struct
 from pathlib import Path
 
 import pytest
+from django.core import mail
 from playwright.sync_api import Page, expect
 
+from audit.context import Actor
+from recovery.cases.services import case_open
+from recovery.owner.confirmation import confirmation_request
+from recovery.owner.enrolment import enrolment_link_send
 from tenants.jobs import job_run
 from tenants.models import BackgroundJob
 
+from ..factories import make_tenant
+from ..owner.binding_helpers import (  # noqa: F401 - slapd is a fixture
+    executed_password_reset,
+    ldap_connector_for,
+    slapd,
+)
+from ..owner.case_owner import confirm_token
+from ..owner.owners import token_in
 from .conftest import VIEWPORT
 from .pages import (
     DOCS_SCREENSHOTS,
     accessibility_problems,
     screenshot,
     signed_in,
+    submit,
     switch_language,
 )
-from .showcase import Showcase, showcase
+from .showcase import Showcase, owner_enrolled, showcase
+from .test_responsive import PHONE
 
 # The T1 block of the default policy, with its number of signal classes left open.
 T1_RULE = "  T1:\n    accepted_classes: [S1, S2, S3, S4, S5]\n    min_signal_classes: {}\n"
@@ -112,6 +129,47 @@ def _reviewer_pages(page: Page, show: Showcase, out: Path) -> list[Path]:
     return shots
 
 
+def _owner_pages(new_page, show: Showcase, out: Path) -> list[Path]:
+    """The portal of an owner who enrolled a year ago: their passkeys and saved codes, a new set
+    shown once, and the in-app confirmation an agent asked for on another owner's case."""
+    aisha = show.accounts["Aisha Okafor"]
+    owner_enrolled(aisha, "Work laptop", "Phone")
+    enrolment_link_send(account=aisha, who=Actor.system("showcase"), via="showcase")
+    page = new_page()
+    page.goto(f"/owner/enrol/{token_in(mail.outbox[-1].body)}/")
+    submit(page)
+    expect(page.locator("ul.passkeys li")).to_have_count(2)
+    assert accessibility_problems(page) == []
+    shots = [screenshot(page, "owner-home", out)]
+    page.goto("/owner/codes/")
+    submit(page)
+    expect(page.get_by_role("list", name="Recovery codes").locator("li")).to_have_count(10)
+    assert accessibility_problems(page) == []
+    shots.append(screenshot(page, "owner-codes", out))
+
+    dana = show.accounts["Dana Whitfield"]
+    owner_enrolled(dana, "Phone")
+    case = case_open(actor=show.agent, account=dana, case_type="password_reset", channel="phone")
+    confirmation_request(actor=show.agent, case=case)
+    confirm = f"/owner/confirm/{confirm_token(mail.outbox[-1].body)}/"
+    shots.append(_capture(new_page(), confirm, "owner-confirm", out))
+    return shots
+
+
+def _owner_recovery_page(new_page, slapd, monkeypatch, out: Path) -> Path:  # noqa: F811
+    """After an executed password reset the owner opens the emailed link and chooses the new
+    password; the tenant's directory (a real slapd) is one the connector can set it in."""
+    tenant = make_tenant()
+    ldap_connector_for(tenant, slapd, monkeypatch)
+    _case, token, _dn = executed_password_reset(tenant, slapd)
+    page = new_page()
+    page.goto(f"/recover/{token}/")
+    submit(page)
+    expect(page.get_by_label("New password", exact=True)).to_be_visible()
+    assert accessibility_problems(page) == []
+    return screenshot(page, "owner-recovery-password", out)
+
+
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     """Where the PNGs go: docs/screenshots/ under `make screenshots`, else a throwaway folder
@@ -128,6 +186,25 @@ def test_screenshots_of_the_main_pages(new_page, out):
     )
     for path in shots:
         assert _png_size(path) == (VIEWPORT["width"], VIEWPORT["height"]), path
+
+
+def test_screenshots_of_the_owner_portal(
+    new_page,
+    out,
+    webauthn_site,
+    slapd,  # noqa: F811 - the fixture imported above
+    monkeypatch,
+):
+    show = showcase()
+    shots = [
+        *_owner_pages(new_page, show, out),
+        _owner_recovery_page(new_page, slapd, monkeypatch, out),
+    ]
+    for path in shots:
+        assert _png_size(path) == (VIEWPORT["width"], VIEWPORT["height"]), path
+    phone = new_page(viewport=PHONE)
+    path = _capture(phone, f"/owner/t/{show.tenant.slug}/enrol/", "owner-enrol-phone", out)
+    assert _png_size(path) == (PHONE["width"], PHONE["height"]), path
 
 
 def test_the_accessibility_check_sees_what_a_page_lacks(new_page):
