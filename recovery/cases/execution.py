@@ -196,6 +196,7 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
     done long before the one-minute target.
     """
     from ..connectors import connector_for
+    from ..owner.enrolment import portal_credentials_take_back  # the portal sits beside
 
     owner = Actor.system("account-owner")
     with tenant_scope([notice.tenant_id]):  # the owner has no session: the notice names it
@@ -204,6 +205,8 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
             return case
         previous = case.status
         ProtectedAccount.objects.filter(pk=case.account_id).update(frozen_at=timezone.now())
+        # A passkey bound after this recovery (R-11) was the recoverer's: it goes too.
+        taken = portal_credentials_take_back(case.account)
         revoked = artifacts_revoke_for_case(case=case, reason="repudiated", actor=owner)
         reverted = None
         execution = CaseExecution.objects.for_tenant(case.tenant).filter(case=case).first()
@@ -231,6 +234,7 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
                 "from": previous,
                 "artifacts_revoked": revoked,
                 "reverted": reverted,
+                **taken.as_data(),
             },
         )
         record(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -405,6 +406,54 @@ def enrolment_link_open(*, token: str, response: HttpResponse) -> OwnerPortalSes
 # --- account-level "this wasn't me" ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TakenBack:
+    """What a repudiation took back from the owner portal (primary keys)."""
+
+    passkeys: list[int]
+    code_sets: list[int]
+    sessions: list[int]
+
+    def as_data(self) -> dict[str, list[int]]:
+        return {
+            "passkeys_removed": self.passkeys,
+            "code_sets_removed": self.code_sets,
+            "sessions_ended": self.sessions,
+        }
+
+
+def portal_credentials_take_back(account: ProtectedAccount) -> TakenBack:
+    """After a "this wasn't me": remove the passkeys and code sets registered inside the
+    account's quarantine window (whoever added them, in enrolment or in a recovery session)
+    and end every open portal session of the account. In the caller's transaction and scope,
+    with the account locked."""
+    now = timezone.now()
+    start = now - timedelta(seconds=account_quarantine_seconds(account))
+    passkeys = OwnerPasskey.objects.for_tenant(account.tenant).filter(
+        account=account, status=PasskeyStatus.ACTIVE, contact__registered_at__gt=start
+    )
+    code_sets = RecoveryCodeSet.objects.for_tenant(account.tenant).filter(
+        account=account, replaced_at__isnull=True, contact__registered_at__gt=start
+    )
+    sessions = OwnerPortalSession.objects.for_tenant(account.tenant).filter(
+        account=account,
+        status__in=[PortalSessionStatus.ACTIVE, PortalSessionStatus.PENDING],
+    )
+    taken = TakenBack(
+        passkeys=list(passkeys.values_list("pk", flat=True)),
+        code_sets=list(code_sets.values_list("pk", flat=True)),
+        sessions=list(sessions.values_list("pk", flat=True)),
+    )
+    contacts = list(passkeys.values_list("contact_id", flat=True)) + list(
+        code_sets.values_list("contact_id", flat=True)
+    )
+    passkeys.update(status=PasskeyStatus.REMOVED, removed_at=now)
+    code_sets.update(replaced_at=now)
+    ContactMethod.objects.for_tenant(account.tenant).filter(pk__in=contacts).update(replaced_at=now)
+    sessions.update(status=PortalSessionStatus.ENDED, ended_at=now)
+    return taken
+
+
 def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
     """The owner's "this wasn't me" on an account notice (a passkey or codes added): freeze the
     account, take back the portal credentials registered in the last quarantine window, end
@@ -418,40 +467,12 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
             .select_related("tenant")
             .get(pk=notice.account_id)
         )
-        now = timezone.now()
-        start = now - timedelta(seconds=account_quarantine_seconds(account))
-        passkeys = list(
-            OwnerPasskey.objects.for_tenant(account.tenant)
-            .select_for_update()
-            .filter(account=account, status=PasskeyStatus.ACTIVE, contact__registered_at__gt=start)
-        )
-        code_sets = list(
-            RecoveryCodeSet.objects.for_tenant(account.tenant)
-            .select_for_update()
-            .filter(account=account, replaced_at__isnull=True, contact__registered_at__gt=start)
-        )
-        contacts = [p.contact_id for p in passkeys] + [s.contact_id for s in code_sets]
-        OwnerPasskey.objects.for_tenant(account.tenant).filter(
-            pk__in=[p.pk for p in passkeys]
-        ).update(status=PasskeyStatus.REMOVED, removed_at=now)
-        RecoveryCodeSet.objects.for_tenant(account.tenant).filter(
-            pk__in=[s.pk for s in code_sets]
-        ).update(replaced_at=now)
-        ContactMethod.objects.for_tenant(account.tenant).filter(pk__in=contacts).update(
-            replaced_at=now
-        )
-        ended = OwnerPortalSession.objects.for_tenant(account.tenant).filter(
-            account=account,
-            status__in=[PortalSessionStatus.ACTIVE, PortalSessionStatus.PENDING],
-            kind__in=[PortalSessionKind.ENROLMENT, PortalSessionKind.IDP_ENROLMENT],
-        )
-        sessions = list(ended.values_list("pk", flat=True))
-        ended.update(status=PortalSessionStatus.ENDED, ended_at=now)
+        taken = portal_credentials_take_back(account)
         was_frozen = account.frozen_at is not None
-        if was_frozen and not (passkeys or code_sets or sessions):
+        if was_frozen and not (taken.passkeys or taken.code_sets or taken.sessions):
             return account  # a second click changes nothing more
         if not was_frozen:
-            account.frozen_at = now
+            account.frozen_at = timezone.now()
             account.save(update_fields=["frozen_at"])
         record(
             action="owner.account_repudiated",
@@ -462,9 +483,7 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
                 "account": account.pk,
                 "notice": notice.pk,
                 "event": notice.event,
-                "passkeys_removed": [p.pk for p in passkeys],
-                "code_sets_removed": [s.pk for s in code_sets],
-                "sessions_ended": sessions,
+                **taken.as_data(),
                 "was_frozen": was_frozen,
             },
         )

@@ -16,6 +16,7 @@ from django.test import Client
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.models import ContactMethod, ProtectedAccount
 from recovery.notifications.models import OwnerNotice
+from recovery.notifications.services import repudiation_token
 from recovery.owner.binding import (
     AUTHENTICATOR_METHODS,
     PHISHING_RESISTANT,
@@ -23,6 +24,7 @@ from recovery.owner.binding import (
     authenticator_allowed,
     owner_authenticator_bind,
 )
+from recovery.owner.choices import PasskeyStatus, PortalSessionStatus
 from recovery.owner.models import OwnerPasskey
 from tenants.choices import Role
 
@@ -204,3 +206,23 @@ def test_nothing_secret_leaves_the_session(acme, sms_outbox):
     assert tables_containing(recovery.token) == []  # the pass is kept only as a hash
     assert recovery.token not in outbound_texts()  # emails; the pass went by text only
     assert not [m for m in mail.outbox if recovery.token in m.body]
+
+
+def test_this_wasnt_me_takes_back_the_passkey_bound_after_the_recovery(acme, sms_outbox):
+    """Whoever bound a passkey with the recovery keeps nothing once the owner repudiates."""
+    recovery = mfa_session(acme, sms_outbox)
+    key = SoftKey(origin=ORIGIN)
+    assert bind(recovery.client, key.create(options_for(recovery.client))).status_code == 200
+    notice = OwnerNotice.objects.filter(case=recovery.case, event="authenticator_bound").first()
+
+    page = Client().post(f"/not-me/{repudiation_token(notice)}/")
+
+    assert page.status_code == 200
+    passkey = OwnerPasskey.objects.get(account=recovery.case.account)
+    assert passkey.status == PasskeyStatus.REMOVED
+    assert ContactMethod.objects.get(pk=passkey.contact_id).replaced_at is not None
+    recovery.session.refresh_from_db()
+    assert recovery.session.status == PortalSessionStatus.ENDED
+    [event] = events(acme, "case.repudiated", recovery.case)
+    assert event.data["passkeys_removed"] == [passkey.pk]
+    assert recovery.client.get("/owner/recovery/").status_code == 403
