@@ -24,10 +24,10 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
+from recovery.addresses import destination_problem
 from recovery.connectors.selectors import connector_webhook_target
 from tenants.rls import system_scope, tenant_scope
 
-from .addresses import destination_problem
 from .choices import DeliveryKind, DeliveryStatus
 from .models import WebhookDelivery, WebhookDeliveryAttempt
 from .outbox import body_bytes

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
+from recovery.addresses import destination_problem, url_syntax_problem
 from recovery.cases.execution import post_recovery_event_check
 from recovery.choices import PHONE_KINDS
 from recovery.models import ContactMethod, ProtectedAccount
@@ -20,7 +21,6 @@ from tenants.exceptions import InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import enforce
 
-from .addresses import destination_problem, url_syntax_problem
 from .choices import DeliveryStatus, IngestEventType, WebhookEventType
 from .ingest import event_data_clean
 from .models import IngestedEvent, WebhookDelivery, WebhookSubscription, url_origin

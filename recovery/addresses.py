@@ -1,4 +1,6 @@
-"""Where a webhook may be sent: an SSRF guard checked at subscription time and at each attempt.
+"""Where Vouchsafe may send a request: the guard against server-side request forgery that
+webhooks (at subscription time and at each attempt) and owner identity providers (issuer,
+discovery endpoints) share.
 
 Unless settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES is true (development and tests), a target must
 be https and every address its host resolves to must be a public unicast address: no loopback,
@@ -22,7 +24,7 @@ def private_addresses_allowed() -> bool:
 
 
 def url_syntax_problem(url: str) -> str | None:
-    """Why `url` cannot be a webhook target at all, or None."""
+    """Why `url` cannot be a target at all (before any lookup), or None."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
         return f"Give an http(s) URL of at most {MAX_URL_LENGTH} characters."
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
@@ -57,7 +59,7 @@ def destination_problem(url: str) -> str | None:
         return None
     parts = urlsplit(url)
     if parts.scheme != "https":
-        return "Webhook URLs must use https."
+        return "Use an https URL."
     try:
         infos = socket.getaddrinfo(
             parts.hostname, parts.port or 443, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP

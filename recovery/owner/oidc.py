@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
@@ -41,6 +38,8 @@ from django.core.cache import cache
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
+
+from ..addresses import destination_problem, url_syntax_problem
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_CACHE_SECONDS = 300
@@ -101,53 +100,13 @@ def redirect_uri() -> str:
 # --- URLs we are willing to call ----------------------------------------------------------------
 
 
-def _private_addresses_allowed() -> bool:
-    """Development and tests talk to a local provider; read when used, false by default."""
-    return bool(getattr(settings, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False))
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
 def url_problem(url: str) -> str | None:
-    """Why `url` may not be an issuer or endpoint of an owner IdP now (a sentence), or None.
-
-    An absolute https URL without credentials or fragment, whose host resolves to public
-    addresses only (the same guard against server-side request forgery as webhooks and the
-    recovery connectors). Development and tests (`WEBHOOK_ALLOW_PRIVATE_ADDRESSES`) also allow
-    a local provider over plain http.
-    """
-    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+    """Why `url` may not be an issuer or endpoint of an owner IdP now (a sentence), or None:
+    the same guard as webhooks (recovery/addresses.py). Development and tests
+    (`WEBHOOK_ALLOW_PRIVATE_ADDRESSES`) also allow a local provider over plain http."""
+    if isinstance(url, str) and len(url) > MAX_URL_LENGTH:
         return f"Give an https URL of at most {MAX_URL_LENGTH} characters."
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return "The URL may not contain spaces or control characters."
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        return "The URL cannot be parsed."
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "Give an https URL with a host."
-    if parts.username is not None or parts.password is not None or parts.fragment:
-        return "The URL may not carry a user, a password or a #fragment."
-    if _private_addresses_allowed():
-        return None
-    if parts.scheme != "https":
-        return "Use an https URL."
-    try:
-        infos = socket.getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except (socket.gaierror, UnicodeError):
-        return "The URL's host does not resolve."
-    addresses = {info[4][0] for info in infos}
-    if not addresses or not all(_public(address) for address in addresses):
-        return "The URL's host resolves to a private, loopback or reserved address."
-    return None
+    return url_syntax_problem(url) or destination_problem(url)
 
 
 # --- discovery and keys -------------------------------------------------------------------------
