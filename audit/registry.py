@@ -249,7 +249,7 @@ ACTIONS: dict[str, str] = {
         "the expiry, never the number."
     ),
     "owner.confirmation_confirmed": (
-        "The owner picked the agent's number and signed a passkey assertion bound to the case; "
+        "The owner typed the agent's number and signed a passkey assertion bound to the case; "
         "the S5 evidence was recorded."
     ),
     "owner.confirmation_failed": (

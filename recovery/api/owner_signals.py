@@ -111,8 +111,9 @@ class CaseRecoveryCodeApi(_CaseTransitionApi):
 class CaseConfirmationApi(_CaseTransitionApi):
     """In-app confirmation (S5): POST asks the owner, GET shows the latest request's status.
 
-    The owner picks the number the agent reads out and confirms with a passkey registered
-    before the case; only that assertion, verified by the server, records the evidence.
+    The owner types the number the agent reads out (two digits; a request allows two wrong
+    answers) and confirms with a passkey registered before the case; only that assertion,
+    verified by the server, records the evidence.
     """
 
     scopes = {"GET": Scope.CASES_READ, "POST": Scope.CASES_WRITE}

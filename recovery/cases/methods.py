@@ -102,7 +102,7 @@ CATALOGUE: tuple[Method, ...] = (
         _("Passkey still bound to the account (owner portal)"),
         _(
             "Someone with a passkey registered before the case, and unlocked by its user "
-            "verification, picked the number the agent read out and signed for this case."
+            "verification, typed the number the agent read out and signed for this case."
         ),
         _(
             "That the one who confirmed is the caller (the number read out ties them only as "

@@ -301,7 +301,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
         gettext_noop("In-app confirmation asked of the owner by %(actor)s")
     ),
     "owner.confirmation_confirmed": _by_actor(
-        gettext_noop("The owner picked the number and confirmed with a passkey")
+        gettext_noop("The owner typed the number and confirmed with a passkey")
     ),
     "owner.confirmation_failed": _by_actor(
         gettext_noop("An in-app confirmation attempt was refused")

@@ -54,7 +54,6 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('number', models.CharField(help_text='What the agent reads out to the caller.', max_length=4)),
-                ('choices', models.JSONField(default=list, help_text='The numbers the owner chooses from.')),
                 ('nonce', models.CharField(max_length=64, unique=True)),
                 ('link_hash', models.CharField(max_length=64, unique=True)),
                 ('status', models.CharField(choices=[('open', 'Waiting for the owner'), ('confirmed', 'Confirmed with a passkey'), ('repudiated', 'The owner said it was not them'), ('failed', 'Refused after too many failures'), ('expired', 'Expired'), ('superseded', 'Superseded by a newer request')], default='open', max_length=12)),

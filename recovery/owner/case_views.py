@@ -40,7 +40,7 @@ class ConfirmationRequestView(CaseAction):
         confirmation = confirmation_request(actor=self.request.user, case=self.case)
         return messages.SUCCESS, _(
             "The owner was asked to confirm. Read this number to the caller: %(number)s. "
-            "They pick it on their page and confirm with their passkey."
+            "They type it on their page and confirm with their passkey."
         ) % {"number": confirmation.number}
 
 

@@ -1,20 +1,25 @@
 """S5 during a case: in-app confirmation with number matching and a passkey.
 
-The agent asks for it (`confirmation_request`): Vouchsafe draws a two-digit number the agent
-reads out to the caller and two distinct decoys, a nonce and a one-time link, and sends the
-link to the owner's addresses on record (the rules of case notices: held before the case,
-none R-04 excludes now). Only the link's SHA-256 is kept (R-29).
+The agent asks for it (`confirmation_request`): Vouchsafe draws a two-digit number (00 to 99,
+from `secrets`) that the agent reads out to the caller, a nonce and a one-time link, and sends
+the link to the owner's addresses on record (the rules of case notices: held before the case,
+none R-04 excludes now). Only the link's SHA-256 is kept (R-29). Neither the message nor the
+trail ever holds the number.
 
 On the page the link opens (no session: the link plus the passkey are the proof) the owner
-sees the organisation, the agent and what is asked, and picks the number they hear
-(`confirmation_pick`): a wrong pick counts an attempt, and the limit fails the request. The
-right one gets WebAuthn options whose challenge is computed here, never taken from the
-browser: SHA-256 over ("vouchsafe-confirm", case id, nonce, number). The signed assertion
-(`confirmation_assert`) is verified against one of the account's eligible passkeys (active,
-registered before the case and outside the quarantine window); only then is the S5 evidence
-recorded, in the name of the agent who asked, with the passkey's `ContactMethod`. A replayed
-assertion, an unenrolled authenticator, a wrong origin are refused and counted; a signature
-counter that goes back disables the passkey (a clone) and fails the request.
+sees the organisation, the agent and what is asked, and *types* the number they hear
+(`confirmation_match`); the page shows no candidates to choose from. Something that is not two
+digits is a typing slip: refused with a clear message, nothing counts. A wrong number counts
+an attempt, and a request allows `MAX_ATTEMPTS_PER_REQUEST` (2): one mistype. Someone who
+guesses, as push fatigue makes people do, gets past the number at most 2 times in 100; after
+the limit the request fails. The right number gets WebAuthn options whose challenge is
+computed here, never taken from the browser: SHA-256 over ("vouchsafe-confirm", case id,
+nonce, number). The signed assertion (`confirmation_assert`) is verified against one of the
+account's eligible passkeys (active, registered before the case and outside the quarantine
+window); only then is the S5 evidence recorded, in the name of the agent who asked, with the
+passkey's `ContactMethod`. A replayed assertion, an unenrolled authenticator, a wrong origin are
+refused and counted against the same limit; a signature counter that goes back disables the
+passkey (a clone) and fails the request.
 
 "No, this wasn't me" on the same page (`confirmation_repudiate`) repudiates the case through
 the notices' own path (R-41).
@@ -25,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,11 +81,14 @@ PASSKEY_METHOD = "passkey"
 CHALLENGE_LABEL = b"vouchsafe-confirm"
 CONFIRM_PATH = "owner/confirm"
 OWNER = Actor.system("account-owner")
-DECOYS = 2
-# Our choices: requests one case may send (against push fatigue), and wrong picks one request
-# allows: never enough to try every choice, never above the R-53 ceiling.
+# The number the owner types: two digits, 00 to 99.
+NUMBER_DIGITS = 2
+NUMBER_FORMAT = re.compile(rf"[0-9]{{{NUMBER_DIGITS}}}")
+# Our choices: requests one case may send (against push fatigue), and failed answers one
+# request allows (wrong numbers and refused passkey answers alike; never above the R-53
+# ceiling). Two is one mistype: typing at random gets past the number about 2 times in 100.
 MAX_CONFIRMATIONS_PER_CASE = 5
-MAX_PICKS = DECOYS
+MAX_ATTEMPTS_PER_REQUEST = 2
 LIFETIME_BOUNDS = (60, 900)
 # What can carry a link the owner opens on their device: not a desk phone's voice call.
 LINK_CONTACT_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE)
@@ -142,16 +151,19 @@ def confirmation_challenge(case_id: int, nonce: str, number: str) -> bytes:
     return hashlib.sha256(b"\x00".join(parts)).digest()
 
 
-def _numbers() -> tuple[str, list[str]]:
-    """The number the agent reads out, and the choices the owner sees (it and two decoys)."""
-    drawn: list[str] = []
-    while len(drawn) < DECOYS + 1:
-        candidate = f"{10 + secrets.randbelow(90)}"
-        if candidate not in drawn:
-            drawn.append(candidate)
-    number = drawn[0]
-    secrets.SystemRandom().shuffle(drawn)
-    return number, drawn
+def number_new() -> str:
+    """The number the agent reads out: uniform over 00..99, always two digits."""
+    return f"{secrets.randbelow(10**NUMBER_DIGITS):0{NUMBER_DIGITS}d}"
+
+
+def number_normalise(text: object) -> str:
+    """What the owner typed, without the spaces a phone keyboard may add around it."""
+    return str(text or "").strip()
+
+
+def number_well_formed(typed: str) -> bool:
+    """Two ASCII digits: anything else is a typing slip, not an answer."""
+    return NUMBER_FORMAT.fullmatch(typed) is not None
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -262,7 +274,7 @@ def _lifetime(case: RecoveryCase) -> int:
 
 
 def _attempt_limit(req: Requirements) -> int:
-    return max(1, min(req.max_failed_attempts, MAX_FAILED_ATTEMPTS, MAX_PICKS))
+    return max(1, min(req.max_failed_attempts, MAX_FAILED_ATTEMPTS, MAX_ATTEMPTS_PER_REQUEST))
 
 
 def _message(confirmation: OwnerConfirmation, link: str, not_me: str) -> tuple[str, str]:
@@ -274,7 +286,7 @@ def _message(confirmation: OwnerConfirmation, link: str, not_me: str) -> tuple[s
         f"{case.tenant.name}'s service desk ({agent_name(confirmation.requested_by)}) asks you "
         f"to confirm a recovery of your account {case.account.username} "
         f"({case.get_case_type_display()}, case {case.pk}).\n\n"
-        "If you are on the phone with them now, open this page, pick the number the agent "
+        "If you are on the phone with them now, open this page, type the number the agent "
         f"reads to you and confirm with your passkey:\n{link}\n\n"
         f"It works until {until}.\n"
         f"If this wasn't you, do not confirm. Open {not_me} or choose \"No, this wasn't me\" "
@@ -376,7 +388,6 @@ def _confirmation_new(
     )
     superseded = list(open_ones.values_list("pk", flat=True))
     open_ones.update(status=ConfirmationStatus.SUPERSEDED, ended_at=Now())
-    number, choices = _numbers()
     token = secrets.token_urlsafe(32)
     now = _db_now(case)
     confirmation = OwnerConfirmation.objects.create(
@@ -384,8 +395,7 @@ def _confirmation_new(
         case=case,
         account=case.account,
         requested_by=actor,
-        number=number,
-        choices=choices,
+        number=number_new(),
         nonce=secrets.token_urlsafe(32),
         link_hash=link_digest(token),
         max_attempts=_attempt_limit(req),
@@ -400,13 +410,16 @@ def _confirmation_new(
 
 
 @dataclass(frozen=True)
-class Picked:
-    """The answer to a pick: WebAuthn options when the number was right."""
+class Matched:
+    """The answer to a typed number: WebAuthn options when it was the right one."""
 
     matched: bool
     options_json: str = ""
     attempts_left: int = 0
     failed: bool = False
+
+
+NUMBER_MALFORMED = "The number has two digits: type both, as the agent reads them out."
 
 
 def _locked_row(case: RecoveryCase, pk: int) -> OwnerConfirmation | None:
@@ -477,9 +490,21 @@ def _opened(token: str) -> tuple[OwnerConfirmation, RecoveryCase]:
     return row, case
 
 
-def confirmation_pick(*, token: str, number: str) -> Picked:
-    """The owner picks the number they hear. Wrong: counted (the limit fails the request).
-    Right: the WebAuthn options over this case's challenge, for the eligible passkeys."""
+def confirmation_match(*, token: str, number: str) -> Matched:
+    """The owner types the number they hear.
+
+    Not two digits (`confirmation.number_malformed`): a typing slip, refused before anything is
+    looked up, and nothing counts. Wrong: counted and recorded as `owner.confirmation_failed`
+    (`wrong_number`, never the number typed); the last attempt allowed fails the request.
+    Right: the WebAuthn options over this case's challenge, for the eligible passkeys.
+    """
+    typed = number_normalise(number)
+    if not number_well_formed(typed):
+        raise InvalidInput(
+            NUMBER_MALFORMED,
+            code="confirmation.number_malformed",
+            field_errors={"number": ["Two digits, 00 to 99."]},
+        )
     found = confirmation_find_by_link(token)
     if found is None:
         raise ConfirmationRefused()
@@ -487,24 +512,24 @@ def confirmation_pick(*, token: str, number: str) -> Picked:
     with tenant_scope([found.tenant_id]):
         row, case = _opened(token)
         if (reason := _closed_reason(row)) is not None:
-            _failed(row, reason, stage="pick")
+            _failed(row, reason, stage="number")
             refusal = ConfirmationRefused()
-        elif not hmac.compare_digest(str(number or "").strip(), row.number):
-            failed = _count_failure(row, "wrong_number", stage="pick")
-            picked = Picked(
+        elif not hmac.compare_digest(typed, row.number):
+            failed = _count_failure(row, "wrong_number", stage="number")
+            matched = Matched(
                 matched=False, attempts_left=row.max_attempts - row.attempts, failed=failed
             )
         else:
             passkeys = eligible_passkeys(case)
             challenge = confirmation_challenge(case.pk, row.nonce, row.number)
-            picked = Picked(
+            matched = Matched(
                 matched=True,
                 options_json=webauthn.assertion_options(passkeys, challenge),
                 attempts_left=row.max_attempts - row.attempts,
             )
     if refusal is not None:
         raise refusal
-    return picked
+    return matched
 
 
 def _credential_id(credential_json: str) -> str:
@@ -530,7 +555,9 @@ def _assertion_check(
     row: OwnerConfirmation, case: RecoveryCase, number: str, credential_json: str
 ) -> _Checked:
     """Verify the posted assertion against the account's eligible passkey it names (locked)."""
-    if not hmac.compare_digest(str(number or "").strip(), row.number):
+    typed = number_normalise(number)
+    # The script posts the number that got the options; here anything else is a wrong answer.
+    if not (number_well_formed(typed) and hmac.compare_digest(typed, row.number)):
         return _Checked("wrong_number")
     credential_id = _credential_id(credential_json)
     passkey = next((p for p in eligible_passkeys(case) if p.credential_id == credential_id), None)

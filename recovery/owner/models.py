@@ -196,8 +196,9 @@ class RecoveryCodeCheck(models.Model):
 
 
 class OwnerConfirmation(models.Model):
-    """An in-app confirmation request (S5): the owner picks the number the agent reads out and
-    signs a WebAuthn assertion over a challenge bound to this case and nonce."""
+    """An in-app confirmation request (S5): the owner types the number the agent reads out
+    (nothing to choose from on their page) and signs a WebAuthn assertion over a challenge bound
+    to this case, the nonce and the number."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
     case = models.ForeignKey(
@@ -210,7 +211,6 @@ class OwnerConfirmation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     number = models.CharField(max_length=4, help_text="What the agent reads out to the caller.")
-    choices = models.JSONField(default=list, help_text="The numbers the owner chooses from.")
     nonce = models.CharField(max_length=64, unique=True)
     link_hash = models.CharField(max_length=64, unique=True)
     status = models.CharField(

@@ -1,10 +1,12 @@
 """The owner's in-app confirmation page (S5), reached from the link in the request message.
 
 No session: the link and the passkey are the proof, and `request.user` (a staff session) is
-never consulted. A GET only shows the request and the choices; every change is a POST, so a
+never consulted. A GET only shows the request and a field to type the number the agent reads
+out: the page never shows the number or anything to choose from. Every change is a POST, so a
 mail scanner that follows links changes nothing. Unknown, used and expired links get the same
-page. The passkey step needs JavaScript (`static/owner/confirm.js`): the pick returns WebAuthn
-options, the signed assertion comes back to `assert/`.
+page. The passkey step needs JavaScript (`static/owner/confirm.js`): the right number returns
+WebAuthn options, the signed assertion comes back to `assert/`. Something that is not two
+digits is sent back with a message and does not count.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .confirmation import (
     agent_name,
     confirmation_assert,
     confirmation_find_by_link,
-    confirmation_pick,
+    confirmation_match,
     confirmation_repudiate,
     confirmation_usable,
 )
@@ -75,7 +77,6 @@ def _page(request: HttpRequest, token: str, *, status: int = 200, **extra: Any) 
             "agent": agent_name(confirmation.requested_by),
             "case_type": case.get_case_type_display(),
             "username": case.account.username,
-            "choices": confirmation.choices,
             "expires_at": confirmation.expires_at,
             **extra,
         },
@@ -86,43 +87,60 @@ def _page(request: HttpRequest, token: str, *, status: int = 200, **extra: Any) 
 @never_cache
 @require_http_methods(["GET"])
 def confirm_view(request: HttpRequest, token: str) -> HttpResponse:
-    """What is asked, by which organisation and agent, and the numbers to choose from."""
+    """What is asked, by which organisation and agent, and where to type the number."""
     return _page(request, token)
 
 
 @never_cache
 @require_POST
 def confirm_options_view(request: HttpRequest, token: str) -> HttpResponse:
-    """The owner's pick: a wrong number counts; the right one gets the WebAuthn options."""
+    """The typed number: a wrong one counts; the right one gets the WebAuthn options. Not two
+    digits: said so, and nothing counts."""
     data = _body(request)
     try:
-        picked = confirmation_pick(token=token, number=str(data.get("number") or ""))
-    except DomainError:
+        matched = confirmation_match(token=token, number=str(data.get("number") or ""))
+    except DomainError as refused:
+        if refused.code == "confirmation.number_malformed":
+            return _malformed(request, token)
         return _invalid(request)
     if _wants_json(request):
-        if not picked.matched:
+        if not matched.matched:
             return JsonResponse(
                 {
                     "ok": False,
                     "code": "confirmation.wrong_number"
-                    if not picked.failed
+                    if not matched.failed
                     else "confirmation.failed",
-                    "message": _wrong_number_message(picked.attempts_left, picked.failed),
-                    "failed": picked.failed,
+                    "message": _wrong_number_message(matched.attempts_left, matched.failed),
+                    "failed": matched.failed,
                 },
                 status=400,
             )
-        return JsonResponse({"ok": True, "options": json.loads(picked.options_json)})
-    if not picked.matched:
-        if picked.failed:
+        return JsonResponse({"ok": True, "options": json.loads(matched.options_json)})
+    if not matched.matched:
+        if matched.failed:
             return render(request, TEMPLATE, {"state": "failed"}, status=400)
         return _page(
             request,
             token,
-            error=_wrong_number_message(picked.attempts_left, picked.failed),
+            error=_wrong_number_message(matched.attempts_left, matched.failed),
             status=400,
         )
     return _page(request, token, needs_script=True)
+
+
+def _malformed(request: HttpRequest, token: str) -> HttpResponse:
+    """Not two digits: a typing slip, not an answer (nothing was counted)."""
+    message = _(
+        "The number has two digits: type both, as the agent reads them out. This did not "
+        "count as a try."
+    )
+    if _wants_json(request):
+        return JsonResponse(
+            {"ok": False, "code": "confirmation.number_malformed", "message": message},
+            status=400,
+        )
+    return _page(request, token, error=message, status=400)
 
 
 def _wrong_number_message(left: int, failed: bool) -> str:
@@ -132,7 +150,7 @@ def _wrong_number_message(left: int, failed: bool) -> str:
             "the phone with the service desk, ask for a new one."
         )
     return _(
-        "That is not the number the agent read. Listen again and pick the number you hear "
+        "That is not the number the agent read. Listen again and type the number you hear "
         "(%(left)d more try)."
     ) % {"left": left}
 
@@ -141,7 +159,7 @@ def _assert_refusal_message(refused: DomainError) -> str:
     """The owner's words for a refused assertion (the service's codes, translated here)."""
     if refused.code == "confirmation.assertion_refused":
         return _(
-            "Your passkey's answer could not be verified. Pick the number again to retry "
+            "Your passkey's answer could not be verified. Press Continue to try again "
             "(%(left)d more try)."
         ) % {"left": getattr(refused, "attempts_left", 0)}
     if refused.code == "confirmation.passkey_cloned":

@@ -1,6 +1,7 @@
-// In-app confirmation (S5): pick the number the agent reads out, then sign with a passkey.
-// The server computes the WebAuthn challenge (bound to the case, a nonce and the number) and
-// verifies the assertion; this script only carries bytes between the browser and the server.
+// In-app confirmation (S5): type the number the agent reads out, then sign with a passkey.
+// The server checks the number (two digits; a wrong one counts, a typing slip does not),
+// computes the WebAuthn challenge (bound to the case, a nonce and the number) and verifies the
+// assertion; this script only carries bytes between the browser and the server.
 (function () {
   "use strict";
 
@@ -14,33 +15,44 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var form = document.getElementById("confirm-pick");
+    var form = document.getElementById("confirm-form");
     var status = document.getElementById("confirm-status");
-    if (!form || !status) return;
+    var input = document.getElementById("confirm-number");
+    if (!form || !status || !input) return;
     var csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
-    var buttons = form.querySelectorAll("button.choice");
+    var button = form.querySelector("button[type=submit]");
 
     function say(text, isError) {
       status.textContent = text;
       status.className = isError ? "error" : "";
     }
     function lock(locked) {
-      buttons.forEach(function (b) { b.disabled = locked; });
+      input.disabled = locked;
+      button.disabled = locked;
+    }
+    function retype() {
+      // Back to the field with what was typed selected, so the next digits replace it.
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      input.select();
     }
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      var number = event.submitter ? event.submitter.value : "";
+      var number = input.value.trim();
       lock(true);
+      input.removeAttribute("aria-invalid");
       say(form.dataset.waiting || "…", false);
       post(form.action, csrf, { number: number })
-        .then(function (picked) {
-          if (!picked.ok) {
-            say(picked.message || "", true);
-            lock(!!picked.failed || picked.code === "confirmation.link_invalid");
+        .then(function (answered) {
+          if (!answered.ok) {
+            say(answered.message || "", true);
+            var over = !!answered.failed || answered.code === "confirmation.link_invalid";
+            lock(over);
+            if (!over) retype();
             return null;
           }
-          return navigator.credentials.get(W.requestOptions(picked.options)).then(
+          return navigator.credentials.get(W.requestOptions(answered.options)).then(
             function (credential) {
               return post(form.dataset.assert, csrf, {
                 number: number,

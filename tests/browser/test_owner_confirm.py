@@ -1,7 +1,8 @@
-"""In-app confirmation (S5) in a real browser: the owner opens the link, picks the number the
+"""In-app confirmation (S5) in a real browser: the owner opens the link, types the number the
 agent reads out, and Chromium's virtual authenticator (CDP) signs the assertion Vouchsafe
-verifies. Wrong number, an unenrolled authenticator, a replayed assertion, a cloned credential
-(its counter goes back), a cancelled prompt and an origin Vouchsafe does not expect are refused.
+verifies. A wrong number (two end the request), an unenrolled authenticator, a replayed
+assertion, a cloned credential (its counter goes back), a cancelled prompt and an origin
+Vouchsafe does not expect are refused; something that is not two digits does not count.
 
 The owner's passkey is registered through the real portal service with a software key
 (tests/owner/softkey.py); its private key is then installed in the virtual authenticator
@@ -80,8 +81,8 @@ def ask(scene: Scene) -> tuple[OwnerConfirmation, str]:
     return confirmation, confirm_token(body)
 
 
-def wrong_number(confirmation: OwnerConfirmation) -> str:
-    return next(c for c in confirmation.choices if c != confirmation.number)
+def wrong_number(confirmation: OwnerConfirmation, step: int = 1) -> str:
+    return f"{(int(confirmation.number) + step) % 100:02d}"
 
 
 def open_link(page: Page, token: str) -> None:
@@ -89,8 +90,14 @@ def open_link(page: Page, token: str) -> None:
     expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
 
 
-def pick(page: Page, number: str) -> None:
-    page.locator("#confirm-pick").get_by_role("button", name=number, exact=True).click()
+def number_field(page: Page):
+    return page.get_by_role("textbox", name="Number the agent reads to you", exact=True)
+
+
+def enter(page: Page, number: str) -> None:
+    """Type the number as the owner would (replacing what is there) and press Continue."""
+    number_field(page).fill(number)
+    page.get_by_role("button", name="Continue", exact=True).click()
 
 
 def status(page: Page):
@@ -114,9 +121,14 @@ def test_the_owner_confirms_with_the_number_and_a_passkey(page: Page, scene: Sce
     expect(page.locator("#confirm-organisation")).to_have_text(scene.owner.tenant.name)
     expect(page.locator("#confirm-agent")).to_have_text(scene.agent.get_username())
     expect(page.locator("#confirm-request")).to_contain_text(scene.case.get_case_type_display())
-    expect(page.locator("#confirm-pick button.choice")).to_have_count(3)
+    field = number_field(page)
+    expect(field).to_have_attribute("inputmode", "numeric")
+    expect(field).to_have_attribute("autocomplete", "off")
+    expect(field).to_have_attribute("pattern", "[0-9]{2}")
+    expect(field).to_have_value("")
+    expect(page.locator("#confirm-form button")).to_have_count(1)  # Continue; nothing to pick
 
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
 
     expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
     evidence = Evidence.objects.get(case=scene.case)
@@ -132,12 +144,13 @@ def test_a_wrong_number_is_counted_and_the_right_one_still_confirms(page: Page, 
     confirmation, token = ask(scene)
     open_link(page, token)
 
-    pick(page, wrong_number(confirmation))
+    enter(page, wrong_number(confirmation))
     expect(status(page)).to_contain_text("That is not the number the agent read")
+    expect(number_field(page)).to_be_focused()
     assert OwnerConfirmation.objects.get(pk=confirmation.pk).attempts == 1
     assert scene.key.credentials()[0]["signCount"] == 0  # no ceremony for a wrong number
 
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
     expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
     assert Evidence.objects.get(case=scene.case).result == EvidenceResult.ACCEPTED
 
@@ -145,13 +158,26 @@ def test_a_wrong_number_is_counted_and_the_right_one_still_confirms(page: Page, 
 def test_two_wrong_numbers_cancel_the_request(page: Page, scene: Scene):
     confirmation, token = ask(scene)
     open_link(page, token)
-    pick(page, wrong_number(confirmation))
+    enter(page, wrong_number(confirmation))
     expect(status(page)).to_contain_text("1 more try")
-    pick(page, wrong_number(confirmation))
+    enter(page, wrong_number(confirmation, 2))
     expect(status(page)).to_contain_text("The request is cancelled")
-    expect(page.locator("#confirm-pick button.choice").first).to_be_disabled()
+    expect(number_field(page)).to_be_disabled()
+    expect(page.get_by_role("button", name="Continue", exact=True)).to_be_disabled()
     assert OwnerConfirmation.objects.get(pk=confirmation.pk).status == ConfirmationStatus.FAILED
+    assert scene.key.credentials()[0]["signCount"] == 0
     assert not Evidence.objects.filter(case=scene.case).exists()
+
+
+def test_something_that_is_not_two_digits_is_said_and_not_counted(page: Page, scene: Scene):
+    confirmation, token = ask(scene)
+    open_link(page, token)
+    for typed in ("", "7", "123"):
+        enter(page, typed)
+        expect(status(page)).to_contain_text("This did not count as a try.")
+    assert OwnerConfirmation.objects.get(pk=confirmation.pk).attempts == 0
+    enter(page, confirmation.number)
+    expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
 
 
 def test_a_second_unenrolled_authenticator_is_refused(page: Page, scene: Scene):
@@ -172,7 +198,7 @@ def test_a_second_unenrolled_authenticator_is_refused(page: Page, scene: Scene):
 
     page.route(re.compile(r".*/options/$"), any_credential)
     open_link(page, token)
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
 
     expect(status(page)).to_contain_text("could not be verified")
     assert last_failure(scene.case) == "unknown_credential"
@@ -185,7 +211,7 @@ def test_an_unenrolled_authenticator_alone_finds_no_credential_to_use(page: Page
     scene.key.remove()
     authenticator_for(page)  # holds nothing for this account
     open_link(page, token)
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
     expect(status(page)).to_contain_text("The passkey prompt was closed")
     assert not Evidence.objects.filter(case=scene.case).exists()
 
@@ -200,7 +226,7 @@ def test_a_replayed_assertion_is_refused(page: Page, scene: Scene):
         ),
     )
     open_link(page, token)
-    pick(page, first.number)
+    enter(page, first.number)
     expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
     (captured,) = sent
 
@@ -231,7 +257,7 @@ def _csrf(page: Page) -> str:
 def test_a_cloned_credential_whose_counter_goes_back_is_disabled(page: Page, scene: Scene):
     first, token = ask(scene)
     open_link(page, token)
-    pick(page, first.number)
+    enter(page, first.number)
     expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
     credential_id = scene.owner.passkeys[0].credential_id
     assert OwnerPasskey.objects.get(credential_id=credential_id).sign_count == 1
@@ -240,7 +266,7 @@ def test_a_cloned_credential_whose_counter_goes_back_is_disabled(page: Page, sce
     scene.key.set_sign_count(credential_id, 0)
     second, second_token = ask(scene)
     open_link(page, second_token)
-    pick(page, second.number)
+    enter(page, second.number)
 
     expect(status(page)).to_contain_text("This passkey looks copied")
     passkey = OwnerPasskey.objects.get(credential_id=credential_id)
@@ -253,11 +279,11 @@ def test_a_cancelled_prompt_records_nothing_and_the_owner_can_retry(page: Page, 
     confirmation, token = ask(scene)
     open_link(page, token)
     scene.key.set_user_verified(False)
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
     expect(status(page)).to_contain_text("The passkey prompt was closed")
     assert not Evidence.objects.filter(case=scene.case).exists()
     scene.key.set_user_verified(True)
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
     expect(status(page)).to_have_text("Confirmed. You can tell the agent it is done.")
 
 
@@ -267,7 +293,7 @@ def test_an_origin_vouchsafe_does_not_expect_is_refused(
     webauthn_site_expecting(["https://vouchsafe.example"])
     confirmation, token = ask(scene)
     open_link(page, token)
-    pick(page, confirmation.number)
+    enter(page, confirmation.number)
     expect(status(page)).to_contain_text("could not be verified")
     assert last_failure(scene.case) == "origin_mismatch"
     assert not Evidence.objects.filter(case=scene.case).exists()

@@ -171,7 +171,7 @@ def test_enrolment_pages(new_page, webauthn_site):
 
 
 def test_case_pages(new_page, webauthn_site, oidc, idp_secret):  # noqa: F811 - fixtures
-    """The in-app confirmation with its number choices, the identity provider sign-in an
+    """The in-app confirmation with its field for the number, the identity provider sign-in an
     agent asked for, and the sign-in page of an organisation without a provider."""
     tenant = make_tenant()
     owner = enrolled_owner(tenant, codes=False, passkeys=1)
@@ -184,7 +184,11 @@ def test_case_pages(new_page, webauthn_site, oidc, idp_secret):  # noqa: F811 - 
     agent, case = open_case(owner)
     confirmation = confirmation_request(actor=agent, case=case)
     walk.open(page, "confirm", f"/owner/confirm/{confirm_token(mail.outbox[-1].body)}/")
-    expect(page.locator("#confirm-pick button.choice")).to_have_count(len(confirmation.choices))
+    field = page.get_by_role("textbox", name="Number the agent reads to you", exact=True)
+    expect(field).to_be_visible()
+    expect(field).to_have_attribute("inputmode", "numeric")
+    expect(page.get_by_role("button", name="Continue", exact=True)).to_be_visible()
+    expect(page.get_by_text(confirmation.number, exact=True)).to_have_count(0)
 
     mail.outbox.clear()
     idp_sign_in_request(actor=agent, case=case)

@@ -1,4 +1,6 @@
-"""S5 in-app confirmation: number matching, then a passkey assertion bound to the case.
+"""S5 in-app confirmation: the owner types the number the agent reads out, then a passkey
+assertion bound to the case. Nothing on the owner's page to choose from, two attempts a
+request: typing at random gets past the number about 2 times in 100.
 
 The services and the owner's page, with a software authenticator (`softkey.SoftKey`: a P-256
 key answering the server's options as a platform authenticator would). The browser version
@@ -29,13 +31,13 @@ from recovery.owner.confirmation import (
     ConfirmationRefused,
     confirmation_assert,
     confirmation_challenge,
-    confirmation_pick,
+    confirmation_match,
     confirmation_repudiate,
     confirmation_request,
 )
 from recovery.owner.models import OwnerConfirmation, OwnerPasskey
 from tenants.choices import Role
-from tenants.exceptions import DomainError, PolicyDenied
+from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 
 from ..conftest import signed_in_client
 from ..factories import api_key, staff
@@ -67,30 +69,29 @@ def ask(agent, case) -> tuple[OwnerConfirmation, str]:
     return confirmation, confirm_token(message.body)
 
 
-def wrong_number(confirmation: OwnerConfirmation) -> str:
-    return next(c for c in confirmation.choices if c != confirmation.number)
+def wrong_number(confirmation: OwnerConfirmation, step: int = 1) -> str:
+    """Another well-formed number: what someone typing at random most likely sends."""
+    return f"{(int(confirmation.number) + step) % 100:02d}"
 
 
 def signed(key: SoftKey, token: str, number: str, **bend) -> str:
-    """Pick `number` and let `key` answer the options it gets."""
-    picked = confirmation_pick(token=token, number=number)
-    assert picked.matched, picked
-    return key.get(picked.options_json, **bend)
+    """Type `number` and let `key` answer the options it gets."""
+    matched = confirmation_match(token=token, number=number)
+    assert matched.matched, matched
+    return key.get(matched.options_json, **bend)
 
 
 # --- asking -----------------------------------------------------------------------------------
 
 
-def test_a_request_draws_a_number_and_decoys_and_sends_the_link_to_addresses_on_record(
-    owner, opened
-):
+def test_a_request_draws_a_number_and_sends_the_link_to_addresses_on_record(owner, opened):
     agent, case = opened
     confirmation, token = ask(agent, case)
 
     assert confirmation.status == ConfirmationStatus.OPEN
-    assert len(confirmation.number) == 2 and 10 <= int(confirmation.number) <= 99
-    assert len(set(confirmation.choices)) == 3 and confirmation.number in confirmation.choices
-    assert confirmation.max_attempts == 2  # fewer than the choices: never every one
+    assert re.fullmatch(r"[0-9]{2}", confirmation.number)
+    assert not hasattr(confirmation, "choices")  # nothing to choose from, anywhere
+    assert confirmation.max_attempts == 2  # one mistype: 2 in 100 for a guess
     assert confirmation.expires_at - confirmation.created_at == timedelta(seconds=300)
     assert confirmation.link_hash == hashlib.sha256(token.encode()).hexdigest()
     (email,) = [m for m in mail.outbox if "/owner/confirm/" in m.body]
@@ -121,7 +122,7 @@ def _says_number(body: str, confirmation: OwnerConfirmation, case: RecoveryCase)
 def test_the_challenge_is_sha256_over_the_label_the_case_the_nonce_and_the_number(owner, opened):
     agent, case = opened
     confirmation, token = ask(agent, case)
-    picked = confirmation_pick(token=token, number=confirmation.number)
+    matched = confirmation_match(token=token, number=confirmation.number)
     expected = hashlib.sha256(
         b"\x00".join(
             [
@@ -132,7 +133,7 @@ def test_the_challenge_is_sha256_over_the_label_the_case_the_nonce_and_the_numbe
             ]
         )
     ).digest()
-    assert challenge_of(picked.options_json) == expected
+    assert challenge_of(matched.options_json) == expected
     # Each part matters: another number, nonce or case gives another challenge.
     other = wrong_number(confirmation)
     assert confirmation_challenge(case.pk, confirmation.nonce, other) != expected
@@ -163,7 +164,7 @@ def test_a_new_request_supersedes_the_open_one(owner, opened):
     assert first.status == ConfirmationStatus.SUPERSEDED
     assert events(owner.tenant, "owner.confirmation_requested")[-1].data["superseded"] == [first.pk]
     with pytest.raises(ConfirmationRefused):
-        confirmation_pick(token=first_token, number=first.number)
+        confirmation_match(token=first_token, number=first.number)
     assert second.status == ConfirmationStatus.OPEN
 
 
@@ -202,15 +203,15 @@ def test_the_right_number_and_a_passkey_record_accepted_s5(owner, opened):
     confirmation, token = ask(agent, case)
     key, passkey = owner.keys[0], owner.passkeys[0]
 
-    picked = confirmation_pick(token=token, number=confirmation.number)
-    assert picked.matched
-    options = json.loads(picked.options_json)
-    assert challenge_of(picked.options_json) == confirmation_challenge(
+    matched = confirmation_match(token=token, number=confirmation.number)
+    assert matched.matched
+    options = json.loads(matched.options_json)
+    assert challenge_of(matched.options_json) == confirmation_challenge(
         case.pk, confirmation.nonce, confirmation.number
     )
     assert [c["id"] for c in options["allowCredentials"]] == [passkey.credential_id]
     assert options["userVerification"] == "required"
-    credential = key.get(picked.options_json)
+    credential = key.get(matched.options_json)
     evidence = confirmation_assert(
         token=token, number=confirmation.number, credential_json=credential
     )
@@ -247,20 +248,123 @@ def test_a_wrong_number_counts_and_the_second_fails_the_request_and_the_case_ask
 ):
     agent, case = opened
     confirmation, token = ask(agent, case)
-    first = confirmation_pick(token=token, number=wrong_number(confirmation))
+    first = confirmation_match(token=token, number=wrong_number(confirmation))
     assert (first.matched, first.attempts_left, first.failed) == (False, 1, False)
-    second = confirmation_pick(token=token, number=wrong_number(confirmation))
+    second = confirmation_match(token=token, number=wrong_number(confirmation, 2))
     assert (second.matched, second.failed) == (False, True)
     confirmation.refresh_from_db()
     assert confirmation.status == ConfirmationStatus.FAILED and confirmation.attempts == 2
     with pytest.raises(ConfirmationRefused):
-        confirmation_pick(token=token, number=confirmation.number)
+        confirmation_match(token=token, number=confirmation.number)
     assert "confirmation_failed" in [e.data["type"] for e in events(owner.tenant, "alert.raised")]
     with pytest.raises(PolicyDenied) as again:
         confirmation_request(actor=agent, case=case)
     assert again.value.code == "confirmation.locked"
     reasons = [e.data["reason"] for e in events(owner.tenant, "owner.confirmation_failed")]
     assert reasons[:2] == ["wrong_number", "wrong_number"]
+
+
+def test_guessing_gets_two_attempts_and_no_options(owner, opened):
+    """Push fatigue: the owner types anything. Two wrong numbers end the request (the policy
+    would allow 5); no WebAuthn options are ever issued, not even for the right number after."""
+    agent, case = opened
+    confirmation, token = ask(agent, case)
+    guesses = [wrong_number(confirmation, step) for step in (1, 2)]
+    answers = [confirmation_match(token=token, number=guess) for guess in guesses]
+    assert [a.matched for a in answers] == [False, False]
+    assert [a.options_json for a in answers] == ["", ""]
+    assert answers[-1].failed
+    confirmation.refresh_from_db()
+    assert (confirmation.status, confirmation.attempts) == (ConfirmationStatus.FAILED, 2)
+    with pytest.raises(ConfirmationRefused):
+        confirmation_match(token=token, number=confirmation.number)
+    client = Client()
+    late = client.post(
+        f"/owner/confirm/{token}/options/",
+        {"number": confirmation.number},
+        content_type="application/json",
+    )
+    assert late.status_code == 404 and "options" not in late.json()
+    assert not Evidence.objects.filter(case=case).exists()
+    # At most 2 of the 100 numbers can ever be tried on one request: 2 in 100 for a guess.
+    assert confirmation.max_attempts / 100 <= 0.02
+
+
+@pytest.mark.parametrize(
+    "typed", ["", "7", "123", "4a", "--", "4 2", "\u0664\u0662", "\uff14\uff12"]
+)
+def test_a_malformed_entry_is_a_typing_slip_and_does_not_count(owner, opened, typed):
+    agent, case = opened
+    confirmation, token = ask(agent, case)
+    with pytest.raises(InvalidInput) as slip:
+        confirmation_match(token=token, number=typed)
+    assert slip.value.code == "confirmation.number_malformed"
+    assert "two digits" in slip.value.message
+    confirmation.refresh_from_db()
+    assert (confirmation.attempts, confirmation.status) == (0, ConfirmationStatus.OPEN)
+    assert not events(owner.tenant, "owner.confirmation_failed")
+    # Spaces a phone keyboard adds around the digits are not a slip.
+    assert confirmation_match(token=token, number=f" {confirmation.number} ").matched
+
+
+def test_the_page_says_a_malformed_entry_did_not_count(owner, opened):
+    agent, case = opened
+    confirmation, token = ask(agent, case)
+    client = Client()
+    url = f"/owner/confirm/{token}/options/"
+    answer = client.post(url, {"number": "5"}, content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "confirmation.number_malformed"
+    assert "did not count" in answer.json()["message"]
+    page = client.post(url, {"number": "five"})
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "This did not count as a try." in html and 'aria-invalid="true"' in html
+    assert OwnerConfirmation.objects.get(pk=confirmation.pk).attempts == 0
+
+
+def _page_without_csrf(client: Client, token: str, **post: str) -> str:
+    url = f"/owner/confirm/{token}/"
+    response = client.post(f"{url}options/", post) if post else client.get(url)
+    html = response.content.decode()
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", html)
+
+
+def test_the_page_shows_no_candidate_numbers(owner, opened):
+    """The page is the same whatever the number is: it shows neither the number nor anything
+    to choose from (also after a wrong answer)."""
+    agent, case = opened
+    confirmation, token = ask(agent, case)
+    client = Client()
+    pages = {}
+    for number in ("00", "47", "99"):
+        OwnerConfirmation.objects.filter(pk=confirmation.pk).update(number=number)
+        pages[number] = _page_without_csrf(client, token)
+    assert pages["00"] == pages["47"] == pages["99"]
+    assert 'id="confirm-number"' in pages["47"]
+    assert "choice" not in pages["47"]
+    assert not re.search(r"<button[^>]*>\s*[0-9]{2}\s*</button>", pages["47"])
+    OwnerConfirmation.objects.filter(pk=confirmation.pk).update(number="47")
+    first = _page_without_csrf(client, token, number="12")
+    OwnerConfirmation.objects.filter(pk=confirmation.pk).update(number="83", attempts=0)
+    second = _page_without_csrf(client, token, number="12")
+    assert "That is not the number the agent read" in first and first == second
+
+
+def test_the_number_is_two_digits_from_secrets_with_a_leading_zero(owner, opened, monkeypatch):
+    agent, case = opened
+    asked = []
+
+    def randbelow(n: int) -> int:
+        asked.append(n)
+        return 7
+
+    monkeypatch.setattr("recovery.owner.confirmation.secrets.randbelow", randbelow)
+    confirmation, token = ask(agent, case)
+    assert confirmation.number == "07" and asked == [100]
+    with pytest.raises(InvalidInput):
+        confirmation_match(token=token, number="7")  # the leading zero is part of it
+    assert confirmation_match(token=token, number="07").matched
 
 
 def test_an_unenrolled_authenticator_is_refused_and_counted(owner, opened):
@@ -304,7 +408,7 @@ def test_a_replayed_assertion_is_refused_and_never_disables_the_passkey(owner, o
     assert again.value.code == "confirmation.link_invalid"
     # The same answer on a new request: its challenge (a new nonce) does not match.
     second, second_token = ask(agent, case)
-    confirmation_pick(token=second_token, number=second.number)
+    confirmation_match(token=second_token, number=second.number)
     with pytest.raises(ConfirmationRefused) as replayed:
         confirmation_assert(token=second_token, number=second.number, credential_json=credential)
     assert replayed.value.code == "confirmation.assertion_refused"
@@ -413,7 +517,7 @@ def test_no_this_wasnt_me_repudiates_the_case(owner, opened):
 # --- the owner's page -------------------------------------------------------------------------
 
 
-def test_the_page_shows_who_asks_what_and_the_choices_with_no_session(owner, opened):
+def test_the_page_shows_who_asks_what_and_a_field_for_the_number_with_no_session(owner, opened):
     agent, case = opened
     confirmation, token = ask(agent, case)
     client = signed_in_client(staff(Role.TENANT_ADMIN, tenant=owner.tenant))  # ignored here
@@ -422,8 +526,19 @@ def test_the_page_shows_who_asks_what_and_the_choices_with_no_session(owner, ope
     html = page.content.decode()
     assert owner.tenant.name in html and agent.get_username() in html
     assert case.get_case_type_display() in html
-    for choice in confirmation.choices:
-        assert f'value="{choice}"' in html
+    (field,) = re.findall(r"<input[^>]*\bid=\"confirm-number\"[^>]*>", html)
+    for attribute in (
+        'name="number"',
+        'inputmode="numeric"',
+        'autocomplete="off"',
+        'pattern="[0-9]{2}"',
+    ):
+        assert attribute in field, attribute
+    assert "value=" not in field and f'value="{confirmation.number}"' not in html
+    assert (
+        '<label for="confirm-number" class="number-label">' in html
+        and 'id="confirm-continue"' in html
+    )
     assert 'id="confirm-not-me"' in html
     assert Client().get("/owner/confirm/nope/").status_code == 404
 
@@ -533,7 +648,7 @@ def test_options_need_the_right_number(owner, opened):
     agent, case = opened
     confirmation, token = ask(agent, case)
     with pytest.raises(DomainError):
-        confirmation_pick(token=token + "x", number=confirmation.number)
-    picked = confirmation_pick(token=token, number=confirmation.number)
-    raw = base64url_to_bytes(json.loads(picked.options_json)["challenge"])
+        confirmation_match(token=token + "x", number=confirmation.number)
+    matched = confirmation_match(token=token, number=confirmation.number)
+    raw = base64url_to_bytes(json.loads(matched.options_json)["challenge"])
     assert len(raw) == 32

@@ -1,7 +1,7 @@
 """Property: no accepted S1 or S5 evidence exists without its verifier record.
 
 Hypothesis drives an agent and a caller through any sequence of what they can do with saved
-codes and in-app confirmations (right, wrong, used codes; right and wrong numbers; a good
+codes and in-app confirmations (right, wrong, used codes; right, wrong and mistyped numbers; a good
 passkey, an unenrolled one, a clone, a wrong origin, a replayed assertion; "not me"). After
 every step: each accepted `recovery_code` row is pointed at by a matched `RecoveryCodeCheck`
 of its case whose code is used up for that case, and each accepted `passkey` row by a
@@ -24,7 +24,7 @@ from recovery.cases.models import Evidence, RecoveryCase
 from recovery.owner.choices import ConfirmationStatus
 from recovery.owner.confirmation import (
     confirmation_assert,
-    confirmation_pick,
+    confirmation_match,
     confirmation_repudiate,
     confirmation_request,
 )
@@ -41,7 +41,8 @@ STEPS = (
     "code_again",
     "code_wrong",
     "ask",
-    "pick_wrong",
+    "number_wrong",
+    "number_malformed",
     "assert_good",
     "assert_stranger",
     "assert_clone",
@@ -81,7 +82,6 @@ class World:
         self.used: list[str] = []
         self.token = ""
         self.number = ""
-        self.choices: list[str] = []
         self.last_credential = ""
 
     def run(self, step: str) -> None:
@@ -97,13 +97,15 @@ class World:
         elif step == "ask":
             mail.outbox.clear()
             confirmation = confirmation_request(actor=self.agent, case=case)
-            self.number, self.choices = confirmation.number, confirmation.choices
+            self.number = confirmation.number
             self.token = confirm_token(
                 next(m.body for m in mail.outbox if "/owner/confirm/" in m.body)
             )
-        elif step == "pick_wrong" and self.token:
-            wrong = next(c for c in self.choices if c != self.number)
-            confirmation_pick(token=self.token, number=wrong)
+        elif step == "number_wrong" and self.token:
+            wrong = f"{(int(self.number) + 1) % 100:02d}"
+            confirmation_match(token=self.token, number=wrong)
+        elif step == "number_malformed" and self.token:
+            confirmation_match(token=self.token, number=self.number[:1])
         elif step.startswith("assert_") and self.token:
             self._assert(step)
         elif step == "not_me" and self.token:
@@ -114,8 +116,8 @@ class World:
         if step == "assert_replay":
             credential = self.last_credential
         else:
-            picked = confirmation_pick(token=self.token, number=self.number)
-            options = picked.options_json
+            matched = confirmation_match(token=self.token, number=self.number)
+            options = matched.options_json
             if step == "assert_stranger":
                 credential = SoftKey(origin=origin(), rp_id=key.rp_id).get(options)
             elif step == "assert_clone":
@@ -138,7 +140,8 @@ class World:
 @given(steps=st.lists(st.sampled_from(STEPS), min_size=1, max_size=10))
 # Besides what Hypothesis draws, the sequences that reach every verifier path at least once.
 @example(steps=["code_right", "code_again", "code_wrong", "code_right"])
-@example(steps=["ask", "pick_wrong", "assert_good", "assert_replay", "ask", "assert_replay"])
+@example(steps=["ask", "number_wrong", "assert_good", "assert_replay", "ask", "assert_replay"])
+@example(steps=["ask", "number_malformed", "number_wrong", "number_wrong", "assert_good"])
 @example(steps=["ask", "assert_good", "ask", "assert_clone", "ask", "assert_good"])
 @example(steps=["ask", "assert_stranger", "assert_origin", "assert_good", "code_right"])
 @example(steps=["code_right", "ask", "not_me", "assert_good", "code_right"])
