@@ -19,11 +19,13 @@ from audit.context import Actor
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import artifact_issue
 from recovery.cases.models import RecoveryCase
+from recovery.connectors import webhook
 from recovery.connectors.base import CAPABILITY_MISSING
-from recovery.connectors.webhook import WebhookConnector, outbox_register, outbox_registered
+from recovery.connectors.webhook import WebhookConnector
 from recovery.models import ProtectedAccount
 from recovery.notifications.models import OwnerNotice
 from recovery.owner.binding import BindingRefused, owner_authenticator_bind, owner_password_set
+from recovery.owner.choices import PortalSessionStatus
 from recovery.owner.models import OwnerPortalSession
 from recovery.policy.selectors import policy_active
 from tenants.choices import Role
@@ -214,25 +216,21 @@ def test_the_manual_connector_refuses_with_a_coded_error_and_the_page_says_where
     assert tables_containing(GOOD_PASSWORD) == []
 
 
-def test_the_webhook_connector_never_sends_a_password(acme):
+def test_the_webhook_connector_never_sends_a_password(acme, monkeypatch):
     sent = []
 
     def enqueue(**kwargs):
         sent.append(kwargs)
         return "delivery-1", True
 
-    previous = outbox_registered()
-    outbox_register(enqueue)
-    try:
-        connector = WebhookConnector(
-            tenant=acme, settings={"url": "https://hooks.example.test/x", "secret_env": "X"}
-        )
-        result = connector.password_set(
-            account=ProtectedAccount(external_id="e1", username="u1"), password=GOOD_PASSWORD
-        )
-    finally:
-        if not previous:
-            outbox_register(None)
+    # A recording outbox for this test only (monkeypatch puts the real one back after it).
+    monkeypatch.setattr(webhook, "_outbox", enqueue)
+    connector = WebhookConnector(
+        tenant=acme, settings={"url": "https://hooks.example.test/x", "secret_env": "X"}
+    )
+    result = connector.password_set(
+        account=ProtectedAccount(external_id="e1", username="u1"), password=GOOD_PASSWORD
+    )
     assert not result.ok and result.detail["code"] == CAPABILITY_MISSING
     assert connector.can_set_password is False
     assert sent == []  # nothing queued for anyone's automation
@@ -360,6 +358,13 @@ def test_a_repudiated_case_binds_nothing(ldap_acme, slapd):  # noqa: F811
 
     recovery = password_session(ldap_acme, slapd)
     case_repudiate(notice=OwnerNotice.objects.filter(case=recovery.case).first())
+    with pytest.raises(BindingRefused) as caught:  # the repudiation ended the session
+        owner_password_set(session=recovery.session, password=GOOD_PASSWORD)
+    assert caught.value.code == "binding.session_expired"
+    # Had a session survived it, the ended case would still refuse (defence in depth).
+    OwnerPortalSession.objects.filter(pk=recovery.session.pk).update(
+        status=PortalSessionStatus.ACTIVE, ended_at=None
+    )
     with pytest.raises(BindingRefused) as caught:
         owner_password_set(session=recovery.session, password=GOOD_PASSWORD)
     assert caught.value.code == "binding.case_ended"
