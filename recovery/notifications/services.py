@@ -199,18 +199,31 @@ def _on_account_event(event: AuditEvent, kind: str) -> None:
     if account is None:
         return
     recipients, skipped = _account_recipients(account, event.created_at)
+    _notices_plan(account=account, case=None, kind=kind, recipients=recipients, skipped=skipped)
+
+
+def _notices_plan(
+    *,
+    account: ProtectedAccount,
+    case: RecoveryCase | None,
+    kind: str,
+    recipients: list[Recipient],
+    skipped: list[dict],
+) -> None:
+    """Write one pending notice per recipient (and `notice.skipped` for the contacts left out)
+    in the event's transaction; they are queued for sending once it commits."""
     if skipped:
         record(
             action="notice.skipped",
             actor=Actor.system("notifier"),
             tenant=account.tenant,
-            target=account,
+            target=case or account,
             data={"event": kind, "skipped": skipped},
         )
     notices = OwnerNotice.objects.bulk_create(
         OwnerNotice(
             tenant=account.tenant,
-            case=None,
+            case=case,
             account=account,
             event=kind,
             recipient=recipient,
@@ -243,28 +256,9 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
         return  # an AI assistant's draft: the owner hears of it once a person takes it (R-66)
     req = policy_active(case.tenant).requirements(case.tier, case.case_type)
     recipients, skipped = _recipients(case, req)
-    if skipped:
-        record(
-            action="notice.skipped",
-            actor=Actor.system("notifier"),
-            tenant=case.tenant,
-            target=case,
-            data={"event": kind, "skipped": skipped},
-        )
-    notices = OwnerNotice.objects.bulk_create(
-        OwnerNotice(
-            tenant=case.tenant,
-            case=case,
-            account=case.account,
-            event=kind,
-            recipient=recipient,
-            contact=contact,
-            address=address,
-        )
-        for recipient, contact, address in recipients
+    _notices_plan(
+        account=case.account, case=case, kind=kind, recipients=recipients, skipped=skipped
     )
-    ids = [notice.pk for notice in notices]
-    transaction.on_commit(lambda: _enqueue(ids), robust=True)
 
 
 def _account_body(notice: OwnerNotice, event: NoticeEvent, link: str) -> tuple[str, str]:
