@@ -6,6 +6,7 @@ Views stay thin: parse input with a serializer, call one service or selector, sh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
@@ -16,11 +17,12 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.access import access_in, access_memo, tenant_for_actor
+from tenants.access import TenantAccess, access_in, access_memo, tenant_for_actor
 from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
 from tenants.crossaccess import tenant_refused_record
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.models import ApiKey
+from tenants.policies import Decision, enforce
 from tenants.rls import tenant_scope
 
 from .exceptions import ScopeMissing, StaffOnly
@@ -33,11 +35,13 @@ class TenantApiView(GenericAPIView):
     """A view under `/api/v1/t/<tenant>/`.
 
     `scopes` maps each HTTP method to the scope an API key needs for it (or STAFF_ONLY); a
-    method missing from it is refused for keys. Staff sessions are limited by their roles,
-    which the services check.
+    method missing from it is refused for keys. Staff sessions are limited by their roles:
+    `staff_rules` maps a method to the policy a staff caller must pass before the handler runs
+    (the same one the console's page checks), and the services check the rest.
     """
 
     scopes: ClassVar[dict[str, str]] = {}
+    staff_rules: ClassVar[dict[str, Callable[[TenantAccess | None], Decision]]] = {}
     metadata_class = None  # OPTIONS describes nothing: the OpenAPI schema does that
 
     def required_scope(self, method: str) -> str | None:
@@ -63,6 +67,8 @@ class TenantApiView(GenericAPIView):
 
     def _check_scope(self, request: Request) -> None:
         if not isinstance(request.auth, ApiKey):
+            if rule := self.staff_rules.get(request.method):
+                enforce(rule(request.tenant_access))
             return
         scope = self.required_scope(request.method)
         if request.user.kind == PrincipalKind.AI_ASSISTANT and scope not in AI_ASSISTANT_SCOPES:

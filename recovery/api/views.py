@@ -63,6 +63,7 @@ from ..cases.services_evidence import (
 )
 from ..imports import parse_account_items
 from ..models import ContactMethod
+from ..policy.policies import can_read_policy
 from ..policy.selectors import policy_active, policy_version_get_visible, policy_version_list
 from ..policy.services import (
     policy_activation_approve,
@@ -359,19 +360,28 @@ class CaseCancelApi(_CaseEndApi):
 
 
 class CaseExecuteApi(_CaseTransitionApi):
-    """Carry out a ready case through the tenant's connector; the owner gets the artifact."""
+    """Carry out a ready case through the tenant's connector; the owner gets the artifact.
 
-    scopes = {"POST": Scope.CASES_WRITE}
+    Privileged: a person executes a T1/T2 case with a fresh authenticator code (`otp`) in the
+    request; a key executes T0 cases only and needs `cases:execute_t0`.
+    """
+
+    scopes = {"POST": Scope.CASES_EXECUTE_T0}
 
     @extend_schema(
         operation_id="cases_execute",
         summary="Execute a ready case (connector change, artifact to the owner)",
-        request=None,
+        request=s.ExecuteInput,
         responses=s.CaseOutput,
         parameters=[IF_MATCH, IDEMPOTENCY_KEY],
     )
     def post(self, request: Request, case_id: int) -> Response:
-        case = case_execute(actor=request.user, case=self.locked_case(request, case_id))
+        data = s.ExecuteInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = self.locked_case(request, case_id)
+        otp = data.validated_data.get("otp")
+        proof = step_up_verify(user=request.user, token=otp) if otp else None
+        case = case_execute(actor=request.user, case=case, step_up=proof)
         return self.answer(s.CaseOutput(case).data, case)
 
 
@@ -632,6 +642,7 @@ class ExceptionListApi(TenantListApiView):
 
 class PolicyCurrentApi(TenantApiView):
     scopes = {"GET": Scope.POLICY_READ}
+    staff_rules = {"GET": can_read_policy}
 
     @extend_schema(
         operation_id="policy_current",
@@ -648,6 +659,7 @@ class PolicyCurrentApi(TenantApiView):
 )
 class PolicyVersionListApi(TenantListApiView):
     scopes = {"GET": Scope.POLICY_READ, "POST": STAFF_ONLY}
+    staff_rules = {"GET": can_read_policy}  # drafting: the service checks tenant_admin
     serializer_class = s.PolicyVersionOutput
 
     def list_queryset(self, tenant):
@@ -671,6 +683,7 @@ class PolicyVersionListApi(TenantListApiView):
 
 class PolicyVersionDetailApi(TenantApiView):
     scopes = {"GET": Scope.POLICY_READ}
+    staff_rules = {"GET": can_read_policy}
 
     @extend_schema(operation_id="policy_versions_retrieve", responses=s.PolicyVersionDetailOutput)
     def get(self, request: Request, version_id: int) -> Response:
@@ -680,6 +693,7 @@ class PolicyVersionDetailApi(TenantApiView):
 
 class PolicyValidateApi(TenantApiView):
     scopes = {"POST": Scope.POLICY_READ}
+    staff_rules = {"POST": can_read_policy}
 
     @extend_schema(
         operation_id="policy_validate",
@@ -697,6 +711,7 @@ class PolicyValidateApi(TenantApiView):
 
 class PolicySimulateApi(TenantApiView):
     scopes = {"POST": Scope.POLICY_READ}
+    staff_rules = {"POST": can_read_policy}
 
     @extend_schema(
         operation_id="policy_simulate",
