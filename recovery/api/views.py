@@ -40,8 +40,8 @@ from ..cases.selectors import (
     approval_list,
     case_get_for_change,
     case_get_visible,
-    case_list,
     case_timeline,
+    cases_within_grant,
     exception_review_list,
 )
 from ..cases.services import (
@@ -164,7 +164,7 @@ class CaseListApi(TenantListApiView):
         return super().required_scope(method)
 
     def list_queryset(self, tenant):
-        return case_list(tenant=tenant)
+        return cases_within_grant(tenant=tenant, access=self.request.tenant_access)
 
     @extend_schema(
         operation_id="cases_create",
@@ -193,7 +193,7 @@ class CaseDetailApi(TenantApiView):
         responses=s.CaseDetailOutput,
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, pk=case_id, access=request.tenant_access)
         return _with_etag(Response(_case_detail(case, request.tenant)), case)
 
 

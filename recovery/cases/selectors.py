@@ -27,9 +27,24 @@ def case_list(*, tenant: Tenant) -> QuerySet[RecoveryCase]:
     )
 
 
-def case_get_visible(*, tenant: Tenant, pk: int) -> RecoveryCase:
-    """One case of `tenant`; another tenant's id is the same 404 as a missing one."""
-    case = case_list(tenant=tenant).filter(pk=pk).first()
+def cases_within_grant(*, tenant: Tenant, access: TenantAccess | None) -> QuerySet[RecoveryCase]:
+    """`case_list` narrowed to the tiers and case types a delegation grant covers (all of them
+    for the tenant's own staff and its keys): the reads of `can_work_tier` and
+    `can_work_case_type`, so an API list shows what the console's pages would."""
+    cases = case_list(tenant=tenant)
+    if access is not None and access.tiers is not None:
+        cases = cases.filter(tier__in=access.tiers)
+    if access is not None and access.case_types is not None:
+        cases = cases.filter(case_type__in=access.case_types)
+    return cases
+
+
+def case_get_visible(
+    *, tenant: Tenant, pk: int, access: TenantAccess | None = None
+) -> RecoveryCase:
+    """One case of `tenant` (within `access`'s grant when given); another tenant's id, and a
+    case outside the grant, are the same 404 as a missing one."""
+    case = cases_within_grant(tenant=tenant, access=access).filter(pk=pk).first()
     if case is None:
         raise CrossTenantNotFound(CASE_LABEL, pk)
     return case
@@ -83,13 +98,11 @@ def approval_list(*, tenant: Tenant) -> QuerySet[Approval]:
 def cases_open_for(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Open cases `actor` opened and may still work: the route, and a grant's tiers and types,
     as `can_work_case` decides them."""
-    cases = case_list(tenant=tenant).filter(opened_by=actor, status__in=OPEN_STATUSES)
+    cases = cases_within_grant(tenant=tenant, access=access).filter(
+        opened_by=actor, status__in=OPEN_STATUSES
+    )
     if Role.SECURITY_OFFICER not in access.roles:
         cases = cases.exclude(route=Route.SECURITY)
-    if access.tiers is not None:
-        cases = cases.filter(tier__in=access.tiers)
-    if access.case_types is not None:
-        cases = cases.filter(case_type__in=access.case_types)
     return cases
 
 
