@@ -137,6 +137,10 @@ ACTIONS: dict[str, str] = {
     ),
     "approval.approved": "An eligible approver approved a case with a fresh step-up.",
     "approval.denied": "An eligible approver denied a case with a fresh step-up.",
+    "approval.invalidated": (
+        "A live approval stopped counting: its approver lost the role, membership or grant it "
+        "was given with (R-62); data carries the approval and the reason."
+    ),
     "alert.raised": (
         "A detection for the security queue (sim_swap_recovery_attempt, approval_velocity …)."
     ),
@@ -161,6 +165,11 @@ ACTIONS: dict[str, str] = {
         "console; data carries it next to the expected steps."
     ),
     "case.execution_failed": "A connector could not make a case's change; nothing was issued.",
+    "case.execution_refused": (
+        "An execution was refused before anything changed: the executor approved the case, "
+        "opened it (T2), is its subject or a delegate, is a key (T1/T2, or no cases:execute_t0), "
+        "or brought no valid fresh step-up; data carries the code."
+    ),
     "case.closed": "An executed case was closed; its active artifacts were revoked.",
     "case.repudiated": (
         'The owner used "this wasn\'t me": account and case frozen, artifacts revoked, the '

@@ -18,6 +18,10 @@ class RecoveryConfig(AppConfig):
 
         event_recorded.connect(on_event_recorded, dispatch_uid="recovery-owner-notices")
 
+        from .cases.access_receivers import on_access_removed
+
+        event_recorded.connect(on_access_removed, dispatch_uid="recovery-approvals-r62")
+
         from tenants.jobs import register_job_kind
 
         from .policy.jobs import SIMULATE_KIND, simulation_run

@@ -49,6 +49,7 @@ class Scope(models.TextChoices):
     CASES_READ = "cases:read", _("Read cases, timelines and attachments")
     CASES_WRITE = "cases:write", _("Open and work cases (evidence, submit, cancel)")
     CASES_DRAFT = "cases:draft", _("Draft a case and attach a summary (AI assistants)")
+    CASES_EXECUTE_T0 = "cases:execute_t0", _("Execute ready T0 cases (never T1/T2)")
     POLICY_READ = "policy:read", _("Read, validate and simulate policy")
     AUDIT_READ = "audit:read", _("Read and export the audit trail")
     ALERTS_READ = "alerts:read", _("Read alerts")
@@ -56,6 +57,10 @@ class Scope(models.TextChoices):
     WEBHOOKS_MANAGE = "webhooks:manage", _("Manage webhook subscriptions")
     GRANTS_READ = "grants:read", _("Read delegation grants")
 
+
+# Scopes a tenant admin grants by naming them: no "all scopes" set of ours includes them.
+# A key executes only T0 cases, and only with cases:execute_t0 (T1/T2 need a person, R-23).
+EXPLICIT_GRANT_SCOPES = frozenset({Scope.CASES_EXECUTE_T0})
 
 # An AI assistant reads, drafts and summarises; it never approves, executes, accepts evidence,
 # changes tier or policy. Keys for one cannot carry any other scope.

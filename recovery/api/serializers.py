@@ -211,6 +211,15 @@ class DecisionInput(serializers.Serializer):
     )
 
 
+class ExecuteInput(serializers.Serializer):
+    otp = serializers.RegexField(
+        r"^\d{6,8}$",
+        required=False,
+        help_text="A fresh code from the executor's authenticator app (step-up): required "
+        "for a person executing a T1/T2 case; API keys send none (they execute T0 only).",
+    )
+
+
 class ApprovalOutput(serializers.ModelSerializer):
     approver = serializers.CharField(source="approver.username", read_only=True)
 

@@ -1,22 +1,29 @@
 """Execution and repudiation: where a ready case really changes the account, and how the
 owner undoes it ("this wasn't me", R-41).
+
+Execution is a privileged act (R-21, R-23): `executor_refusal` says who may not carry a case
+out, a fresh step-up is spent on every T1/T2 execution, and a trigger on CaseExecution
+refuses a live approver (and a T2 case's opener) even if this code were bypassed.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
-from tenants.choices import Tier
-from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
+from tenants.choices import Scope, Tier
+from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
 from tenants.models import User
-from tenants.policies import enforce
-from tenants.principals import ai_blocked
+from tenants.policies import Decision, enforce
+from tenants.principals import ai_blocked, api_scopes
 from tenants.rls import tenant_scope
+from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from ..artifacts.services import (
     artifact_delivery_contact,
@@ -30,7 +37,7 @@ from ..notifications.models import OwnerNotice
 from ..notifications.services import notices_block_execution
 from ..policy.selectors import policy_active
 from .choices import CaseStatus
-from .models import CaseExecution, RecoveryCase
+from .models import Approval, CaseExecution, RecoveryCase
 from .services import (
     _TIER_RANK,
     _actor,
@@ -38,6 +45,7 @@ from .services import (
     _invalidate_if_tier_rose,
     _locked,
     _require_status,
+    _void_lost_role_approvals,
 )
 from .services import _work_access as work_access
 
@@ -60,8 +68,88 @@ def _tier_rose(case: RecoveryCase) -> bool:
     return True
 
 
-def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
+def _subject_side_persons(account: ProtectedAccount) -> set[Any]:
+    """The subject's person and every delegate's, in both directions of `delegations`
+    (accounts that act for the subject, and those the subject acts for): none executes."""
+    accounts = ProtectedAccount.objects.for_tenant(account.tenant).filter(person_id__isnull=False)
+    related = accounts.filter(
+        Q(external_id__in=account.delegations) | Q(delegations__contains=[account.external_id])
+    ).values_list("person_id", flat=True)
+    return {p for p in [account.person_id, *related] if p}
+
+
+def executor_refusal(case: RecoveryCase, actor: User) -> Decision | None:
+    """Who may not carry out `case` (R-21, R-23); None when `actor` may.
+
+    A key executes T0 cases only, and only with `cases:execute_t0` (granted by name). Nobody
+    executes a case they, or another account of their person, approved (live approvals); the
+    opener does not execute a T2 case; the subject and the subject's delegates never execute.
+    """
+    if not actor.is_human:
+        if case.tier != Tier.T0:
+            return Decision(
+                False,
+                "execution.human_required",
+                f"Only a person may execute a {case.tier} case, with a fresh step-up; "
+                "an API key executes T0 cases only.",
+            )
+        if Scope.CASES_EXECUTE_T0 not in (api_scopes(actor) or frozenset()):
+            return Decision(
+                False,
+                "auth.scope_missing",
+                f"This API key lacks the {Scope.CASES_EXECUTE_T0} scope, which a tenant admin "
+                "grants by name.",
+            )
+    approvers = Approval.objects.for_tenant(case.tenant).filter(
+        case=case, invalidated_at__isnull=True
+    )
+    if approvers.filter(Q(approver=actor) | Q(approver_person=actor.person_id)).exists():
+        return Decision(
+            False,
+            "sod.executor_is_approver",
+            "You approved this case (or another account of yours did); another person must "
+            "execute it.",
+        )
+    if case.tier == Tier.T2 and (
+        actor.pk == case.opened_by_id or actor.person_id == case.opened_by_person
+    ):
+        return Decision(
+            False,
+            "sod.executor_is_opener",
+            "You opened this T2 case (or another account of yours did); another person must "
+            "execute it.",
+        )
+    if actor.person_id in _subject_side_persons(case.account):
+        return Decision(
+            False,
+            "sod.executor_is_subject",
+            "The subject of a case, or their delegate, cannot execute it.",
+        )
+    return None
+
+
+def _execution_step_up(
+    case: RecoveryCase, actor: User, step_up: StepUpProof | None
+) -> StepUpProof | None:
+    """Spend the executor's fresh step-up: required for a person at T1/T2, checked at T0 when
+    given. TOTP today; phishing-resistant staff passkeys replace it (issue 13, item 2)."""
+    if not actor.is_human:
+        return None
+    if step_up is None and case.tier == Tier.T0:
+        return None
+    return require_fresh_step_up(step_up, actor)
+
+
+def case_execute(
+    *, actor: User, case: RecoveryCase, step_up: StepUpProof | None = None
+) -> RecoveryCase:
     """Carry out a ready case through the tenant's connector and send the owner the artifact.
+
+    Privileged (R-21, R-23): `executor_refusal` decides who may not, and a person executing a
+    T1/T2 case presents a fresh step-up (`step_up`, from `step_up_verify`) spent on this
+    execution alone. The step-up is a TOTP code for now; phishing-resistant staff passkeys
+    are a later part of issue 13. A refusal is recorded as `case.execution_refused` with its
+    code and raised; a trigger refuses a live approver or a T2 opener in the database too.
 
     The connector snapshots what it changes (R-37); the artifact goes only to a contact held
     before the case opened (R-10) that R-04 allows now; when none does, the execution is
@@ -84,12 +172,22 @@ def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
                 "The owner reported this recovery as not theirs; the account is frozen.",
                 code="account.frozen",
             )
+        proof: StepUpProof | None = None
         if _tier_rose(case):
             refusal = PolicyDenied(
                 f"The account is now {case.tier}: the case needs approval again.",
                 code="case.tier_raised",
             )
+        elif _void_lost_role_approvals(case) and case.status != CaseStatus.READY:
+            # R-62, checked again here: an approver who lost the role no longer counts.
+            refusal = PolicyDenied(
+                "An approver of this case no longer holds the role they approved with; the "
+                "case needs approval again.",
+                code="approval.approver_lost_role",
+            )
         else:
+            refusal, proof = _executor_checked(case, actor, audit_actor, step_up)
+        if refusal is None:
             notices_block_execution(case)
             refusal = _no_delivery_channel(case, audit_actor)
         if refusal is None:
@@ -114,10 +212,35 @@ def case_execute(*, actor: User, case: RecoveryCase) -> RecoveryCase:
                     code="case.execution_failed",
                 )
             else:
-                _executed(case, actor, audit_actor, result, connector)
+                _executed(case, actor, audit_actor, result, connector, proof)
     if refusal is not None:
         raise refusal
     return case
+
+
+def _executor_checked(
+    case: RecoveryCase, actor: User, audit_actor: Actor, step_up: StepUpProof | None
+) -> tuple[DomainError | None, StepUpProof | None]:
+    """The executor rules, then the step-up; a refusal is recorded (it commits, then raises)."""
+    refusal: DomainError | None = None
+    proof: StepUpProof | None = None
+    denied = executor_refusal(case, actor)
+    if denied is not None:
+        refusal = PolicyDenied(denied.detail, code=denied.code)
+    else:
+        try:
+            proof = _execution_step_up(case, actor, step_up)
+        except StepUpFailed as failed:
+            refusal = failed
+    if refusal is not None:
+        record(
+            action="case.execution_refused",
+            actor=audit_actor,
+            tenant=case.tenant,
+            target=case,
+            data={"code": refusal.code, "tier": case.tier, "executor_kind": actor.kind},
+        )
+    return refusal, proof
 
 
 def _no_delivery_channel(case: RecoveryCase, audit_actor: Actor) -> DomainError | None:
@@ -145,6 +268,7 @@ def _executed(
     audit_actor: Actor,
     result: ExecutionResult,
     connector: Connector,
+    proof: StepUpProof | None,
 ) -> None:
     req = policy_active(case.tenant).requirements(case.tier, case.case_type)
     try:
@@ -154,15 +278,23 @@ def _executed(
         if result.snapshot is not None:  # nothing may stay changed without its artifact
             connector.revert(account=case.account, snapshot=result.snapshot)
         raise
-    CaseExecution.objects.create(
-        tenant=case.tenant,
-        case=case,
-        connector=result.connector,
-        path=result.path,
-        snapshot=result.snapshot.state if result.snapshot else None,
-        detail=result.detail,
-        executed_by=actor,
-    )
+    try:
+        with transaction.atomic():
+            CaseExecution.objects.create(
+                tenant=case.tenant,
+                case=case,
+                connector=result.connector,
+                path=result.path,
+                snapshot=result.snapshot.state if result.snapshot else None,
+                detail=result.detail,
+                executed_by=actor,
+                executed_by_person=actor.person_id,
+                step_up=proof.audit_data() if proof else None,
+            )
+    except IntegrityError:  # the executor trigger refused it: undo the change, then fail
+        if result.snapshot is not None:
+            connector.revert(account=case.account, snapshot=result.snapshot)
+        raise
     window = RESTRICTED_WINDOW.get(case.tier)
     restricted_until = timezone.now() + window if window else None
     if restricted_until:
@@ -184,6 +316,8 @@ def _executed(
             "artifact": artifact.pk,
             "snapshot_taken": result.snapshot is not None,
             "restricted_until": restricted_until,
+            "executor_kind": actor.kind,
+            "step_up": proof.audit_data() if proof else None,
         },
     )
 

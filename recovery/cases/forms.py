@@ -21,6 +21,7 @@ from ..models import ContactMethod
 from ..proofing.choices import AttendedMode
 from .choices import Channel
 from .models import Evidence, RecoveryCase
+from .review_forms import OneTimeCodeInput
 from .services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
 
 # An agent is talking to someone: every channel but the API's.
@@ -184,6 +185,25 @@ class EndCaseForm(CaseForm):
 
     reason = forms.CharField(
         label=_("Reason"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class ExecuteForm(CaseForm):
+    """Execute a ready case: a T1/T2 case needs the executor's fresh authenticator code.
+
+    TOTP for now; phishing-resistant staff passkeys replace it (issue 13, item 2)."""
+
+    prefix = "execute"
+
+    token = forms.CharField(
+        label=_("Fresh authenticator code"),
+        max_length=8,
+        required=False,
+        help_text=_(
+            "A new 6-digit code from your authenticator app, needed to execute a T1 or T2 "
+            "case; each code is used once."
+        ),
+        widget=OneTimeCodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
 

@@ -1,5 +1,6 @@
 """Recovery cases, their evidence and their approvals."""
 
+import pgtrigger
 from auditlog.registry import auditlog
 from django.conf import settings
 from django.db import models
@@ -241,6 +242,28 @@ auditlog.register(EvidenceAttachment, exclude_fields=["stored_name"])
 auditlog.register(CaseNote, exclude_fields=["text"])
 
 
+EXECUTOR_CHECK_SQL = """
+SELECT * INTO case_row FROM recovery_recoverycase WHERE id = NEW.case_id;
+IF NOT FOUND OR case_row.tenant_id <> NEW.tenant_id THEN
+    RAISE EXCEPTION 'execution.case_mismatch: case % is not in tenant %',
+        NEW.case_id, NEW.tenant_id USING ERRCODE = 'check_violation';
+END IF;
+IF EXISTS (
+    SELECT 1 FROM recovery_approval a
+    WHERE a.case_id = NEW.case_id AND a.invalidated_at IS NULL
+      AND a.approver_person = NEW.executed_by_person
+) THEN
+    RAISE EXCEPTION 'sod.executor_is_approver: an approver of case % cannot execute it',
+        NEW.case_id USING ERRCODE = 'check_violation';
+END IF;
+IF case_row.tier = 'T2' AND case_row.opened_by_person = NEW.executed_by_person THEN
+    RAISE EXCEPTION 'sod.executor_is_opener: the opener of T2 case % cannot execute it',
+        NEW.case_id USING ERRCODE = 'check_violation';
+END IF;
+RETURN NEW;
+"""
+
+
 class CaseExecution(models.Model):
     """What a case changed through its tenant's connector, and what it was before (R-37)."""
 
@@ -253,10 +276,30 @@ class CaseExecution(models.Model):
     executed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    # The executor's natural person, so the database itself refuses an approver (R-21).
+    executed_by_person = models.UUIDField()
+    step_up = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The executor's fresh step-up for this execution (T1/T2; TOTP for now).",
+    )
     executed_at = models.DateTimeField(auto_now_add=True)
     reverted_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantOwnedManager()
+
+    class Meta:
+        triggers = [
+            # Backs `executor_refusal` (recovery.cases.execution): no live approver of the case,
+            # and for a T2 case not its opener, carries it out, by any account of that person.
+            pgtrigger.Trigger(
+                name="executor_not_approver_or_opener",
+                operation=pgtrigger.Insert | pgtrigger.UpdateOf("case_id", "executed_by_person"),
+                when=pgtrigger.Before,
+                declare=[("case_row", "recovery_recoverycase%ROWTYPE")],
+                func=EXECUTOR_CHECK_SQL,
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"execution of case {self.case_id} via {self.connector}"

@@ -31,12 +31,13 @@ from tenants.choices import CaseType, Role, Tier
 from tenants.models import Tenant, User
 
 from ..challenges.models import VerificationChallenge
-from ..models import ContactMethod, ProtectedAccount
+from ..models import ContactMethod
 from ..notifications.models import NoticeStatus, OwnerNotice
 from ..owner.models import IdpSignIn, OwnerConfirmation, RecoveryCodeCheck
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_active
 from ..proofing.models import AttendedSession, ProofingSession
+from .approver_rules import cases_excluding
 from .choices import OPEN_STATUSES, CaseStatus, Decision, EvidenceResult, Route, Verifier
 from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
 from .selectors import CASE_LABEL, approval_list, case_list, case_timeline, exception_review_list
@@ -79,10 +80,11 @@ def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> Quer
     """Cases pending approval that `actor` could decide, longest waiting first.
 
     Mirrors the service's eligibility (R-20, R-21, R-59): not the opener or the same person,
-    not the subject or their delegate, not a collector of a T2 case's evidence, inside the
-    grant's scope, not already decided by them, a role the policy names for the case's tier
-    and type, and security-queue cases only for security officers. The service checks again
-    when they decide. Rows carry `overdue` and `approvals_given`.
+    not the subject or on either side of a delegation with the subject, not whoever collected
+    the case's evidence or worked it (the SQL of `approver_rules`, which the service runs
+    too), inside the grant's scope, not already decided by them, a role the policy names for
+    the case's tier and type, and security-queue cases only for security officers. The
+    service checks again when they decide. Rows carry `overdue` and `approvals_given`.
     """
     policy = policy_active(tenant)
     eligible = Q()
@@ -98,7 +100,6 @@ def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> Quer
         .filter(eligible, status=CaseStatus.PENDING_APPROVAL)
         .exclude(opened_by=actor)
         .exclude(opened_by_person=person)
-        .exclude(account__person_id=person)
         .exclude(
             Exists(
                 Approval.objects.for_tenant(tenant).filter(
@@ -106,22 +107,8 @@ def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> Quer
                 )
             )
         )
-        .exclude(
-            Q(tier=Tier.T2)
-            & Exists(
-                Evidence.objects.for_tenant(tenant).filter(
-                    case=OuterRef("pk"), collected_by__person_id=person
-                )
-            )
-        )
     )
-    own_accounts = list(
-        ProtectedAccount.objects.for_tenant(tenant)
-        .filter(person_id=person)
-        .values_list("external_id", flat=True)
-    )
-    if own_accounts:
-        cases = cases.exclude(account__delegations__has_any_keys=own_accounts)
+    cases = cases_excluding(cases, tenant, person)
     if Role.SECURITY_OFFICER not in access.roles:
         cases = cases.filter(route=Route.STANDARD)
     return (

@@ -29,6 +29,7 @@ from ..models import ContactMethod, ProtectedAccount
 from ..policy.explain import route_for
 from ..policy.rules import Requirements, TenantPolicy
 from ..policy.selectors import policy_active
+from .approver_rules import approval_stands, exclusion_for
 from .channels import channel_problem
 from .choices import (
     ABANDONED_STATUSES,
@@ -565,9 +566,14 @@ def case_snapshot_hash(case: RecoveryCase) -> str:
 
 
 def _person_ids_of_subject_and_delegates(account: ProtectedAccount) -> set[Any]:
+    """The subject's person and the people on either side of a delegation with the subject:
+    those it lists (they delegate to it) and those whose accounts list it (its delegates)."""
     delegates = (
         ProtectedAccount.objects.for_tenant(account.tenant)
-        .filter(external_id__in=account.delegations, person_id__isnull=False)
+        .filter(
+            Q(external_id__in=account.delegations) | Q(delegations__contains=[account.external_id]),
+            person_id__isnull=False,
+        )
         .values_list("person_id", flat=True)
     )
     return {p for p in [account.person_id, *delegates] if p}
@@ -603,23 +609,10 @@ def _approval_refusal(
             "sod.approver_is_taker",
             "You took this AI-drafted case, so you worked it; another person must approve it.",
         )
-    if actor.person_id in _person_ids_of_subject_and_delegates(case.account):
-        return Decision(
-            False,
-            "sod.approver_is_subject",
-            "The subject of a case, or their delegate, cannot approve it.",
-        )
-    if (
-        case.tier == Tier.T2
-        and Evidence.objects.for_tenant(case.tenant)
-        .filter(case=case, collected_by__person_id=actor.person_id)
-        .exists()
-    ):
-        return Decision(
-            False,
-            "sod.approver_collected_evidence",
-            "For T2 cases, whoever collected evidence cannot approve.",
-        )
+    # The subject and their delegates either way; whoever collected evidence or worked the
+    # case, at any tier. The approval queue excludes the same cases with the same SQL.
+    if (excluded := exclusion_for(case, actor.person_id)) is not None:
+        return Decision(False, excluded.code, excluded.detail)
     for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
         if not scope:
             return scope
@@ -689,19 +682,40 @@ class CaseNeeds:
         return lines or ["Nothing: the policy is satisfied."]
 
 
-def case_needs(case: RecoveryCase, req: Requirements | None = None) -> CaseNeeds:
-    """Evaluate the case against its requirements now (accepted evidence, live approvals)."""
+def case_needs(
+    case: RecoveryCase,
+    req: Requirements | None = None,
+    *,
+    known_access: dict[int, TenantAccess | None] | None = None,
+) -> CaseNeeds:
+    """Evaluate the case against its requirements now (accepted evidence, live approvals).
+
+    An approval counts only while its approver holds the role now (R-62); `known_access`
+    gives the access already read for some approvers (by user id) in this transaction.
+    """
     req = req or _requirements(case)
+    known = known_access or {}
     have = accepted_classes(case)
     counted = have & set(req.accepted_classes)
-    live = list(
-        Approval.objects.for_tenant(case.tenant).filter(
+    live = [
+        approval
+        for approval in Approval.objects.for_tenant(case.tenant)
+        .filter(
             case=case,
             invalidated_at__isnull=True,
             decision=ApprovalDecision.APPROVED,
             snapshot_hash=case_snapshot_hash(case),
         )
-    )
+        .select_related("approver")
+        # R-62: only while the approver keeps the approving role (fails closed; voided soon).
+        if approval_stands(
+            approval,
+            case,
+            known[approval.approver_id]
+            if approval.approver_id in known
+            else access_in(approval.approver, case.tenant),
+        )
+    ]
     officers = sum(Role.SECURITY_OFFICER in a.roles for a in live)
     needs_tenant_side = bool(req.tenant_approver_required_when_msp and case.opened_via_provider_id)
     return CaseNeeds(
@@ -783,6 +797,61 @@ def _invalidate_if_tier_rose(case: RecoveryCase, policy: TenantPolicy) -> None:
     )
 
 
+LOST_ROLE = "approver_lost_role"
+RETURNED_STATUSES = (CaseStatus.COOLING_OFF, CaseStatus.READY)
+
+
+def _void_lost_role_approvals(case: RecoveryCase) -> int:
+    """Void the live approvals of the locked `case` whose approver no longer holds the role
+    they approved with (R-62), one `approval.invalidated` event each; an approved case whose
+    approvals no longer suffice goes back to pending approval. Returns how many were voided."""
+    voided = 0
+    live = (
+        Approval.objects.for_tenant(case.tenant)
+        .filter(case=case, invalidated_at__isnull=True)
+        .select_related("approver")
+        .order_by("pk")
+    )
+    for approval in live:
+        if approval_stands(approval, case, access_in(approval.approver, case.tenant)):
+            continue
+        approval.invalidated_at, approval.invalidated_reason = timezone.now(), LOST_ROLE
+        approval.save(update_fields=["invalidated_at", "invalidated_reason"])
+        voided += 1
+        record(
+            action="approval.invalidated",
+            actor=Actor.system("workflow"),
+            tenant=case.tenant,
+            target=case,
+            data={
+                "approval": approval.pk,
+                "approver": approval.approver.get_username(),
+                "reason": LOST_ROLE,
+            },
+        )
+    if voided and case.status in RETURNED_STATUSES and not case_needs(case).approvals_met:
+        case.status, case.cooling_off_until = CaseStatus.PENDING_APPROVAL, None
+        case.revision += 1
+        case.save(update_fields=["status", "cooling_off_until", "revision", "updated_at"])
+        record(
+            action="case.status_changed",
+            actor=Actor.system("workflow"),
+            tenant=case.tenant,
+            target=case,
+            data={"to": case.status, "reason": LOST_ROLE},
+        )
+    return voided
+
+
+def approvals_void_lost_role(*, case: RecoveryCase) -> RecoveryCase:
+    """Lock `case` and void the approvals whose approver lost the role (R-62); for the
+    receivers of membership and grant changes, and for execution to re-check."""
+    with transaction.atomic():
+        case = _locked(case)
+        _void_lost_role_approvals(case)
+    return case
+
+
 def approval_decide(
     *,
     actor: User,
@@ -811,6 +880,7 @@ def approval_decide(
         _require_status(case, CaseStatus.PENDING_APPROVAL)
         policy = policy_active(case.tenant)
         _invalidate_if_tier_rose(case, policy)
+        _void_lost_role_approvals(case)
         req = _requirements(case, policy)
         refusal = _approval_refusal(case, actor, access, req)
         if case.status != CaseStatus.PENDING_APPROVAL:  # sent back by a tier raise
@@ -878,7 +948,7 @@ def _decide(
     )
     if decision == ApprovalDecision.DENIED:
         _case_end(case, status=CaseStatus.DENIED, reason=approval.reason)
-    elif case_needs(case, req).approvals_met:
+    elif case_needs(case, req, known_access={actor.pk: access}).approvals_met:
         _approved(case, req)
     clustered = (
         Approval.objects.for_tenant(case.tenant)

@@ -164,6 +164,11 @@ def _violation(data: dict[str, Any], actor: str) -> str:
     return _("Refused: %(actor)s may not act on this case (%(code)s)") % values
 
 
+def _execution_refused(data: dict[str, Any], actor: str) -> str:
+    values = {"actor": actor, "code": data.get("code")}
+    return _("Refused: %(actor)s may not execute this case (%(code)s)") % values
+
+
 def _alert(data: dict[str, Any], actor: str) -> str:
     return _("Alert for the security queue: %(type)s") % {"type": data.get("type", "unknown")}
 
@@ -263,6 +268,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "evidence.attachment_added": _by_actor(gettext_noop("File attached by %(actor)s")),
     "case.note_added": _by_actor(gettext_noop("Note added by %(actor)s")),
     "case.executed": _by_actor(gettext_noop("Executed by %(actor)s")),
+    "case.execution_refused": _execution_refused,
     "case.manual_step_recorded": _by_actor(gettext_noop("Manual step path recorded by %(actor)s")),
     "case.closed": _by_actor(gettext_noop("Closed by %(actor)s")),
     "verification.proofing_started": _proofing_started,

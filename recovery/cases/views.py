@@ -36,6 +36,7 @@ from tenants.console import tenant_view
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.models import Tenant
 from tenants.policies import Decision, can_work_case_type, can_work_tier
+from tenants.stepup import step_up_verify
 
 from ..api.filters import AccountFilter
 from ..challenges.choices import ChallengeKind, ChallengeStatus
@@ -69,6 +70,7 @@ from .forms import (
     ChallengeVerifyForm,
     ContextForm,
     EndCaseForm,
+    ExecuteForm,
     ManualStepForm,
     NoteForm,
     contacts_on_record,
@@ -114,6 +116,7 @@ CASE_FORMS: dict[str, type[CaseForm]] = {
         AttachmentForm,
         NoteForm,
         EndCaseForm,
+        ExecuteForm,
         ManualStepForm,
     )
 }
@@ -724,8 +727,14 @@ class CancelView(CaseAction):
 
 
 class ExecuteView(CaseAction):
+    """Execute with the executor's fresh step-up (required at T1/T2; the service decides)."""
+
+    form_class = ExecuteForm
+
     def perform(self, data: dict[str, Any]) -> tuple[int, str]:
-        case = case_execute(actor=self.request.user, case=self.case)
+        token = data["token"].strip()
+        proof = step_up_verify(user=self.request.user, token=token) if token else None
+        case = case_execute(actor=self.request.user, case=self.case, step_up=proof)
         execution = CaseExecution.objects.for_tenant(case.tenant).get(case=case)
         if execution.detail.get("requires_confirmation"):
             return messages.SUCCESS, _(

@@ -384,7 +384,7 @@ def test_t2_needs_two_approvers_including_a_security_officer(acme, team):
     case = case_submit(actor=collector, case=case)
     with pytest.raises(PolicyDenied) as collected:
         decide(case, collector, "x")
-    assert collected.value.code == "sod.approver_collected_evidence"
+    assert collected.value.code == "sod.evidence_collector"
     with pytest.raises(PolicyDenied) as supervisor:
         decide(case, team["supervisor"], "x")
     assert supervisor.value.code == "case.security_queue_only"

@@ -55,6 +55,7 @@ from recovery.services import accounts_import
 from tenants.apikeys import apikey_authenticate, apikey_create
 from tenants.choices import (
     AI_ASSISTANT_SCOPES,
+    EXPLICIT_GRANT_SCOPES,
     CaseType,
     GrantStatus,
     PrincipalKind,
@@ -135,12 +136,12 @@ API_KEYS: dict[str, tuple[str, str, list[str]]] = {
     "acme-integration": (
         "acme",
         PrincipalKind.INTEGRATION,
-        sorted(set(Scope.values) - {Scope.CASES_DRAFT}),
+        sorted(set(Scope.values) - {Scope.CASES_DRAFT} - EXPLICIT_GRANT_SCOPES),
     ),
     "globex-integration": (
         "globex",
         PrincipalKind.INTEGRATION,
-        sorted(set(Scope.values) - {Scope.CASES_DRAFT}),
+        sorted(set(Scope.values) - {Scope.CASES_DRAFT} - EXPLICIT_GRANT_SCOPES),
     ),
     "acme-ai-assistant": ("acme", PrincipalKind.AI_ASSISTANT, sorted(AI_ASSISTANT_SCOPES)),
 }  # long before any demo case: no quarantine

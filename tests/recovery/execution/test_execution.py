@@ -189,8 +189,9 @@ def test_a_failed_notice_blocks_t1_execution_and_raises_an_alert(acme):
     with override_settings(EMAIL_BACKEND=smtp, EMAIL_PORT=1):  # the case's codes went earlier
         assert notice_send(notice_id=notice.pk) == "failed"
     assert any(e.data.get("type") == "notification_failed" for e in _events(acme, "alert.raised"))
-    with pytest.raises(DomainError) as blocked:
-        case_execute(actor=factories.staff(Role.AGENT, tenant=acme), case=case)
+    executor = factories.staff(Role.AGENT, tenant=acme)
+    with pytest.raises(DomainError) as blocked:  # a T1 execution: the executor's step-up
+        case_execute(actor=executor, case=case, step_up=factories.step_up(executor))
     assert blocked.value.code == "notice.delivery_failed"
 
 
@@ -260,7 +261,8 @@ def test_a_new_mfa_device_inside_the_window_raises_an_alert(acme):
     case = ready_case(acme, groups=["finance"])
     owner_email(case)
     OwnerNotice.objects.filter(case=case).update(status="sent")
-    case = case_execute(actor=factories.staff(Role.AGENT, tenant=acme), case=case)
+    executor = factories.staff(Role.AGENT, tenant=acme)  # T1: executes with a fresh step-up
+    case = case_execute(actor=executor, case=case, step_up=factories.step_up(executor))
     account = ProtectedAccount.objects.get(pk=case.account_id)
     assert account.restricted_until > timezone.now() + timedelta(hours=71)
     admin = factories.staff(Role.SECURITY_OFFICER, tenant=acme)

@@ -105,13 +105,17 @@ def _ready_t1(tenant: Tenant, case_type: str, account: ProtectedAccount | None =
 
 
 def _execute_over_api(tenant: Tenant, case: RecoveryCase) -> RecoveryCase:
-    """Execute with an integration key, or, for a case in the security queue (only security
-    officers work it), on a security officer's signed-in session."""
-    if case.route == "security":
-        client = staff_api_client(factories.staff(Role.SECURITY_OFFICER, tenant=tenant))
-    else:
-        client = key_client(tenant)
-    response = client.post(api(tenant, f"cases/{case.pk}/execute/"))
+    """Execute on a person's signed-in session with a fresh authenticator code (a T1 case
+    needs a person's step-up; no key executes it): an agent, or, for a case in the security
+    queue (only security officers work it), a security officer. Neither approved the case."""
+    role = Role.SECURITY_OFFICER if case.route == "security" else Role.AGENT
+    executor = factories.staff(role, tenant=tenant)
+    client = staff_api_client(executor)
+    response = client.post(
+        api(tenant, f"cases/{case.pk}/execute/"),
+        {"otp": factories.totp_token(executor)},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "executed"
     return RecoveryCase.objects.get(pk=case.pk)

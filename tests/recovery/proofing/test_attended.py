@@ -48,8 +48,9 @@ from ...factories import (
     make_user,
     member,
     staff,
+    step_up,
 )
-from ..casework import approved, decide
+from ..casework import approved, decide, referee_certified
 from ..execution.helpers import last_recovery_mail, owner_email
 
 pytestmark = pytest.mark.django_db
@@ -646,7 +647,7 @@ def test_the_fraud_flag_revokes_the_artifacts_of_an_executed_case(acme):
     RecoveryCase.objects.filter(pk=case.pk).update(cooling_off_until=case.created_at)
     case = case_release_cooled(case=case)
     owner_email(case)
-    case = case_execute(actor=s.agent, case=case)
+    case = case_execute(actor=s.agent, case=case, step_up=step_up(s.agent))  # T1: a step-up
     assert last_recovery_mail()
     artifact = RecoveryArtifact.objects.get(case=case)
     assert artifact.status == "active"
@@ -696,7 +697,9 @@ def test_a_pure_referee_reads_the_case_page_but_cannot_work_the_case(acme):
     )
     completed(s)
     case = case_submit(actor=s.agent, case=s.case)
-    refused("approval.role_required", decide, case, s.referee)
+    # The referee who ran the session collected evidence; a referee who did not lacks the role.
+    refused("sod.evidence_collector", decide, case, s.referee)
+    refused("approval.role_required", decide, case, referee_certified(acme))
 
 
 def test_the_referee_predicates_are_pure_and_give_reason_codes():
