@@ -9,7 +9,6 @@ refuses a live approver (and a T2 case's opener) even if this code were bypassed
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -44,6 +43,7 @@ from .services import (
     _case_end,
     _invalidate_if_tier_rose,
     _locked,
+    _person_ids_of_subject_and_delegates,
     _require_status,
     _void_lost_role_approvals,
 )
@@ -66,16 +66,6 @@ def _tier_rose(case: RecoveryCase) -> bool:
         case.revision += 1
         case.save(update_fields=["status", "revision", "updated_at"])
     return True
-
-
-def _subject_side_persons(account: ProtectedAccount) -> set[Any]:
-    """The subject's person and every delegate's, in both directions of `delegations`
-    (accounts that act for the subject, and those the subject acts for): none executes."""
-    accounts = ProtectedAccount.objects.for_tenant(account.tenant).filter(person_id__isnull=False)
-    related = accounts.filter(
-        Q(external_id__in=account.delegations) | Q(delegations__contains=[account.external_id])
-    ).values_list("person_id", flat=True)
-    return {p for p in [account.person_id, *related] if p}
 
 
 def executor_refusal(case: RecoveryCase, actor: User) -> Decision | None:
@@ -119,7 +109,7 @@ def executor_refusal(case: RecoveryCase, actor: User) -> Decision | None:
             "You opened this T2 case (or another account of yours did); another person must "
             "execute it.",
         )
-    if actor.person_id in _subject_side_persons(case.account):
+    if actor.person_id in _person_ids_of_subject_and_delegates(case.account):
         return Decision(
             False,
             "sod.executor_is_subject",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -567,16 +567,19 @@ def case_snapshot_hash(case: RecoveryCase) -> str:
 
 def _person_ids_of_subject_and_delegates(account: ProtectedAccount) -> set[Any]:
     """The subject's person and the people on either side of a delegation with the subject:
-    those it lists (they delegate to it) and those whose accounts list it (its delegates)."""
-    delegates = (
-        ProtectedAccount.objects.for_tenant(account.tenant)
-        .filter(
-            Q(external_id__in=account.delegations) | Q(delegations__contains=[account.external_id]),
-            person_id__isnull=False,
-        )
-        .values_list("person_id", flat=True)
+    those it lists (they delegate to it) and those whose accounts list it (its delegates).
+    None of them approves, executes or referees the subject's case (R-21)."""
+    people = ProtectedAccount.objects.for_tenant(account.tenant).filter(person_id__isnull=False)
+    persons = set(
+        people.filter(external_id__in=account.delegations).values_list("person_id", flat=True)
     )
-    return {p for p in [account.person_id, *delegates] if p}
+    if connection.features.supports_json_field_contains:  # PostgreSQL: in the database
+        listing = people.filter(delegations__contains=[account.external_id])
+        persons |= set(listing.values_list("person_id", flat=True))
+    else:  # the embedded SQLite default has no JSON containment: read the lists
+        listing = people.exclude(delegations=[]).values_list("person_id", "delegations")
+        persons |= {person for person, listed in listing if account.external_id in listed}
+    return {p for p in [account.person_id, *persons] if p}
 
 
 def _is_taker(case: RecoveryCase, actor: User) -> bool:

@@ -149,6 +149,8 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     case_release_cooled(case=case)
     desk.reload()
     expect(_status(desk)).to_have_text("Ready")
+    # Executing a T1 case is privileged: the agent's own fresh code (issue 13).
+    desk.get_by_label("Fresh authenticator code").fill(authenticator_code(agent))
     desk.get_by_role("button", name="Execute the recovery").click()
     expect(_status(desk)).to_have_text("Executed (access active)")
     expect(desk.locator("#case-execution")).to_be_visible()
