@@ -41,6 +41,17 @@ class Actor:
         )
 
     @classmethod
+    def in_tenant(cls, user: Any, tenant: Any) -> Actor:
+        """`user` acting in `tenant`, named with the organisation they act for: their service
+        provider's when through a delegation grant, else the tenant's (empty without access)."""
+        from tenants.access import access_in  # the tenant core; audit sits above it
+
+        access = access_in(user, tenant)
+        if access is not None and access.via_grant:
+            return cls.for_user(user, organisation=access.organisation)
+        return cls.for_user(user, organisation=tenant.name if access else "")
+
+    @classmethod
     def system(cls, label: str = "system") -> Actor:
         return cls(id="system", label=label, type=ActorType.SYSTEM)
 

@@ -180,11 +180,6 @@ def idp_config_problems(
 # --- writes -------------------------------------------------------------------------------------
 
 
-def _audit_actor(actor: User, tenant: Tenant) -> Actor:
-    access = access_in(actor, tenant)
-    return Actor.for_user(actor, organisation=tenant.name if access else "")
-
-
 def _require_tenant_admin(actor: User, tenant: Tenant) -> None:
     enforce(ai_blocked(actor, "change the identity provider settings"))
     enforce(can_administer_tenant(access_in(actor, tenant)))
@@ -201,7 +196,7 @@ def _refusals_recorded(
         with transaction.atomic():
             record(
                 action="idp.config_refused",
-                actor=_audit_actor(actor, tenant),
+                actor=Actor.in_tenant(actor, tenant),
                 tenant=tenant,
                 target=config,
                 data={
@@ -261,7 +256,7 @@ def idp_config_draft(
         )
         record(
             action="idp.config_drafted",
-            actor=_audit_actor(actor, tenant),
+            actor=Actor.in_tenant(actor, tenant),
             tenant=tenant,
             target=config,
             data={"config": config.pk, **cleaned},
@@ -321,7 +316,7 @@ def idp_config_approve(
             .filter(status=IdpConfigStatus.ACTIVE)
             .first()
         )
-        who = _audit_actor(actor, tenant)
+        who = Actor.in_tenant(actor, tenant)
         if replaced is not None:
             replaced.status, replaced.retired_at = IdpConfigStatus.RETIRED, now
             replaced.save(update_fields=["status", "retired_at"])
@@ -369,7 +364,7 @@ def idp_config_retire(*, actor: User, config: OwnerIdpConfig, reason: str = "") 
         locked.save(update_fields=["status", "retired_at"])
         record(
             action="idp.config_retired",
-            actor=_audit_actor(actor, tenant),
+            actor=Actor.in_tenant(actor, tenant),
             tenant=tenant,
             target=locked,
             data={

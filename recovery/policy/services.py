@@ -32,13 +32,6 @@ from .validation import source_sha256, validate
 MAX_ERRORS_AUDITED = 20
 
 
-def _audit_actor(actor: User, tenant: Tenant) -> Actor:
-    access = access_in(actor, tenant)
-    if access is not None and access.via_grant:
-        return Actor.for_user(actor, organisation=access.organisation)
-    return Actor.for_user(actor, organisation=tenant.name if access else "")
-
-
 def _require_tenant_admin(actor: User, tenant: Tenant) -> None:
     enforce(ai_blocked(actor, "change the recovery policy"))
     enforce(can_administer_tenant(access_in(actor, tenant)))
@@ -63,7 +56,7 @@ def _refusals_recorded(
         with transaction.atomic():
             record(
                 action="policy.rejected",
-                actor=_audit_actor(actor, tenant),
+                actor=Actor.in_tenant(actor, tenant),
                 tenant=tenant,
                 target=version,
                 data=data,
@@ -102,7 +95,7 @@ def policy_draft_create(*, actor: User, tenant: Tenant, text: str) -> PolicyVers
         )
         record(
             action="policy.drafted",
-            actor=_audit_actor(actor, tenant),
+            actor=Actor.in_tenant(actor, tenant),
             tenant=tenant,
             target=version,
             data={"number": version.number, "sha256": version.sha256, "format": doc.format},
@@ -127,7 +120,7 @@ def policy_activation_request(*, actor: User, version: PolicyVersion) -> PolicyV
         locked.save(update_fields=["status", "requested_by", "requested_at"])
         record(
             action="policy.activation_requested",
-            actor=_audit_actor(actor, tenant),
+            actor=Actor.in_tenant(actor, tenant),
             tenant=tenant,
             target=locked,
             data={"number": locked.number, "sha256": locked.sha256},
@@ -175,7 +168,7 @@ def policy_activation_approve(
         locked.save(update_fields=["status", "approved_by", "activated_at"])
         record(
             action="policy.activated",
-            actor=_audit_actor(actor, tenant),
+            actor=Actor.in_tenant(actor, tenant),
             tenant=tenant,
             target=locked,
             data={
