@@ -30,10 +30,12 @@ bench: install
 	$(BIN)/python bench/audit_append.py
 	$(BIN)/python bench/audit_verify.py
 	$(BIN)/python bench/case_lifecycle.py
+	$(BIN)/python bench/chain_contention.py
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/case_list_scale.py
 	$(BIN)/python bench/revocation.py
 	$(BIN)/python bench/console_scale.py
+	$(BIN)/python bench/approval_queue.py
 
 # The pinned schema is generated as the tests see it: on PostgreSQL (integer limits differ).
 schema: install

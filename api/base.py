@@ -6,11 +6,11 @@ Views stay thin: parse input with a serializer, call one service or selector, sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
@@ -18,34 +18,31 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.access import TenantAccess, access_in, access_memo, tenant_for_actor
-from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind
+from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind, StaffScope, role_scopes
 from tenants.crossaccess import tenant_refused_record
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.models import ApiKey
-from tenants.policies import Decision, enforce
 from tenants.rls import tenant_scope
 
 from .exceptions import ScopeMissing, StaffOnly
 from .idempotency import idempotency_claim, idempotency_finish
 
-STAFF_ONLY = "staff-only"  # a `scopes` value: no API key may call this method
-
 
 class TenantApiView(GenericAPIView):
     """A view under `/api/v1/t/<tenant>/`.
 
-    `scopes` maps each HTTP method to the scope an API key needs for it (or STAFF_ONLY); a
-    method missing from it is refused for keys. Staff sessions are limited by their roles:
-    `staff_rules` maps a method to the policy a staff caller must pass before the handler runs
-    (the same one the console's page checks), and the services check the rest.
+    `scopes` maps each HTTP method (HEAD as GET) to the scope it needs: a `Scope` an API key
+    can hold, or a `StaffScope` only a person holds. A key needs the scope among its own; a
+    staff session needs it among the scopes its roles imply in the tenant (`role_scopes`): the
+    same check on every route for both. A method missing from `scopes` is refused to everyone.
+    The services check the rest (tier, grant, separation of duties).
     """
 
     scopes: ClassVar[dict[str, str]] = {}
-    staff_rules: ClassVar[dict[str, Callable[[TenantAccess | None], Decision]]] = {}
     metadata_class = None  # OPTIONS describes nothing: the OpenAPI schema does that
 
     def required_scope(self, method: str) -> str | None:
-        return self.scopes.get(method)
+        return self.scopes.get("GET" if method == "HEAD" else method)
 
     def _resolve_tenant(self, request: Request, slug: str) -> None:
         key = request.auth if isinstance(request.auth, ApiKey) else None
@@ -66,18 +63,25 @@ class TenantApiView(GenericAPIView):
             raise
 
     def _check_scope(self, request: Request) -> None:
-        if not isinstance(request.auth, ApiKey):
-            if rule := self.staff_rules.get(request.method):
-                enforce(rule(request.tenant_access))
-            return
+        if request.method == "OPTIONS" or not hasattr(self, request.method.lower()):
+            return  # a method the view does not serve: its handler answers 405
         scope = self.required_scope(request.method)
+        if not isinstance(request.auth, ApiKey):
+            access: TenantAccess | None = request.tenant_access
+            held = role_scopes(access.roles) if access is not None else frozenset()
+            if scope is None or scope not in held:
+                raise ScopeMissing(
+                    _("Your roles in this tenant do not include the %(scope)s scope.")
+                    % {"scope": scope or request.method}
+                )
+            return
         if request.user.kind == PrincipalKind.AI_ASSISTANT and scope not in AI_ASSISTANT_SCOPES:
             raise PolicyDenied(
                 "An AI assistant may only read, draft cases and attach summaries; a person "
                 "must approve, execute, accept evidence or change tier and policy (R-63).",
                 code="ai.action_blocked",
             )
-        if scope is None or scope == STAFF_ONLY:
+        if scope is None or scope in StaffScope.values:
             raise StaffOnly()
         if scope not in request.auth.scopes:
             raise ScopeMissing(f"This API key lacks the {scope} scope.")

@@ -30,6 +30,26 @@ ACTIONS: dict[str, str] = {
         "Too many failures: the staff account is locked (OWASP authn_login_lock)."
     ),
     "auth.otp_enrolled": "A staff user enrolled a TOTP device and received backup codes.",
+    "auth.passkey_enrolled": (
+        "A staff user registered a passkey (first one, after proving an active one, or under an "
+        "approved replacement); the user is e-mailed."
+    ),
+    "auth.passkey_removed": "A staff user removed one of their passkeys (lost or retired).",
+    "auth.passkey_suspended": (
+        "A staff passkey answered with a signature counter that did not grow (a copied key): "
+        "it is suspended and the answer refused."
+    ),
+    "auth.passkey_replacement_requested": (
+        "A staff user with no active passkey left asked for a replacement."
+    ),
+    "auth.sessions_ended": (
+        "A staff user lost a role, membership or grant: every console session of theirs was "
+        "ended and their pending step-up challenges cancelled, at once (R-62)."
+    ),
+    "auth.passkey_replacement_approved": (
+        "A second staff member (tenant_admin or security_officer, another person) approved a "
+        "passkey replacement with a fresh passkey step-up; data carries the assertion."
+    ),
     # audit trail itself
     "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
     "audit.verified": "A verification run finished; its data counts chains checked and broken.",
@@ -59,6 +79,10 @@ ACTIONS: dict[str, str] = {
     "case.status_changed": "The workflow moved a case (cooling-off, ready …).",
     "case.tier_raised": "The account's tier rose mid-case; approvals given so far were voided.",
     "case.cancelled": "A case was cancelled by its worker or the account owner.",
+    "case.expired": (
+        "An open case nobody changed for its policy's idle limit expired (the sweep); its "
+        "artifacts were revoked. Data carries the status it left and the limit."
+    ),
     "verification.signal_accepted": "A verification signal was accepted as evidence.",
     "verification.signal_rejected": (
         "A signal was refused, or stored as context only; data carries the reason code."
@@ -135,11 +159,19 @@ ACTIONS: dict[str, str] = {
         "A note was added to a case; data carries only its length and how many secrets were "
         "masked (never the text)."
     ),
-    "approval.approved": "An eligible approver approved a case with a fresh step-up.",
+    "approval.approved": (
+        "An eligible approver approved a case with a fresh step-up (a passkey's bound to the case "
+        "snapshot: data carries the assertion's digest) and an expiry (R-22, R-47)."
+    ),
     "approval.denied": "An eligible approver denied a case with a fresh step-up.",
     "approval.invalidated": (
         "A live approval stopped counting: its approver lost the role, membership or grant it "
-        "was given with (R-62); data carries the approval and the reason."
+        "was given with (approver_lost_role, R-62), the case changed since (snapshot_changed) "
+        "or it expired (expired, R-22); data carries the approval and the reason."
+    ),
+    "step_up.challenge_issued": (
+        "A passkey challenge was issued to a staff user for one approval or execution of a case "
+        "as it stands (SHA-256 of snapshot, action, case and nonce; 120 s, single use)."
     ),
     "alert.raised": (
         "A detection for the security queue (sim_swap_recovery_attempt, approval_velocity …)."

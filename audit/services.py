@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from typing import Any
 
@@ -111,14 +112,12 @@ def _new_event(
     tenant_id: int | None,
     target: models.Model | None,
     data: dict[str, Any] | None,
-    seq: int,
-    prev_hash: str,
 ) -> AuditEvent:
-    """The event record() appends at `seq` after `prev_hash`, not yet hashed or saved."""
+    """The event record() appends, not yet linked (seq, prev_hash), hashed or saved."""
     request = current_request()
     return AuditEvent(
         tenant_id=tenant_id,
-        seq=seq,
+        seq=0,
         action=action,
         actor_id=_text(actor.id, 64),
         actor_label=_text(actor.label, 200),
@@ -132,8 +131,29 @@ def _new_event(
         ip=request.ip,
         user_agent=_text(request.user_agent, 300),
         created_at=timezone.now(),
-        prev_hash=prev_hash,
     )
+
+
+class _Unappended(threading.local):
+    """Events record() has built in this thread but not yet appended, in recording order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[AuditEvent, str]] = []
+
+
+_unappended = _Unappended()
+
+
+def _append_unappended() -> None:
+    """Append every event built so far, in order: lock its chain head, link, hash, insert."""
+    with connection.cursor() as cursor:
+        while _unappended.events:
+            event, key = _unappended.events[0]
+            head_seq, head_hash = _locked_head(cursor, key, event.tenant_id)
+            event.seq, event.prev_hash = head_seq + 1, head_hash
+            event.hash = row_hash(tuple(getattr(event, name) for name in HASHED_FIELDS))
+            _append(cursor, event, key)
+            _unappended.events.pop(0)
 
 
 def record(
@@ -149,27 +169,26 @@ def record(
     Fails closed: it refuses to run outside a transaction, and any error propagates so the
     action it records rolls back with it (R-44).
 
-    It locks the chain head (`SELECT … FOR UPDATE`, which serialises the chain's writers),
-    then inserts the event and advances the head; on PostgreSQL that is two statements in all.
+    The chain head is locked as late as possible, since its lock serialises the chain's
+    writers until they commit: record() first sends `event_recorded` (its receivers plan
+    what the event calls for in this transaction, before the event has a place in the
+    chain), then locks the head (`SELECT … FOR UPDATE`), inserts the event and advances the
+    head (on PostgreSQL that is two statements). An event a receiver records appends the
+    events recorded before it first, so the chain keeps the order in which they were recorded.
     """
     if not is_registered(action):
         raise AuditError(f"Unknown audit action {action!r}: add it to audit.registry.ACTIONS.")
     if not transaction.get_connection().in_atomic_block:
         raise AuditError("audit.record must run inside the transaction of the action it records.")
     tenant_id = tenant.pk if tenant is not None else None
-    key = chain_key(tenant_id)
-    with connection.cursor() as cursor:
-        head_seq, head_hash = _locked_head(cursor, key, tenant_id)
-        event = _new_event(
-            action=action,
-            actor=actor,
-            tenant_id=tenant_id,
-            target=target,
-            data=data,
-            seq=head_seq + 1,
-            prev_hash=head_hash,
-        )
-        event.hash = row_hash(tuple(getattr(event, name) for name in HASHED_FIELDS))
-        _append(cursor, event, key)
-    event_recorded.send(sender=AuditEvent, event=event)
+    event = _new_event(action=action, actor=actor, tenant_id=tenant_id, target=target, data=data)
+    if _unappended.events:  # a receiver's event: the events recorded before it go first
+        _append_unappended()
+    _unappended.events.append((event, chain_key(tenant_id)))
+    try:
+        event_recorded.send(sender=AuditEvent, event=event, target=target)
+        _append_unappended()
+    except BaseException:
+        _unappended.events.clear()  # the action fails: nothing of it may be appended later
+        raise
     return event

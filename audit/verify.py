@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -52,6 +52,20 @@ _CREATED_AT_ISO = (
 )
 _scan_json = json.JSONDecoder().scan_once  # json.loads without its per-call wrapper
 _sha256 = hashlib.sha256
+
+
+# Checks of records the chain vouches for but does not hold, registered by higher layers
+# (recovery: the passkey assertions stored with approvals and executions, checked again).
+# Given a tenant id, a check yields (seq of the event that recorded the record, what is
+# wrong); `audit` knows nothing of what they check.
+RecordCheck = Callable[[int], Iterable[tuple[int, str]]]
+_RECORD_CHECKS: list[RecordCheck] = []
+
+
+def record_check_register(check: RecordCheck) -> None:
+    """Have `verify_chain` run `check` on every tenant chain it finds intact."""
+    if check not in _RECORD_CHECKS:
+        _RECORD_CHECKS.append(check)
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,9 @@ def _walk_parts(tenant_id: int | None, label: str, head_seq: int) -> _Walked:
 def verify_chain(tenant_id: int | None, label: str) -> ChainReport:
     """Recompute one chain; report the first seq that is missing, extra, modified or reordered.
 
+    An intact tenant chain then has the registered record checks run on it: the first record
+    that no longer verifies is reported at the seq of the event that recorded it.
+
     The head is read before the rows: rows committed meanwhile only extend the chain past it,
     so a concurrent writer never looks like tampering.
     """
@@ -272,6 +289,11 @@ def verify_chain(tenant_id: int | None, label: str) -> ChainReport:
         return ChainReport(label, count, count + 1, reason)
     elif head_seq and hash_at_head != head.hash:
         return ChainReport(label, count, head_seq, "chain head hash does not match its row")
+    if tenant_id is not None:
+        problems = sorted(problem for check in _RECORD_CHECKS for problem in check(tenant_id))
+        if problems:
+            seq, reason = problems[0]
+            return ChainReport(label, count, seq, reason)
     return ChainReport(label, count)
 
 

@@ -157,6 +157,31 @@ def count_queries(
     return len(create), len(bare), [q["sql"] for q in create.captured_queries]
 
 
+def profile_creates(tenant, token: str, pool: AccountPool, count: int) -> None:
+    """cProfile of `count` in-process create-case requests: where one create spends its time."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    profiler = cProfile.Profile()
+    for _ in range(count):
+        body = {"account_id": pool.take(), "case_type": CASE_TYPE}
+        profiler.enable()
+        answer = client.post(
+            f"/api/v1/t/{tenant.slug}/cases/",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        profiler.disable()
+        if answer.status_code != 201:
+            raise SystemExit(f"profiled create-case answered {answer.status_code}")
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(r"(/(recovery|audit|integrations|tenants|api)/|auditlog/receivers).*py", 40)
+
+
 def summarise(statements: list[str]) -> str:
     """Statement kinds of one request, e.g. '12 SELECT (2 FOR UPDATE), 3 INSERT …'."""
     kinds: dict[str, int] = {}
@@ -205,6 +230,9 @@ def main() -> None:
     parser.add_argument(
         "--idempotency-key", action="store_true", help="send a unique Idempotency-Key per create"
     )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile N in-process creates, exit"
+    )
     parser.add_argument("--database", default="vouchsafe_bench_api")
     args = parser.parse_args()
 
@@ -224,6 +252,10 @@ def main() -> None:
         if args.show_queries:
             for sql in statements:
                 _setup.say(f"    {sql[:160]}")
+        if args.profile:
+            pool.top_up(args.profile)
+            profile_creates(tenant, token, pool, args.profile)
+            return
 
         server = _http.Server(
             _http.role_url(role, args.database),

@@ -3,11 +3,12 @@
 One lifecycle: open a case on a T2 account; collect two signals through their verifiers (S2: a
 code emailed to the owner's registered address, read back from the outbox and checked; S3: the
 manager's attestation, requested by email and confirmed from the manager's own session); submit;
-two approvals with fresh TOTP step-ups by two security officers; the cooling-off released;
-ready — every step through the real services, each audited in its own transaction. Only the
-wait itself is skipped: the T2 cooling-off (24 h) is moved to now, untimed, before the timed
-release. The baseline inserts one row (a spent step-up record) per transaction. Rounds
-alternate; medians are reported.
+two approvals by two security officers, each with a fresh passkey step-up over the case's
+snapshot (the T2 floor; a soft authenticator signs the options the service issued); the
+cooling-off released; ready — every step through the real services, each audited in its own
+transaction. Only the wait itself is skipped: the T2 cooling-off (24 h) is moved to now,
+untimed, before the timed release. The baseline inserts one row (a spent step-up record) per
+transaction. Rounds alternate; medians are reported.
 
     python bench/case_lifecycle.py [--cases 100] [--rounds 3]
 """
@@ -36,27 +37,20 @@ TARGET = 0.01
 APPROVER_SHIFT = 8
 
 
-def staff(tenant, role: str, operator):
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+# Each staff user's soft passkey (enrolled untimed through the services, as tests do).
+PASSKEYS: dict[int, object] = {}
 
+
+def staff(tenant, role: str, operator):
     from tenants.services import membership_create, user_create
+    from tests.staffkey import staff_passkey_enrol
 
     user = user_create(
         actor=operator, username=f"{role}-{uuid.uuid4().hex[:8]}", password=uuid.uuid4().hex
     )
-    TOTPDevice.objects.create(user=user, name="bench", confirmed=True)
     membership_create(actor=operator, user=user, role=role, tenant=tenant)
+    PASSKEYS[user.pk] = staff_passkey_enrol(user)
     return user
-
-
-def token_now(user) -> str:
-    """A TOTP code the device accepts now (the bench lets each device reuse its window)."""
-    from django_otp.oath import totp
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    TOTPDevice.objects.filter(user=user).update(last_t=-1)
-    device = TOTPDevice.objects.get(user=user)
-    return f"{totp(device.bin_key):06d}"
 
 
 def last_message_matching(pattern: str) -> str:
@@ -105,7 +99,9 @@ def lifecycle(tenant, people, n: int) -> float:
         approval_decide,
         case_open,
         case_release_cooled,
+        case_step_up_verify,
         case_submit,
+        step_up_options,
     )
     from recovery.challenges.services import (
         attestation_confirm,
@@ -116,7 +112,6 @@ def lifecycle(tenant, people, n: int) -> float:
     from recovery.imports import AccountRecord, ContactRecord
     from recovery.models import ProtectedAccount
     from recovery.services import accounts_import
-    from tenants.stepup import step_up_verify
 
     external_id = f"adm-{n}-{uuid.uuid4().hex[:6]}"
     held_since = timezone.now() - timedelta(days=400)  # long past any quarantine (R-04)
@@ -135,7 +130,6 @@ def lifecycle(tenant, people, n: int) -> float:
     accounts_import(actor=Actor.system("bench"), tenant=tenant, records=[record], source="b")
     account = ProtectedAccount.objects.for_tenant(tenant).get(external_id=external_id)
     mailbox = account.contact_methods.get(kind="email")
-    tokens = [token_now(people["approver1"]), token_now(people["approver2"])]
     collector = people["collector"]
 
     started = time.perf_counter()
@@ -148,8 +142,14 @@ def lifecycle(tenant, people, n: int) -> float:
         actor=people["manager"], token=last_message_matching(r"/attest/([A-Za-z0-9_-]+)/")
     )
     case_submit(actor=collector, case=case)
-    for who, token in zip(("approver1", "approver2"), tokens, strict=True):
-        proof = step_up_verify(user=people[who], token=token)
+    for who in ("approver1", "approver2"):
+        options = step_up_options(actor=people[who], case=case, action="approve")
+        proof = case_step_up_verify(
+            actor=people[who],
+            case=case,
+            action="approve",
+            credential_json=PASSKEYS[people[who].pk].get(options),
+        )
         approval_decide(
             actor=people[who], case=case, decision="approved", reason="bench", step_up=proof
         )
@@ -180,10 +180,49 @@ def inserts(count: int, user) -> float:
     return count / (time.perf_counter() - started)
 
 
+def approvers_shift(tenant, people, operator, n: int) -> None:
+    """Fresh approvers every APPROVER_SHIFT lifecycles, untimed (see APPROVER_SHIFT)."""
+    from tenants.rls import system_scope
+
+    if n % APPROVER_SHIFT == 0:
+        with system_scope():
+            people["approver1"] = staff(tenant, "security_officer", operator)
+            people["approver2"] = staff(tenant, "security_officer", operator)
+
+
+def profile_lifecycles(tenant, people, operator, count: int) -> None:
+    """cProfile and SQL statements of `count` lifecycles (set-up included, then subtracted by
+    reading: it is the untimed part of `lifecycle`)."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lifecycle(tenant, people, 0)  # warm per-process caches
+    profiler = cProfile.Profile()
+    with CaptureQueriesContext(connection) as queries:
+        profiler.enable()
+        for n in range(1, count + 1):
+            profiler.disable()
+            approvers_shift(tenant, people, operator, n)
+            profiler.enable()
+            lifecycle(tenant, people, n)
+        profiler.disable()
+    _setup.say(
+        f"SQL statements per lifecycle (with its untimed set-up): {len(queries) / count:.0f}"
+    )
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(r"(/(recovery|audit|integrations|tenants|api)/|auditlog/receivers).*py", 60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100, help="lifecycles per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile N lifecycles, then exit"
+    )
     parser.add_argument("--database", default="vouchsafe_bench_case_lifecycle")
     args = parser.parse_args()
 
@@ -202,6 +241,9 @@ def main() -> None:
             "manager": manager,
             "manager_external_id": manager_external_id,
         }
+    if args.profile:
+        profile_lifecycles(tenant, people, operator, args.profile)
+        return
     lifecycle_rates, insert_rates, n = [], [], 0
     for r in range(args.rounds):
         for path in ("lifecycles", "inserts") if r % 2 == 0 else ("inserts", "lifecycles"):
@@ -211,10 +253,7 @@ def main() -> None:
             spent = 0.0
             for _ in range(args.cases):
                 n += 1
-                if n % APPROVER_SHIFT == 0:  # fresh approvers, untimed: see APPROVER_SHIFT
-                    with system_scope():
-                        people["approver1"] = staff(tenant, "security_officer", operator)
-                        people["approver2"] = staff(tenant, "security_officer", operator)
+                approvers_shift(tenant, people, operator, n)
                 spent += lifecycle(tenant, people, n)
             lifecycle_rates.append(args.cases / spent)
         _setup.say(

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from recovery.cases.policies import CASE_WORKERS, can_use_approval_queue, can_use_security_queue
+from recovery.cases.access_rules import CASE_WORKERS
+from recovery.cases.policies import can_use_approval_queue, can_use_security_queue
 from recovery.policy.policies import can_read_policy
 from tenants.policies import can_administer_tenant, can_read_audit
 

@@ -52,7 +52,7 @@ class WebhookSubscription(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event for one subscription: the outbox row, written in the event's transaction.
+    """One event for one subscription: the outbox row, derived from the committed event.
 
     `payload` is the body that is sent, serialised canonically (sorted keys, no spaces) on each
     attempt, so every retry sends the same bytes. While an attempt runs, `next_attempt_at` is
@@ -128,6 +128,28 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} delivery {self.pk} ({self.status})"
+
+
+class WebhookCursor(models.Model):
+    """How far the tenant's committed audit chain has been turned into webhook deliveries.
+
+    The audit chain is the webhook outbox: `integrations.outbox.webhooks_derive` reads the
+    tenant's committed events after `seq`, writes their deliveries and moves `seq` on, in one
+    transaction under this row's lock, so each event is derived once and none is skipped.
+    """
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    seq = models.PositiveBigIntegerField(
+        default=0, help_text="The last seq of the tenant's chain turned into deliveries."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"webhook cursor of tenant {self.tenant_id} at seq {self.seq}"
 
 
 class WebhookDeliveryAttempt(models.Model):

@@ -1,29 +1,43 @@
-"""The transactional outbox: an audit event becomes webhook deliveries in its own transaction.
+"""The outbox: the tenant's committed audit chain becomes webhook deliveries.
 
-`audit.signals.event_recorded` is sent inside the transaction of every append. For an action
-that is a webhook event type this module inserts one `WebhookDelivery` per active subscription
-of the tenant that asked for it, and asks a worker to send them once the transaction commits.
-A rolled-back action leaves no delivery; a broker that is down loses nothing (the periodic
-sweep sends what the worker never got).
+For an action that is a webhook event type, the receiver of `audit.signals.event_recorded`
+only asks a worker, once the transaction commits, to derive the tenant's deliveries (if this
+process has seen, within `SUBSCRIBED_TTL_SECONDS`, that the tenant has a subscription):
+`webhooks_derive` reads the committed events past the tenant's `WebhookCursor`, inserts one
+`WebhookDelivery` per active subscription that asked for each and moves the cursor; the task
+then makes each delivery's first attempt. A rolled-back action left no event, so nothing
+leaves for it; a broker that is down or a crash between commit and worker loses nothing (the
+periodic sweep derives every tenant whose chain is past its cursor, then sends what the
+workers never got). Connector requests (`connector_request_enqueue`) are still written in the
+caller's transaction.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.signals import post_save
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.chain import chain_key
+from audit.models import AuditChainHead, AuditEvent
 from tenants.models import Tenant
+from tenants.rls import system_scope, tenant_scope
 
 from .choices import EVENT_TYPE_OF_ACTION, DeliveryKind, DeliveryStatus, WebhookEventType
-from .models import WebhookDelivery, WebhookSubscription
+from .models import WebhookCursor, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
+DERIVE_BATCH = 500  # events read per derivation transaction
+SUBSCRIBED_TTL_SECONDS = 10.0
+# tenant id -> (until when, whether it has an active subscription), per process
+_SUBSCRIBED: dict[int, tuple[float, bool]] = {}
 
 # What of an event's audit data a receiver sees: an allow-list per type, never free text the
 # staff typed (reasons, notes), step-up proofs or anything secret.
@@ -83,44 +97,157 @@ def _enqueue(delivery_ids: list[str]) -> None:
 
 
 def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
-    """Receiver of audit.signals.event_recorded: write the outbox rows for this event."""
-    event_type = EVENT_TYPE_OF_ACTION.get(event.action)
-    if event_type is None or event.tenant_id is None:
-        return  # the common case: no query at all
-    subscriptions = [
+    """Receiver of audit.signals.event_recorded: once the transaction commits, ask a worker to
+    derive the deliveries of a webhook event (no query here; nothing for a rollback)."""
+    if event.tenant_id is None or event.action not in EVENT_TYPE_OF_ACTION:
+        return  # the common case
+    tenant_id = event.tenant_id
+    transaction.on_commit(lambda: _derive_soon(tenant_id), robust=True)
+
+
+def _subscribed(tenant_id: int) -> bool:
+    """Whether the tenant has an active subscription, as this process read it at most
+    SUBSCRIBED_TTL_SECONDS ago (or since a subscription changed here). A stale "no" costs
+    nothing but time: the sweep derives every tenant whose chain is past its cursor."""
+    now = time.monotonic()
+    known = _SUBSCRIBED.get(tenant_id)
+    if known is None or known[0] <= now:
+        with tenant_scope([tenant_id]):
+            active = WebhookSubscription.objects.filter(
+                tenant_id=tenant_id, is_active=True, deleted_at__isnull=True
+            ).exists()
+        known = _SUBSCRIBED[tenant_id] = (now + SUBSCRIBED_TTL_SECONDS, active)
+    return known[1]
+
+
+def _subscriptions_changed(sender: Any, instance: WebhookSubscription, **kwargs: Any) -> None:
+    _SUBSCRIBED.pop(instance.tenant_id, None)
+
+
+post_save.connect(_subscriptions_changed, sender=WebhookSubscription, dispatch_uid="webhooks-ttl")
+
+
+def _derive_soon(tenant_id: int) -> None:
+    from .tasks import webhooks_derive_task  # tasks import this module's helpers
+
+    if not _subscribed(tenant_id):
+        return  # no task to queue: no one to tell (the sweep catches a subscription made since)
+    try:
+        webhooks_derive_task.delay(tenant_id)
+    except Exception:  # the broker is down: the sweep derives it
+        logger.warning("webhooks of tenant %s not queued; the sweep will derive them", tenant_id)
+
+
+def _subscribers(
+    subscriptions: list[WebhookSubscription], event: AuditEvent, event_type: str
+) -> list[WebhookSubscription]:
+    """The subscriptions that hear of `event`: asked for its type and existed when it was
+    recorded (a subscription made later does not receive earlier events)."""
+    return [
         subscription
-        for subscription in WebhookSubscription.objects.for_tenant(Tenant(pk=event.tenant_id))
-        .filter(is_active=True, deleted_at__isnull=True)
+        for subscription in subscriptions
+        if event_type in subscription.event_types and subscription.created_at <= event.created_at
+    ]
+
+
+def webhooks_derive(*, tenant_id: int, batch: int = DERIVE_BATCH) -> list[str]:
+    """Write the deliveries of the tenant's committed webhook events past its cursor, in
+    transactions of at most `batch` events, until the cursor reaches the chain head; their ids.
+
+    The audit chain is the outbox: an event that committed is read here, in order, and its
+    deliveries are written and the cursor moved past it in one transaction under the cursor's
+    lock, so a second worker (or a retry after a crash) finds nothing left to do and an event
+    is never derived twice or skipped. Events become visible in seq order (a chain's writers
+    hold its head until they commit), so nothing below the committed head is still to come.
+    """
+    made: list[str] = []
+    while True:
+        delivery_ids, caught_up = _derive_batch(tenant_id, batch)
+        made += delivery_ids
+        if caught_up:
+            return made
+
+
+def _derive_batch(tenant_id: int, batch: int) -> tuple[list[str], bool]:
+    """One transaction of `webhooks_derive`: (delivery ids, whether the head was reached)."""
+    with tenant_scope([tenant_id]):
+        WebhookCursor.objects.bulk_create(
+            [WebhookCursor(tenant_id=tenant_id)], ignore_conflicts=True
+        )
+        cursor = WebhookCursor.objects.select_for_update().get(tenant_id=tenant_id)
+        head = (
+            AuditChainHead.objects.filter(key=chain_key(tenant_id))
+            .values_list("seq", flat=True)
+            .first()
+        )
+        if head is None or head <= cursor.seq:
+            return [], True
+        events = list(
+            AuditEvent.objects.filter(
+                tenant_id=tenant_id,
+                seq__gt=cursor.seq,
+                seq__lte=head,
+                action__in=list(EVENT_TYPE_OF_ACTION),
+            ).order_by("seq")[:batch]
+        )
+        caught_up = len(events) < batch
+        cursor.seq = head if caught_up else events[-1].seq
+        cursor.save(update_fields=["seq", "updated_at"])
+        deliveries = _deliveries(tenant_id, events) if events else []
+        WebhookDelivery.objects.bulk_create(deliveries)
+    return [str(delivery.pk) for delivery in deliveries], caught_up
+
+
+def _deliveries(tenant_id: int, events: list[AuditEvent]) -> list[WebhookDelivery]:
+    subscriptions = list(
+        WebhookSubscription.objects.filter(
+            tenant_id=tenant_id, is_active=True, deleted_at__isnull=True
+        )
         .select_related("tenant")
         .order_by("pk")
-        if event_type in subscription.event_types
-    ]
-    if not subscriptions:
-        return
+    )
     due = timezone.now()
     deliveries = []
-    for subscription in subscriptions:
-        delivery_id = uuid.uuid4()
-        deliveries.append(
-            WebhookDelivery(
-                id=delivery_id,
-                tenant_id=event.tenant_id,
-                subscription=subscription,
-                event_type=event_type,
-                audit_event_id=event.pk,
-                audit_seq=event.seq,
-                payload=event_payload(
-                    delivery_id=delivery_id,
+    for event in events:
+        event_type = EVENT_TYPE_OF_ACTION[event.action]
+        for subscription in _subscribers(subscriptions, event, event_type):
+            delivery_id = uuid.uuid4()
+            deliveries.append(
+                WebhookDelivery(
+                    id=delivery_id,
+                    tenant_id=tenant_id,
+                    subscription=subscription,
                     event_type=event_type,
-                    tenant_slug=subscription.tenant.slug,
-                    event=event,
-                ),
-                next_attempt_at=due,
+                    audit_event_id=event.pk,
+                    audit_seq=event.seq,
+                    payload=event_payload(
+                        delivery_id=delivery_id,
+                        event_type=event_type,
+                        tenant_slug=subscription.tenant.slug,
+                        event=event,
+                    ),
+                    next_attempt_at=due,
+                )
             )
+    return deliveries
+
+
+def webhooks_derive_lagging() -> int:
+    """Derive every tenant whose chain has moved past its cursor (the sweep's first step: it
+    catches what a lost task or a crash between commit and worker left); deliveries made."""
+    with system_scope():
+        lagging = list(
+            AuditChainHead.objects.filter(tenant_id__isnull=False)
+            .annotate(
+                cursor=Subquery(
+                    WebhookCursor.objects.filter(tenant_id=OuterRef("tenant_id")).values("seq")
+                )
+            )
+            .filter(Q(cursor__isnull=True) | Q(seq__gt=F("cursor")))
+            .order_by("tenant_id")
+            .values_list("tenant_id", flat=True)
         )
-    WebhookDelivery.objects.bulk_create(deliveries)
-    ids = [str(delivery.pk) for delivery in deliveries]
-    transaction.on_commit(lambda: _enqueue(ids), robust=True)
+    return sum(len(webhooks_derive(tenant_id=tenant_id)) for tenant_id in lagging)
 
 
 def connector_request_enqueue(

@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from recovery.addresses import destination_problem, url_syntax_problem
-from recovery.cases.execution import post_recovery_event_check
+from recovery.cases.services.execution import post_recovery_event_check
 from recovery.choices import PHONE_KINDS
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.access import TenantAccess, access_in

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from .delivery import webhook_delivery_attempt, webhook_outbox_sweep
+from .outbox import webhooks_derive, webhooks_derive_lagging
 
 
 # Sent on the request path: no result to store, so a stalled result backend cannot stall it.
@@ -12,7 +13,19 @@ def webhook_deliver_task(delivery_id: str) -> str:
     return str(webhook_delivery_attempt(delivery_id=delivery_id))
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def webhooks_derive_task(tenant_id: int) -> int:
+    """Derive the deliveries of the tenant's committed webhook events (queued on commit), then
+    make each one's first attempt; the sweep retries what fails."""
+    delivery_ids = webhooks_derive(tenant_id=tenant_id)
+    for delivery_id in delivery_ids:
+        webhook_delivery_attempt(delivery_id=delivery_id)
+    return len(delivery_ids)
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def webhook_outbox_sweep_task() -> int:
-    """Beat: send every due pending delivery (new rows the broker missed, and retries)."""
+    """Beat: derive what no task derived, then send every due pending delivery (new rows the
+    broker missed, and retries)."""
+    webhooks_derive_lagging()
     return webhook_outbox_sweep()

@@ -22,6 +22,12 @@ class RecoveryConfig(AppConfig):
 
         event_recorded.connect(on_access_removed, dispatch_uid="recovery-approvals-r62")
 
+        from audit.verify import record_check_register
+
+        from .cases.services.step_up import step_up_records_verify
+
+        record_check_register(step_up_records_verify)
+
         from tenants.jobs import register_job_kind
 
         from .policy.jobs import SIMULATE_KIND, simulation_run

@@ -24,6 +24,22 @@ def account_get_visible(*, tenant: Tenant, pk: int) -> ProtectedAccount:
     return account
 
 
+def account_reference(*, tenant: Tenant, pk: int) -> ProtectedAccount:
+    """An account of `tenant` by id, not read: for a service that reads it under lock
+    (`account_locked`), where a missing or another tenant's id is the 404."""
+    return ProtectedAccount(pk=pk, tenant=tenant)
+
+
+def account_locked(*, tenant: Tenant, pk: int) -> ProtectedAccount:
+    """One account of `tenant`, read and locked (`FOR UPDATE`) in the caller's transaction;
+    another tenant's id is the same 404 as a missing one."""
+    account = ProtectedAccount.objects.for_tenant(tenant).select_for_update().filter(pk=pk).first()
+    if account is None:
+        raise CrossTenantNotFound(ProtectedAccount._meta.label, pk)
+    account.tenant = tenant  # the caller's object: no second read of the tenant
+    return account
+
+
 def accounts_with_object_permission(
     *, tenant: Tenant, user: User, perm: str
 ) -> QuerySet[ProtectedAccount]:

@@ -6,7 +6,7 @@ from tenants.rls import system_scope
 from .artifacts.services import artifact_sweep
 from .cases.choices import CaseStatus
 from .cases.models import RecoveryCase
-from .cases.services import case_release_cooled
+from .cases.services import case_expire_sweep, case_release_cooled
 from .notifications.services import notice_send, notice_sweep
 
 SWEEP_BATCH = 200
@@ -30,6 +30,13 @@ def case_release_cooled_task() -> int:
         for case in due:
             case_release_cooled(case=case)
     return len(due)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def case_expire_sweep_task() -> int:
+    """Sweep: open cases idle past their policy's `case_idle_limit_seconds` become expired,
+    one audited expiry each (SKIP LOCKED batches; a case expired already is left as it is)."""
+    return case_expire_sweep()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

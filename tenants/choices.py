@@ -42,7 +42,7 @@ class PrincipalKind(models.TextChoices):
 
 
 class Scope(models.TextChoices):
-    """What an API key may do; staff sessions are limited by their roles instead."""
+    """What an API key may do. A staff session holds the scopes its roles imply (ROLE_SCOPES)."""
 
     ACCOUNTS_READ = "accounts:read", _("Read accounts")
     ACCOUNTS_SYNC = "accounts:sync", _("Upsert accounts from a system of record")
@@ -73,3 +73,76 @@ AI_ASSISTANT_SCOPES = frozenset(
         Scope.ALERTS_READ,
     }
 )
+
+
+class StepUpKind(models.TextChoices):
+    """What a step-up was made with. A passkey is phishing-resistant (bound to our origin)."""
+
+    PASSKEY = "passkey", _("Passkey")
+    TOTP = "totp", _("Authenticator app code")
+
+
+class StaffPasskeyStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended (possible copy)")
+    REMOVED = "removed", _("Removed")
+
+
+class PasskeyReplacementStatus(models.TextChoices):
+    REQUESTED = "requested", _("Waiting for a second staff member")
+    APPROVED = "approved", _("Approved: a new passkey may be registered")
+    USED = "used", _("Used")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class StaffScope(models.TextChoices):
+    """What only a person may do over the API: no key can hold one (R-23, R-63, R-64)."""
+
+    CASES_TAKE = "cases:take", _("Take an AI-drafted case")
+    CASES_DECIDE = "cases:decide", _("Approve or deny cases")
+    CASES_EXECUTE = "cases:execute", _("Execute ready cases (T1/T2 with a fresh step-up)")
+    ATTENDED_RUN = "attended:run", _("Start and run attended identity sessions")
+    OWNER_ENROL = "owner:enrol", _("Invite an account's owner to enrol")
+    SETTINGS_WRITE = "settings:write", _("Draft and activate policy and owner sign-in settings")
+    KEYS_MANAGE = "keys:manage", _("Issue and revoke API keys")
+
+
+# The scopes a staff session holds in a tenant: the union over its roles there (through a
+# membership or a delegation grant). The API checks them on every route as it checks a key's;
+# the services still decide each act (tier, grant, separation of duties). Each row agrees with
+# the policy the console applies to the same pages (tests/api/test_permission_matrix_roles.py).
+_CASE_WORK = frozenset(
+    {
+        Scope.ACCOUNTS_READ,
+        Scope.CASES_READ,
+        Scope.CASES_WRITE,
+        Scope.CASES_DRAFT,
+        StaffScope.CASES_TAKE,
+        StaffScope.CASES_EXECUTE,
+    }
+)
+_OVERSIGHT = frozenset({Scope.POLICY_READ, Scope.AUDIT_READ, Scope.ALERTS_READ, Scope.GRANTS_READ})
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.AGENT: _CASE_WORK | {StaffScope.OWNER_ENROL},
+    Role.SUPERVISOR: _CASE_WORK | {StaffScope.CASES_DECIDE},
+    Role.SECURITY_OFFICER: _CASE_WORK
+    | _OVERSIGHT
+    | {StaffScope.CASES_DECIDE, StaffScope.ATTENDED_RUN, Scope.EVENTS_INGEST},
+    Role.TENANT_ADMIN: _OVERSIGHT
+    | {
+        Scope.ACCOUNTS_READ,
+        Scope.ACCOUNTS_SYNC,
+        Scope.EVENTS_INGEST,
+        Scope.WEBHOOKS_MANAGE,
+        StaffScope.OWNER_ENROL,
+        StaffScope.SETTINGS_WRITE,
+        StaffScope.KEYS_MANAGE,
+    },
+    Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
+    Role.TRUSTED_REFEREE: frozenset({Scope.CASES_READ, StaffScope.ATTENDED_RUN}),
+}
+
+
+def role_scopes(roles: frozenset[str]) -> frozenset[str]:
+    """The scopes a staff session with `roles` holds: exactly what its roles imply."""
+    return frozenset().union(*(ROLE_SCOPES[role] for role in roles if role in ROLE_SCOPES))

@@ -12,7 +12,14 @@ from .preferences import zone_of
 # The API answers unverified sessions itself, with a JSON 401 instead of a redirect.
 # The owner portal never reads the staff session (recovery/owner/sessions.py).
 OPEN_PATH_PREFIXES = ("/static/", "/healthz", "/api/", "/owner/")
-OPEN_URL_NAMES = ("staff-login", "staff-logout", "otp-verify", "otp-enrol")
+OPEN_URL_NAMES = (
+    "staff-login",
+    "staff-logout",
+    "otp-verify",
+    "otp-enrol",
+    "staff-passkey-sign-in-options",
+    "staff-passkey-sign-in",
+)
 
 
 class StaffOTPRequiredMiddleware:

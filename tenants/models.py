@@ -5,9 +5,17 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device
 
-from .choices import GrantStatus, PrincipalKind, Role
+from .choices import (
+    GrantStatus,
+    PasskeyReplacementStatus,
+    PrincipalKind,
+    Role,
+    StaffPasskeyStatus,
+)
 from .querysets import TenantOwnedManager
 
 
@@ -198,6 +206,128 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
+
+
+class WebAuthnCredential(models.Model):
+    """What a verified WebAuthn registration leaves (`tenants.webauthn.RegisteredPasskey`):
+    shared by staff passkeys and the account owner's."""
+
+    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url.")
+    public_key = models.BinaryField()
+    sign_count = models.BigIntegerField(default=0)
+    aaguid = models.CharField(max_length=36, blank=True)
+    attestation_format = models.CharField(max_length=32)
+    backup_eligible = models.BooleanField(default=False)
+    backup_state = models.BooleanField(default=False)
+    transports = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class StaffPasskeyReplacement(models.Model):
+    """A staff user who lost their passkeys asks for a new one; a second staff member approves.
+
+    `expires_at` is the deadline of the current step: for a request, the approval; once
+    approved, the registration of the new passkey (checked at the moment of use).
+    """
+
+    requester = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=16,
+        choices=PasskeyReplacementStatus.choices,
+        default=PasskeyReplacementStatus.REQUESTED,
+    )
+    requested_at = models.DateTimeField(db_default=Now())
+    expires_at = models.DateTimeField()
+    approved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_in = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(approved_by=models.F("requester")),
+                name="passkey_replacement_second_person",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=PasskeyReplacementStatus.REQUESTED)
+                | Q(status=PasskeyReplacementStatus.CANCELLED, approved_by__isnull=True)
+                | Q(approved_by__isnull=False, approved_in__isnull=False),
+                name="passkey_replacement_approved_has_approver",
+            ),
+            models.UniqueConstraint(
+                fields=["requester"],
+                condition=Q(
+                    status__in=[
+                        PasskeyReplacementStatus.REQUESTED,
+                        PasskeyReplacementStatus.APPROVED,
+                    ]
+                ),
+                name="passkey_replacement_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"passkey replacement {self.pk} for {self.requester_id} ({self.status})"
+
+
+class StaffPasskey(WebAuthnCredential, Device):
+    """A staff user's WebAuthn credential (user verification required).
+
+    It is also a django-otp device, so a session signs in with it; such a session stays
+    verified only while the passkey is active (`confirmed` follows `status`).
+    """
+
+    status = models.CharField(
+        max_length=16, choices=StaffPasskeyStatus.choices, default=StaffPasskeyStatus.ACTIVE
+    )
+    status_reason = models.CharField(max_length=200, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    replacement = models.OneToOneField(
+        StaffPasskeyReplacement,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="passkey",
+        help_text="The approved replacement it was registered under, if any.",
+    )
+    created_at = models.DateTimeField(db_default=Now())
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status=StaffPasskeyStatus.ACTIVE, confirmed=True)
+                | (~Q(status=StaffPasskeyStatus.ACTIVE) & Q(confirmed=False)),
+                name="staff_passkey_confirmed_iff_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"passkey {self.pk} of user {self.user_id} ({self.status})"
+
+
+class StaffPasskeyUse(models.Model):
+    """A verified staff assertion, kept so the same signed answer is never accepted twice.
+
+    `digest` is the SHA-256 of the credential id and what the authenticator signed over
+    (authenticator data and the client data hash), so a re-encoded or re-signed copy of one
+    answer is the same row.
+    """
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    passkey = models.ForeignKey(StaffPasskey, on_delete=models.CASCADE, related_name="+")
+    used_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"assertion {self.digest[:12]} of passkey {self.passkey_id}"
 
 
 class JobStatus(models.TextChoices):

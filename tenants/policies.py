@@ -60,26 +60,6 @@ def can_view_grants(access: TenantAccess | None) -> Decision:
     return ALLOW
 
 
-def can_work_tier(access: TenantAccess, tier: str) -> Decision:
-    """A delegation grant may limit the account tiers its staff work on."""
-    if access.tiers is not None and tier not in access.tiers:
-        return _deny(
-            "grant.tier_not_allowed",
-            f"Your organisation's delegation grant does not cover {tier} accounts.",
-        )
-    return ALLOW
-
-
-def can_work_case_type(access: TenantAccess, case_type: str) -> Decision:
-    """A delegation grant may limit the case types its staff work on."""
-    if access.case_types is not None and case_type not in access.case_types:
-        return _deny(
-            "grant.case_type_not_allowed",
-            f"Your organisation's delegation grant does not cover {case_type} cases.",
-        )
-    return ALLOW
-
-
 def can_read_audit(access: TenantAccess | None) -> Decision:
     """The trail, its exports and alerts: the tenant's auditors, security officers and admins."""
     if access is None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import passkey_views, views
 
 urlpatterns = [
     path("", views.home_view, name="home"),
@@ -8,6 +8,53 @@ urlpatterns = [
     path("logout/", views.logout_view, name="staff-logout"),
     path("account/otp/", views.otp_verify_view, name="otp-verify"),
     path("account/otp/enrol/", views.otp_enrol_view, name="otp-enrol"),
+    path(
+        "account/passkey/sign-in/options/",
+        passkey_views.passkey_sign_in_options_view,
+        name="staff-passkey-sign-in-options",
+    ),
+    path(
+        "account/passkey/sign-in/",
+        passkey_views.passkey_sign_in_view,
+        name="staff-passkey-sign-in",
+    ),
+    path("account/passkeys/", passkey_views.passkeys_view, name="staff-passkeys"),
+    path(
+        "account/passkeys/step-up/options/",
+        passkey_views.passkey_step_up_options_view,
+        name="staff-passkey-step-up-options",
+    ),
+    path("account/passkeys/add/", passkey_views.passkey_add_view, name="staff-passkey-add"),
+    path(
+        "account/passkeys/register/options/",
+        passkey_views.passkey_register_options_view,
+        name="staff-passkey-register-options",
+    ),
+    path(
+        "account/passkeys/register/",
+        passkey_views.passkey_register_view,
+        name="staff-passkey-register",
+    ),
+    path(
+        "account/passkeys/<int:pk>/remove/",
+        passkey_views.passkey_remove_view,
+        name="staff-passkey-remove",
+    ),
+    path(
+        "account/passkeys/replacement/",
+        passkey_views.passkey_replacement_request_view,
+        name="staff-passkey-replacement-request",
+    ),
+    path(
+        "account/passkeys/replacements/<int:pk>/options/",
+        passkey_views.passkey_replacement_options_view,
+        name="staff-passkey-replacement-options",
+    ),
+    path(
+        "account/passkeys/replacements/<int:pk>/approve/",
+        passkey_views.passkey_replacement_approve_view,
+        name="staff-passkey-replacement-approve",
+    ),
     path("account/preferences/", views.preferences_view, name="preferences"),
     path("language/", views.language_switch_view, name="language-switch"),
     path("t/<slug:tenant>/", views.tenant_home_view, name="tenant-home"),

@@ -41,6 +41,7 @@ from .jobs import job_get_visible
 from .lockout import is_locked, register_failure
 from .models import Tenant, User
 from .otp import sign_in_completed, totp_enrolment_confirm
+from .passkeys import staff_passkeys_active
 from .policies import can_administer_tenant, can_view_grants, enforce
 from .preferences import user_preferences_update
 from .selectors import grant_get_visible, grant_list
@@ -115,7 +116,12 @@ def otp_verify_view(request: HttpRequest) -> HttpResponse:
             messages.error(request, _(LOCKED_MESSAGE))
             return redirect("staff-login")
         form.add_error("token", _("That code is not valid. Codes can be used once."))
-    return render(request, "auth/otp_verify.html", {"form": form})
+    context = {
+        "form": form,
+        "has_passkey": staff_passkeys_active(user).exists(),
+        "next": _safe_next(request) or "",
+    }
+    return render(request, "auth/otp_verify.html", context)
 
 
 def _qr_svg(data: str) -> str:

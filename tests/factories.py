@@ -9,11 +9,21 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from recovery.cases.models import RecoveryCase
+from recovery.cases.services import case_step_up_verify, step_up_options
+from recovery.cases.services.execution import case_execute
 from recovery.models import ProtectedAccount
 from recovery.services import account_create
 from tenants.apikeys import IssuedKey, apikey_create
-from tenants.choices import AI_ASSISTANT_SCOPES, CaseType, Role, Scope
-from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
+from tenants.choices import AI_ASSISTANT_SCOPES, CaseType, Role, Scope, StaffPasskeyStatus
+from tenants.models import (
+    DelegationGrant,
+    Membership,
+    ServiceProvider,
+    StaffPasskey,
+    Tenant,
+    User,
+)
 from tenants.services import (
     grant_approve,
     grant_request,
@@ -23,6 +33,9 @@ from tenants.services import (
     user_create,
 )
 from tenants.stepup import StepUpProof, step_up_verify
+
+from .owner.softkey import SoftKey
+from .staffkey import staff_passkey_enrol
 
 PASSWORD = "correct horse battery staple"
 _ids = itertools.count(1)
@@ -93,8 +106,44 @@ def totp_token(user: User) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
-def step_up(user: User) -> StepUpProof:
-    return step_up_verify(user=user, token=totp_token(user))
+_PASSKEYS: dict[int, SoftKey] = {}
+
+
+def passkey_of(user: User) -> SoftKey:
+    """The user's soft passkey, enrolled through the services on first use."""
+    key = _PASSKEYS.get(user.pk)
+    active = StaffPasskey.objects.filter(user=user, status=StaffPasskeyStatus.ACTIVE)
+    if key is None or not active.filter(credential_id=key.id).exists():
+        key = _PASSKEYS[user.pk] = staff_passkey_enrol(user)
+    return key
+
+
+def step_up(
+    user: User, *, case: RecoveryCase | None = None, action: str = "approve"
+) -> StepUpProof:
+    """A fresh step-up of `user`: with `case`, their soft passkey's answer to a challenge issued
+    for `action` ("approve" or "execute") on the case as it stands, verified as the console
+    and the API verify it; without, a TOTP code (grants, policy activations)."""
+    if case is None:
+        return step_up_verify(user=user, token=totp_token(user))
+    return case_step_up_verify(
+        actor=user,
+        case=case,
+        action=action,
+        credential_json=step_up_assertion(user, case=case, action=action),
+    )
+
+
+def step_up_assertion(user: User, *, case: RecoveryCase, action: str) -> str:
+    """What the console or an API client posts as `step_up_assertion`: the user's soft passkey's
+    answer to options just issued for `action` on `case`."""
+    key = passkey_of(user)
+    return key.get(step_up_options(actor=user, case=case, action=action))
+
+
+def execute(case: RecoveryCase, actor: User) -> RecoveryCase:
+    """`actor` executes `case` with a fresh passkey step-up for that execution (the floor)."""
+    return case_execute(actor=actor, case=case, step_up=step_up(actor, case=case, action="execute"))
 
 
 def api_key(

@@ -92,7 +92,7 @@ UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 # --- what stores evidence, and who may reach it ---------------------------------------------
 
-SERVICES = "recovery.cases.services"
+SERVICES = "recovery.cases.services.evidence"
 EVIDENCE_FROM_VERIFIER = f"{SERVICES}.evidence_from_verifier"
 EVIDENCE_WRITE = f"{SERVICES}._evidence_write"
 VERIFIED_SIGNAL = f"{SERVICES}.VerifiedSignal"
@@ -121,7 +121,7 @@ PROJECT_PACKAGES = ("api", "audit", "config", "integrations", "recovery", "tenan
 SERVICE_MODULE_GLOBS = (
     "recovery/**/services*.py",
     "recovery/proofing/*.py",
-    "recovery/cases/execution.py",
+    "recovery/cases/services/*.py",
     "recovery/owner/signals.py",
     "recovery/owner/confirmation.py",
     "recovery/owner/idp_sign_in.py",
@@ -864,8 +864,8 @@ def test_the_service_list_is_found():
     modules = service_modules()
     for expected in (
         SERVICES,
-        "recovery.cases.services_evidence",
-        "recovery.cases.execution",
+        "recovery.cases.services.attachments",
+        "recovery.cases.services.execution",
         "recovery.challenges.services",
         "recovery.proofing.services",
         "recovery.proofing.attended",
@@ -964,7 +964,8 @@ def test_the_gate_accepts_a_method_only_from_its_own_verifier(acme, method):
     """Straight to `evidence_from_verifier` with every verifier: a method counts only from its
     own verifier (S1 and S5 only from the owner portal's); another verifier's claim never."""
     from audit.context import Actor
-    from recovery.cases.services import VerifiedSignal, _locked, evidence_from_verifier
+    from recovery.cases.services import VerifiedSignal, evidence_from_verifier
+    from recovery.cases.services.base import case_locked
 
     from .recovery.casework import contact
 
@@ -977,7 +978,7 @@ def test_the_gate_accepts_a_method_only_from_its_own_verifier(acme, method):
     for verifier in Verifier.values:
         with transaction.atomic():
             row = evidence_from_verifier(
-                case=_locked(case),
+                case=case_locked(case),
                 signal=VerifiedSignal(method, verifier, 1, contact_method=email),
                 collected_by=agent,
                 who=Actor.for_user(agent, organisation=acme.name),

@@ -227,6 +227,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 AUDIT_VERIFY_INTERVAL_SECONDS = env.int("AUDIT_VERIFY_INTERVAL_SECONDS", default=3600)
+# Validated policy versions kept per process (least recently used dropped; about 17 KB each).
+POLICY_CACHE_SIZE = env.int("POLICY_CACHE_SIZE", default=2048)
 CELERY_BEAT_SCHEDULE = {
     "audit-verify-chains": {
         "task": "audit.tasks.audit_verify_task",
@@ -247,6 +249,12 @@ CELERY_BEAT_SCHEDULE = {
     "release-cooled-cases": {
         "task": "recovery.tasks.case_release_cooled_task",
         "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),
+    },
+    # Open cases idle past the policy's case_idle_limit_seconds (at least an hour) expire.
+    "expire-idle-cases": {
+        "task": "recovery.tasks.case_expire_sweep_task",
+        "schedule": float(env.int("CASE_EXPIRE_SWEEP_INTERVAL_SECONDS", default=300)),
+        "options": {"expires": float(env.int("CASE_EXPIRE_SWEEP_INTERVAL_SECONDS", default=300))},
     },
     # Webhook outbox: rows the broker never carried, and retries after their backoff.
     "webhook-outbox-sweep": {

@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY
+from tenants.choices import StaffScope
 
 from ..proofing.attended import (
     RECORD_ITEM_MAX,
@@ -135,7 +135,7 @@ class AttendedFlaggedOutput(serializers.Serializer):
 class CaseAttendedStartApi(_CaseTransitionApi):
     """A trusted referee starts an attended session; the answer carries the live challenge."""
 
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.ATTENDED_RUN}
 
     @extend_schema(
         operation_id="cases_attended_start",
@@ -153,7 +153,7 @@ class CaseAttendedStartApi(_CaseTransitionApi):
 
 
 class _AttendedSessionApi(_CaseTransitionApi):
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.ATTENDED_RUN}
 
     def session(self, request: Request, case_id: int, session_id: int):
         case = self.locked_case(request, case_id)

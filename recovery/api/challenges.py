@@ -107,7 +107,7 @@ class CaseChallengeListApi(_CaseTransitionApi):
         responses=ChallengeOutput(many=True),
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         rows = challenge_list(tenant=request.tenant, case=case)
         return Response(ChallengeOutput(rows, many=True).data)
 

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY
+from tenants.choices import StaffScope
 
 from ..models import ContactMethod
 from ..owner.enrolment import enrolment_invite
@@ -42,7 +42,7 @@ class AccountEnrolmentInviteApi(TenantApiView):
     only (agents, supervisors, security officers, tenant admins): no API key may call it.
     """
 
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.OWNER_ENROL}
 
     @extend_schema(
         operation_id="accounts_enrolment_invite",

@@ -17,8 +17,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY, TenantApiView, TenantListApiView
-from tenants.choices import Scope
+from api.base import TenantApiView, TenantListApiView
+from tenants.choices import Scope, StaffScope
 from tenants.exceptions import CrossTenantNotFound
 from tenants.models import ApiKey
 from tenants.policies import enforce
@@ -115,7 +115,7 @@ def _config(request: Request, config_id: int) -> OwnerIdpConfig:
     )
 )
 class OwnerIdpConfigListApi(TenantListApiView):
-    scopes = {"GET": Scope.POLICY_READ, "POST": STAFF_ONLY}
+    scopes = {"GET": Scope.POLICY_READ, "POST": StaffScope.SETTINGS_WRITE}
     serializer_class = OwnerIdpConfigOutput
 
     def check_read(self, request: Request) -> None:
@@ -149,7 +149,7 @@ class OwnerIdpConfigDetailApi(TenantApiView):
 
 
 class OwnerIdpConfigApproveApi(TenantApiView):
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
 
     @extend_schema(
         operation_id="owner_idp_approve",
@@ -167,7 +167,7 @@ class OwnerIdpConfigApproveApi(TenantApiView):
 
 
 class OwnerIdpConfigRetireApi(TenantApiView):
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
 
     @extend_schema(
         operation_id="owner_idp_retire",

@@ -124,7 +124,7 @@ class CaseConfirmationApi(_CaseTransitionApi):
         responses=ConfirmationOutput,
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         confirmation = confirmation_latest(case)
         if confirmation is None:
             raise NotFound("No in-app confirmation was asked for on this case.")

@@ -203,20 +203,46 @@ class ContextInput(serializers.Serializer):
     )
 
 
-class DecisionInput(serializers.Serializer):
-    reason = serializers.CharField(max_length=5000)
-    otp = serializers.RegexField(
-        r"^\d{6,8}$",
-        help_text="A fresh code from the approver's authenticator app (step-up).",
+STEP_UP_ASSERTION_MAX = 64 * 1024
+
+
+def _step_up_assertion(help_text: str) -> serializers.CharField:
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=STEP_UP_ASSERTION_MAX,
+        trim_whitespace=True,
+        help_text=help_text,
     )
 
 
-class ExecuteInput(serializers.Serializer):
+class DecisionInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+    step_up_assertion = _step_up_assertion(
+        "The approver's passkey answer (the PublicKeyCredential as JSON text) to the options "
+        "of `step-up/options/?action=approve`: bound to this case as it stands. Required at "
+        "T2 and wherever the tenant's policy accepts passkeys only."
+    )
     otp = serializers.RegexField(
         r"^\d{6,8}$",
         required=False,
-        help_text="A fresh code from the executor's authenticator app (step-up): required "
-        "for a person executing a T1/T2 case; API keys send none (they execute T0 only).",
+        help_text="A fresh code from the approver's authenticator app, where the policy "
+        "accepts one (T0/T1 only).",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("step_up_assertion") and not attrs.get("otp"):
+            raise serializers.ValidationError(
+                {"step_up_assertion": ["A fresh step-up: a passkey answer (or an otp)."]}
+            )
+        return attrs
+
+
+class ExecuteInput(serializers.Serializer):
+    step_up_assertion = _step_up_assertion(
+        "The executor's passkey answer (the PublicKeyCredential as JSON text) to the options "
+        "of `step-up/options/?action=execute`: required for every execution by a person; API "
+        "keys send none (they execute T0 only)."
     )
 
 

@@ -41,6 +41,11 @@ urlpatterns = [
     path("cases/<int:case_id>/deny/", views.CaseDenyApi.as_view(), name="api-case-deny"),
     path("cases/<int:case_id>/cancel/", views.CaseCancelApi.as_view(), name="api-case-cancel"),
     path("cases/<int:case_id>/execute/", views.CaseExecuteApi.as_view(), name="api-case-execute"),
+    path(
+        "cases/<int:case_id>/step-up/options/",
+        views.CaseStepUpOptionsApi.as_view(),
+        name="api-case-step-up-options",
+    ),
     path("cases/<int:case_id>/close/", views.CaseCloseApi.as_view(), name="api-case-close"),
     path(
         "cases/<int:case_id>/manual-step/",

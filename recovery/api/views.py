@@ -5,9 +5,10 @@ Thin by design: parse with a serializer, call one selector or service, shape the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import FileResponse
 from django.utils.translation import gettext as _
@@ -24,24 +25,24 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY, TenantApiView, TenantListApiView
+from api.base import TenantApiView, TenantListApiView
 from api.conditional import etag_of, require_if_match
 from api.errors import error_body
 from audit.context import Actor
-from tenants.choices import Scope
+from tenants.choices import Scope, StaffScope
 from tenants.exceptions import InvalidInput
+from tenants.models import ApiKey
 from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
-from ..cases.execution import case_close, case_execute, case_manual_step_record
 from ..cases.models import Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.selectors import (
     approval_list,
     case_get_for_change,
     case_get_visible,
+    case_list,
     case_timeline,
-    cases_within_grant,
     exception_review_list,
 )
 from ..cases.services import (
@@ -54,16 +55,17 @@ from ..cases.services import (
     context_record,
     evidence_refusal_record,
 )
-from ..cases.services_evidence import (
+from ..cases.services.attachments import (
     ModelProvenance,
     attachment_add,
     attachment_open,
     case_summary_attach,
     note_add,
 )
+from ..cases.services.execution import case_close, case_execute, case_manual_step_record
+from ..cases.services.step_up import APPROVE, EXECUTE, step_up_options, step_up_presented
 from ..imports import parse_account_items
 from ..models import ContactMethod
-from ..policy.policies import can_read_policy
 from ..policy.selectors import policy_active, policy_version_get_visible, policy_version_list
 from ..policy.services import (
     policy_activation_approve,
@@ -72,7 +74,7 @@ from ..policy.services import (
 )
 from ..policy.simulate import policy_simulate
 from ..policy.validation import source_sha256, validate
-from ..selectors import account_get_visible, account_list
+from ..selectors import account_get_visible, account_list, account_reference
 from ..services import accounts_import
 from . import serializers as s
 from .filters import AccountFilter, ApprovalFilter, CaseFilter
@@ -164,7 +166,7 @@ class CaseListApi(TenantListApiView):
         return super().required_scope(method)
 
     def list_queryset(self, tenant):
-        return cases_within_grant(tenant=tenant, access=self.request.tenant_access)
+        return case_list(tenant=tenant, access=self.request.tenant_access)
 
     @extend_schema(
         operation_id="cases_create",
@@ -177,7 +179,8 @@ class CaseListApi(TenantListApiView):
         data = s.CaseCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        account = account_get_visible(tenant=request.tenant, pk=fields.pop("account_id"))
+        # Read once, locked, by case_open (a missing or foreign id is a 404 there).
+        account = account_reference(tenant=request.tenant, pk=fields.pop("account_id"))
         case = case_open(actor=request.user, account=account, **fields)
         response = Response(s.CaseOutput(case).data, status=status.HTTP_201_CREATED)
         response["Location"] = request.build_absolute_uri(f"{case.pk}/")
@@ -193,7 +196,7 @@ class CaseDetailApi(TenantApiView):
         responses=s.CaseDetailOutput,
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id, access=request.tenant_access)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         return _with_etag(Response(_case_detail(case, request.tenant)), case)
 
 
@@ -206,7 +209,7 @@ class _CaseTransitionApi(TenantApiView):
         return case
 
     def answer(self, data: Any, case: RecoveryCase, code: int = status.HTTP_200_OK) -> Response:
-        case = case_get_visible(tenant=case.tenant, pk=case.pk)
+        case = case_get_visible(tenant=case.tenant, access=self.request.tenant_access, pk=case.pk)
         return _with_etag(Response(data, status=code), case)
 
 
@@ -264,7 +267,7 @@ class CaseEvidenceApi(TenantApiView):
         responses=s.EvidenceOutput(many=True),
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         rows = Evidence.objects.for_tenant(request.tenant).filter(case=case).order_by("pk")
         return Response(s.EvidenceOutput(rows, many=True).data)
 
@@ -276,7 +279,7 @@ class CaseEvidenceApi(TenantApiView):
         deprecated=True,
     )
     def post(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         evidence_refusal_record(
             actor=request.user, case=case, code="asserted_signal", data=_asserted(request)
         )
@@ -362,11 +365,18 @@ class CaseCancelApi(_CaseEndApi):
 class CaseExecuteApi(_CaseTransitionApi):
     """Carry out a ready case through the tenant's connector; the owner gets the artifact.
 
-    Privileged: a person executes a T1/T2 case with a fresh authenticator code (`otp`) in the
-    request; a key executes T0 cases only and needs `cases:execute_t0`.
+    Privileged: a person executes with a fresh passkey answer (`step_up_assertion`) to the
+    options of `step-up/options/?action=execute`, bound to the case as it stands; a key
+    executes T0 cases only and needs `cases:execute_t0`.
     """
 
     scopes = {"POST": Scope.CASES_EXECUTE_T0}
+
+    def required_scope(self, method: str) -> str | None:
+        # A person executes any tier (the service asks T1/T2 for a fresh step-up); a key, T0.
+        if method == "POST" and not isinstance(self.request.auth, ApiKey):
+            return StaffScope.CASES_EXECUTE
+        return super().required_scope(method)
 
     @extend_schema(
         operation_id="cases_execute",
@@ -379,10 +389,46 @@ class CaseExecuteApi(_CaseTransitionApi):
         data = s.ExecuteInput(data=request.data)
         data.is_valid(raise_exception=True)
         case = self.locked_case(request, case_id)
-        otp = data.validated_data.get("otp")
-        proof = step_up_verify(user=request.user, token=otp) if otp else None
+        proof = step_up_presented(
+            actor=request.user,
+            case=case,
+            action=EXECUTE,
+            assertion=data.validated_data.get("step_up_assertion", ""),
+        )
         case = case_execute(actor=request.user, case=case, step_up=proof)
         return self.answer(s.CaseOutput(case).data, case)
+
+
+class CaseStepUpOptionsApi(TenantApiView):
+    """WebAuthn request options for a person's passkey step-up on one case: the challenge is
+    issued for `?action=approve|execute` on the case as it stands (120 s, single use). Answer
+    them with `navigator.credentials.get()` and send the PublicKeyCredential as JSON text in
+    `step_up_assertion` to approve/, deny/ (action approve) or execute/."""
+
+    ACTION_SCOPES: ClassVar[dict[str, str]] = {
+        APPROVE: StaffScope.CASES_DECIDE,
+        EXECUTE: StaffScope.CASES_EXECUTE,
+    }
+
+    def required_scope(self, method: str) -> str | None:
+        if method not in ("GET", "HEAD"):
+            return None
+        return self.ACTION_SCOPES.get(self.request.query_params.get("action", ""))
+
+    @extend_schema(
+        operation_id="cases_step_up_options",
+        summary="Passkey step-up options bound to the case (for approve/deny or execute)",
+        parameters=[
+            OpenApiParameter("action", OpenApiTypes.STR, enum=[APPROVE, EXECUTE], required=True)
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, case_id: int) -> Response:
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
+        options = step_up_options(
+            actor=request.user, case=case, action=request.query_params.get("action", "")
+        )
+        return Response(json.loads(options), headers={"Cache-Control": "no-store"})
 
 
 class CaseManualStepApi(_CaseTransitionApi):
@@ -418,16 +464,23 @@ class CaseCloseApi(_CaseEndApi):
 
 
 class _CaseDecisionApi(_CaseTransitionApi):
-    """Approve or deny: people only, each with a fresh authenticator code in the request."""
+    """Approve or deny: people only, each with a fresh step-up in the request (a passkey
+    answer bound to the case; an authenticator code where the policy accepts one)."""
 
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.CASES_DECIDE}
     decision: str
 
     def decide(self, request: Request, case_id: int) -> Response:
         data = s.DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         case = self.locked_case(request, case_id)
-        proof = step_up_verify(user=request.user, token=data.validated_data["otp"])
+        proof = step_up_presented(
+            actor=request.user,
+            case=case,
+            action=APPROVE,
+            assertion=data.validated_data.get("step_up_assertion", ""),
+            otp=data.validated_data.get("otp", ""),
+        )
         approval = approval_decide(
             actor=request.user,
             case=case,
@@ -528,7 +581,7 @@ class CaseAttachmentListApi(_CaseTransitionApi):
         responses=s.AttachmentOutput(many=True),
     )
     def get(self, request: Request, case_id: int) -> Response:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         attachments = case.attachments.order_by("id")
         return Response(s.AttachmentOutput(attachments, many=True).data)
 
@@ -565,7 +618,7 @@ class CaseAttachmentDownloadApi(TenantApiView):
         responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
     def get(self, request: Request, case_id: int, attachment_id: int) -> FileResponse:
-        case = case_get_visible(tenant=request.tenant, pk=case_id)
+        case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=case_id)
         opened = attachment_open(actor=request.user, case=case, attachment_id=attachment_id)
         return FileResponse(
             iter([opened.content]),
@@ -621,7 +674,7 @@ class ApprovalListApi(TenantListApiView):
     filterset_class = ApprovalFilter
 
     def list_queryset(self, tenant):
-        return approval_list(tenant=tenant)
+        return approval_list(tenant=tenant, access=self.request.tenant_access)
 
 
 @extend_schema_view(
@@ -634,7 +687,7 @@ class ExceptionListApi(TenantListApiView):
     serializer_class = s.CaseOutput
 
     def list_queryset(self, tenant):
-        return exception_review_list(tenant=tenant)
+        return exception_review_list(tenant=tenant, access=self.request.tenant_access)
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -642,7 +695,6 @@ class ExceptionListApi(TenantListApiView):
 
 class PolicyCurrentApi(TenantApiView):
     scopes = {"GET": Scope.POLICY_READ}
-    staff_rules = {"GET": can_read_policy}
 
     @extend_schema(
         operation_id="policy_current",
@@ -658,8 +710,7 @@ class PolicyCurrentApi(TenantApiView):
     get=extend_schema(operation_id="policy_versions_list", summary="Every stored policy version")
 )
 class PolicyVersionListApi(TenantListApiView):
-    scopes = {"GET": Scope.POLICY_READ, "POST": STAFF_ONLY}
-    staff_rules = {"GET": can_read_policy}  # drafting: the service checks tenant_admin
+    scopes = {"GET": Scope.POLICY_READ, "POST": StaffScope.SETTINGS_WRITE}
     serializer_class = s.PolicyVersionOutput
 
     def list_queryset(self, tenant):
@@ -683,7 +734,6 @@ class PolicyVersionListApi(TenantListApiView):
 
 class PolicyVersionDetailApi(TenantApiView):
     scopes = {"GET": Scope.POLICY_READ}
-    staff_rules = {"GET": can_read_policy}
 
     @extend_schema(operation_id="policy_versions_retrieve", responses=s.PolicyVersionDetailOutput)
     def get(self, request: Request, version_id: int) -> Response:
@@ -693,7 +743,6 @@ class PolicyVersionDetailApi(TenantApiView):
 
 class PolicyValidateApi(TenantApiView):
     scopes = {"POST": Scope.POLICY_READ}
-    staff_rules = {"POST": can_read_policy}
 
     @extend_schema(
         operation_id="policy_validate",
@@ -711,7 +760,6 @@ class PolicyValidateApi(TenantApiView):
 
 class PolicySimulateApi(TenantApiView):
     scopes = {"POST": Scope.POLICY_READ}
-    staff_rules = {"POST": can_read_policy}
 
     @extend_schema(
         operation_id="policy_simulate",
@@ -731,7 +779,7 @@ class PolicySimulateApi(TenantApiView):
 
 
 class PolicyActivationRequestApi(TenantApiView):
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
 
     @extend_schema(
         operation_id="policy_activation_request",
@@ -746,7 +794,7 @@ class PolicyActivationRequestApi(TenantApiView):
 
 
 class PolicyActivationApproveApi(TenantApiView):
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
 
     @extend_schema(
         operation_id="policy_activation_approve",
@@ -769,7 +817,7 @@ class PolicyActivationApproveApi(TenantApiView):
 class CaseTakeApi(_CaseTransitionApi):
     """A person takes an AI-drafted case: its owner notice and challenges may start."""
 
-    scopes = {"POST": STAFF_ONLY}
+    scopes = {"POST": StaffScope.CASES_TAKE}
 
     @extend_schema(
         operation_id="cases_take",

@@ -1,22 +1,30 @@
-"""R-62: when a membership or a grant ends or loses a role, the approvals it carried stop counting.
+"""R-62: when a membership or a grant ends or loses a role, the approvals it carried stop counting,
+and the people who lost it are signed out and their pending step-ups cancelled, at once.
 
 `tenants` knows nothing of cases; it records `membership.revoked`, `membership.role_changed`
-and `grant.revoked` in the transaction of the change, and this receiver of `event_recorded`
-voids, in that same transaction, the live approvals whose approver no longer holds the role
-(`approvals_void_lost_role`). Counting re-checks the role as well (`case_needs`), so an
-approval still counts for nothing if a change bypassed the services.
+and `grant.revoked` in the transaction of the change, and this receiver of `event_recorded`,
+in that same transaction: voids the live approvals that no longer stand
+(`approvals_void_stale`), ends every console session of the users concerned and cancels their
+unspent step-up challenges (`auth.sessions_ended`, one event per user). Counting re-checks the
+role as well (`case_needs`), so an approval still counts for nothing if a change bypassed the
+services.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
+from audit.context import Actor
 from audit.models import AuditEvent
-from tenants.models import DelegationGrant, Membership
+from audit.services import record
+from tenants.models import DelegationGrant, Membership, Tenant, User
+from tenants.sessions import sessions_end_for_users
 
 from .choices import CaseStatus
-from .models import Approval, RecoveryCase
-from .services import approvals_void_lost_role
+from .models import Approval, RecoveryCase, StepUpChallenge
+from .services import approvals_void_stale
 
 ACCESS_REMOVED = frozenset({"membership.revoked", "membership.role_changed", "grant.revoked"})
 DECIDABLE = (CaseStatus.PENDING_APPROVAL, CaseStatus.COOLING_OFF, CaseStatus.READY)
@@ -58,4 +66,33 @@ def on_access_removed(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
         .order_by("pk")
     )
     for case in cases:
-        approvals_void_lost_role(case=case)
+        approvals_void_stale(case=case)
+    _signed_out(event, users, tenant_id)
+
+
+def _signed_out(event: AuditEvent, users: list[int], tenant_id: int | None) -> None:
+    """End the users' sessions and cancel their queued step-ups, recorded per user (R-62)."""
+    sessions = sessions_end_for_users(users)
+    pending = StepUpChallenge.objects.filter(
+        user_id__in=users, spent_at__isnull=True, cancelled_at__isnull=True
+    )
+    if tenant_id is not None:
+        pending = pending.filter(tenant_id=tenant_id)
+    cancelled: dict[int, int] = {}
+    for user_id in pending.values_list("user_id", flat=True):
+        cancelled[user_id] = cancelled.get(user_id, 0) + 1
+    pending.update(cancelled_at=timezone.now())
+    tenant = Tenant.objects.filter(pk=event.tenant_id).first()
+    for user in User.objects.filter(pk__in=set(sessions) | set(cancelled)).order_by("pk"):
+        record(
+            action="auth.sessions_ended",
+            actor=Actor.system("access-control"),
+            tenant=tenant,
+            target=user,
+            data={
+                "cause": event.action,
+                "cause_event": event.pk,
+                "sessions": sessions.get(user.pk, 0),
+                "step_up_challenges_cancelled": cancelled.get(user.pk, 0),
+            },
+        )

@@ -34,7 +34,7 @@ from ..proofing.choices import AttendedMode, AttendedStatus
 from ..proofing.models import AttendedSession
 from .forms import AttendedCompleteForm, CoercionForm, FraudFlagForm
 from .models import RecoveryCase
-from .selectors import case_get_for_change, case_get_visible
+from .selectors import case_get, case_get_for_change
 
 SESSION_FORMS: dict[str, type[forms.Form]] = {
     form.prefix: form for form in (CoercionForm, AttendedCompleteForm, FraudFlagForm)
@@ -74,7 +74,7 @@ def _session_page(
 @tenant_view
 def attended_session_view(request: HttpRequest, pk: int, session_pk: int) -> HttpResponse:
     """The session page."""
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+    case = case_get(tenant=request.tenant, pk=pk)
     session = attended_get_visible(tenant=request.tenant, case=case, pk=session_pk)
     _require_referee(request, session)
     return _session_page(request, case, session)
@@ -108,7 +108,7 @@ class SessionAction(View):
                 )
         else:
             messages.error(request, _("Nothing was saved: correct the marked fields."))
-        case = case_get_visible(tenant=request.tenant, pk=pk)
+        case = case_get(tenant=request.tenant, pk=pk)
         session = attended_get_visible(tenant=request.tenant, case=case, pk=session_pk)
         return _session_page(request, case, session, bound=form, status=400)
 

@@ -75,6 +75,11 @@ urlpatterns = [
     path("cases/<int:pk>/submit/", views.case_submit_view, name="case-submit"),
     path("cases/<int:pk>/cancel/", views.case_cancel_view, name="case-cancel"),
     path("cases/<int:pk>/execute/", views.case_execute_view, name="case-execute"),
+    path(
+        "cases/<int:pk>/step-up/options/",
+        views.case_step_up_options_view,
+        name="case-step-up-options",
+    ),
     path("cases/<int:pk>/manual-step/", views.case_manual_step_view, name="case-manual-step"),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
 ]

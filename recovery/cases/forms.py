@@ -21,7 +21,7 @@ from ..models import ContactMethod
 from ..proofing.choices import AttendedMode
 from .choices import Channel
 from .models import Evidence, RecoveryCase
-from .review_forms import OneTimeCodeInput
+from .review_forms import step_up_assertion_field
 from .services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
 
 # An agent is talking to someone: every channel but the API's.
@@ -189,22 +189,12 @@ class EndCaseForm(CaseForm):
 
 
 class ExecuteForm(CaseForm):
-    """Execute a ready case: a T1/T2 case needs the executor's fresh authenticator code.
-
-    TOTP for now; phishing-resistant staff passkeys replace it (issue 13, item 2)."""
+    """Execute a ready case: the executor confirms with their passkey, over a challenge bound to
+    this execution of the case as it stands (static/staff/passkey.js fills the answer in)."""
 
     prefix = "execute"
 
-    token = forms.CharField(
-        label=_("Fresh authenticator code"),
-        max_length=8,
-        required=False,
-        help_text=_(
-            "A new 6-digit code from your authenticator app, needed to execute a T1 or T2 "
-            "case; each code is used once."
-        ),
-        widget=OneTimeCodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-    )
+    step_up_assertion = step_up_assertion_field()
 
 
 class ManualStepForm(CaseForm):

@@ -1,10 +1,12 @@
 """Recovery cases, their evidence and their approvals."""
 
 import pgtrigger
+from auditlog.receivers import log_create
 from auditlog.registry import auditlog
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.signals import post_save
 
 from tenants.choices import CaseType, Tier
 from tenants.querysets import TenantOwnedManager
@@ -19,6 +21,7 @@ from .choices import (
     SignalClass,
     Verifier,
 )
+from .querysets import RecoveryCaseManager
 
 
 class RecoveryCase(models.Model):
@@ -74,7 +77,7 @@ class RecoveryCase(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.TextField(blank=True)
 
-    objects = TenantOwnedManager()
+    objects = RecoveryCaseManager()
 
     class Meta:
         indexes = [
@@ -82,6 +85,13 @@ class RecoveryCase(models.Model):
             # the API's newest-first pages: a small tenant in a large database stays fast
             models.Index(fields=["tenant", "-id"], name="case_tenant_newest"),
             models.Index(fields=["account", "created_at"], name="case_account_time"),
+            # the approval queue, in its order: a page reads as many pending cases as it shows
+            # (plus those the rules skip), however long the tenant's backlog
+            models.Index(
+                fields=["tenant", "submitted_at", "id"],
+                condition=Q(status=CaseStatus.PENDING_APPROVAL),
+                name="case_pending_queue",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -159,8 +169,13 @@ class Approval(models.Model):
     decision = models.CharField(max_length=16, choices=Decision.choices)
     reason = models.TextField()
     snapshot_hash = models.CharField(max_length=64)
-    step_up = models.JSONField()
+    step_up = models.JSONField(
+        help_text="The approver's fresh step-up; a passkey's assertion is kept whole (R-47)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        help_text="After this the approval counts for nothing (policy approval_lifetime_seconds)."
+    )
     invalidated_at = models.DateTimeField(null=True, blank=True)
     invalidated_reason = models.CharField(max_length=200, blank=True)
 
@@ -184,6 +199,31 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.approver_id} on case {self.case_id}"
+
+
+class StepUpChallenge(models.Model):
+    """A server-issued WebAuthn challenge binding one step-up to one action on one case as it
+    stands: SHA-256(snapshot hash | action | case id | nonce). Lives 120 s, spent once (R-47)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(RecoveryCase, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=16)
+    snapshot_hash = models.CharField(max_length=64)
+    nonce = models.CharField(max_length=64, unique=True)
+    challenge = models.CharField(max_length=64, unique=True, help_text="Hex SHA-256.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    spent_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "spent_at"], name="stepup_challenge_user")]
+
+    def __str__(self) -> str:
+        return f"step-up challenge for {self.action} of case {self.case_id} by {self.user_id}"
 
 
 class EvidenceAttachment(models.Model):
@@ -235,6 +275,11 @@ class CaseNote(models.Model):
 
 
 auditlog.register(RecoveryCase, exclude_fields=["claimant_statement"])
+# A case's creation is `case.opened` in the hash-chained trail, whose data names what the server
+# set at opening; auditlog keeps the field diffs of the case's later changes only.
+post_save.disconnect(
+    sender=RecoveryCase, dispatch_uid=auditlog._dispatch_uid(post_save, log_create)
+)
 auditlog.register(Evidence)
 auditlog.register(Approval)
 auditlog.register(EvidenceAttachment, exclude_fields=["stored_name"])
@@ -281,7 +326,7 @@ class CaseExecution(models.Model):
     step_up = models.JSONField(
         null=True,
         blank=True,
-        help_text="The executor's fresh step-up for this execution (T1/T2; TOTP for now).",
+        help_text="The executor's fresh passkey step-up for this execution, its assertion whole.",
     )
     executed_at = models.DateTimeField(auto_now_add=True)
     reverted_at = models.DateTimeField(null=True, blank=True)
@@ -290,8 +335,9 @@ class CaseExecution(models.Model):
 
     class Meta:
         triggers = [
-            # Backs `executor_refusal` (recovery.cases.execution): no live approver of the case,
-            # and for a T2 case not its opener, carries it out, by any account of that person.
+            # Backs `executor_refusal` (recovery.cases.services.execution): no live approver
+            # of the case, and for a T2 case not its opener, carries it out, by any account of
+            # that person.
             pgtrigger.Trigger(
                 name="executor_not_approver_or_opener",
                 operation=pgtrigger.Insert | pgtrigger.UpdateOf("case_id", "executed_by_person"),

@@ -1,4 +1,8 @@
-"""Pure decisions about who may work, and approve, a recovery case."""
+"""Decisions about who may work, review and approve a recovery case, one case at a time.
+
+Who may see, work, review and decide a case is one list of rules each (`access_rules`); the
+functions here are their Python form for one case, with the first failing rule's code.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,25 @@ from typing import TYPE_CHECKING, Any
 from django.utils.translation import gettext as _
 
 from tenants.access import TenantAccess
-from tenants.choices import Role
-from tenants.policies import ALLOW, Decision, can_work_case_type, can_work_tier
+from tenants.policies import ALLOW, Decision
 
 from ..policy.floors import APPROVER_ROLES
-from .choices import Route
+from .access_rules import (
+    EVIDENCE_READERS,
+    REFEREES,
+    REVIEW,
+    SECURITY_QUEUE_ROLES,
+    SEE,
+    WORK,
+    Shape,
+    Who,
+    first_refusal,
+    within_grant,
+)
 from .models import RecoveryCase
 
 if TYPE_CHECKING:
     from tenants.models import User
-
-CASE_WORKERS = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SECURITY_OFFICER})
 
 
 def _deny(code: str, detail: str) -> Decision:
@@ -29,26 +41,9 @@ def _deny(code: str, detail: str) -> Decision:
 def can_work_case(
     access: TenantAccess | None, *, route: str, tier: str, case_type: str
 ) -> Decision:
-    """Whether the actor may open or collect evidence on a case of this route, tier and type."""
-    if access is None:
-        return _deny("tenant.no_access", "You have no access to this tenant.")
-    if not access.roles & CASE_WORKERS:
-        return _deny(
-            "case.role_required",
-            "Working recovery cases needs the agent, supervisor or security_officer role.",
-        )
-    for decision in (can_work_tier(access, tier), can_work_case_type(access, case_type)):
-        if not decision:
-            return decision
-    if route == Route.SECURITY and Role.SECURITY_OFFICER not in access.roles:
-        return _deny(
-            "case.security_queue_only",
-            "This case is in the security queue: only security officers work it.",
-        )
-    return ALLOW
-
-
-EVIDENCE_READERS = frozenset({Role.AUDITOR, Role.SECURITY_OFFICER})
+    """Whether the actor may open or collect evidence on a case of this route, tier and type
+    (`access_rules.WORK`, the rules of `RecoveryCase.objects.workable_by`)."""
+    return first_refusal(WORK, Who(access), Shape(tier=tier, case_type=case_type, route=route))
 
 
 def can_read_case_evidence(
@@ -59,17 +54,10 @@ def can_read_case_evidence(
     Whoever may work the case, plus the tenant's auditors and security officers (within the
     tiers and case types of a delegation grant, when they act through one).
     """
-    if access is None:
-        return _deny("tenant.no_access", "You have no access to this tenant.")
-    if access.roles & EVIDENCE_READERS:
-        for decision in (can_work_tier(access, tier), can_work_case_type(access, case_type)):
-            if not decision:
-                return decision
-        return ALLOW
-    return can_work_case(access, route=route, tier=tier, case_type=case_type)
-
-
-REFEREES = frozenset({Role.TRUSTED_REFEREE})
+    shape = Shape(tier=tier, case_type=case_type, route=route)
+    if access is not None and access.roles & EVIDENCE_READERS:
+        return within_grant(access, shape)
+    return first_refusal(WORK, Who(access), shape)
 
 
 def can_referee_case(access: TenantAccess | None, case: RecoveryCase) -> Decision:
@@ -138,26 +126,11 @@ def can_run_attended_session(
     return ALLOW
 
 
-def can_open_case_page(access: TenantAccess, case: RecoveryCase) -> Decision:
+def can_open_case_page(access: TenantAccess | None, case: RecoveryCase) -> Decision:
     """Who may open a case page: case workers and evidence readers, within a grant's tiers and
-    case types, and the tenant's trusted referees (`can_referee_case`). Whether they may also
-    act on the case is `can_work_case`."""
-    if not access.roles & (CASE_WORKERS | EVIDENCE_READERS):
-        if access.roles & REFEREES:
-            return can_referee_case(access, case)
-        return _deny(
-            "case.role_required",
-            _("Case pages are for agents, supervisors, security officers and auditors."),
-        )
-    for decision in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
-        if not decision:
-            return decision
-    return ALLOW
-
-
-# Who may open the security queue (R-18, R-24): its officers, and the tenant's admins to oversee.
-SECURITY_QUEUE_ROLES = frozenset({Role.SECURITY_OFFICER, Role.TENANT_ADMIN})
-REVIEWER_ROLES = APPROVER_ROLES | SECURITY_QUEUE_ROLES
+    case types, and the tenant's own trusted referees (`access_rules.SEE`, the rules of
+    `RecoveryCase.objects.visible_to`). Whether they may also act on it is `can_work_case`."""
+    return first_refusal(SEE, Who(access), case)
 
 
 def can_use_approval_queue(access: TenantAccess) -> Decision:
@@ -180,23 +153,8 @@ def can_use_security_queue(access: TenantAccess) -> Decision:
     return ALLOW
 
 
-def can_review_case(access: TenantAccess, case: RecoveryCase) -> Decision:
-    """Whether the actor may open a case's review page (deciding is the service's call).
-
-    Reviewers within their delegation grant's tiers and case types; a security-queue case only
-    for the security queue's roles.
-    """
-    if not access.roles & REVIEWER_ROLES:
-        return _deny(
-            "review.role_required",
-            _("Reviewing cases is for supervisors, security officers and tenant admins."),
-        )
-    for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
-        if not scope:
-            return scope
-    if case.route == Route.SECURITY and not access.roles & SECURITY_QUEUE_ROLES:
-        return _deny(
-            "case.security_queue_only",
-            _("This case is in the security queue: security officers review it."),
-        )
-    return ALLOW
+def can_review_case(access: TenantAccess | None, case: RecoveryCase) -> Decision:
+    """Whether the actor may open a case's review page (deciding is the service's call):
+    reviewers within their delegation grant's tiers and case types; a security-queue case only
+    for the security queue's roles (`access_rules.REVIEW`)."""
+    return first_refusal(REVIEW, Who(access), case)

@@ -15,8 +15,23 @@ class OneTimeCodeInput(forms.TextInput):
         return None
 
 
+# A WebAuthn `get()` answer is a few kilobytes; anything much larger is not one.
+STEP_UP_ASSERTION_MAX = 64 * 1024
+
+
+def step_up_assertion_field() -> forms.CharField:
+    """The hidden field static/staff/passkey.js fills with the passkey's answer (JSON)."""
+    return forms.CharField(
+        required=False,
+        max_length=STEP_UP_ASSERTION_MAX,
+        widget=forms.HiddenInput(attrs={"data-step-up-assertion": ""}),
+    )
+
+
 class DecisionForm(forms.Form):
-    """A written reason and a fresh authenticator code (step-up) for one decision."""
+    """A written reason and a fresh step-up for one decision: the passkey's answer over a
+    challenge bound to the case (required at T2), or an authenticator code where the policy
+    accepts one."""
 
     reason = forms.CharField(
         label=_("Reason"),
@@ -25,8 +40,13 @@ class DecisionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     token = forms.CharField(
-        label=_("Fresh authenticator code"),
+        label=_("Or a fresh authenticator code"),
         max_length=8,
-        help_text=_("A new 6-digit code from your authenticator app; each code is used once."),
+        required=False,
+        help_text=_(
+            "Only where the policy accepts one (never for T2): a new 6-digit code from your "
+            "authenticator app; each code is used once."
+        ),
         widget=OneTimeCodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
+    step_up_assertion = step_up_assertion_field()

@@ -13,21 +13,21 @@ from django.db.models import (
     BooleanField,
     CharField,
     Count,
-    Exists,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
 from django.db.models import Case as SqlCase
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.selectors import alert_list
 from tenants.access import TenantAccess
-from tenants.choices import CaseType, Role, Tier
+from tenants.choices import CaseType, Tier
 from tenants.models import Tenant, User
 
 from ..challenges.models import VerificationChallenge
@@ -35,12 +35,11 @@ from ..models import ContactMethod
 from ..notifications.models import NoticeStatus, OwnerNotice
 from ..owner.models import IdpSignIn, OwnerConfirmation, RecoveryCodeCheck
 from ..policy.rules import Requirements
-from ..policy.selectors import policy_active
+from ..policy.selectors import policy_active, policy_for_case
 from ..proofing.models import AttendedSession, ProofingSession
-from .approver_rules import cases_excluding
 from .choices import OPEN_STATUSES, CaseStatus, Decision, EvidenceResult, Route, Verifier
 from .models import Approval, Evidence, EvidenceAttachment, RecoveryCase
-from .selectors import CASE_LABEL, approval_list, case_list, case_timeline, exception_review_list
+from .selectors import CASE_LABEL, case_timeline
 from .services import APPROVALS_PER_HOUR, CaseNeeds, case_needs
 from .timeline import TimelineEntry
 
@@ -53,15 +52,6 @@ APPROVAL_SLA = {
 REPUDIATED_STATUSES = (CaseStatus.FROZEN, CaseStatus.REVERTED)
 HISTORY_LIMIT = 10
 ALERT_LIMIT = 20
-
-
-def _in_grant_scope(cases: QuerySet[RecoveryCase], access: TenantAccess) -> QuerySet[RecoveryCase]:
-    """Only the tiers and case types a delegation grant covers (own staff: every case)."""
-    if access.tiers is not None:
-        cases = cases.filter(tier__in=access.tiers)
-    if access.case_types is not None:
-        cases = cases.filter(case_type__in=access.case_types)
-    return cases
 
 
 def _overdue(now: datetime) -> SqlCase:
@@ -79,50 +69,29 @@ def _overdue(now: datetime) -> SqlCase:
 def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Cases pending approval that `actor` could decide, longest waiting first.
 
-    Mirrors the service's eligibility (R-20, R-21, R-59): not the opener or the same person,
-    not the subject or on either side of a delegation with the subject, not whoever collected
-    the case's evidence or worked it (the SQL of `approver_rules`, which the service runs
-    too), inside the grant's scope, not already decided by them, a role the policy names for
-    the case's tier and type, and security-queue cases only for security officers. The
-    service checks again when they decide. Rows carry `overdue` and `approvals_given`.
+    The cases `decidable_by` the actor under the active policy (`access_rules.DECIDE`, the
+    rules the approval service refuses with), pending approval. Rows carry `overdue` and
+    `approvals_given`. Each row's conditions are checked as the index `case_pending_queue`
+    hands the tenant's pending cases over in queue order, so a page costs the same however long
+    the backlog is.
     """
-    policy = policy_active(tenant)
-    eligible = Q()
-    for tier in Tier.values:
-        for case_type in CaseType.values:
-            if access.roles & set(policy.requirements(tier, case_type).approver_roles):
-                eligible |= Q(tier=tier, case_type=case_type)
-    if not eligible:
-        return RecoveryCase.objects.none()
-    person = actor.person_id
-    cases = (
-        case_list(tenant=tenant)
-        .filter(eligible, status=CaseStatus.PENDING_APPROVAL)
-        .exclude(opened_by=actor)
-        .exclude(opened_by_person=person)
-        .exclude(
-            Exists(
-                Approval.objects.for_tenant(tenant).filter(
-                    case=OuterRef("pk"), approver_person=person, invalidated_at__isnull=True
-                )
-            )
+    live_approved = (
+        Approval.objects.filter(
+            case=OuterRef("pk"), invalidated_at__isnull=True, decision=Decision.APPROVED
         )
+        .order_by()
+        .values("case")
+        .annotate(given=Count("pk"))
+        .values("given")
     )
-    cases = cases_excluding(cases, tenant, person)
-    if Role.SECURITY_OFFICER not in access.roles:
-        cases = cases.filter(route=Route.STANDARD)
     return (
-        _in_grant_scope(cases, access)
-        .select_related("opened_by")
+        RecoveryCase.objects.for_tenant(tenant)
+        .decidable_by(actor, access, policy=policy_active(tenant))
+        .filter(status=CaseStatus.PENDING_APPROVAL)
+        .select_related("account", "opened_by")
         .annotate(
             overdue=_overdue(timezone.now()),
-            approvals_given=Count(
-                "approvals",
-                filter=Q(
-                    approvals__invalidated_at__isnull=True,
-                    approvals__decision=Decision.APPROVED,
-                ),
-            ),
+            approvals_given=Coalesce(Subquery(live_approved), 0),
         )
         .order_by("submitted_at", "pk")
     )
@@ -131,7 +100,7 @@ def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> Quer
 def approvals_in_last_hour(*, tenant: Tenant, actor: User) -> int:
     """How many decisions `actor` made in the tenant in the last hour (capped, R-26)."""
     since = timezone.now() - timedelta(hours=1)
-    return approval_list(tenant=tenant).filter(approver=actor, created_at__gte=since).count()
+    return Approval.objects.for_tenant(tenant).filter(approver=actor, created_at__gte=since).count()
 
 
 def approval_cap_reached(*, tenant: Tenant, actor: User) -> bool:
@@ -139,27 +108,41 @@ def approval_cap_reached(*, tenant: Tenant, actor: User) -> bool:
     return approvals_in_last_hour(tenant=tenant, actor=actor) >= APPROVALS_PER_HOUR
 
 
+def _reviewable(tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
+    return (
+        RecoveryCase.objects.for_tenant(tenant)
+        .reviewable_by(access)
+        .select_related("account", "opened_by")
+    )
+
+
 def security_case_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Open T2 and security-route cases (R-18), exceptions aside, longest open first."""
-    cases = (
-        case_list(tenant=tenant)
+    return (
+        _reviewable(tenant, access)
         .filter(Q(tier=Tier.T2) | Q(route=Route.SECURITY), status__in=OPEN_STATUSES)
         .exclude(case_type=CaseType.EXCEPTION)
-        .select_related("opened_by")
+        .order_by("created_at", "pk")
     )
-    return _in_grant_scope(cases, access).order_by("created_at", "pk")
 
 
 def open_exception_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Open exception requests (R-24), longest open first."""
-    cases = exception_review_list(tenant=tenant).filter(status__in=OPEN_STATUSES)
-    return _in_grant_scope(cases, access).order_by("created_at", "pk")
+    return (
+        _reviewable(tenant, access)
+        .filter(case_type=CaseType.EXCEPTION, status__in=OPEN_STATUSES)
+        .select_related("opened_via_provider")
+        .order_by("created_at", "pk")
+    )
 
 
 def repudiation_list(*, tenant: Tenant, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Cases the owner reported as "this wasn't me" (frozen or reverted, R-41), newest first."""
-    cases = case_list(tenant=tenant).filter(status__in=REPUDIATED_STATUSES)
-    return _in_grant_scope(cases, access).order_by("-ended_at", "-pk")
+    return (
+        _reviewable(tenant, access)
+        .filter(status__in=REPUDIATED_STATUSES)
+        .order_by("-ended_at", "-pk")
+    )
 
 
 # Where each verifier keeps its record (`Evidence.verifier_ref` is that record's id). Codes and
@@ -301,9 +284,9 @@ def _alerts_on_account(tenant: Tenant, case: RecoveryCase) -> QuerySet[AuditEven
     return alert_list(tenant=tenant).filter(target_type=CASE_LABEL, target_id__in=account_cases)
 
 
-def case_review(*, tenant: Tenant, case: RecoveryCase) -> CaseReview:
+def case_review(*, tenant: Tenant, access: TenantAccess, case: RecoveryCase) -> CaseReview:
     """The evidence, risk signals, account history and policy needs of `case` (fixed queries)."""
-    requirements = policy_active(tenant).requirements(case.tier, case.case_type)
+    requirements = policy_for_case(case).requirements(case.tier, case.case_type)
     quarantine_start = timezone.now() - timedelta(seconds=requirements.quarantine_seconds)
     changed = (
         Q(registered_at__gte=quarantine_start)
@@ -321,11 +304,17 @@ def case_review(*, tenant: Tenant, case: RecoveryCase) -> CaseReview:
             .select_related("uploaded_by")
             .order_by("uploaded_at", "pk")
         ),
-        approvals=list(approval_list(tenant=tenant).filter(case=case).order_by("created_at")),
+        approvals=list(
+            Approval.objects.for_tenant(tenant)
+            .filter(case=case)
+            .select_related("approver")
+            .order_by("created_at", "pk")
+        ),
         history=list(
-            case_list(tenant=tenant)
+            _reviewable(tenant, access)
             .filter(account_id=case.account_id)
-            .exclude(pk=case.pk)[:HISTORY_LIMIT]
+            .exclude(pk=case.pk)
+            .order_by("-created_at", "-pk")[:HISTORY_LIMIT]
         ),
         alerts=list(_alerts_on_account(tenant, case)[:ALERT_LIMIT]),
         failed_notices=list(

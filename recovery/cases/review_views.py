@@ -1,8 +1,9 @@
 """Review console: the approval queue, one case under review with its decision, the security queue.
 
 Reads go through `review_selectors`; a decision goes through the same calls as the API's
-`_CaseDecisionApi.decide`: the case locked by `case_get_for_change`, a fresh authenticator code
-checked by `step_up_verify`, then `approval_decide`. One case at a time: there is no bulk action.
+`_CaseDecisionApi.decide`: the case locked by `case_get_for_change`, the fresh step-up checked by
+`step_up_presented` (a passkey answer bound to the case, or a code where the policy accepts
+one), then `approval_decide`. One case at a time: there is no bulk action.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from audit.selectors import alert_list
+from tenants.choices import StepUpKind
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError
 from tenants.policies import Decision
-from tenants.stepup import step_up_verify
 
-from .choices import CaseStatus
 from .choices import Decision as ApprovalDecision
 from .models import RecoveryCase
 from .policies import (
@@ -44,11 +45,32 @@ from .review_selectors import (
     repudiation_list,
     security_case_list,
 )
-from .selectors import CASE_LABEL, case_get_for_change, case_get_visible
+from .selectors import CASE_LABEL, case_get, case_get_for_change
 from .services import APPROVALS_PER_HOUR, approval_decide
+from .services.base import requirements_for
+from .services.step_up import APPROVE, step_up_presented
+from .transitions import TRANSITIONS, Move
 
 QUEUE_PAGE_SIZE = 25
 SECTION_PAGE_SIZE = 10
+QUEUE_COUNT_LIMIT = 250  # the approval queue counts its cases up to this many (10 pages)
+
+
+class CappedPaginator(Paginator):
+    """Counts at most `limit` rows (one more says there are more), so a queue of tens of
+    thousands of cases pages for what a few hundred cost; pages past the limit are not offered
+    (the queue is worked from its longest-waiting end)."""
+
+    limit = QUEUE_COUNT_LIMIT
+
+    @cached_property
+    def count(self) -> int:
+        # In the list's own order (the index walk stops at the limit), without its annotations.
+        return self.object_list.values("pk")[: self.limit + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.limit
 
 
 def _allow(decision: Decision) -> None:
@@ -68,9 +90,15 @@ class PageLinks:
 
 
 def _paginate(
-    request: HttpRequest, rows: QuerySet, *, param: str, per_page: int, target: str
+    request: HttpRequest,
+    rows: QuerySet,
+    *,
+    param: str,
+    per_page: int,
+    target: str,
+    paginator: type[Paginator] = Paginator,
 ) -> PageLinks:
-    page = Paginator(rows, per_page).get_page(request.GET.get(param))
+    page = paginator(rows, per_page).get_page(request.GET.get(param))
 
     def link(number: int) -> str:
         query = request.GET.copy()
@@ -94,7 +122,14 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     """Cases waiting for this actor's decision, longest waiting first, with their SLA state."""
     _allow(can_use_approval_queue(request.tenant_access))
     cases = approval_queue(tenant=request.tenant, actor=request.user, access=request.tenant_access)
-    links = _paginate(request, cases, param="page", per_page=QUEUE_PAGE_SIZE, target="queue")
+    links = _paginate(
+        request,
+        cases,
+        param="page",
+        per_page=QUEUE_PAGE_SIZE,
+        target="queue",
+        paginator=CappedPaginator,
+    )
     return render(
         request,
         "console/review/queue.html",
@@ -134,7 +169,7 @@ def _decision_context(
     outcome: str = "",
 ) -> dict[str, Any]:
     """The decision panel: the forms when this actor could decide the case now, else why not."""
-    pending = case.status == CaseStatus.PENDING_APPROVAL
+    pending = TRANSITIONS[Move.APPROVE].allows(case.status)  # the table's decision moves
     can_decide = (
         pending
         and bool(can_use_approval_queue(request.tenant_access))
@@ -150,6 +185,8 @@ def _decision_context(
         and approval_cap_reached(tenant=request.tenant, actor=request.user),
         "forms": forms or {d: DecisionForm(prefix=d) for d in ApprovalDecision.values},
         "outcome": outcome,
+        # The code field shows only where the policy accepts a code (never at T2, R-23).
+        "totp_accepted": can_decide and StepUpKind.TOTP in requirements_for(case).step_up_kinds,
     }
 
 
@@ -157,7 +194,7 @@ def _render_review(
     request: HttpRequest, case: RecoveryCase, forms: dict[str, DecisionForm] | None = None
 ) -> HttpResponse:
     context = _decision_context(request, case, forms)
-    context["review"] = case_review(tenant=request.tenant, case=case)
+    context["review"] = case_review(tenant=request.tenant, access=request.tenant_access, case=case)
     context["sla"] = _sla_hours()
     context["may_read_files"] = bool(
         can_read_case_evidence(
@@ -170,7 +207,7 @@ def _render_review(
 @tenant_view
 def review_case_view(request: HttpRequest, pk: int) -> HttpResponse:
     """One case: evidence, risk signals, account history, what the policy needs, the decision."""
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+    case = case_get(tenant=request.tenant, pk=pk)
     _allow(can_review_case(request.tenant_access, case))
     return _render_review(request, case)
 
@@ -178,7 +215,8 @@ def review_case_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @tenant_view
 def review_decide_view(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-    """Approve or deny one case with a reason and a fresh authenticator code.
+    """Approve or deny one case with a reason and a fresh step-up (passkey, or a code where the
+    policy accepts one).
 
     Success: back to the queue with a message (htmx: the decision panel shows the outcome).
     A refusal is shown on the form with its code; nothing is recorded but what the services
@@ -189,7 +227,13 @@ def review_decide_view(request: HttpRequest, pk: int, decision: str) -> HttpResp
     form = DecisionForm(request.POST, prefix=decision)
     if form.is_valid():
         try:
-            proof = step_up_verify(user=request.user, token=form.cleaned_data["token"])
+            proof = step_up_presented(
+                actor=request.user,
+                case=case,
+                action=APPROVE,
+                assertion=form.cleaned_data["step_up_assertion"],
+                otp=form.cleaned_data["token"],
+            )
             approval_decide(
                 actor=request.user,
                 case=case,
@@ -200,8 +244,8 @@ def review_decide_view(request: HttpRequest, pk: int, decision: str) -> HttpResp
         except DomainError as error:
             form.add_error(None, f"{error.message} ({error.code})")
         else:
-            return _decided(request, case_get_visible(tenant=request.tenant, pk=pk), decision)
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+            return _decided(request, case_get(tenant=request.tenant, pk=pk), decision)
+    case = case_get(tenant=request.tenant, pk=pk)
     forms = {d: form if d == decision else DecisionForm(prefix=d) for d in ApprovalDecision.values}
     if request.htmx:
         return render(

@@ -125,6 +125,14 @@ def _decided(decision: str) -> Callable[[dict[str, Any], str], str]:
 
 def _status_changed(data: dict[str, Any], actor: str) -> str:
     to = data.get("to")
+    if data.get("reason") == "policy_tightened" and to == CaseStatus.COOLING_OFF:
+        return _("The policy was tightened since the case opened; cooling off until %(when)s") % {
+            "when": _when(data.get("cooling_off_until"))
+        }
+    if data.get("reason") == "policy_tightened":
+        return _("The policy was tightened since the case opened; back to %(status)s") % {
+            "status": _status(to)
+        }
     if to == CaseStatus.COOLING_OFF:
         return _("Approvals complete; cooling off until %(when)s") % {
             "when": _when(data.get("cooling_off_until"))

@@ -19,24 +19,23 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext
 from django.views import View
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import permission_denied
 
 from tenants.access import TenantAccess
-from tenants.choices import CaseType
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError, PolicyDenied
-from tenants.models import Tenant
-from tenants.policies import Decision, can_work_case_type, can_work_tier
-from tenants.stepup import step_up_verify
+from tenants.models import Tenant, User
+from tenants.policies import Decision
 
 from ..api.filters import AccountFilter
 from ..challenges.choices import ChallengeKind, ChallengeStatus
@@ -53,13 +52,13 @@ from ..owner.binding import case_owner_bindings
 from ..owner.case_page import owner_signals_context
 from ..owner.idp_sign_in import idp_sign_in_context
 from ..policy.rules import Requirements
-from ..policy.selectors import policy_active
+from ..policy.selectors import policy_active, policy_for_case
 from ..proofing.attended import attended_list, attended_start
 from ..proofing.models import ProofingSession
 from ..proofing.services import proofing_start
 from ..selectors import account_get_visible, account_list
-from .choices import OPEN_STATUSES, CaseStatus, EvidenceResult, SignalClass
-from .execution import case_close, case_execute, case_manual_step_record
+from .access_rules import CASE_WORKERS, grant_case_types, tier_in_grant
+from .choices import CaseStatus, EvidenceResult, SignalClass
 from .forms import (
     AccountSearchForm,
     AttachmentForm,
@@ -79,7 +78,6 @@ from .forms import (
 from .methods import CATALOGUE, Method
 from .models import CaseExecution, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from .policies import (
-    CASE_WORKERS,
     can_open_case_page,
     can_read_case_evidence,
     can_referee_case,
@@ -88,6 +86,7 @@ from .policies import (
 from .review_selectors import evidence_with_verifiers
 from .selectors import (
     account_cases,
+    case_get,
     case_get_for_change,
     case_get_visible,
     case_timeline,
@@ -102,7 +101,10 @@ from .services import (
     case_take,
     context_record,
 )
-from .services_evidence import attachment_add, attachment_open, note_add
+from .services.attachments import attachment_add, attachment_open, note_add
+from .services.execution import case_close, case_execute, case_manual_step_record
+from .services.step_up import EXECUTE, step_up_options, step_up_presented
+from .transitions import TRANSITIONS, Move, Party, moves_allowed
 
 PAGE_SIZE = 20
 PRIOR_CASES = 10
@@ -152,7 +154,7 @@ def _require_case_worker(access: TenantAccess) -> None:
 
 def _case_types(access: TenantAccess) -> list[str]:
     """The case types the actor may open (a delegation grant may limit them)."""
-    return [value for value in CaseType.values if can_work_case_type(access, value)]
+    return grant_case_types(access)
 
 
 def _refused(request: HttpRequest, form: forms.Form, error: DomainError) -> None:
@@ -215,10 +217,12 @@ def _account_page(
         "account": account,
         "tier": tier,
         "tier_reasons": tier_reasons,
-        "tier_decision": can_work_tier(access, tier),
+        "tier_decision": tier_in_grant(access, tier),
         "form": form or CaseOpenForm(case_types=_case_types(access)),
         "contacts": contacts_on_record(request.tenant).filter(account=account),
-        "prior_cases": account_cases(tenant=request.tenant, account=account)[:PRIOR_CASES],
+        "prior_cases": account_cases(tenant=request.tenant, access=access, account=account)[
+            :PRIOR_CASES
+        ],
     }
     return render(request, "console/cases/account.html", context, status=status)
 
@@ -382,26 +386,54 @@ def verifier_menu(req: Requirements) -> dict[str, list[MethodOffer]]:
     return groups
 
 
+# What the "Next step" panel says when the table offers this user no move from the status.
+NEXT_STEP_HINTS = {
+    CaseStatus.COLLECTING_EVIDENCE: _l("Evidence is being collected by the case's workers."),
+    CaseStatus.PENDING_APPROVAL: _l("Waiting for approval by someone other than you."),
+    CaseStatus.COOLING_OFF: _l(
+        "Approved; waiting for the cooling-off to end before it can be executed."
+    ),
+    CaseStatus.READY: _l("Ready to execute, by someone other than you."),
+}
+
+
 def _actions(
-    case: RecoveryCase, work: Decision, execution: CaseExecution | None, *, taken: bool
+    case: RecoveryCase,
+    user: User,
+    access: TenantAccess,
+    work: Decision,
+    execution: CaseExecution | None,
+    *,
+    taken: bool,
 ) -> dict[str, bool]:
-    """Which forms the case page offers now; the services check again on every POST.
+    """Which forms the case page offers now: exactly the moves the transition table allows
+    from the case's status that this user's policy lets them make (`moves_allowed`); the
+    services check again on every POST.
 
     An AI-drafted case nobody has taken yet offers "take this case" and no verifier action
     (R-66: nothing a model drafted sends a code or a notice)."""
-    status, worker = case.status, bool(work)
+    allowed = moves_allowed(case, user, access)
+
+    def may(move: Move, party: Party) -> bool:
+        return party in allowed.get(move, ())
+
     detail = execution.detail if execution else {}
-    collecting = worker and status == CaseStatus.COLLECTING_EVIDENCE
+    collecting = may(Move.COLLECT, Party.WORKER)
     return {
         "collect": collecting,
         "verify": collecting and taken,
-        "take": worker and not taken and status in OPEN_STATUSES,
-        "execute": worker and status == CaseStatus.READY,
-        "close": worker and status == CaseStatus.EXECUTED,
-        "cancel": worker and status in OPEN_STATUSES,
-        "note": worker,
-        "manual": worker
-        and status == CaseStatus.EXECUTED
+        "submit": may(Move.SUBMIT, Party.WORKER),
+        "awaiting_taker": not taken and TRANSITIONS[Move.TAKE].allows(case.status),
+        "take": not taken and may(Move.TAKE, Party.WORKER),
+        "decide": may(Move.APPROVE, Party.APPROVER),
+        "execute": may(Move.EXECUTE, Party.EXECUTOR),
+        "close": may(Move.CLOSE, Party.WORKER),
+        "cancel": may(Move.CANCEL, Party.WORKER),
+        # A trusted referee runs attended sessions; the service checks certification and
+        # independence from the case when the session starts.
+        "referee": taken and may(Move.COLLECT, Party.REFEREE),
+        "note": bool(work),  # notes are no move: any status, by whoever works the case
+        "manual": may(Move.RECORD_MANUAL_STEP, Party.WORKER)
         and bool(detail.get("requires_confirmation"))
         and not detail.get("path_used"),
     }
@@ -411,7 +443,7 @@ def _case_context(
     request: HttpRequest, case: RecoveryCase, bound: dict[str, forms.Form]
 ) -> dict[str, Any]:
     tenant, access = request.tenant, request.tenant_access
-    req = policy_active(tenant).requirements(case.tier, case.case_type)
+    req = policy_for_case(case).requirements(case.tier, case.case_type)
     needs = case_needs(case, req)
     work = can_work_case(access, route=case.route, tier=case.tier, case_type=case.case_type)
     execution = CaseExecution.objects.for_tenant(tenant).filter(case=case).first()
@@ -431,7 +463,7 @@ def _case_context(
         )
     managers = [c for c in contacts if c.kind == ContactKind.MANAGER]
     taken = case.taken_by_id is not None  # an AI-drafted case has no taker yet (R-66)
-    referee = can_referee_case(access, case)
+    actions = _actions(case, request.user, access, work, execution, taken=taken)
     return {
         "case": case,
         "needs": needs,
@@ -439,10 +471,11 @@ def _case_context(
         "work": work,
         "is_worker": bool(access.roles & CASE_WORKERS),
         "taken": taken,
-        "actions": _actions(case, work, execution, taken=taken),
-        # A trusted referee runs attended sessions; the service checks certification and
-        # independence from the case when the session starts.
-        "may_referee": bool(referee) and taken and case.status == CaseStatus.COLLECTING_EVIDENCE,
+        "actions": actions,
+        "next_step_hint": NEXT_STEP_HINTS.get(
+            case.status, _("This case has ended; you can still add notes.")
+        ),
+        "may_referee": actions["referee"],
         "menu": verifier_menu(req),
         "s4": SignalClass.S4,
         "proofing_sessions": ProofingSession.objects.for_tenant(tenant)
@@ -472,9 +505,9 @@ def _case_context(
         **idp_sign_in_context(case),
         "owner_bindings": case_owner_bindings(tenant=tenant, case=case) if execution else [],
         "timeline": case_timeline(tenant=tenant, case=case),
-        "prior_cases": account_cases(tenant=tenant, account=case.account, exclude=case.pk)[
-            :PRIOR_CASES
-        ],
+        "prior_cases": account_cases(
+            tenant=tenant, access=access, account=case.account, exclude=case.pk
+        )[:PRIOR_CASES],
         "forms": {
             prefix: bound[prefix] if prefix in bound else form(case=case)
             for prefix, form in CASE_FORMS.items()
@@ -500,7 +533,7 @@ def _case_page(
 @tenant_view
 def case_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The case page."""
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+    case = case_get(tenant=request.tenant, pk=pk)
     _require_case_page(request.tenant_access, case)
     return _case_page(request, case)
 
@@ -546,7 +579,7 @@ class CaseAction(View):
                 return self.done(request)
         else:
             messages.error(request, _("Nothing was saved: correct the marked fields."))
-        fresh = case_get_visible(tenant=request.tenant, pk=pk)
+        fresh = case_get(tenant=request.tenant, pk=pk)
         return _case_page(request, fresh, bound={form.prefix: form}, status=400)
 
     def find(self, **kwargs: Any) -> None:
@@ -560,7 +593,7 @@ class CaseAction(View):
         """After success: back to the case page (htmx: its live section)."""
         if not request.htmx:
             return redirect("case-detail", tenant=request.tenant.slug, pk=self.case.pk)
-        return _case_page(request, case_get_visible(tenant=request.tenant, pk=self.case.pk))
+        return _case_page(request, case_get(tenant=request.tenant, pk=self.case.pk))
 
     def get_form(self) -> forms.Form:
         return self.form_class(self.request.POST, self.request.FILES, case=self.case)
@@ -727,13 +760,18 @@ class CancelView(CaseAction):
 
 
 class ExecuteView(CaseAction):
-    """Execute with the executor's fresh step-up (required at T1/T2; the service decides)."""
+    """Execute with the executor's fresh passkey step-up, bound to the case (the service
+    decides)."""
 
     form_class = ExecuteForm
 
     def perform(self, data: dict[str, Any]) -> tuple[int, str]:
-        token = data["token"].strip()
-        proof = step_up_verify(user=self.request.user, token=token) if token else None
+        proof = step_up_presented(
+            actor=self.request.user,
+            case=self.case,
+            action=EXECUTE,
+            assertion=data["step_up_assertion"],
+        )
         case = case_execute(actor=self.request.user, case=self.case, step_up=proof)
         execution = CaseExecution.objects.for_tenant(case.tenant).get(case=case)
         if execution.detail.get("requires_confirmation"):
@@ -778,6 +816,25 @@ case_manual_step_view = tenant_view(ManualStepView.as_view())
 case_close_view = tenant_view(CloseView.as_view())
 
 
+@require_GET
+@tenant_view
+def case_step_up_options_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """WebAuthn request options over a challenge issued for `?action=approve|execute` on this
+    case as it stands (`step_up_options`); static/staff/passkey.js asks for them when a form
+    marked `data-passkey-step-up` is sent. A refusal is JSON with its code."""
+    case = case_get_visible(tenant=request.tenant, access=request.tenant_access, pk=pk)
+    try:
+        options = step_up_options(
+            actor=request.user, case=case, action=request.GET.get("action", "")
+        )
+    except DomainError as error:
+        status = 403 if isinstance(error, PolicyDenied) else 400
+        return JsonResponse({"code": error.code, "detail": error.message}, status=status)
+    response = HttpResponse(options, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @tenant_view
 def case_attachment_view(request: HttpRequest, pk: int, attachment_pk: int) -> HttpResponse:
     """Download one file of the case through `attachment_open` (checked, verified, audited).
@@ -785,7 +842,7 @@ def case_attachment_view(request: HttpRequest, pk: int, attachment_pk: int) -> H
     A refusal is answered, not raised, so the `policy.violation` or integrity failure the
     service recorded commits.
     """
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+    case = case_get(tenant=request.tenant, pk=pk)
     try:
         opened = attachment_open(actor=request.user, case=case, attachment_id=attachment_pk)
     except PolicyDenied as error:

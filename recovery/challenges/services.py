@@ -35,17 +35,19 @@ from ..cases.choices import CaseStatus, SignalClass, Verifier
 from ..cases.models import Evidence, RecoveryCase
 from ..cases.services import (
     VerifiedSignal,
-    _actor,
-    _alert,
-    _db_now,
-    _locked,
-    _require_status,
-    _requirements,
-    _work_access,
     case_taken_decision,
     evidence_from_verifier,
     evidence_refusal_record,
 )
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_locked,
+    db_now,
+    requirements_for,
+    work_access,
+)
+from ..cases.transitions import Move, transition_require
 from ..choices import ContactKind
 from ..messaging import Delivery, email_send, message_send
 from ..models import ContactMethod, ProtectedAccount
@@ -198,7 +200,7 @@ def _refused_send(
         },
     )
     if code == "evidence.sim_change_recent":
-        _alert(case, "sim_swap_recovery_attempt", contact=hint, challenge_kind=kind)
+        alert_raise(case, "sim_swap_recovery_attempt", contact=hint, challenge_kind=kind)
     return PolicyDenied(message, code=code)
 
 
@@ -222,7 +224,7 @@ def _challenge_new(
     superseded = list(open_ones.values_list("pk", flat=True))
     open_ones.update(status=ChallengeStatus.SUPERSEDED)
     lifetime = _lifetime(req, channel)
-    now = _db_now(case)
+    now = db_now(case)
     challenge = VerificationChallenge.objects.create(
         tenant=case.tenant,
         case=case,
@@ -355,11 +357,11 @@ def challenge_send(
         )
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
-        req = _requirements(case)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
+        req = requirements_for(case)
         contact = _in_tenant(case, contact_method)
         problem = _not_taken(case) or _code_problem(case, contact, req)
         if problem is not None:
@@ -433,7 +435,7 @@ def _reuse(challenge: VerificationChallenge, who: Actor, via: str) -> None:
         target=challenge.case,
         data={"challenge": challenge.pk, "kind": challenge.kind, "via": via},
     )
-    _alert(challenge.case, "token_reuse", challenge=challenge.pk, via=via)
+    alert_raise(challenge.case, "token_reuse", challenge=challenge.pk, via=via)
 
 
 def _present(
@@ -557,10 +559,10 @@ def challenge_verify(
     code = code_normalise(code)
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
         row = _locked_challenge(case, challenge.pk)
         if row is None:
             raise ChallengeRefused()
@@ -592,7 +594,7 @@ def challenge_link_confirm(*, token: str) -> Evidence:
     refusal: DomainError | None = None
     owner = Actor.system("account-owner")
     with tenant_scope([found.tenant_id]):
-        case = _locked(found.case)
+        case = case_locked(found.case)
         row = _locked_challenge(case, found.pk)
         if row is None or not hmac.compare_digest(row.link_hash or "", link_digest(token)):
             raise ChallengeRefused(LINK_INVALID, code="challenge.link_invalid")
@@ -695,11 +697,11 @@ def attestation_request(*, actor: User, case: RecoveryCase) -> VerificationChall
     enforce(ai_blocked(actor, "request an attestation"))
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
-        req = _requirements(case)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
+        req = requirements_for(case)
         contact = (
             ContactMethod.objects.for_tenant(case.tenant)
             .filter(account=case.account, kind=ContactKind.MANAGER, replaced_at__isnull=True)
@@ -759,7 +761,7 @@ def attestation_confirm(*, actor: User, token: str) -> Evidence:
         raise ChallengeRefused(LINK_INVALID, code="challenge.link_invalid")
     refusal: DomainError | None = None
     with tenant_scope([found.tenant_id]):
-        case = _locked(found.case)
+        case = case_locked(found.case)
         row = _locked_challenge(case, found.pk)
         if row is None or not hmac.compare_digest(row.link_hash or "", link_digest(token)):
             raise ChallengeRefused(LINK_INVALID, code="challenge.link_invalid")
@@ -779,7 +781,9 @@ def attestation_confirm(*, actor: User, token: str) -> Evidence:
                 target=case,
                 data={"code": "attestation.wrong_person", "challenge": row.pk},
             )
-            _alert(case, "attestation_wrong_person", challenge=row.pk, user=actor.get_username())
+            alert_raise(
+                case, "attestation_wrong_person", challenge=row.pk, user=actor.get_username()
+            )
             refusal = PolicyDenied(
                 "This confirmation is for another person. Sign in with your own account.",
                 code="attestation.wrong_person",

@@ -31,7 +31,7 @@ from ..choices import PHONE_KINDS, ContactKind
 from ..messaging import Delivery, email_send, message_send
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.rules import Requirements
-from ..policy.selectors import policy_active
+from ..policy.selectors import policy_for_case
 from .models import NoticeEvent, NoticeStatus, OwnerNotice
 
 logger = logging.getLogger(__name__)
@@ -236,6 +236,18 @@ def _notices_plan(
     transaction.on_commit(lambda: _enqueue(ids), robust=True)
 
 
+def _event_case(event: AuditEvent, target: Any) -> RecoveryCase | None:
+    """The case an event is about: the instance the service recorded it with (no second read
+    of what it has just written), else read."""
+    if isinstance(target, RecoveryCase) and target.tenant_id == event.tenant_id:
+        return target
+    return (
+        RecoveryCase.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
+        .select_related("tenant", "account")
+        .first()
+    )
+
+
 def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     """Receiver: write the notices an owner-facing event calls for, in its transaction."""
     account_kind = ACCOUNT_EVENT_OF_ACTION.get(event.action)
@@ -245,16 +257,12 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
     kind = EVENT_OF_ACTION.get(event.action)
     if kind is None or event.target_type != RecoveryCase._meta.label:
         return
-    case = (
-        RecoveryCase.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
-        .select_related("tenant", "account")
-        .first()
-    )
+    case = _event_case(event, kwargs.get("target"))
     if case is None:
         return
     if event.action == "case.opened" and case.taken_by_id is None:
         return  # an AI assistant's draft: the owner hears of it once a person takes it (R-66)
-    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    req = policy_for_case(case).requirements(case.tier, case.case_type)
     recipients, skipped = _recipients(case, req)
     _notices_plan(
         account=case.account, case=case, kind=kind, recipients=recipients, skipped=skipped
@@ -321,7 +329,7 @@ def _excluded_now(notice: OwnerNotice) -> str | None:
         quarantine = _account_quarantine(account)
         return _account_channel_problem(account, notice.contact, quarantine, now=timezone.now())
     case = notice.case
-    req = policy_active(notice.tenant).requirements(case.tier, case.case_type)
+    req = policy_for_case(case).requirements(case.tier, case.case_type)
     return channel_problem(case, notice.contact, req.quarantine_seconds)
 
 

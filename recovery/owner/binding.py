@@ -45,9 +45,9 @@ from ..artifacts.models import ArtifactPurpose, ArtifactStatus, RecoveryArtifact
 from ..artifacts.services import artifact_consume
 from ..cases.choices import CaseStatus
 from ..cases.models import RecoveryCase
-from ..cases.services import _locked as _case_locked
+from ..cases.services.base import case_locked as _case_locked
 from ..connectors.base import CAPABILITY_MISSING
-from ..policy.selectors import policy_active
+from ..policy.selectors import policy_active, policy_for_case
 from . import webauthn
 from .choices import PasskeyStatus, PortalSessionKind, PortalSessionStatus
 from .models import OwnerPasskey, OwnerPortalSession
@@ -72,7 +72,7 @@ AUTHENTICATOR_METHODS: dict[str, bool] = {
 PHISHING_RESISTANT = frozenset(m for m, resistant in AUTHENTICATOR_METHODS.items() if resistant)
 # What the portal itself registers in an mfa session (the others are the directory's own).
 BINDABLE_HERE = frozenset({"passkey"})
-_TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
+TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 T = TypeVar("T")
 
 
@@ -169,8 +169,8 @@ def session_binding_problem(
 
 def effective_tier(case: RecoveryCase) -> str:
     """The case's tier, or the account's tier now if it rose since (the higher wins)."""
-    now, _rules = policy_active(case.tenant).compute_tier(case.account)
-    return max(case.tier, now, key=lambda tier: _TIER_RANK[tier])
+    now, _rules = policy_for_case(case).compute_tier(case.account)
+    return max(case.tier, now, key=lambda tier: TIER_RANK[tier])
 
 
 # --- reads ----------------------------------------------------------------------------------

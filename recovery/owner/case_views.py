@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from tenants.console import tenant_view
 
-from ..cases.selectors import case_get_visible
+from ..cases.selectors import case_get
 from ..cases.views import CaseAction, _require_case_page, evidence_outcome
 from .case_page import RecoveryCodeForm, confirmation_view
 from .confirmation import confirmation_request
@@ -48,7 +48,7 @@ class ConfirmationRequestView(CaseAction):
 @require_GET
 def confirmation_status_view(request: HttpRequest, pk: int) -> HttpResponse:
     """The latest in-app confirmation of the case (the page polls it while it is open)."""
-    case = case_get_visible(tenant=request.tenant, pk=pk)
+    case = case_get(tenant=request.tenant, pk=pk)
     _require_case_page(request.tenant_access, case)
     return render(
         request,

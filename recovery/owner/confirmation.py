@@ -51,20 +51,18 @@ from tenants.rls import system_scope, tenant_scope
 
 from ..cases.channels import channel_problem
 from ..cases.choices import CaseStatus, SignalClass, Verifier
-from ..cases.execution import case_repudiate
 from ..cases.models import Evidence, RecoveryCase
-from ..cases.services import (
-    VerifiedSignal,
-    _actor,
-    _alert,
-    _db_now,
-    _locked,
-    _require_status,
-    _requirements,
-    _work_access,
-    case_taken_decision,
-    evidence_from_verifier,
+from ..cases.services import VerifiedSignal, case_taken_decision, evidence_from_verifier
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_locked,
+    db_now,
+    requirements_for,
+    work_access,
 )
+from ..cases.services.execution import case_repudiate
+from ..cases.transitions import Move, transition_require
 from ..challenges.models import MAX_FAILED_ATTEMPTS
 from ..choices import ContactKind
 from ..models import ContactMethod
@@ -176,7 +174,7 @@ def _expired_now() -> ExpressionWrapper:
 def eligible_passkeys(case: RecoveryCase, req: Requirements | None = None) -> list[OwnerPasskey]:
     """The account's passkeys that can prove S5 for this case now: active, still on record,
     registered before the case opened and outside the quarantine window (R-04)."""
-    req = req or _requirements(case)
+    req = req or requirements_for(case)
     rows = (
         OwnerPasskey.objects.for_tenant(case.tenant)
         .select_related("contact")
@@ -312,11 +310,11 @@ def confirmation_request(*, actor: User, case: RecoveryCase) -> OwnerConfirmatio
     enforce(ai_blocked(actor, "ask for an in-app confirmation"))
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
-        req = _requirements(case)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
+        req = requirements_for(case)
         passkeys = eligible_passkeys(case, req)
         problem = _request_problem(case, req, passkeys)
         contacts = _owner_addresses(case, req) if problem is None else []
@@ -389,7 +387,7 @@ def _confirmation_new(
     superseded = list(open_ones.values_list("pk", flat=True))
     open_ones.update(status=ConfirmationStatus.SUPERSEDED, ended_at=Now())
     token = secrets.token_urlsafe(32)
-    now = _db_now(case)
+    now = db_now(case)
     confirmation = OwnerConfirmation.objects.create(
         tenant=case.tenant,
         case=case,
@@ -473,7 +471,7 @@ def _count_failure(confirmation: OwnerConfirmation, reason: str, **data: object)
     _failed(confirmation, reason, attempts=confirmation.attempts, locked=last, **data)
     if last:
         _end(confirmation, ConfirmationStatus.FAILED)
-        _alert(confirmation.case, "confirmation_failed", confirmation=confirmation.pk)
+        alert_raise(confirmation.case, "confirmation_failed", confirmation=confirmation.pk)
     return last
 
 
@@ -482,7 +480,7 @@ def _opened(token: str) -> tuple[OwnerConfirmation, RecoveryCase]:
     found = confirmation_find_by_link(token)
     if found is None:
         raise ConfirmationRefused()
-    case = _locked(found.case)
+    case = case_locked(found.case)
     row = _locked_row(case, found.pk)
     if row is None or not hmac.compare_digest(row.link_hash, link_digest(token)):
         raise ConfirmationRefused()

@@ -35,9 +35,10 @@ from tenants.access import access_in
 from tenants.choices import CaseType, Role
 from tenants.exceptions import PolicyDenied
 from tenants.models import Tenant, User
-from tenants.policies import Decision, can_work_tier, enforce
+from tenants.policies import Decision, enforce
 from tenants.rls import system_scope, tenant_scope
 
+from ..cases.access_rules import tier_in_grant
 from ..cases.choices import OPEN_STATUSES, CaseStatus
 from ..cases.models import RecoveryCase
 from ..choices import PHONE_KINDS, ContactKind
@@ -333,7 +334,7 @@ def can_invite(access, account: ProtectedAccount) -> Decision:
             "enrolment.role_required",
             "Enrolment invitations are sent by agents and tenant admins.",
         )
-    return can_work_tier(access, account.tier)
+    return tier_in_grant(access, account.tier)
 
 
 def enrolment_invite(

@@ -57,20 +57,18 @@ from tenants.rls import system_scope, tenant_scope
 
 from ..cases.channels import channel_problem
 from ..cases.choices import CaseStatus, SignalClass, Verifier
-from ..cases.execution import case_repudiate
 from ..cases.models import Evidence, RecoveryCase
-from ..cases.services import (
-    VerifiedSignal,
-    _actor,
-    _alert,
-    _db_now,
-    _locked,
-    _require_status,
-    _requirements,
-    _work_access,
-    case_taken_decision,
-    evidence_from_verifier,
+from ..cases.services import VerifiedSignal, case_taken_decision, evidence_from_verifier
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_locked,
+    db_now,
+    requirements_for,
+    work_access,
 )
+from ..cases.services.execution import case_repudiate
+from ..cases.transitions import Move, transition_require
 from ..choices import ContactKind
 from ..models import ContactMethod, ProtectedAccount
 from ..notifications.models import NoticeEvent, OwnerNotice
@@ -212,7 +210,7 @@ def _refused(sign_in: IdpSignIn, code: str, **data: object) -> IdpSignInRefused:
         data={"sign_in": sign_in.pk, "purpose": sign_in.purpose, "reason": code, **data},
     )
     if sign_in.case is not None and code in ALERTING:
-        _alert(sign_in.case, "idp_sign_in_refused", sign_in=sign_in.pk, reason=code)
+        alert_raise(sign_in.case, "idp_sign_in_refused", sign_in=sign_in.pk, reason=code)
     return IdpSignInRefused(code)
 
 
@@ -361,11 +359,11 @@ def idp_sign_in_request(*, actor: User, case: RecoveryCase) -> IdpSignIn:
     enforce(ai_blocked(actor, "ask for an identity provider sign-in"))
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
-        req = _requirements(case)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
+        req = requirements_for(case)
         config = idp_config_active(case.tenant)
         problem = _request_problem(case, req, config)
         contacts = _owner_addresses(case, req) if problem is None else []
@@ -401,7 +399,7 @@ def idp_sign_in_request(*, actor: User, case: RecoveryCase) -> IdpSignIn:
                 case=case,
                 requested_by=actor,
                 link_hash=digest(token),
-                expires_at=_db_now(case) + LINK_LIFETIME,
+                expires_at=db_now(case) + LINK_LIFETIME,
             )
             sign_in.case = case
             link = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/{LINK_PATH}/{token}/"
@@ -455,7 +453,7 @@ def idp_sign_in_repudiate(*, token: str) -> RecoveryCase:
     if found is None or found.case is None:
         raise _refusal("idp.link_invalid")
     with tenant_scope([found.tenant_id]):
-        case = _locked(found.case)
+        case = case_locked(found.case)
         notice = (
             OwnerNotice.objects.for_tenant(case.tenant)
             .filter(case=case, event=NoticeEvent.IDP_SIGN_IN_REQUESTED)
@@ -544,7 +542,7 @@ def idp_sign_in_start_for_case(*, token: str) -> IdpStart:
         raise _refusal("idp.link_invalid")
     refusal: DomainError | None = None
     with tenant_scope([found.tenant_id]):
-        case = _locked(found.case)
+        case = case_locked(found.case)
         sign_in = (
             IdpSignIn.objects.for_tenant(case.tenant)
             .select_for_update(of=("self",))
@@ -638,7 +636,7 @@ def _by_state(state: str) -> IdpSignIn | None:
 
 def _locked_sign_in(found: IdpSignIn) -> tuple[IdpSignIn, RecoveryCase | None]:
     """The sign-in (after its case, the fixed order), locked, with `expired` by database time."""
-    case = _locked(found.case) if found.case_id else None
+    case = case_locked(found.case) if found.case_id else None
     sign_in = (
         IdpSignIn.objects.for_tenant(found.tenant)
         .select_for_update(of=("self",))

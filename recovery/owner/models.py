@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from tenants.models import WebAuthnCredential
 from tenants.querysets import TenantOwnedManager
 
 from .choices import (
@@ -87,7 +88,7 @@ class OwnerPortalSession(models.Model):
         return f"{self.kind} portal session {self.pk} ({self.status})"
 
 
-class OwnerPasskey(models.Model):
+class OwnerPasskey(WebAuthnCredential):
     """A WebAuthn credential the owner registered (user verification required)."""
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
@@ -97,14 +98,6 @@ class OwnerPasskey(models.Model):
     contact = models.OneToOneField(
         "recovery.ContactMethod", on_delete=models.PROTECT, related_name="passkey"
     )
-    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url.")
-    public_key = models.BinaryField()
-    sign_count = models.BigIntegerField(default=0)
-    aaguid = models.CharField(max_length=36, blank=True)
-    attestation_format = models.CharField(max_length=32)
-    backup_eligible = models.BooleanField(default=False)
-    backup_state = models.BooleanField(default=False)
-    transports = models.JSONField(default=list, blank=True)
     label = models.CharField(max_length=64, blank=True)
     status = models.CharField(
         max_length=8, choices=PasskeyStatus.choices, default=PasskeyStatus.ACTIVE

@@ -31,19 +31,17 @@ from tenants.models import User
 from tenants.policies import enforce
 from tenants.principals import ai_blocked
 
-from ..cases.choices import CaseStatus, SignalClass, Verifier
+from ..cases.choices import SignalClass, Verifier
 from ..cases.models import Evidence, RecoveryCase
-from ..cases.services import (
-    VerifiedSignal,
-    _actor,
-    _alert,
-    _locked,
-    _require_status,
-    _requirements,
-    _work_access,
-    case_taken_decision,
-    evidence_from_verifier,
+from ..cases.services import VerifiedSignal, case_taken_decision, evidence_from_verifier
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_locked,
+    requirements_for,
+    work_access,
 )
+from ..cases.transitions import Move, transition_require
 from ..challenges.models import MAX_FAILED_ATTEMPTS
 from ..policy.rules import Requirements
 from .codes import code_digest, code_normalise, code_well_formed, codes_remaining
@@ -85,7 +83,7 @@ def codes_wrong_count(case: RecoveryCase) -> int:
 
 def codes_locked_for(case: RecoveryCase, req: Requirements | None = None) -> bool:
     """Whether saved codes can no longer be checked on this case (R-53)."""
-    return codes_wrong_count(case) >= code_attempt_limit(req or _requirements(case))
+    return codes_wrong_count(case) >= code_attempt_limit(req or requirements_for(case))
 
 
 def case_code_set(case: RecoveryCase) -> RecoveryCodeSet | None:
@@ -165,7 +163,7 @@ def _wrong(case: RecoveryCase, actor: User, who: Actor, reason: str, limit: int)
             target=case,
             data={"kind": "recovery_code", "check": check.pk},
         )
-        _alert(case, "token_reuse", artifact_kind="recovery_code", check=check.pk)
+        alert_raise(case, "token_reuse", artifact_kind="recovery_code", check=check.pk)
     if wrong >= limit:
         record(
             action="owner.codes_locked",
@@ -174,7 +172,7 @@ def _wrong(case: RecoveryCase, actor: User, who: Actor, reason: str, limit: int)
             target=case,
             data={"wrong": wrong, "limit": limit},
         )
-        _alert(case, "recovery_codes_locked", wrong=wrong)
+        alert_raise(case, "recovery_codes_locked", wrong=wrong)
         return _locked_out()
     return RecoveryCodeRefused()
 
@@ -243,11 +241,11 @@ def recovery_code_check(*, actor: User, case: RecoveryCase, code: str) -> Eviden
         )
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
-        req = _requirements(case)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
+        req = requirements_for(case)
         limit = code_attempt_limit(req)
         problem = _precondition(case, req)
         if problem is None and codes_wrong_count(case) >= limit:

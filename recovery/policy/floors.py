@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from recovery.cases.methods import CATALOGUE, METHODS
-from tenants.choices import CaseType, Role, Tier
+from tenants.choices import CaseType, Role, StepUpKind, Tier
 
 from .document import ParsedDocument, Path, effective, requirement_blocks
 from .errors import PolicyError
@@ -124,6 +124,29 @@ EXCEPTION_MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
     ),
 )
 
+# R-22: how long an approval counts. It must outlive the case's cooling-off by a margin, or
+# every approval of a long wait (an exception's 24 h) would expire before execution.
+APPROVAL_LIFETIME_DEFAULT = DAY
+APPROVAL_LIFETIME_MAX = 3 * DAY
+APPROVAL_LIFETIME_MARGIN = HOUR
+LONG_COOLING_OFF = 23 * HOUR
+# R-23, R-28: phishing-resistant step-up for every T2 approval and every execution.
+PHISHING_RESISTANT = (StepUpKind.PASSKEY.value,)
+EXECUTION_STEP_UP = PHISHING_RESISTANT
+
+
+def approval_lifetime_default(cooling_off_seconds: int) -> int:
+    """24 h; for a cooling-off of 23 h or more, the cooling-off plus 24 h (at most 72 h)."""
+    if cooling_off_seconds >= LONG_COOLING_OFF:
+        return min(cooling_off_seconds + DAY, APPROVAL_LIFETIME_MAX)
+    return APPROVAL_LIFETIME_DEFAULT
+
+
+def step_up_default(tier: str) -> tuple[str, ...]:
+    """The approval step-up kinds when the policy names none: the floor's for T2, else both."""
+    return PHISHING_RESISTANT if tier == Tier.T2 else tuple(StepUpKind.values)
+
+
 # Every rule id this module can report, with what it protects.
 FLOORS: dict[str, str] = {
     **{rule: why for rule, _, _, why in CEILINGS + MINIMUMS + EXCEPTION_MINIMUMS},
@@ -154,6 +177,15 @@ FLOORS: dict[str, str] = {
         "S4 alone suffices."
     ),
     "R-01.s4_alone_needs_s4": "S4 alone can suffice only when S4 is accepted.",
+    "R-22.approval_lifetime_max": "An approval counts for at most 72 h.",
+    "R-22.approval_lifetime_after_cooling_off": (
+        "An approval must outlive the case's cooling-off by at least 1 h, or it expires before "
+        "the case may be executed."
+    ),
+    "R-23.T2.step_up": (
+        "Every T2 approval needs a phishing-resistant step-up (passkey); an authenticator app "
+        "code is not accepted."
+    ),
     "R-15.admin_roles": "Accounts holding admin roles are T2.",
     "R-15.staff_subject": "Subjects who are also staff are T2.",
     "R-15.helpdesk_groups": "The directory groups of help-desk/MSP/security staff map to T2.",
@@ -262,8 +294,33 @@ def _approver_consistency(req: dict[str, Any]) -> Iterator[Problem]:
             yield rule, (field,), FLOORS[rule]
 
 
+def _approval_lifetime(req: dict[str, Any]) -> Iterator[Problem]:
+    """R-22: at most 72 h, and past the cooling-off by the margin (the default too)."""
+    cooling_off = req["cooling_off_seconds"]
+    given = req.get("approval_lifetime_seconds")
+    lifetime = approval_lifetime_default(cooling_off) if given is None else given
+    # Reported where the author can fix it: the lifetime given, else the cooling-off.
+    field = ("approval_lifetime_seconds",) if given is not None else ("cooling_off_seconds",)
+    if lifetime > APPROVAL_LIFETIME_MAX:
+        rule = "R-22.approval_lifetime_max"
+        yield rule, field, f"approval_lifetime_seconds is {lifetime}. {FLOORS[rule]}"
+    least = cooling_off + APPROVAL_LIFETIME_MARGIN
+    if lifetime < least:
+        rule = "R-22.approval_lifetime_after_cooling_off"
+        origin = "" if given is not None else " (the default)"
+        yield (
+            rule,
+            field,
+            f"approval_lifetime_seconds is {lifetime}{origin}, must be at least "
+            f"cooling_off_seconds + {APPROVAL_LIFETIME_MARGIN} = {least}. {FLOORS[rule]}",
+        )
+
+
 def _problems(tier: str, case_type: str, req: dict[str, Any]) -> Iterator[Problem]:
     yield from _evidence_consistency(req)
+    yield from _approval_lifetime(req)
+    if tier == Tier.T2 and set(req.get("step_up") or ()) - set(PHISHING_RESISTANT):
+        yield "R-23.T2.step_up", ("step_up",), FLOORS["R-23.T2.step_up"]
     yield from _approver_consistency(req)
     yield from _bounds(req, CEILINGS, ceiling=True)
     yield from _bounds(req, MINIMUMS + TIER_MINIMUMS[tier], ceiling=False)

@@ -1,5 +1,6 @@
 """Versions of a tenant's recovery policy. Re-exported by `recovery.models`."""
 
+import pgtrigger
 from auditlog.registry import auditlog
 from django.conf import settings
 from django.db import models
@@ -14,8 +15,10 @@ class PolicyVersion(models.Model):
     """One immutable version of a tenant's policy document and its activation record.
 
     The source text is what was reviewed; `document` is its parsed form and `sha256` the hash
-    of the source. A version becomes active only when a second tenant_admin approves it with a
-    fresh step-up (R-27); activating one supersedes the previous active version.
+    of the source. None of them, nor the tenant, number or format, ever changes (a trigger
+    refuses it), so a validated version is cached per process by (tenant, number). A version
+    becomes active only when a second tenant_admin approves it with a fresh step-up (R-27);
+    activating one supersedes the previous active version.
     """
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
@@ -74,6 +77,15 @@ class PolicyVersion(models.Model):
                 | (~Q(approved_by=F("created_by")) & ~Q(approved_by=F("requested_by"))),
                 name="policy_approver_is_second_person",
             ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="policy_text_immutable",
+                operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange(
+                    "tenant", "number", "format", "source", "document", "sha256"
+                ),
+            )
         ]
 
     def __str__(self) -> str:

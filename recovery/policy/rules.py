@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,7 +13,8 @@ from tenants.exceptions import InvalidInput
 
 from ..cases.methods import METHOD_NAMES
 from .document import effective
-from .schema import ATTESTATION_FORMATS
+from .floors import approval_lifetime_default, step_up_default
+from .schema import ATTESTATION_FORMATS, CASE_IDLE_LIMIT_DEFAULT
 from .validation import source_sha256, validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
@@ -54,6 +55,10 @@ class Requirements:
     max_failed_attempts: int
     repeat_case_window_seconds: int
     repeat_after_denial_window_seconds: int
+    case_idle_limit_seconds: int
+    approval_lifetime_seconds: int
+    step_up_kinds: tuple[str, ...]
+    policy_versions: tuple[int, ...]
 
     def evidence_met(self, accepted_signal_classes: Iterable[str]) -> bool:
         """True when these accepted signals (one class per signal) satisfy the evidence rule.
@@ -70,6 +75,77 @@ class Requirements:
         """Plain JSON-ready data (tuples as lists)."""
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def stricter(self, other: Requirements) -> Requirements:
+        """Rule by rule the stricter of `self` and `other` (`STRICTER`), for a case that two
+        policy versions decide: whatever meets the result meets both. A field without a rule
+        raises KeyError: fail closed rather than pick one side."""
+        return Requirements(
+            **{
+                f.name: STRICTER[f.name](getattr(self, f.name), getattr(other, f.name))
+                for f in fields(self)
+            }
+        )
+
+
+def _higher_tier(one: str, other: str) -> str:
+    return max(one, other, key=_TIER_RANK.__getitem__)
+
+
+def _same(one: str, other: str) -> str:
+    if one != other:
+        raise ValueError(f"Requirements for {one} and {other} cases do not combine.")
+    return one
+
+
+def _in_both(one: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, ...]:
+    """Only what both accept, in the first one's order (empty: nothing is accepted)."""
+    return tuple(item for item in one if item in other)
+
+
+def _both_allow(one: bool, other: bool) -> bool:
+    return one and other
+
+
+def _either_requires(one: bool, other: bool) -> bool:
+    return one or other
+
+
+def _shorter_lifetimes(one: ArtifactLifetimes, other: ArtifactLifetimes) -> ArtifactLifetimes:
+    return ArtifactLifetimes(
+        **{f.name: min(getattr(one, f.name), getattr(other, f.name)) for f in fields(one)}
+    )
+
+
+def _both_named(one: tuple[int, ...], other: tuple[int, ...]) -> tuple[int, ...]:
+    return one + other
+
+
+# One rule per field of Requirements: how the stricter of two values is chosen.
+STRICTER: dict[str, Callable[[Any, Any], Any]] = {
+    "tier": _higher_tier,
+    "case_type": _same,
+    "min_signal_classes": max,
+    "accepted_classes": _in_both,
+    "accepted_methods": _in_both,
+    "s4_alone_suffices": _both_allow,
+    "approvals_required": max,
+    "approver_roles": _in_both,
+    "min_security_officer_approvals": max,
+    "security_officer_required": _either_requires,
+    "tenant_approver_required_when_msp": _either_requires,
+    "cooling_off_seconds": max,
+    "s5_waives_cooling_off": _both_allow,
+    "quarantine_seconds": max,
+    "lifetimes": _shorter_lifetimes,
+    "max_failed_attempts": min,
+    "repeat_case_window_seconds": max,
+    "repeat_after_denial_window_seconds": max,
+    "case_idle_limit_seconds": min,  # a case expires sooner
+    "approval_lifetime_seconds": min,
+    "step_up_kinds": _in_both,
+    "policy_versions": _both_named,
+}
 
 
 class TierSubject(Protocol):
@@ -136,6 +212,12 @@ class TenantPolicy:
             max_failed_attempts=req["max_failed_attempts"],
             repeat_case_window_seconds=req["repeat_case_window_seconds"],
             repeat_after_denial_window_seconds=req["repeat_after_denial_window_seconds"],
+            case_idle_limit_seconds=req.get("case_idle_limit_seconds", CASE_IDLE_LIMIT_DEFAULT),
+            approval_lifetime_seconds=req.get(
+                "approval_lifetime_seconds", approval_lifetime_default(req["cooling_off_seconds"])
+            ),
+            step_up_kinds=tuple(req.get("step_up", step_up_default(tier))),
+            policy_versions=(self.number,),
         )
 
     @property
@@ -181,6 +263,32 @@ class TenantPolicy:
         if not matches or _TIER_RANK[default] > _TIER_RANK[matches[0][0]]:
             reasons.append(f"tier_rules.default: every account is at least {default}")
         return tier, reasons
+
+
+@dataclass(frozen=True, eq=False)
+class CasePolicy:
+    """What decides one case: the version it was opened under and the tenant's active one.
+
+    Rule by rule the stricter of the two (`Requirements.stricter`) and the higher of the two
+    tiers, so a tightening since the case opened applies to it and a loosening does not.
+    """
+
+    opened: TenantPolicy
+    active: TenantPolicy
+
+    @property
+    def versions(self) -> list[int]:
+        """`[opened, active]` version numbers, as the trail names them."""
+        return [self.opened.number, self.active.number]
+
+    def requirements(self, tier: str, case_type: str) -> Requirements:
+        opened = self.opened.requirements(tier, case_type)
+        return opened.stricter(self.active.requirements(tier, case_type))
+
+    def compute_tier(self, account: TierSubject) -> tuple[str, list[str]]:
+        """The higher of the two versions' tiers, with that version's reasons."""
+        opened, active = self.opened.compute_tier(account), self.active.compute_tier(account)
+        return active if _TIER_RANK[active[0]] > _TIER_RANK[opened[0]] else opened
 
 
 def policy_from_source(source: str, *, number: int, version_id: int | None) -> TenantPolicy:

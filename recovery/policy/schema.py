@@ -14,7 +14,7 @@ from jsonschema.exceptions import ValidationError
 
 from recovery.cases.methods import METHOD_NAMES
 from recovery.choices import MailboxType
-from tenants.choices import CaseType, Role, Tier
+from tenants.choices import CaseType, Role, StepUpKind, Tier
 
 from .document import ParsedDocument, Path
 from .errors import PolicyError
@@ -45,7 +45,13 @@ def _lifetimes(*, complete: bool) -> dict[str, Any]:
     return schema
 
 
-OPTIONAL_FIELDS = frozenset({"accepted_methods"})
+# Optional: absent, rules.py derives them (floors.approval_lifetime_default, step_up_default).
+OPTIONAL_FIELDS = frozenset(
+    {"accepted_methods", "approval_lifetime_seconds", "step_up", "case_idle_limit_seconds"}
+)
+# An open case idle this long expires (the `expire` sweep); absent, the default applies.
+CASE_IDLE_LIMIT_DEFAULT = 14 * DAY
+CASE_IDLE_LIMIT = {"type": "integer", "minimum": 3600, "maximum": 90 * DAY}
 
 # WebAuthn attestation statement formats (W3C WebAuthn Level 3, section 8).
 ATTESTATION_FORMATS = (
@@ -96,6 +102,17 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         "max_failed_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
         "repeat_case_window_seconds": _SECONDS,
         "repeat_after_denial_window_seconds": _SECONDS,
+        "case_idle_limit_seconds": CASE_IDLE_LIMIT,
+        # How long an approval counts; floors.py bounds it by the platform maximum and
+        # the cooling-off, naming the rule.
+        "approval_lifetime_seconds": {"type": "integer", "minimum": 60, "maximum": 366 * DAY},
+        # The step-up kinds an approver may use; floors.py keeps T2 to passkeys.
+        "step_up": {
+            "type": "array",
+            "items": {"enum": StepUpKind.values},
+            "uniqueItems": True,
+            "minItems": 1,
+        },
     }
     schema: dict[str, Any] = {
         "type": "object",

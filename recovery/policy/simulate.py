@@ -25,6 +25,7 @@ from tenants.choices import Role
 from tenants.exceptions import DomainError, InvalidInput
 from tenants.models import Tenant
 
+from ..cases.access_rules import Shape, roles_may_decide
 from ..cases.choices import CaseStatus, EvidenceResult, Route
 from ..cases.choices import Decision as ApprovalDecision
 from ..cases.models import Approval, Evidence, RecoveryCase
@@ -212,14 +213,15 @@ def _approvals_suffice(
 ) -> tuple[bool, int]:
     """Whether the recorded approvals meet the draft, and how many of them it would count.
 
-    As `_approvals_complete` in the case services, but an approval counts only if the draft
-    would have let its approver decide (approver roles; security officers in the security queue).
+    As `case_needs` in the case services, but an approval counts only if the draft would have
+    let its approver decide: the approver-role rules of `access_rules.DECIDE` (approver roles;
+    security officers in the security queue) for the approval's recorded roles.
     """
+    shape = Shape(tier=case.tier, case_type=case.case_type, route=route)
     eligible = [
         a
         for a in approvals
-        if set(a.roles) & set(req.approver_roles)
-        and (route != Route.SECURITY or Role.SECURITY_OFFICER in a.roles)
+        if roles_may_decide(frozenset(a.roles), shape, lambda tier, case_type: req)
     ]
     officers = [a for a in eligible if Role.SECURITY_OFFICER in a.roles]
     needs_tenant_side = req.tenant_approver_required_when_msp and case.opened_via_provider_id

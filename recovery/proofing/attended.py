@@ -30,24 +30,23 @@ from tenants.access import TenantAccess, access_in
 from tenants.choices import Role
 from tenants.exceptions import CrossTenantNotFound, DomainError, InvalidInput, PolicyDenied
 from tenants.models import Membership, Tenant, User
-from tenants.policies import Decision, can_work_case_type, can_work_tier, enforce
+from tenants.policies import Decision, enforce
 from tenants.principals import ai_blocked
 
 from ..artifacts.services import artifacts_revoke_for_case
+from ..cases.access_rules import within_grant
 from ..cases.choices import CaseStatus, SignalClass, Verifier
 from ..cases.models import Evidence, RecoveryCase
 from ..cases.policies import can_run_attended_session, case_taker
-from ..cases.services import (
-    VerifiedSignal,
-    _actor,
-    _alert,
-    _case_end,
-    _locked,
-    _person_ids_of_subject_and_delegates,
-    _require_status,
-    _requirements,
-    evidence_from_verifier,
+from ..cases.services import VerifiedSignal, evidence_from_verifier, subject_and_delegate_persons
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_end,
+    case_locked,
+    requirements_for,
 )
+from ..cases.transitions import Move, transition_require
 from .choices import AttendedMode, AttendedStatus
 from .models import AttendedSession
 
@@ -182,7 +181,7 @@ def _referee_decision(actor: User, access: TenantAccess | None, case: RecoveryCa
         referee_person=actor.person_id,
         certified_until=_certified_until(actor, case),
         now=timezone.now(),
-        subject_people=_person_ids_of_subject_and_delegates(case.account),
+        subject_people=subject_and_delegate_persons(case.account),
     )
 
 
@@ -194,7 +193,7 @@ def _violation(
     if access is not None:
         record(
             action="policy.violation",
-            actor=_actor(actor, access, case.tenant),
+            actor=audit_actor_of(actor, access, case.tenant),
             tenant=case.tenant,
             target=case,
             data={"code": code, **data},
@@ -271,7 +270,7 @@ def _start_problem(case: RecoveryCase, mode: str) -> tuple[str, str] | None:
             "attended.case_not_taken",
             _("A person must take this case before an attended session can run (R-66)."),
         )
-    req = _requirements(case)
+    req = requirements_for(case)
     if SignalClass.S4 not in req.accepted_classes:
         return "evidence.class_not_accepted", _("The policy does not accept S4 for this case.")
     if METHOD_OF_MODE[mode] not in req.accepted_methods:
@@ -324,14 +323,14 @@ def attended_start(*, actor: User, case: RecoveryCase, mode: str, reason: str) -
     )
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
+        case = case_locked(case)
         access = access_in(actor, case.tenant)
         decision = _referee_decision(actor, access, case)
         if not decision:
             _violation(actor, access, case, decision.code, attempted="attended_start")
             refusal = PolicyDenied(decision.detail, code=decision.code)
         else:
-            _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
+            transition_require(case, Move.COLLECT)
             if problem := _start_problem(case, mode):
                 raise PolicyDenied(problem[1], code=problem[0])
             session = AttendedSession.objects.create(
@@ -345,7 +344,7 @@ def attended_start(*, actor: User, case: RecoveryCase, mode: str, reason: str) -
             )
             record(
                 action="verification.attended_started",
-                actor=_actor(actor, access, case.tenant),
+                actor=audit_actor_of(actor, access, case.tenant),
                 tenant=case.tenant,
                 target=case,
                 data={
@@ -396,7 +395,7 @@ def attended_coercion_answer(
             field_errors={"note": [_("At most %(limit)d characters.") % {"limit": NOTE_MAX}]},
         )
     with transaction.atomic():
-        case = _locked(session.case)
+        case = case_locked(session.case)
         row = _locked_session(case, session.pk)
         access = _referee_access(actor, row)
         _require_open(row)
@@ -412,7 +411,7 @@ def attended_coercion_answer(
             row.status, row.ended_at, row.outcome_note = AttendedStatus.FAILED, now, note
             fields += ["status", "ended_at", "outcome_note"]
         row.save(update_fields=fields)
-        who = _actor(actor, access, case.tenant)
+        who = audit_actor_of(actor, access, case.tenant)
         record(
             action="verification.attended_coercion_answered",
             actor=who,
@@ -422,7 +421,7 @@ def attended_coercion_answer(
         )
         if observed:
             _ended(row, who, "coercion_observed")
-            _alert(case, "coercion_observed", session=row.pk, referee=actor.get_username())
+            alert_raise(case, "coercion_observed", session=row.pk, referee=actor.get_username())
     return row
 
 
@@ -488,7 +487,7 @@ def attended_complete(
     refusal: DomainError | None = None
     evidence: Evidence | None = None
     with transaction.atomic():
-        case = _locked(session.case)
+        case = case_locked(session.case)
         row = _locked_session(case, session.pk)
         access = _referee_access(actor, row)
         _require_open(row)
@@ -502,7 +501,7 @@ def attended_complete(
             _violation(actor, access, case, decision.code, attempted="attended_complete")
             refusal = PolicyDenied(decision.detail, code=decision.code)
         else:
-            who = _actor(actor, access, case.tenant)
+            who = audit_actor_of(actor, access, case.tenant)
             row.documents_presented, row.steps_completed = documents, steps
             row.live_challenge_passed, row.outcome_note = live_challenge_passed, outcome_note
             fields = [
@@ -520,11 +519,11 @@ def attended_complete(
                 row.status, row.ended_at = AttendedStatus.FAILED, timezone.now()
                 row.save(update_fields=fields)
                 _ended(row, who, "live_challenge_failed")
-                _alert(case, "attended_live_challenge_failed", session=row.pk)
+                alert_raise(case, "attended_live_challenge_failed", session=row.pk)
             else:
                 if problem := _complete_problem(row, biometric_compared):
                     raise PolicyDenied(problem[1], code=problem[0])
-                _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
+                transition_require(case, Move.COLLECT)
                 row.biometric_compared = biometric_compared
                 row.status, row.ended_at = AttendedStatus.COMPLETED, timezone.now()
                 evidence = evidence_from_verifier(
@@ -577,8 +576,7 @@ def _flag_access(actor: User, row: AttendedSession) -> TenantAccess:
     if actor.pk == row.referee_id:
         return access
     if Role.SECURITY_OFFICER in access.roles:
-        for scope in (can_work_tier(access, case.tier), can_work_case_type(access, case.case_type)):
-            enforce(scope)
+        enforce(within_grant(access, case))
         return access
     raise PolicyDenied(
         _("Only the session's referee or a security officer can flag fraud on it."),
@@ -601,7 +599,7 @@ def attended_fraud_flag(*, actor: User, session: AttendedSession, reason: str) -
         limit=REASON_MAX,
     )
     with transaction.atomic():
-        case = _locked(session.case)
+        case = case_locked(session.case)
         row = _locked_session(case, session.pk)
         access = _flag_access(actor, row)
         if row.status == AttendedStatus.FRAUD_FLAGGED:
@@ -609,15 +607,16 @@ def attended_fraud_flag(*, actor: User, session: AttendedSession, reason: str) -
                 _("Fraud is already flagged on this session; the case is frozen."),
                 code="attended.already_flagged",
             )
-        who = _actor(actor, access, case.tenant)
+        who = audit_actor_of(actor, access, case.tenant)
         now = timezone.now()
         previous_session, previous_case = row.status, case.status
         row.status, row.outcome_note = AttendedStatus.FRAUD_FLAGGED, reason
         row.ended_at = row.ended_at or now
         row.save(update_fields=["status", "outcome_note", "ended_at"])
         revoked = artifacts_revoke_for_case(case=case, reason="fraud_flagged", actor=who)
-        _case_end(
+        case_end(
             case,
+            Move.FLAG_FRAUD,
             status=case.status
             if case.status in (CaseStatus.FROZEN, CaseStatus.REVERTED)
             else CaseStatus.FROZEN,
@@ -639,7 +638,7 @@ def attended_fraud_flag(*, actor: User, session: AttendedSession, reason: str) -
                 "flagged_by_referee": actor.pk == row.referee_id,
             },
         )
-        _alert(
+        alert_raise(
             case,
             "attended_fraud_flag",
             session=row.pk,

@@ -39,21 +39,19 @@ from tenants.principals import ai_blocked
 from tenants.rls import system_scope, tenant_scope
 
 from ..artifacts.services import artifacts_revoke_for_case
-from ..cases.choices import OPEN_STATUSES, CaseStatus, SignalClass, Verifier
+from ..cases.choices import CaseStatus, SignalClass, Verifier
 from ..cases.models import RecoveryCase
-from ..cases.services import (
-    VerifiedSignal,
-    _actor,
-    _alert,
-    _case_end,
-    _db_now,
-    _locked,
-    _require_status,
-    _requirements,
-    _work_access,
-    case_taken_decision,
-    evidence_from_verifier,
+from ..cases.services import VerifiedSignal, case_taken_decision, evidence_from_verifier
+from ..cases.services.base import (
+    alert_raise,
+    audit_actor_of,
+    case_end,
+    case_locked,
+    db_now,
+    requirements_for,
+    work_access,
 )
+from ..cases.transitions import TRANSITIONS, Move, transition_require
 from ..choices import ProofingLevel
 from ..policy.rules import Requirements
 from .choices import ProofingStatus
@@ -163,17 +161,17 @@ def proofing_start(
     name = provider or getattr(settings, "PROOFING_DEFAULT_PROVIDER", "")
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
-        access = _work_access(actor, case)
-        _require_status(case, CaseStatus.COLLECTING_EVIDENCE)
-        who = _actor(actor, access, case.tenant)
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.COLLECT)
+        who = audit_actor_of(actor, access, case.tenant)
         adapter = provider_get(name) if name else None
-        problem = _start_problem(case, adapter, _requirements(case))
+        problem = _start_problem(case, adapter, requirements_for(case))
         if problem is not None:
             refusal = _refused(case, who, problem, provider=name)
         else:
             assert adapter is not None
-            now = _db_now(case)
+            now = db_now(case)
             session = ProofingSession.objects.create(
                 tenant=case.tenant,
                 case=case,
@@ -282,8 +280,9 @@ def _verdict_keep(session: ProofingSession, verdict: Verdict, digest: str, statu
 
 def _reject_case(case: RecoveryCase, session: ProofingSession, who: Actor) -> None:
     """R-05: the person proofed is not the one enrolled; the case ends as `rejected`."""
-    _case_end(
+    case_end(
         case,
+        Move.REJECT,
         status=CaseStatus.REJECTED,
         reason="Identity proofing did not match the enrolment record (R-05).",
     )
@@ -355,8 +354,8 @@ def _apply(
         },
     )
     if status == ProofingStatus.MISMATCH:
-        _alert(case, "proofing_mismatch", session=session.pk, verdict_id=verdict.verdict_id)
-        if case.status in OPEN_STATUSES:
+        alert_raise(case, "proofing_mismatch", session=session.pk, verdict_id=verdict.verdict_id)
+        if TRANSITIONS[Move.REJECT].allows(case.status):
             _reject_case(case, session, who)
     if status == ProofingStatus.EXPIRED:
         return "proofing.case_not_collecting"
@@ -396,7 +395,7 @@ def proofing_verdict_receive(
     id_used = _verdict_id_used(provider, verdict.verdict_id)
     refusal: DomainError | None = None
     with tenant_scope([found.tenant_id]):
-        case = _locked(found.case)
+        case = case_locked(found.case)
         session = (
             ProofingSession.objects.for_tenant(case.tenant)
             .select_for_update()
@@ -419,7 +418,9 @@ def proofing_verdict_receive(
                 digest=digest,
             )
             if code == "proofing.replayed":
-                _alert(case, "proofing_replay", session=session.pk, verdict_id=verdict.verdict_id)
+                alert_raise(
+                    case, "proofing_replay", session=session.pk, verdict_id=verdict.verdict_id
+                )
         elif code := _apply(case, session, verdict, digest, who):
             refusal = _refused(
                 case,
@@ -431,7 +432,9 @@ def proofing_verdict_receive(
                 digest=digest,
             )
             if code == "proofing.replayed":
-                _alert(case, "proofing_replay", session=session.pk, verdict_id=verdict.verdict_id)
+                alert_raise(
+                    case, "proofing_replay", session=session.pk, verdict_id=verdict.verdict_id
+                )
     if refusal is not None:
         raise refusal
     return session

@@ -156,5 +156,6 @@
     credentialJSON: credentialJSON,
     postJSON: postJSON,
     csrfToken: csrfToken,
+    say: say,
   };
 })();

@@ -10,10 +10,10 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.base import STAFF_ONLY, TenantApiView, TenantListApiView
+from api.base import TenantApiView, TenantListApiView
 
 from ..apikeys import apikey_create, apikey_revoke
-from ..choices import Scope
+from ..choices import Scope, StaffScope
 from ..models import DelegationGrant, ServiceProvider
 from ..policies import can_administer_tenant, can_view_grants, enforce
 from ..rls import system_scope
@@ -33,7 +33,7 @@ from . import serializers as s
 class ApiKeyListApi(TenantListApiView):
     """Keys are issued and revoked by the tenant's own admins, never by another key."""
 
-    scopes = {"GET": STAFF_ONLY, "POST": STAFF_ONLY}
+    scopes = {"GET": StaffScope.KEYS_MANAGE, "POST": StaffScope.KEYS_MANAGE}
     serializer_class = s.ApiKeyOutput
 
     def list_queryset(self, tenant):
@@ -58,7 +58,7 @@ class ApiKeyListApi(TenantListApiView):
 
 
 class ApiKeyDetailApi(TenantApiView):
-    scopes = {"GET": STAFF_ONLY, "DELETE": STAFF_ONLY}
+    scopes = {"GET": StaffScope.KEYS_MANAGE, "DELETE": StaffScope.KEYS_MANAGE}
 
     @extend_schema(operation_id="api_keys_retrieve", responses=s.ApiKeyOutput)
     def get(self, request: Request, key_id: int) -> Response:

@@ -94,7 +94,7 @@ def _evidence(objs: TenantObjects):
 
 
 def _attachment(objs: TenantObjects):
-    from recovery.cases.services_evidence import attachment_add
+    from recovery.cases.services.attachments import attachment_add
 
     return attachment_add(
         actor=objs.agent,
@@ -105,7 +105,7 @@ def _attachment(objs: TenantObjects):
 
 
 def _note(objs: TenantObjects):
-    from recovery.cases.services_evidence import note_add
+    from recovery.cases.services.attachments import note_add
 
     return note_add(actor=objs.agent, case=objs.get("case"), text="Called back on the HR number.")
 
@@ -131,13 +131,15 @@ def _webhook_subscription(objs: TenantObjects):
 
 
 def _webhook_delivery(objs: TenantObjects):
-    """The outbox row a subscribed event writes (its send waits for a commit that never comes)."""
+    """The outbox row a subscribed event makes (its send waits for a commit that never comes)."""
     from integrations.models import WebhookDelivery
+    from integrations.outbox import webhooks_derive
     from recovery.cases.services import case_open
 
     subscription = objs.get("webhook_subscription")
     account = factories.make_account(objs.tenant)
     case_open(actor=objs.agent, account=account, case_type="unlock", channel="phone")
+    webhooks_derive(tenant_id=objs.tenant.pk)  # what the worker does once it has committed
     delivery = (
         WebhookDelivery.objects.for_tenant(objs.tenant).filter(subscription=subscription).first()
     )
@@ -369,6 +371,8 @@ def _summary_body(objs: TenantObjects) -> Body:
 # "<ViewClass>.<METHOD>" -> a body that passes the view's input validation in `objs`' tenant.
 # Methods without an entry are sent with no body.
 BODIES: dict[str, Callable[[TenantObjects], Body]] = {
+    # a GET's data is its query: the options of a step-up for approving
+    "CaseStepUpOptionsApi.GET": lambda objs: Body({"action": "approve"}),
     "CaseListApi.POST": lambda objs: Body(
         {"account_id": objs.get("account").pk, "case_type": "unlock"}
     ),
@@ -530,13 +534,19 @@ def tenant_api_routes() -> list[Route]:
     ]
 
 
-def required_scope(view_class: type, method: str, held) -> str | None:
-    """The scope `view_class` asks of a key holding `held` for `method` (its own answer)."""
+def required_scope(view_class: type, method: str, held, query=None) -> str | None:
+    """The scope `view_class` asks for `method` (its own answer) of a key holding `held`, or
+    of a staff session when `held` is None, for a request with `query` parameters."""
     from types import SimpleNamespace
 
     from tenants.models import ApiKey
 
     view = view_class()
     view.args, view.kwargs = (), {}
-    view.request = SimpleNamespace(auth=ApiKey(scopes=sorted(held)), method=method, user=None)
+    view.request = SimpleNamespace(
+        auth=ApiKey(scopes=sorted(held)) if held is not None else None,
+        method=method,
+        user=None,
+        query_params=query or {},
+    )
     return view.required_scope(method)

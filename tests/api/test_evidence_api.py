@@ -99,10 +99,11 @@ def test_long_assertions_are_truncated_on_the_trail(acme, acme_api):
     assert max(len(data[key]) for key in ("class", "method", "verified")) == 64
 
 
-def test_a_tenant_admin_who_cannot_work_the_case_is_refused_and_recorded_too(acme):
+def test_a_case_worker_who_cannot_work_the_case_is_refused_and_recorded_too(acme):
     case = _case(acme)
-    admin = factories.staff(Role.TENANT_ADMIN, tenant=acme)
-    response = staff_api_client(admin).post(
+    RecoveryCase.objects.filter(pk=case.pk).update(route="security")  # officers only
+    agent = factories.staff(Role.AGENT, tenant=acme)
+    response = staff_api_client(agent).post(
         api(acme, f"cases/{case.pk}/evidence/"),
         {**ASSERTED, "signal_class": "S4", "method": "identity_proofing"},
         format="json",
@@ -110,6 +111,16 @@ def test_a_tenant_admin_who_cannot_work_the_case_is_refused_and_recorded_too(acm
     assert (response.status_code, response.json()["code"]) == (410, "evidence.endpoint_removed")
     refusal = _refusals(case).get()
     assert (refusal.actor_type, refusal.data["class"]) == ("human", "S4")
+    assert not Evidence.objects.filter(case=case).exists()
+
+
+def test_a_tenant_admin_has_no_case_scope_over_the_api(acme):
+    case = _case(acme)
+    admin = factories.staff(Role.TENANT_ADMIN, tenant=acme)
+    response = staff_api_client(admin).post(
+        api(acme, f"cases/{case.pk}/evidence/"), ASSERTED, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (403, "auth.scope_missing")
     assert not Evidence.objects.filter(case=case).exists()
 
 

@@ -21,8 +21,8 @@ from django.utils import timezone
 from rest_framework.mixins import ListModelMixin
 from rest_framework.test import APIClient
 
-from api.base import STAFF_ONLY, TenantApiView
-from tenants.choices import Role
+from api.base import TenantApiView
+from tenants.choices import Role, StaffScope
 from tenants.models import Tenant, User
 
 from .. import factories
@@ -123,8 +123,11 @@ class ListWorld:
 
 
 def _cases(world: ListWorld) -> None:
+    from integrations.outbox import webhooks_derive
+
     world.subscription  # noqa: B018 - subscribed first, so each opened case is also a delivery
     world.open_cases(case_type="unlock")
+    webhooks_derive(tenant_id=world.tenant.pk)  # what the worker does once the cases committed
 
 
 def _exceptions(world: ListWorld) -> None:
@@ -307,7 +310,7 @@ def _client(world: ListWorld, route: Route) -> APIClient:
     view = route.view_class
     if "provider" in route.converters:  # a provider's own route: one of its staff
         return world.clients["provider"]
-    if issubclass(view, TenantApiView) and view.scopes.get("GET") not in (None, STAFF_ONLY):
+    if issubclass(view, TenantApiView) and view.scopes.get("GET") not in (None, *StaffScope.values):
         return world.clients["key"]
     return world.clients["staff"]
 

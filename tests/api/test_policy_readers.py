@@ -32,7 +32,7 @@ def test_workers_of_cases_cannot_read_the_policy_over_the_api(acme, role):
     for method, path, body in READS:
         answer = _call(client, acme, method, path, body)
         assert answer.status_code == 403, (path, answer.content)
-        assert answer.json()["code"] == "policy.read_forbidden", path
+        assert answer.json()["code"] == "auth.scope_missing", path
 
 
 @pytest.mark.parametrize("role", [Role.TENANT_ADMIN, Role.SECURITY_OFFICER, Role.AUDITOR])
@@ -49,7 +49,7 @@ def test_a_version_of_the_policy_is_refused_to_an_agent(acme):
     agent = staff_api_client(factories.staff(Role.AGENT, tenant=acme))
     target = f"policy/versions/{versions[0]['id']}/" if versions else "policy/versions/1/"
     answer = agent.get(api(acme, target))
-    assert answer.status_code == 403 and answer.json()["code"] == "policy.read_forbidden"
+    assert answer.status_code == 403 and answer.json()["code"] == "auth.scope_missing"
 
 
 def test_a_key_with_the_scope_reads_it(acme):

@@ -22,6 +22,7 @@ from tenants.models import User
 from .. import factories
 from ..recovery.casework import code_in, contact, submitted
 from ..recovery.verifiers import enrolled
+from .authenticator import authenticator_for
 from .pages import authenticator_code, sign_in, signed_in
 
 REASON = "Owner read back the emailed code and passed identity proofing."
@@ -94,7 +95,7 @@ def _by(user: User) -> str:
     return str(user.pk)
 
 
-def test_agent_then_supervisor_then_execution_end_to_end(new_page):
+def test_agent_then_supervisor_then_execution_end_to_end(new_page, webauthn_site):
     tenant = factories.make_tenant()
     agent = factories.staff(Role.AGENT, tenant=tenant)
     supervisor = factories.staff(Role.SUPERVISOR, tenant=tenant)
@@ -149,9 +150,14 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     case_release_cooled(case=case)
     desk.reload()
     expect(_status(desk)).to_have_text("Ready")
-    # Executing a T1 case is privileged: the agent's own fresh code (issue 13).
-    desk.get_by_label("Fresh authenticator code").fill(authenticator_code(agent))
-    desk.get_by_role("button", name="Execute the recovery").click()
+    # Executing is privileged: the agent confirms with their own passkey, over a challenge bound
+    # to this execution of the case as it stands (issue 13); they add one first.
+    authenticator_for(desk)
+    desk.goto("/account/passkeys/")
+    desk.get_by_role("button", name="Add a passkey").click()
+    expect(desk.get_by_text("Passkey added.")).to_be_visible()
+    desk.goto(f"/t/{tenant.slug}/cases/{case.pk}/")
+    desk.get_by_role("button", name="Confirm with your passkey and execute").click()
     expect(_status(desk)).to_have_text("Executed (access active)")
     expect(desk.locator("#case-execution")).to_be_visible()
     assert RecoveryCase.objects.get(pk=case.pk).status == "executed"
@@ -169,11 +175,13 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page):
     ]
     assert _in_order(events, expected), events
     approved = AuditEvent.objects.get(action="approval.approved", target_id=str(case.pk))
-    assert approved.data["step_up"]["device_type"] == "totp"
+    assert approved.data["step_up"]["device_type"] == "totp"  # T1: the policy accepts a code
     assert approved.data["reason"] == REASON
+    executed = AuditEvent.objects.get(action="case.executed", target_id=str(case.pk))
+    assert executed.data["step_up"]["device_type"] == "passkey"
 
 
-def test_an_approval_without_a_code_or_with_a_wrong_one_is_refused_in_the_page(page: Page):
+def test_an_approval_with_a_wrong_code_is_refused_in_the_page(page: Page):
     tenant = factories.make_tenant()
     agent = factories.staff(Role.AGENT, tenant=tenant)
     supervisor = factories.staff(Role.SUPERVISOR, tenant=tenant)
@@ -181,19 +189,10 @@ def test_an_approval_without_a_code_or_with_a_wrong_one_is_refused_in_the_page(p
     assert case.status == "pending_approval"
     signed_in(page, supervisor)
     _open_review(page, case)
-    decision, token = page.locator("#decision"), page.locator("#id_approved-token")
+    decision = page.locator("#decision")
 
-    # No code: the browser itself refuses to send the form.
-    _approve(page, "")
-    assert token.evaluate("field => field.validity.valueMissing")
-    # A client that skips that check: the server refuses it on the form, the reason kept.
-    token.evaluate("field => field.removeAttribute('required')")
-    _approve(page, "")
-    expect(decision.locator(".error")).to_contain_text("This field is required.")
-    expect(page.locator("#id_approved-reason")).to_have_value(REASON)
-    assert _approvals(case) == 0
-
-    # A wrong code: refused with its code, nothing approved, the failure on record.
+    # A wrong code (at T1 the policy accepts a code instead of a passkey): refused with its
+    # code, nothing approved, the failure on record.
     code = authenticator_code(supervisor)
     _approve(page, _wrong(code))
     expect(decision.get_by_role("alert")).to_contain_text("(stepup.invalid_token)")

@@ -8,11 +8,10 @@ import pytest
 from django.core import mail
 from playwright.sync_api import Page, expect
 
-from recovery.cases.execution import case_execute
 from recovery.owner.models import OwnerPasskey
 from tenants.choices import Role
 
-from ..factories import make_tenant, staff
+from ..factories import execute, make_tenant, staff
 from ..owner.binding_helpers import (  # noqa: F401 - slapd is a fixture
     GOOD_PASSWORD,
     ldap_connector_for,
@@ -34,7 +33,7 @@ def test_the_owner_types_the_pass_and_adds_a_passkey(
 ):
     tenant = make_tenant()
     case = ready_case(tenant, case_type="mfa_reset")
-    case_execute(actor=staff(Role.AGENT, tenant=tenant), case=case)
+    execute(case, staff(Role.AGENT, tenant=tenant))
     key = authenticator_for(page)
 
     page.goto("/owner/pass/")
@@ -60,7 +59,7 @@ def test_the_owner_opens_the_link_and_chooses_the_password(
     dn, _uid, number = slapd.add_person()
     case = ready_case(tenant, case_type="password_reset", external_id=number)
     owner_email(case)
-    case_execute(actor=staff(Role.AGENT, tenant=tenant), case=case)
+    execute(case, staff(Role.AGENT, tenant=tenant))
     link = next(m for m in reversed(mail.outbox) if "recovery link" in m.subject)
 
     page.goto(f"/recover/{link_token(link.body)}/")

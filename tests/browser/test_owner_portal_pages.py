@@ -19,7 +19,6 @@ from django.core import mail
 from playwright.sync_api import Page, expect
 
 from audit.context import Actor
-from recovery.cases.execution import case_execute
 from recovery.models import ProtectedAccount
 from recovery.notifications.models import NoticeEvent, OwnerNotice
 from recovery.notifications.services import notice_send
@@ -28,7 +27,7 @@ from recovery.owner.enrolment import enrolment_link_send
 from recovery.owner.idp_sign_in import idp_sign_in_request
 from tenants.choices import Role
 
-from ..factories import make_tenant, staff, unique
+from ..factories import execute, make_tenant, staff, unique
 from ..owner.binding_helpers import (  # noqa: F401 - slapd is a fixture
     executed_password_reset,
     ldap_connector_for,
@@ -227,7 +226,7 @@ def test_recovery_pages(
 
     mfa_tenant = make_tenant()
     case = ready_case(mfa_tenant, case_type="mfa_reset")
-    case_execute(actor=staff(Role.AGENT, tenant=mfa_tenant), case=case)
+    execute(case, staff(Role.AGENT, tenant=mfa_tenant))
     page = phone(new_page)
     walk.open(page, "temporary access pass", "/owner/pass/")
     page.get_by_label("Temporary access pass").fill(pass_in(sms_outbox))

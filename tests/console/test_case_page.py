@@ -15,12 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditEvent
 from recovery.cases.models import CaseExecution, CaseNote, Evidence, EvidenceAttachment
 from recovery.cases.services import case_open, context_record
-from recovery.cases.services_evidence import attachment_add, note_add
+from recovery.cases.services.attachments import attachment_add, note_add
 from recovery.challenges.models import VerificationChallenge
 from tenants.choices import Role
 
 from ..conftest import signed_in_client
-from ..factories import make_account, make_account_with, staff
+from ..factories import make_account, make_account_with, staff, step_up_assertion
 from ..pages import page
 from ..recovery.casework import contact, signal
 from ..recovery.challenges.helpers import (
@@ -437,9 +437,10 @@ def test_execute_follow_the_manual_steps_record_the_path_and_close(acme):
     case = ready_case(acme, agent, case_type="password_reset")
     owner_email(case)
     client = signed_in_client(agent)
-    assert "Execute the recovery" in client.get(url(case)).content.decode()
+    assert "Confirm with your passkey and execute" in client.get(url(case)).content.decode()
 
-    executed = client.post(url(case, "execute"), follow=True)
+    answer = step_up_assertion(agent, case=case, action="execute")
+    executed = client.post(url(case, "execute"), {"execute-step_up_assertion": answer}, follow=True)
 
     body = executed.content.decode()
     execution = CaseExecution.objects.get(case=case)

@@ -19,13 +19,12 @@ from django.db import models, transaction
 
 from recovery.artifacts.models import ArtifactKind, RecoveryArtifact
 from recovery.artifacts.services import token_hash
-from recovery.cases.execution import case_execute
 from recovery.cases.models import RecoveryCase
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.choices import Role
 from tenants.models import Tenant
 
-from ..factories import staff
+from ..factories import execute, staff
 from ..recovery.execution.helpers import owner_email, ready_case
 
 
@@ -40,7 +39,7 @@ def template_case(tenant: Tenant) -> RecoveryCase:
     """A T0 password reset, executed through the services (its artifact is active, 24 h)."""
     case = ready_case(tenant, case_type="password_reset")
     owner_email(case)
-    return case_execute(actor=staff(Role.AGENT, tenant=tenant), case=case)
+    return execute(case, staff(Role.AGENT, tenant=tenant))
 
 
 def artifacts_expiring(

@@ -15,6 +15,7 @@ from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import record
 from integrations.models import WebhookSubscription
+from integrations.outbox import webhooks_derive
 from integrations.services import webhook_subscription_create
 from tenants.apikeys import apikey_create
 from tenants.choices import PrincipalKind, Role
@@ -105,13 +106,18 @@ def emit(
     *,
     data: dict[str, Any] | None = None,
     target: Any = None,
+    derive: bool = True,
 ) -> AuditEvent:
-    """Record one audit event in the tenant's chain in its own transaction (as a service does)."""
+    """Record one audit event in the tenant's chain in its own transaction (as a service does),
+    then (`derive`) write its deliveries as the worker does once it has committed."""
     with transaction.atomic():
-        return record(
+        event = record(
             action=action,
             actor=Actor.system("detection"),
             tenant=tenant,
             target=target,
             data={"type": "sim_swap_recovery_attempt"} if data is None else data,
         )
+    if derive:
+        webhooks_derive(tenant_id=tenant.pk)
+    return event

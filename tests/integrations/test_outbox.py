@@ -1,4 +1,5 @@
-"""The outbox: an audit event becomes deliveries in its own transaction, sent only after commit."""
+"""The outbox: the committed audit chain becomes deliveries (derived by a worker past the
+tenant's cursor), sent only after commit; nothing is derived for a rolled-back action."""
 
 import json
 
@@ -11,10 +12,11 @@ from audit.models import AuditEvent
 from audit.services import record
 from config.celery import app as celery_app
 from integrations.choices import DeliveryStatus
-from integrations.models import WebhookDelivery
-from integrations.outbox import on_event_recorded
+from integrations.models import WebhookCursor, WebhookDelivery
+from integrations.outbox import on_event_recorded, webhooks_derive, webhooks_derive_lagging
 from integrations.services import webhook_subscription_update
 from integrations.signing import verify
+from integrations.tasks import webhook_outbox_sweep_task, webhooks_derive_task
 from recovery.cases.services import case_open
 from tenants.choices import Role
 
@@ -37,6 +39,12 @@ def deliveries(tenant):
     return list(WebhookDelivery.objects.for_tenant(tenant).order_by("created_at"))
 
 
+def derived(tenant):
+    """What the worker does once the events have committed, then the tenant's deliveries."""
+    webhooks_derive(tenant_id=tenant.pk)
+    return deliveries(tenant)
+
+
 def test_event_makes_one_delivery_per_active_subscription_that_asked_for_it(acme, globex):
     admin = staff(Role.TENANT_ADMIN, tenant=acme)
     wants, _ = subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"], admin=admin)
@@ -48,7 +56,7 @@ def test_event_makes_one_delivery_per_active_subscription_that_asked_for_it(acme
 
     event = emit(acme)
 
-    made = deliveries(acme)
+    made = derived(acme)
     assert {d.subscription_id for d in made} == {wants.pk, also.pk}
     assert not WebhookDelivery.objects.for_tenant(globex).exists()
     for delivery in made:
@@ -74,7 +82,7 @@ def test_payload_carries_safe_fields_only(acme):
             "snapshot": "abc",
         },
     )
-    [delivery] = deliveries(acme)
+    [delivery] = derived(acme)
     assert delivery.payload == {
         "id": str(delivery.pk),
         "type": "approval.approved",
@@ -100,7 +108,7 @@ def test_a_real_case_opening_queues_a_case_opened_delivery(acme):
     case = case_open(
         actor=staff(Role.AGENT, tenant=acme), account=account, case_type="unlock", channel="phone"
     )
-    [delivery] = deliveries(acme)
+    [delivery] = derived(acme)
     assert delivery.event_type == "case.opened"
     data = delivery.payload["data"]
     assert data["target_type"] == "recovery.RecoveryCase" and data["target_id"] == str(case.pk)
@@ -108,20 +116,75 @@ def test_a_real_case_opening_queues_a_case_opened_delivery(acme):
     assert data["case_type"] == "unlock" and data["channel"] == "phone"
 
 
-def test_actions_that_are_not_webhook_events_cost_no_query(acme):
+@pytest.mark.parametrize("action", ["case.note_added", "alert.raised"])
+def test_the_event_transaction_spends_no_query_on_webhooks(
+    acme, action, django_capture_on_commit_callbacks
+):
     subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
-    event = AuditEvent(tenant_id=acme.pk, seq=1, action="case.note_added", data={})
-    with CaptureQueriesContext(connection) as queries:
+    event = AuditEvent(tenant_id=acme.pk, action=action, data={})
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks() as callbacks,
+    ):
         on_event_recorded(sender=AuditEvent, event=event)
     assert len(queries) == 0
+    assert len(callbacks) == (action == "alert.raised")  # a worker derives it after commit
     assert not WebhookDelivery.objects.for_tenant(acme).exists()
+
+
+def test_a_worker_is_asked_only_for_a_tenant_with_subscriptions(
+    acme, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks_derive_task, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(acme, derive=False)
+    assert queued == []  # nobody to tell: no broker round trip after the commit
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])  # seen at once by this process
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(acme, derive=False)
+    assert queued == [acme.pk]
 
 
 def test_platform_events_make_no_delivery(acme):
     subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
     with transaction.atomic():
         record(action="alert.raised", actor=Actor.system(), data={"type": "x"})
+    webhooks_derive_lagging()
     assert not WebhookDelivery.objects.exists()
+
+
+def test_each_event_is_derived_once_and_the_cursor_reaches_the_head(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    first, second = emit(acme, derive=False), emit(acme, derive=False)
+    emit(acme, "case.note_added", data={}, derive=False)  # not a webhook event: no delivery
+    assert len(webhooks_derive(tenant_id=acme.pk)) == 2
+    assert webhooks_derive(tenant_id=acme.pk) == []  # a second worker finds nothing left
+    assert [d.audit_seq for d in deliveries(acme)] == [first.seq, second.seq]
+    assert WebhookCursor.objects.get(tenant=acme).seq == second.seq + 1
+
+
+def test_a_derivation_in_batches_skips_nothing(acme):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    events = [emit(acme, derive=False) for _ in range(3)]
+    webhooks_derive(tenant_id=acme.pk, batch=2)
+    assert [d.audit_seq for d in deliveries(acme)] == [e.seq for e in events]
+
+
+def test_events_left_by_a_lost_task_are_derived_by_the_sweep(acme, globex):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    subscribe(globex, "http://127.0.0.1:9/b", ["alert.raised"])
+    emit(acme, derive=False)  # committed, but no worker ever ran (crash, broker down)
+    emit(globex, derive=False)
+    assert webhook_outbox_sweep_task() >= 0
+    assert len(deliveries(acme)) == 1 and len(deliveries(globex)) == 1
+
+
+def test_a_subscription_hears_only_of_events_recorded_after_it(acme):
+    emit(acme, derive=False)
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    later = emit(acme, derive=False)
+    assert [d.audit_seq for d in derived(acme)] == [later.seq]
 
 
 def test_rolled_back_action_leaves_no_delivery_and_sends_nothing(
@@ -133,11 +196,10 @@ def test_rolled_back_action_leaves_no_delivery_and_sends_nothing(
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        emit(acme)
-        assert len(deliveries(acme)) == 1  # written inside the action's transaction …
+        emit(acme, derive=False)
         raise RuntimeError("the action fails after its audit event")
-    assert deliveries(acme) == []  # … and gone with it
-    assert callbacks == []
+    assert callbacks == []  # no worker is asked …
+    assert derived(acme) == []  # … and the chain holds nothing to derive
     assert receiver.wait_for(1, timeout=1.0) == []
 
 
@@ -146,10 +208,11 @@ def test_delivery_is_sent_after_commit_signed_with_the_secret(
 ):
     _, secret = subscribe(acme, receiver.url, ["alert.raised"])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        emit(acme)
-    assert receiver.requests == []  # nothing leaves before the commit
-    for callback in callbacks:
-        callback()  # what the commit runs
+        emit(acme, derive=False)
+    assert receiver.requests == [] and deliveries(acme) == []  # nothing before the commit
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in callbacks:
+            callback()  # what the commit runs: derive, then (on its commit) send
     [request] = receiver.wait_for(1)
     [delivery] = deliveries(acme)
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 1

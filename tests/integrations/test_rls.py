@@ -5,8 +5,8 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from integrations.choices import DeliveryStatus
-from integrations.delivery import webhook_outbox_sweep
 from integrations.models import IngestedEvent, WebhookDelivery, WebhookSubscription
+from integrations.tasks import webhook_outbox_sweep_task
 from tenants.models import User
 
 from ..approle import as_app_role
@@ -23,7 +23,7 @@ def test_outbox_rows_are_written_in_the_tenant_scope_and_others_stay_invisible(
     subscribe(globex, receiver.url, ["alert.raised"])
     emit(globex)
     with as_app_role([acme.pk]):
-        emit(acme)  # the receiver inserts the delivery as the app role
+        emit(acme)  # the worker's derivation inserts the delivery as the app role
         assert list(WebhookSubscription.objects.values_list("pk", flat=True)) == [mine.pk]
         [delivery] = WebhookDelivery.objects.all()  # no for_tenant(): RLS filters
         assert delivery.tenant_id == acme.pk
@@ -53,11 +53,11 @@ def test_sweep_as_app_role_reaches_every_tenant_through_system_scope(
 ):
     subscribe(acme, receiver.url, ["alert.raised"])
     subscribe(globex, receiver.url, ["alert.raised"])
-    emit(acme)
-    emit(globex)
+    emit(acme, derive=False)
+    emit(globex, derive=False)
     with as_app_role(None):
         assert WebhookDelivery.objects.count() == 0  # no scope: nothing visible
-        assert webhook_outbox_sweep() == 2
+        assert webhook_outbox_sweep_task() == 2  # derives both tenants' events, then sends
     statuses = set(WebhookDelivery.objects.values_list("status", flat=True))
     assert statuses == {DeliveryStatus.DELIVERED}
     assert len(receiver.requests) == 2

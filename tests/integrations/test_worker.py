@@ -15,7 +15,7 @@ from ..factories import make_tenant
 from ..worker import celery_worker
 from .hooks import emit, subscribe
 
-TASK = "integrations.tasks.webhook_deliver_task"
+TASKS = ("integrations.tasks.webhooks_derive_task", "integrations.tasks.webhook_deliver_task")
 
 
 def _use_routes(routes) -> None:
@@ -26,10 +26,10 @@ def _use_routes(routes) -> None:
 
 @pytest.fixture
 def worker_queue(committed) -> Iterator[str]:
-    """A worker on its own queue; webhook deliveries queued by this process are routed to it."""
+    """A worker on its own queue; the webhook tasks queued by this process are routed to it."""
     queue = f"test-hooks-{uuid.uuid4().hex[:8]}"
     routes = celery_app.conf.task_routes
-    _use_routes({TASK: {"queue": queue}})
+    _use_routes({task: {"queue": queue} for task in TASKS})
     try:
         with celery_worker(queue):
             yield queue
@@ -43,7 +43,7 @@ def test_worker_delivers_a_signed_webhook_after_commit(worker_queue, receiver):
     tenant = make_tenant()
     _, secret = subscribe(tenant, receiver.url, ["alert.raised"])
 
-    emit(tenant)  # on commit the delivery is queued for the worker
+    emit(tenant, derive=False)  # on commit the worker derives the delivery, then sends it
 
     [request] = receiver.wait_for(1, timeout=90)
     assert verify(secret, request.headers["Vouchsafe-Signature"], request.body)

@@ -20,14 +20,13 @@ from django.db import connection
 from django.test import Client
 
 from audit.models import AuditEvent
-from recovery.cases.execution import case_execute
 from recovery.cases.models import RecoveryCase
 from recovery.connectors.services import connector_configure
 from recovery.owner.models import OwnerPortalSession
 from tenants.choices import Role
 from tenants.models import Tenant
 
-from ..factories import staff
+from ..factories import execute, staff
 from ..ldap_server import INSTALL_HINT, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, TAP_GROUP, LdapServer
 from ..recovery.execution.helpers import last_recovery_mail, link_token, owner_email, ready_case
 
@@ -88,7 +87,7 @@ def executed_password_reset(tenant: Tenant, slapd: LdapServer | None = None) -> 
         attributes["external_id"] = number
     case = ready_case(tenant, case_type="password_reset", **attributes)
     owner_email(case)
-    case = case_execute(actor=staff(Role.AGENT, tenant=tenant), case=case)
+    case = execute(case, staff(Role.AGENT, tenant=tenant))
     return case, link_token(last_recovery_mail().body), dn
 
 
@@ -118,7 +117,7 @@ def pass_in(outbox: Path) -> str:
 def mfa_session(tenant: Tenant, sms_outbox: Path, **attributes) -> Recovery:
     """An executed T0 MFA reset; the owner typed the texted pass at /owner/pass/."""
     case = ready_case(tenant, case_type="mfa_reset", **attributes)
-    case = case_execute(actor=staff(Role.AGENT, tenant=tenant), case=case)
+    case = execute(case, staff(Role.AGENT, tenant=tenant))
     token = pass_in(sms_outbox)
     client = Client()
     response = client.post("/owner/pass/", {"access_pass": f" {token} "})

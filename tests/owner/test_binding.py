@@ -354,7 +354,7 @@ def test_an_expired_session_is_refused(ldap_acme, slapd):  # noqa: F811
 
 
 def test_a_repudiated_case_binds_nothing(ldap_acme, slapd):  # noqa: F811
-    from recovery.cases.execution import case_repudiate
+    from recovery.cases.services.execution import case_repudiate
 
     recovery = password_session(ldap_acme, slapd)
     case_repudiate(notice=OwnerNotice.objects.filter(case=recovery.case).first())

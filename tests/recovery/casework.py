@@ -178,7 +178,7 @@ def approved(case: RecoveryCase, approver: User | None = None) -> RecoveryCase:
         case=case,
         decision="approved",
         reason="manager confirmed",
-        step_up=step_up(approver),
+        step_up=step_up(approver, case=case),
     )
     return RecoveryCase.objects.get(pk=case.pk)
 
@@ -186,5 +186,9 @@ def approved(case: RecoveryCase, approver: User | None = None) -> RecoveryCase:
 def decide(case: RecoveryCase, approver: User, reason: str = "ok", decision: str = "approved"):
     """`approver` decides `case` with a fresh step-up (the only way a decision is made)."""
     return approval_decide(
-        actor=approver, case=case, decision=decision, reason=reason, step_up=step_up(approver)
+        actor=approver,
+        case=case,
+        decision=decision,
+        reason=reason,
+        step_up=step_up(approver, case=case),
     )

@@ -9,13 +9,8 @@ from audit.models import AuditEvent
 from recovery.cases.choices import CaseStatus
 from recovery.cases.models import Approval, RecoveryCase
 from recovery.cases.review_selectors import approval_queue
-from recovery.cases.services import (
-    _approval_refusal,
-    _requirements,
-    case_needs,
-    case_open,
-    case_submit,
-)
+from recovery.cases.services import approval_refusal, case_needs, case_open, case_submit
+from recovery.cases.services.base import requirements_for
 from recovery.challenges.services import challenge_send, challenge_verify
 from tenants.access import access_in
 from tenants.choices import Role
@@ -150,7 +145,7 @@ def test_queue_and_service_agree_on_who_may_approve(acme):
         allowed = {
             case.pk
             for case in cases
-            if _approval_refusal(reload(case), actor, access, _requirements(case)) is None
+            if approval_refusal(reload(case), actor, access, requirements_for(case)) is None
         }
         assert queue_ids(cases[0], actor) == allowed
         assert 0 < len(allowed) < len(cases) or actor not in (supervisor, officer)

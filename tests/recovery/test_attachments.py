@@ -14,7 +14,7 @@ from recovery.cases.choices import CaseStatus, Route
 from recovery.cases.exceptions import AttachmentTampered
 from recovery.cases.models import EvidenceAttachment, RecoveryCase
 from recovery.cases.services import case_open, context_record
-from recovery.cases.services_evidence import attachment_add, attachment_open
+from recovery.cases.services.attachments import attachment_add, attachment_open
 from recovery.cases.storage import EvidenceStore, check_storage_outside_web_root
 from recovery.cases.uploads import sniff_content_type
 from tenants.choices import Role

@@ -27,7 +27,7 @@ def pending_case(tenant, groups):
 
 
 def race(case, approvers):
-    proofs = [step_up(a) for a in approvers]
+    proofs = [step_up(a, case=case) for a in approvers]
     start, outcomes = threading.Barrier(len(approvers)), []
 
     def approve(approver, proof):

@@ -15,6 +15,7 @@ from recovery.cases.services import (
 )
 from recovery.cases.timeline import summarise
 from recovery.challenges.services import challenge_send
+from tenants.access import access_in
 from tenants.choices import Role
 from tenants.exceptions import CrossTenantNotFound, PolicyDenied
 
@@ -55,6 +56,7 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
         "verification.signal_accepted",
         "verification.attestation_confirmed",
         "case.submitted",
+        "step_up.challenge_issued",  # the supervisor's passkey challenge for this decision
         "approval.approved",
         "notice.skipped",  # the owner notice skips the swapped SIM's number
         "case.status_changed",
@@ -65,10 +67,10 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     assert summaries[4].startswith("Signal S2 (email_code) accepted via o")
     assert summaries[7].startswith("Signal S3 (manager_attestation) accepted via ")
     assert summaries[9] == "Submitted for approval with evidence S2, S3"
-    assert summaries[10] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
+    assert summaries[11] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
     skipped = AuditEvent.objects.get(tenant=acme, action="notice.skipped", target_id=str(case.pk))
     assert "sim_change_recent" in str(skipped.data)
-    assert summaries[12].startswith("Approvals complete; cooling off until ")
+    assert summaries[13].startswith("Approvals complete; cooling off until ")
     assert [e.seq for e in timeline] == sorted({e.seq for e in timeline})
     assert [e.at for e in timeline] == sorted(e.at for e in timeline)
     first, last = timeline[0], timeline[-1]
@@ -114,12 +116,19 @@ def test_summaries_follow_the_active_language():
 def test_another_tenants_case_is_not_found(acme, globex, agent):
     theirs = submitted(globex, staff(Role.AGENT, tenant=globex), ("S2",))
     with pytest.raises(CrossTenantNotFound):
-        case_get_visible(tenant=acme, pk=theirs.pk)
+        case_get_visible(tenant=acme, access=access_in(agent, acme), pk=theirs.pk)
     with pytest.raises(CrossTenantNotFound):
         case_timeline(tenant=acme, case=theirs)
-    assert case_get_visible(tenant=globex, pk=theirs.pk) == theirs
+    theirs_agent = staff(Role.AGENT, tenant=globex)
+    assert (
+        case_get_visible(tenant=globex, access=access_in(theirs_agent, globex), pk=theirs.pk)
+        == theirs
+    )
     ours = submitted(acme, agent, ("S2",))
-    assert case_get_visible(tenant=acme, pk=ours.pk).account == ours.account
+    assert (
+        case_get_visible(tenant=acme, access=access_in(agent, acme), pk=ours.pk).account
+        == ours.account
+    )
 
 
 def open_exception(tenant, actor):
@@ -140,7 +149,7 @@ def test_exception_review_list_holds_this_tenants_exceptions_newest_first(acme, 
     submitted(acme, agent, ("S2",))  # not an exception
     open_exception(globex, staff(Role.AGENT, tenant=globex))  # another tenant's
 
-    listed = list(exception_review_list(tenant=acme))
+    listed = list(exception_review_list(tenant=acme, access=access_in(agent, acme)))
 
     assert [case.pk for case in listed] == [newer.pk, older.pk]
     assert [case.status for case in listed] == ["collecting_evidence", "cancelled"]
@@ -150,10 +159,11 @@ def test_exception_review_list_holds_this_tenants_exceptions_newest_first(acme, 
 def test_exception_list_is_one_query_however_long(acme, agent, django_assert_num_queries, cases):
     for _ in range(cases):
         open_exception(acme, agent)
+    access = access_in(agent, acme)
     with django_assert_num_queries(1):
         rows = [
             (case.account.external_id, case.opened_by.username, case.opened_via_provider)
-            for case in exception_review_list(tenant=acme)
+            for case in exception_review_list(tenant=acme, access=access)
         ]
     assert len(rows) == cases
 

@@ -308,7 +308,7 @@ def test_t1_needs_a_supervisor_then_cools_off_then_is_ready(acme, team):
     )
     assert case_release_cooled(case=case).status == CaseStatus.READY
     approved = events(case, "approval.approved")[0]
-    assert approved.data["step_up"]["device_type"] == "totp" and approved.data["snapshot"]
+    assert approved.data["step_up"]["device_type"] == "passkey" and approved.data["snapshot"]
 
 
 def test_as04_opener_and_their_other_account_cannot_approve(acme, team):
@@ -370,6 +370,7 @@ def test_database_refuses_an_approval_row_by_the_opener(acme, team):
             reason="x",
             snapshot_hash="x",
             step_up={},
+            expires_at=timezone.now(),
         )
 
 
@@ -400,7 +401,9 @@ def test_tier_raised_mid_case_voids_approvals(acme, team):
     case = pending_t1(acme, team["agent"], account)
     ProtectedAccount.objects.filter(pk=account.pk).update(admin_roles=["Global Administrator"])
     first = staff(Role.SECURITY_OFFICER, tenant=acme)
-    decide(case, first)
+    with pytest.raises(StepUpFailed) as stale:  # confirmed for the case as it was, at T1
+        decide(case, first)
+    assert stale.value.code == "stepup.snapshot_changed"
     case = reload(case)
     assert (case.tier, case.route, case.status) == (
         "T2",
@@ -408,6 +411,8 @@ def test_tier_raised_mid_case_voids_approvals(acme, team):
         CaseStatus.PENDING_APPROVAL,
     )
     assert events(case, "case.tier_raised")
+    decide(case, first)  # a step-up for the case as it now is
+    assert reload(case).approvals.filter(invalidated_at__isnull=True).count() == 1
 
 
 def test_same_approver_cannot_count_twice(acme, team):

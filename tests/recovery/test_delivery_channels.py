@@ -19,7 +19,6 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from integrations.services import event_ingest
 from recovery.artifacts.models import RecoveryArtifact
-from recovery.cases.execution import case_execute
 from recovery.cases.models import CaseExecution, RecoveryCase
 from recovery.cases.services import case_open, case_submit
 from recovery.challenges.services import challenge_send
@@ -31,7 +30,7 @@ from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
 
 from ..api.conftest import api, key_client
-from ..factories import make_account_with, staff
+from ..factories import execute, make_account_with, staff
 from .casework import contact, signal
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +86,7 @@ def test_a_pass_goes_to_the_mobile_when_the_mobile_is_eligible(acme, sms_outbox)
     """The control for the next test: a pass prefers the mobile."""
     case = pass_case(acme)
     mobile = contact(case.account, "mobile", MOBILE)
-    case_execute(actor=staff(Role.AGENT, tenant=acme), case=case)
+    execute(case, staff(Role.AGENT, tenant=acme))
     assert RecoveryArtifact.objects.get(case=case).sent_to_id == mobile.pk
     assert [t["to"] for t in texts(sms_outbox) if "access pass is" in t["body"]] == [MOBILE]
 
@@ -99,7 +98,7 @@ def test_a_pass_skips_a_mobile_whose_sim_changed_and_goes_to_the_next_eligible_c
     contact(case.account, "mobile", MOBILE, sim_days=1)  # swapped yesterday
     mail.outbox.clear()
 
-    case_execute(actor=staff(Role.AGENT, tenant=acme), case=case)
+    execute(case, staff(Role.AGENT, tenant=acme))
 
     artifact = RecoveryArtifact.objects.get(case=case)
     assert artifact.sent_to.kind == "email"
@@ -113,7 +112,7 @@ def test_a_pass_skips_a_mobile_whose_sim_changed_and_goes_to_the_next_eligible_c
 def test_a_pass_skips_a_mobile_still_in_quarantine(acme, sms_outbox):
     case = pass_case(acme)
     mobile = contact(case.account, "mobile", MOBILE, age_days=3)  # before the case, 3 days ago
-    case_execute(actor=staff(Role.AGENT, tenant=acme), case=case)
+    execute(case, staff(Role.AGENT, tenant=acme))
     assert RecoveryArtifact.objects.get(case=case).sent_to_id != mobile.pk
     assert not texts(sms_outbox)
 
@@ -133,7 +132,7 @@ def test_execution_is_refused_when_no_eligible_channel_remains_and_nothing_is_ha
         mock.patch("recovery.connectors.connector_for") as connector_for,
         pytest.raises(InvalidInput) as refused,
     ):
-        case_execute(actor=agent, case=case)
+        execute(case, agent)
     assert refused.value.code == "artifact.no_eligible_channel"
     assert "sim_change_recent" in refused.value.message
     connector_for.assert_not_called()
@@ -151,7 +150,7 @@ def test_without_any_contact_on_record_the_old_code_still_answers(acme):
     case = pass_case(acme, agent)
     ContactMethod.objects.filter(account=case.account).update(replaced_at=timezone.now())
     with pytest.raises(InvalidInput) as refused:
-        case_execute(actor=agent, case=case)
+        execute(case, agent)
     assert refused.value.code == "artifact.no_channel"
 
 

@@ -11,7 +11,7 @@ from audit.models import AuditEvent
 from recovery.cases.masking import MASK, is_token_like, mask_secrets
 from recovery.cases.models import CaseNote, RecoveryCase
 from recovery.cases.services import case_open
-from recovery.cases.services_evidence import MAX_NOTE_LENGTH, note_add
+from recovery.cases.services.attachments import MAX_NOTE_LENGTH, note_add
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied
 

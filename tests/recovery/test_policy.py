@@ -73,6 +73,9 @@ def test_platform_default_passes_schema_and_every_floor():
 T1_BLOCK = "  T1:\n    accepted_classes: [S1, S2, S3, S4, S5]\n    min_signal_classes: 2\n"
 T2_BLOCK = "  T2:\n    accepted_classes: [S1, S2, S3, S4, S5]\n    min_signal_classes: 2\n"
 EXC = "  exception:                              # R-24: its own case type, never an override\n"
+T2_STEP_UP = (
+    "    step_up: [passkey]                    # floor: phishing-resistant for T2 approvals\n"
+)
 
 # (rule, old, new, path, needle for the line, line search starts after)
 FLOOR_CASES = [
@@ -372,6 +375,30 @@ FLOOR_CASES = [
         "$.defaults.s5_waives_cooling_off",
         "s5_waives_cooling_off: true",
         "",
+    ),
+    (
+        "R-23.T2.step_up",
+        T2_STEP_UP,
+        "    step_up: [passkey, totp]\n",
+        "$.tiers.T2.step_up",
+        "step_up: [passkey, totp]",
+        "  T2:",
+    ),
+    (
+        "R-22.approval_lifetime_max",
+        T2_STEP_UP,
+        T2_STEP_UP + "    approval_lifetime_seconds: 259201\n",
+        "$.tiers.T2.approval_lifetime_seconds",
+        "approval_lifetime_seconds: 259201",
+        "  T2:",
+    ),
+    (
+        "R-22.approval_lifetime_after_cooling_off",
+        EXC,
+        EXC + "    approval_lifetime_seconds: 86400\n",
+        "$.case_types.exception.approval_lifetime_seconds",
+        "approval_lifetime_seconds: 86400",
+        "  exception:",
     ),
 ]
 

@@ -70,6 +70,7 @@ def earlier_decisions(tenant, approver, opener, count, **extra):
             reason="x",
             snapshot_hash="x",
             step_up={},
+            expires_at=timezone.now(),
             invalidated_at=timezone.now(),
             **extra,
         )

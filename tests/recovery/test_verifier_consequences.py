@@ -19,7 +19,7 @@ from audit.verify import verify_chain
 from recovery.cases.choices import CaseStatus, Verifier
 from recovery.cases.models import Evidence, RecoveryCase
 from recovery.cases.services import case_open, case_submit
-from recovery.cases.services_evidence import note_add
+from recovery.cases.services.attachments import note_add
 from recovery.challenges.models import VerificationChallenge
 from recovery.challenges.services import challenge_send
 from recovery.policy.choices import PolicyStatus

@@ -63,7 +63,9 @@ def test_revoked_grant_ends_access_within_the_same_session(acme, deskco):
     client = signed_in_client(agent)
     assert client.get(f"/t/{acme.slug}/").status_code == 200
     grant_revoke(actor=staff(Role.TENANT_ADMIN, tenant=acme), grant=grant, reason="offboarded")
-    assert client.get(f"/t/{acme.slug}/").status_code == 404
+    ended = client.get(f"/t/{acme.slug}/")  # the session itself ends at once
+    assert ended.status_code == 302 and ended.url.startswith("/login/")
+    assert signed_in_client(agent).get(f"/t/{acme.slug}/").status_code == 404
 
 
 def test_tenant_from_header_or_query_is_ignored(acme, globex):

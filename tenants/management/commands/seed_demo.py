@@ -27,12 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.context import Actor
 from recovery.cases.models import RecoveryCase
-from recovery.cases.services import (
-    approval_decide,
-    case_cancel,
-    case_open,
-    case_submit,
-)
+from recovery.cases.services import approval_decide, case_cancel, case_open, case_submit
 from recovery.challenges.services import (
     attestation_confirm,
     attestation_request,

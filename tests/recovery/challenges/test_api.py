@@ -137,4 +137,4 @@ def test_an_auditor_session_cannot_send(acme):
     response = staff_api_client(auditor).post(
         challenges_url(s), {"contact_method_id": s.email.pk}, format="json"
     )
-    assert response.status_code == 403 and response.json()["code"] == "case.role_required"
+    assert response.status_code == 403 and response.json()["code"] == "auth.scope_missing"

@@ -13,8 +13,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import ArtifactRefused, artifact_consume, artifact_sweep
-from recovery.cases.execution import case_close, case_execute
 from recovery.cases.models import CaseExecution, RecoveryCase
+from recovery.cases.services.execution import case_close, case_execute
 from recovery.models import ProtectedAccount
 from recovery.notifications.models import OwnerNotice
 from recovery.notifications.services import notice_send
@@ -37,7 +37,7 @@ def _executed(tenant, **attributes) -> tuple[RecoveryCase, str]:
     case = ready_case(tenant, case_type="password_reset", **attributes)
     owner_email(case)
     agent = factories.staff(Role.AGENT, tenant=tenant)
-    case = case_execute(actor=agent, case=case)
+    case = factories.execute(case, agent)
     return case, link_token(last_recovery_mail().body)
 
 
@@ -114,7 +114,7 @@ def test_a_newer_artifact_for_the_account_revokes_the_older(acme):
     again = ready_case(acme, case_type="password_reset")
     RecoveryCase.objects.filter(pk=again.pk).update(account=account)
     again.refresh_from_db()
-    case_execute(actor=factories.staff(Role.AGENT, tenant=acme), case=again)
+    factories.execute(again, factories.staff(Role.AGENT, tenant=acme))
     statuses = dict(RecoveryArtifact.objects.filter(account=account).values_list("case", "status"))
     assert statuses == {case.pk: "revoked", again.pk: "active"}
     with pytest.raises(ArtifactRefused):
@@ -134,7 +134,7 @@ def test_only_a_ready_case_executes(acme):
     case = ready_case(acme)
     agent = factories.staff(Role.AGENT, tenant=acme)
     owner_email(case)
-    case_execute(actor=agent, case=case)
+    factories.execute(case, agent)
     with pytest.raises(DomainError) as twice:
         case_execute(actor=agent, case=case)
     assert twice.value.code == "case.wrong_state"
@@ -191,7 +191,11 @@ def test_a_failed_notice_blocks_t1_execution_and_raises_an_alert(acme):
     assert any(e.data.get("type") == "notification_failed" for e in _events(acme, "alert.raised"))
     executor = factories.staff(Role.AGENT, tenant=acme)
     with pytest.raises(DomainError) as blocked:  # a T1 execution: the executor's step-up
-        case_execute(actor=executor, case=case, step_up=factories.step_up(executor))
+        case_execute(
+            actor=executor,
+            case=case,
+            step_up=factories.step_up(executor, case=case, action="execute"),
+        )
     assert blocked.value.code == "notice.delivery_failed"
 
 
@@ -262,7 +266,9 @@ def test_a_new_mfa_device_inside_the_window_raises_an_alert(acme):
     owner_email(case)
     OwnerNotice.objects.filter(case=case).update(status="sent")
     executor = factories.staff(Role.AGENT, tenant=acme)  # T1: executes with a fresh step-up
-    case = case_execute(actor=executor, case=case, step_up=factories.step_up(executor))
+    case = case_execute(
+        actor=executor, case=case, step_up=factories.step_up(executor, case=case, action="execute")
+    )
     account = ProtectedAccount.objects.get(pk=case.account_id)
     assert account.restricted_until > timezone.now() + timedelta(hours=71)
     admin = factories.staff(Role.SECURITY_OFFICER, tenant=acme)
@@ -284,7 +290,7 @@ def test_with_the_manual_connector_the_agent_records_the_path_followed(acme):
     case, _ = _executed(acme)
     execution = CaseExecution.objects.get(case=case)
     assert execution.connector == "manual" and execution.detail["requires_confirmation"]
-    from recovery.cases.execution import case_manual_step_record
+    from recovery.cases.services.execution import case_manual_step_record
 
     agent = factories.staff(Role.AGENT, tenant=acme)
     with pytest.raises(DomainError) as short:
@@ -302,7 +308,7 @@ def test_repudiation_works_as_the_restricted_app_role(acme, app_role):
     """The owner has no session: the service itself must open the notice's tenant scope."""
     from django.db import connection
 
-    from recovery.cases.execution import case_repudiate
+    from recovery.cases.services.execution import case_repudiate
     from recovery.notifications.services import notice_from_token, repudiation_token
 
     from ...approle import as_app_role

@@ -14,9 +14,9 @@ import pytest
 from django.db import DatabaseError, transaction
 
 from audit.models import AuditEvent
-from recovery.cases.execution import case_execute
 from recovery.cases.models import CaseExecution, RecoveryCase
 from recovery.cases.services import case_open, case_release_cooled, case_submit
+from recovery.cases.services.execution import case_execute
 from recovery.notifications.models import OwnerNotice
 from recovery.notifications.services import notice_send
 from tenants.choices import Role, Scope
@@ -25,7 +25,7 @@ from tenants.models import Membership, Tenant, User
 
 from ... import factories
 from ...api.conftest import api, key_client, staff_api_client
-from ...factories import make_account_with, make_user, member, staff, step_up, totp_token
+from ...factories import make_account_with, make_user, member, staff, step_up, step_up_assertion
 from ..casework import approved, contact, signal
 from .helpers import owner_email, ready_case
 
@@ -98,7 +98,9 @@ def test_the_approver_cannot_execute_the_case_they_approved(acme):
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     case = _ready_t1(acme, approver=supervisor)
     with pytest.raises(PolicyDenied) as refused:
-        case_execute(actor=supervisor, case=case, step_up=step_up(supervisor))
+        case_execute(
+            actor=supervisor, case=case, step_up=step_up(supervisor, case=case, action="execute")
+        )
     assert refused.value.code == "sod.executor_is_approver"
     assert RecoveryCase.objects.get(pk=case.pk).status == "ready"
     assert _refusals(case) == ["sod.executor_is_approver"]
@@ -110,7 +112,7 @@ def test_another_account_of_the_approver_cannot_execute(acme):
     case = _ready_t1(acme, approver=supervisor)
     twin = _other_account_of(supervisor, Role.AGENT, acme)
     with pytest.raises(PolicyDenied) as refused:
-        case_execute(actor=twin, case=case, step_up=step_up(twin))
+        case_execute(actor=twin, case=case, step_up=step_up(twin, case=case, action="execute"))
     assert refused.value.code == "sod.executor_is_approver"
 
 
@@ -118,29 +120,30 @@ def test_the_opener_cannot_execute_a_t2_case(acme):
     opener = staff(Role.SECURITY_OFFICER, tenant=acme)
     case = _ready_t2(acme, opener)
     with pytest.raises(PolicyDenied) as refused:
-        case_execute(actor=opener, case=case, step_up=step_up(opener))
+        case_execute(actor=opener, case=case, step_up=step_up(opener, case=case, action="execute"))
     assert refused.value.code == "sod.executor_is_opener"
     twin = _other_account_of(opener, Role.SECURITY_OFFICER, acme)
     with pytest.raises(PolicyDenied) as again:
-        case_execute(actor=twin, case=case, step_up=step_up(twin))
+        case_execute(actor=twin, case=case, step_up=step_up(twin, case=case, action="execute"))
     assert again.value.code == "sod.executor_is_opener"
     assert _refusals(case) == ["sod.executor_is_opener", "sod.executor_is_opener"]
 
     third = staff(Role.SECURITY_OFFICER, tenant=acme)
     owner_email(case)
-    done = case_execute(actor=third, case=case, step_up=step_up(third))
+    done = case_execute(actor=third, case=case, step_up=step_up(third, case=case, action="execute"))
     assert done.status == "executed"
 
 
 def test_the_opener_of_a_t1_case_executes_it_with_a_fresh_step_up(acme):
     agent = staff(Role.AGENT, tenant=acme)
     case = _ready_t1(acme, agent)
-    done = case_execute(actor=agent, case=case, step_up=step_up(agent))
+    done = case_execute(actor=agent, case=case, step_up=step_up(agent, case=case, action="execute"))
     assert done.status == "executed"
     execution = CaseExecution.objects.get(case=case)
     assert execution.executed_by_person == agent.person_id
     executed = AuditEvent.objects.filter(tenant=acme, action="case.executed").last()
-    assert executed.data["step_up"]["device_type"] == "totp"
+    assert executed.data["step_up"]["device_type"] == "passkey"
+    assert execution.step_up["assertion"]["inputs"]["action"] == "execute"
 
 
 def test_the_subject_cannot_execute_their_own_recovery(acme):
@@ -149,7 +152,9 @@ def test_the_subject_cannot_execute_their_own_recovery(acme):
     case = _ready_t2(acme, opener, person_id=str(officer.person_id))  # own account: T2
     owner_email(case)
     with pytest.raises(PolicyDenied) as refused:
-        case_execute(actor=officer, case=case, step_up=step_up(officer))
+        case_execute(
+            actor=officer, case=case, step_up=step_up(officer, case=case, action="execute")
+        )
     assert refused.value.code == "sod.executor_is_subject"
     assert _refusals(case) == ["sod.executor_is_subject"]
 
@@ -174,7 +179,7 @@ def test_t1_execution_needs_a_fresh_step_up_spent_once(acme):
     assert _refusals(case) == ["stepup.required"]
     other = staff(Role.AGENT, tenant=acme)
     with pytest.raises(StepUpFailed) as borrowed:
-        case_execute(actor=agent, case=case, step_up=step_up(other))
+        case_execute(actor=agent, case=case, step_up=step_up(other, case=case, action="execute"))
     assert borrowed.value.code == "stepup.invalid_proof"
     assert RecoveryCase.objects.get(pk=case.pk).status == "ready"
 
@@ -182,7 +187,7 @@ def test_t1_execution_needs_a_fresh_step_up_spent_once(acme):
 def test_a_step_up_spent_on_an_approval_does_not_execute(acme):
     agent, supervisor = staff(Role.AGENT, tenant=acme), staff(Role.SUPERVISOR, tenant=acme)
     case = _ready_t1(acme, agent)
-    proof = step_up(agent)
+    proof = step_up(agent, case=case, action="execute")
     case_execute(actor=agent, case=case, step_up=proof)
     second = _ready_t1(acme, agent, approver=supervisor)
     with pytest.raises(StepUpFailed) as reused:
@@ -250,7 +255,7 @@ def test_when_the_trigger_refuses_the_connector_change_is_undone(acme, monkeypat
     connector already made is reverted before the error leaves."""
     from unittest import mock
 
-    from recovery.cases import execution
+    from recovery.cases.services import execution
     from recovery.connectors.base import ExecutionResult, Snapshot
 
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
@@ -264,7 +269,9 @@ def test_when_the_trigger_refuses_the_connector_change_is_undone(acme, monkeypat
         mock.patch("recovery.connectors.connector_for", return_value=connector),
         pytest.raises(DatabaseError, match="executor_is_approver"),
     ):
-        case_execute(actor=supervisor, case=case, step_up=step_up(supervisor))
+        case_execute(
+            actor=supervisor, case=case, step_up=step_up(supervisor, case=case, action="execute")
+        )
     connector.revert.assert_called_once()
     assert RecoveryCase.objects.get(pk=case.pk).status == "ready"
 
@@ -272,14 +279,15 @@ def test_when_the_trigger_refuses_the_connector_change_is_undone(acme, monkeypat
 # --- the API and the console ----------------------------------------------------------------
 
 
-def test_the_api_executes_a_t1_case_with_the_executors_code(acme):
+def test_the_api_executes_a_t1_case_with_the_executors_passkey(acme):
     agent = staff(Role.AGENT, tenant=acme)
     case = _ready_t1(acme, agent)
     client = staff_api_client(agent)
     bare = client.post(api(acme, f"cases/{case.pk}/execute/"), {}, format="json")
     assert bare.status_code == 403 and bare.json()["code"] == "stepup.required"
+    answer = step_up_assertion(agent, case=case, action="execute")
     done = client.post(
-        api(acme, f"cases/{case.pk}/execute/"), {"otp": totp_token(agent)}, format="json"
+        api(acme, f"cases/{case.pk}/execute/"), {"step_up_assertion": answer}, format="json"
     )
     assert done.status_code == 200, done.content
     assert done.json()["status"] == "executed"
@@ -295,17 +303,18 @@ def test_the_api_refuses_a_key_without_the_execute_t0_scope(acme):
     assert done.status_code == 200, done.content
 
 
-def test_the_console_execute_form_takes_the_code(acme):
+def test_the_console_execute_form_takes_the_passkey_answer(acme):
     from ...conftest import signed_in_client
 
     agent = staff(Role.AGENT, tenant=acme)
     case = _ready_t1(acme, agent)
     client = signed_in_client(agent)
     page = client.get(f"/t/{acme.slug}/cases/{case.pk}/").content.decode()
-    assert 'name="execute-token"' in page
+    assert 'name="execute-step_up_assertion"' in page and "data-passkey-step-up" in page
     bare = client.post(f"/t/{acme.slug}/cases/{case.pk}/execute/", {})
     assert bare.status_code == 400 and "(stepup.required)" in bare.content.decode()
-    client.post(f"/t/{acme.slug}/cases/{case.pk}/execute/", {"execute-token": totp_token(agent)})
+    answer = step_up_assertion(agent, case=case, action="execute")
+    client.post(f"/t/{acme.slug}/cases/{case.pk}/execute/", {"execute-step_up_assertion": answer})
     assert RecoveryCase.objects.get(pk=case.pk).status == "executed"
 
 
@@ -351,7 +360,7 @@ def test_an_approver_who_lost_the_role_is_caught_again_at_execution(acme):
     Membership.objects.filter(user=supervisor, tenant=acme).update(is_active=False)
 
     with pytest.raises(PolicyDenied) as refused:
-        case_execute(actor=agent, case=case, step_up=step_up(agent))
+        case_execute(actor=agent, case=case, step_up=step_up(agent, case=case, action="execute"))
 
     assert refused.value.code == "approval.approver_lost_role"
     case = RecoveryCase.objects.get(pk=case.pk)

@@ -27,9 +27,9 @@ from audit.verify import verify_chain
 from integrations.services import event_ingest
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import ArtifactRefused, artifact_consume, artifact_sweep
-from recovery.cases.execution import case_close
 from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_cancel, case_open, case_release_cooled, case_submit
+from recovery.cases.services.execution import case_close
 from recovery.models import ProtectedAccount
 from recovery.notifications.models import OwnerNotice
 from recovery.notifications.services import notice_send
@@ -105,15 +105,15 @@ def _ready_t1(tenant: Tenant, case_type: str, account: ProtectedAccount | None =
 
 
 def _execute_over_api(tenant: Tenant, case: RecoveryCase) -> RecoveryCase:
-    """Execute on a person's signed-in session with a fresh authenticator code (a T1 case
-    needs a person's step-up; no key executes it): an agent, or, for a case in the security
+    """Execute on a person's signed-in session with a fresh passkey answer (a T1 case needs a
+    person's step-up; no key executes it): an agent, or, for a case in the security
     queue (only security officers work it), a security officer. Neither approved the case."""
     role = Role.SECURITY_OFFICER if case.route == "security" else Role.AGENT
     executor = factories.staff(role, tenant=tenant)
     client = staff_api_client(executor)
     response = client.post(
         api(tenant, f"cases/{case.pk}/execute/"),
-        {"otp": factories.totp_token(executor)},
+        {"step_up_assertion": factories.step_up_assertion(executor, case=case, action="execute")},
         format="json",
     )
     assert response.status_code == 200, response.content

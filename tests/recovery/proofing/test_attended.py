@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from recovery.artifacts.models import RecoveryArtifact
-from recovery.cases.execution import case_execute
 from recovery.cases.models import Evidence, RecoveryCase
 from recovery.cases.policies import (
     can_open_case_page,
@@ -23,7 +22,9 @@ from recovery.cases.policies import (
     case_taker,
 )
 from recovery.cases.services import case_open, case_release_cooled, case_submit
+from recovery.cases.services.execution import case_execute
 from recovery.models import ProtectedAccount
+from recovery.notifications.models import OwnerNotice
 from recovery.proofing.attended import (
     WORDS,
     attended_coercion_answer,
@@ -643,11 +644,14 @@ def test_the_fraud_flag_freezes_the_case_even_before_the_coercion_answer(acme):
 def test_the_fraud_flag_revokes_the_artifacts_of_an_executed_case(acme):
     s = open_case(acme)
     session, _evidence = completed(s)
+    owner_email(s.case)  # where the link goes is part of what is approved
     case = approved(case_submit(actor=s.agent, case=s.case))
     RecoveryCase.objects.filter(pk=case.pk).update(cooling_off_until=case.created_at)
     case = case_release_cooled(case=case)
-    owner_email(case)
-    case = case_execute(actor=s.agent, case=case, step_up=step_up(s.agent))  # T1: a step-up
+    OwnerNotice.objects.filter(case=case).update(status="sent")  # the worker's job, played
+    case = case_execute(  # a fresh passkey step-up for this execution
+        actor=s.agent, case=case, step_up=step_up(s.agent, case=case, action="execute")
+    )
     assert last_recovery_mail()
     artifact = RecoveryArtifact.objects.get(case=case)
     assert artifact.status == "active"
@@ -822,7 +826,8 @@ def test_api_refuses_keys_other_referees_and_other_tenants(acme, globex):
     assistant = key_client(acme, kind="ai_assistant").post(attended_url(s), payload, format="json")
     assert assistant.status_code == 403 and assistant.json()["code"] == "ai.action_blocked"
     agent = staff_api_client(s.agent).post(attended_url(s), payload, format="json")
-    assert agent.status_code == 403 and agent.json()["code"] == "attended.referee_required"
+    # An agent's roles imply no attended:run scope (ROLE_SCOPES).
+    assert agent.status_code == 403 and agent.json()["code"] == "auth.scope_missing"
 
     sid = staff_api_client(s.referee).post(attended_url(s), payload, format="json").json()["id"]
     stranger = staff_api_client(referee(globex))

@@ -19,14 +19,14 @@ from tenants.choices import PrincipalKind
 from tenants.exceptions import CrossTenantNotFound, InvalidInput, PolicyDenied
 from tenants.models import User
 
-from .choices import CaseStatus
-from .exceptions import AttachmentTampered
-from .masking import mask_secrets
-from .models import CaseNote, Evidence, EvidenceAttachment, RecoveryCase
-from .policies import can_read_case_evidence
-from .services import _actor, _locked, _work_access
-from .storage import evidence_store
-from .uploads import check_upload
+from ..choices import CaseStatus
+from ..exceptions import AttachmentTampered
+from ..masking import mask_secrets
+from ..models import CaseNote, Evidence, EvidenceAttachment, RecoveryCase
+from ..policies import can_read_case_evidence
+from ..storage import evidence_store
+from ..uploads import check_upload
+from .base import audit_actor_of, case_locked, work_access
 
 MAX_NOTE_LENGTH = 10_000
 
@@ -64,8 +64,8 @@ def attachment_add(
     stored_name: str | None = None
     try:
         with transaction.atomic():
-            case = _locked(case)
-            access = _work_access(actor, case)
+            case = case_locked(case)
+            access = work_access(actor, case)
             if case.status != CaseStatus.COLLECTING_EVIDENCE:
                 raise InvalidInput(
                     f"The case is {case.get_status_display().lower()}; files can be attached "
@@ -99,7 +99,7 @@ def attachment_add(
             case.save(update_fields=["revision", "updated_at"])
             record(
                 action="evidence.attachment_added",
-                actor=_actor(actor, access, case.tenant),
+                actor=audit_actor_of(actor, access, case.tenant),
                 tenant=case.tenant,
                 target=case,
                 data={
@@ -145,7 +145,7 @@ def attachment_open(*, actor: User, case: RecoveryCase, attachment_id: object) -
     refusal: PolicyDenied | AttachmentTampered | None = None
     with transaction.atomic():
         case = RecoveryCase.objects.for_tenant(case.tenant).get(pk=case.pk)
-        audit_actor = _actor(actor, access, case.tenant)
+        audit_actor = audit_actor_of(actor, access, case.tenant)
         decision = can_read_case_evidence(
             access, route=case.route, tier=case.tier, case_type=case.case_type
         )
@@ -217,8 +217,8 @@ def _note_create(
     actor: User, case: RecoveryCase, masked: str, count: int, advisory: bool = False
 ) -> tuple[RecoveryCase, CaseNote, Any]:
     """Lock the case, check the actor may work it, store the note; (case, note, access)."""
-    case = _locked(case)
-    access = _work_access(actor, case)
+    case = case_locked(case)
+    access = work_access(actor, case)
     note = CaseNote.objects.create(
         tenant=case.tenant,
         case=case,
@@ -245,7 +245,7 @@ def note_add(*, actor: User, case: RecoveryCase, text: str) -> CaseNote:
     masked, count = _checked_note_text(text)
     with transaction.atomic():
         case, note, access = _note_create(actor, case, masked, count)
-        who = _actor(actor, access, case.tenant)
+        who = audit_actor_of(actor, access, case.tenant)
         record(
             action="case.note_added",
             actor=who,
@@ -297,7 +297,7 @@ def case_summary_attach(
         case, note, access = _note_create(actor, case, masked, count, advisory=True)
         record(
             action="ai.summary_attached",
-            actor=_actor(actor, access, case.tenant),
+            actor=audit_actor_of(actor, access, case.tenant),
             tenant=case.tenant,
             target=case,
             data={

@@ -2,8 +2,9 @@
 owner undoes it ("this wasn't me", R-41).
 
 Execution is a privileged act (R-21, R-23): `executor_refusal` says who may not carry a case
-out, a fresh step-up is spent on every T1/T2 execution, and a trigger on CaseExecution
-refuses a live approver (and a T2 case's opener) even if this code were bypassed.
+out, a fresh passkey step-up bound to the case is spent on every execution by a person (keys
+execute T0 only), and a trigger on CaseExecution refuses a live approver (and a T2 case's
+opener) even if this code were bypassed.
 """
 
 from __future__ import annotations
@@ -22,32 +23,43 @@ from tenants.models import User
 from tenants.policies import Decision, enforce
 from tenants.principals import ai_blocked, api_scopes
 from tenants.rls import tenant_scope
-from tenants.stepup import StepUpProof, require_fresh_step_up
+from tenants.stepup import StepUpProof
 
-from ..artifacts.services import (
+from ...artifacts.services import (
     artifact_delivery_contact,
     artifact_issue,
     artifacts_revoke_for_case,
 )
-from ..connectors.base import Connector, ExecutionResult, Snapshot
-from ..messaging import email_send
-from ..models import ProtectedAccount
-from ..notifications.models import OwnerNotice
-from ..notifications.services import notices_block_execution
-from ..policy.selectors import policy_active
-from .choices import CaseStatus
-from .models import Approval, CaseExecution, RecoveryCase
-from .services import (
-    _TIER_RANK,
-    _actor,
-    _case_end,
-    _invalidate_if_tier_rose,
-    _locked,
-    _person_ids_of_subject_and_delegates,
-    _require_status,
-    _void_lost_role_approvals,
+from ...connectors.base import Connector, ExecutionResult, Snapshot
+from ...messaging import email_send
+from ...models import ProtectedAccount
+from ...notifications.models import OwnerNotice
+from ...notifications.services import notices_block_execution
+from ...policy.floors import EXECUTION_STEP_UP
+from ...policy.rules import CasePolicy
+from ...policy.selectors import policy_for_case
+from ..choices import CaseStatus
+from ..models import Approval, CaseExecution, RecoveryCase
+from ..transitions import TRANSITIONS, Move, case_move, transition_require
+from .approval import (
+    EXPIRED,
+    LOST_ROLE,
+    SNAPSHOT_CHANGED,
+    approvals_void_stale_locked,
+    case_policy_recheck_locked,
+    case_tier_recompute,
+    subject_and_delegate_persons,
 )
-from .services import _work_access as work_access
+from .base import (
+    TIER_RANK,
+    audit_actor_of,
+    case_end,
+    case_locked,
+    requirements_for,
+    work_access,
+    workflow_move,
+)
+from .step_up import EXECUTE, case_snapshot_hash, require_bound_step_up
 
 # R-35: the re-establishment window after a recovery (our default; T0 gets none).
 RESTRICTED_WINDOW = {Tier.T1: timedelta(hours=72), Tier.T2: timedelta(hours=72)}
@@ -55,16 +67,22 @@ RESTRICTED_WINDOW = {Tier.T1: timedelta(hours=72), Tier.T2: timedelta(hours=72)}
 RISKY_AFTER_RECOVERY = frozenset({"mfa_device_added", "mailbox_rule_created", "admin_role_granted"})
 
 
-def _tier_rose(case: RecoveryCase) -> bool:
+VOIDED_MESSAGES = {
+    LOST_ROLE: "An approver of this case no longer holds the role they approved with; the case "
+    "needs approval again.",
+    SNAPSHOT_CHANGED: "The case changed after it was approved (evidence, delivery channel, "
+    "connector or policy); the case needs approval again.",
+    EXPIRED: "An approval of this case expired before execution; the case needs approval again.",
+}
+
+
+def _tier_rose(case: RecoveryCase, policy: CasePolicy) -> bool:
     """Recompute the tier at execution (R-17); a raise voids approvals and stops here."""
-    policy = policy_active(case.tenant)
-    if _TIER_RANK[policy.compute_tier(case.account)[0]] <= _TIER_RANK[case.tier]:
+    if TIER_RANK[policy.compute_tier(case.account)[0]] <= TIER_RANK[case.tier]:
         return False
-    _invalidate_if_tier_rose(case, policy)
+    case_tier_recompute(case, policy)
     if case.status == CaseStatus.READY:
-        case.status = CaseStatus.PENDING_APPROVAL
-        case.revision += 1
-        case.save(update_fields=["status", "revision", "updated_at"])
+        workflow_move(case, Move.SEND_BACK, CaseStatus.PENDING_APPROVAL, reason="tier_raised")
     return True
 
 
@@ -109,7 +127,7 @@ def executor_refusal(case: RecoveryCase, actor: User) -> Decision | None:
             "You opened this T2 case (or another account of yours did); another person must "
             "execute it.",
         )
-    if actor.person_id in _person_ids_of_subject_and_delegates(case.account):
+    if actor.person_id in subject_and_delegate_persons(case.account):
         return Decision(
             False,
             "sod.executor_is_subject",
@@ -121,13 +139,19 @@ def executor_refusal(case: RecoveryCase, actor: User) -> Decision | None:
 def _execution_step_up(
     case: RecoveryCase, actor: User, step_up: StepUpProof | None
 ) -> StepUpProof | None:
-    """Spend the executor's fresh step-up: required for a person at T1/T2, checked at T0 when
-    given. TOTP today; phishing-resistant staff passkeys replace it (issue 13, item 2)."""
+    """Spend the executor's fresh step-up: a person executes at any tier only with a passkey
+    answer bound to this execution of the case as it stands (the floor, R-23, R-47); a key
+    (T0 only, see `executor_refusal`) presents none."""
     if not actor.is_human:
         return None
-    if step_up is None and case.tier == Tier.T0:
-        return None
-    return require_fresh_step_up(step_up, actor)
+    return require_bound_step_up(
+        step_up,
+        actor,
+        case=case,
+        action=EXECUTE,
+        snapshot=case_snapshot_hash(case),
+        kinds=EXECUTION_STEP_UP,
+    )
 
 
 def case_execute(
@@ -136,10 +160,11 @@ def case_execute(
     """Carry out a ready case through the tenant's connector and send the owner the artifact.
 
     Privileged (R-21, R-23): `executor_refusal` decides who may not, and a person executing a
-    T1/T2 case presents a fresh step-up (`step_up`, from `step_up_verify`) spent on this
-    execution alone. The step-up is a TOTP code for now; phishing-resistant staff passkeys
-    are a later part of issue 13. A refusal is recorded as `case.execution_refused` with its
-    code and raised; a trigger refuses a live approver or a T2 opener in the database too.
+    case presents a fresh passkey step-up (`step_up`, from `case_step_up_verify` over a
+    challenge issued for this execution of the case as it stands) spent on this execution
+    alone; a TOTP code is refused (the floor). A refusal is recorded as
+    `case.execution_refused` with its code and raised; a trigger refuses a live approver or a
+    T2 opener in the database too.
 
     The connector snapshots what it changes (R-37); the artifact goes only to a contact held
     before the case opened (R-10) that R-04 allows now; when none does, the execution is
@@ -148,32 +173,36 @@ def case_execute(
     and is refused if one failed (R-42). A connector failure, or an artifact that cannot be
     delivered, leaves the account as it was and is recorded.
     """
-    from ..connectors import connector_for
+    from ...connectors import connector_for
 
     enforce(ai_blocked(actor, "execute a recovery"))
     refusal: DomainError | None = None
     with transaction.atomic():
-        case = _locked(case)
+        case = case_locked(case)
         access = work_access(actor, case)
-        audit_actor = _actor(actor, access, case.tenant)
-        _require_status(case, CaseStatus.READY)
+        audit_actor = audit_actor_of(actor, access, case.tenant)
+        transition_require(case, Move.EXECUTE)
         if case.account.frozen_at is not None:
             raise PolicyDenied(
                 "The owner reported this recovery as not theirs; the account is frozen.",
                 code="account.frozen",
             )
         proof: StepUpProof | None = None
-        if _tier_rose(case):
+        policy = policy_for_case(case)
+        if _tier_rose(case, policy):
             refusal = PolicyDenied(
                 f"The account is now {case.tier}: the case needs approval again.",
                 code="case.tier_raised",
             )
-        elif _void_lost_role_approvals(case) and case.status != CaseStatus.READY:
-            # R-62, checked again here: an approver who lost the role no longer counts.
+        elif (voided := approvals_void_stale_locked(case)) and case.status != CaseStatus.READY:
+            # Checked again here: an approval whose approver lost the role (R-62), made on the
+            # case as it was before a change, or expired (R-22) no longer counts.
+            refusal = PolicyDenied(VOIDED_MESSAGES[voided[0]], code=f"approval.{voided[0]}")
+        elif case_policy_recheck_locked(case, policy):
             refusal = PolicyDenied(
-                "An approver of this case no longer holds the role they approved with; the "
-                "case needs approval again.",
-                code="approval.approver_lost_role",
+                "The tenant's policy was tightened since this case opened and the case no "
+                f"longer meets it: it is {case.get_status_display().lower()} again.",
+                code="case.policy_tightened",
             )
         else:
             refusal, proof = _executor_checked(case, actor, audit_actor, step_up)
@@ -237,7 +266,7 @@ def _no_delivery_channel(case: RecoveryCase, audit_actor: Actor) -> DomainError 
     """Before anything changes: the artifact needs a contact R-04 allows now (quarantine, SIM
     change or port). Without one the execution is refused and recorded, and nothing is
     touched; the refusal is returned so the caller raises it after the record commits."""
-    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    req = requirements_for(case)
     try:
         artifact_delivery_contact(case, req)
     except InvalidInput as refused:
@@ -246,7 +275,12 @@ def _no_delivery_channel(case: RecoveryCase, audit_actor: Actor) -> DomainError 
             actor=audit_actor,
             tenant=case.tenant,
             target=case,
-            data={"code": refused.code, "error": refused.message, "connector": None},
+            data={
+                "code": refused.code,
+                "error": refused.message,
+                "connector": None,
+                "policy_versions": list(req.policy_versions),
+            },
         )
         return refused
     return None
@@ -260,7 +294,7 @@ def _executed(
     connector: Connector,
     proof: StepUpProof | None,
 ) -> None:
-    req = policy_active(case.tenant).requirements(case.tier, case.case_type)
+    req = requirements_for(case)
     try:
         with transaction.atomic():
             artifact = artifact_issue(case=case, req=req, actor=audit_actor)
@@ -279,7 +313,7 @@ def _executed(
                 detail=result.detail,
                 executed_by=actor,
                 executed_by_person=actor.person_id,
-                step_up=proof.audit_data() if proof else None,
+                step_up=proof.stored_data() if proof else None,
             )
     except IntegrityError:  # the executor trigger refused it: undo the change, then fail
         if result.snapshot is not None:
@@ -291,7 +325,7 @@ def _executed(
         ProtectedAccount.objects.filter(pk=case.account_id).update(
             restricted_until=restricted_until
         )
-    case.status = CaseStatus.EXECUTED
+    case_move(case, Move.EXECUTE, CaseStatus.EXECUTED)
     case.revision += 1
     case.save(update_fields=["status", "revision", "updated_at"])
     record(
@@ -308,6 +342,7 @@ def _executed(
             "restricted_until": restricted_until,
             "executor_kind": actor.kind,
             "step_up": proof.audit_data() if proof else None,
+            "policy_versions": list(req.policy_versions),
         },
     )
 
@@ -319,13 +354,13 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
     Idempotent: a second click changes nothing more. Runs in the owner's request, so it is
     done long before the one-minute target.
     """
-    from ..connectors import connector_for
-    from ..owner.enrolment import portal_credentials_take_back  # the portal sits beside
+    from ...connectors import connector_for
+    from ...owner.enrolment import portal_credentials_take_back  # the portal sits beside
 
     owner = Actor.system("account-owner")
     with tenant_scope([notice.tenant_id]):  # the owner has no session: the notice names it
-        case = _locked(notice.case)
-        if case.status in (CaseStatus.FROZEN, CaseStatus.REVERTED):
+        case = case_locked(notice.case)
+        if not TRANSITIONS[Move.REPUDIATE].allows(case.status):  # repudiated already
             return case
         previous = case.status
         ProtectedAccount.objects.filter(pk=case.account_id).update(frozen_at=timezone.now())
@@ -343,8 +378,9 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
             if result.ok:
                 execution.reverted_at = timezone.now()
                 execution.save(update_fields=["reverted_at"])
-        _case_end(
+        case_end(
             case,
+            Move.REPUDIATE,
             status=CaseStatus.REVERTED if reverted and reverted["ok"] else CaseStatus.FROZEN,
             reason="Repudiated by the account owner.",
         )
@@ -412,12 +448,12 @@ def post_recovery_event_check(*, account: ProtectedAccount, event_type: str, ref
 def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
     """Close an executed case: every artifact still active is revoked (R-33)."""
     with transaction.atomic():
-        case = _locked(case)
+        case = case_locked(case)
         access = work_access(actor, case)
-        _require_status(case, CaseStatus.EXECUTED)
-        audit_actor = _actor(actor, access, case.tenant)
+        transition_require(case, Move.CLOSE)
+        audit_actor = audit_actor_of(actor, access, case.tenant)
         revoked = artifacts_revoke_for_case(case=case, reason="case_closed", actor=audit_actor)
-        _case_end(case, status=CaseStatus.CLOSED, reason=reason.strip()[:2000])
+        case_end(case, Move.CLOSE, status=CaseStatus.CLOSED, reason=reason.strip()[:2000])
         record(
             action="case.closed",
             actor=audit_actor,
@@ -440,9 +476,9 @@ def case_manual_step_record(*, actor: User, case: RecoveryCase, path_used: str) 
         )
     enforce(ai_blocked(actor, "record a manual recovery step"))
     with transaction.atomic():
-        case = _locked(case)
+        case = case_locked(case)
         access = work_access(actor, case)
-        _require_status(case, CaseStatus.EXECUTED)
+        transition_require(case, Move.RECORD_MANUAL_STEP)
         execution = CaseExecution.objects.for_tenant(case.tenant).select_for_update().get(case=case)
         if not execution.detail.get("requires_confirmation"):
             raise InvalidInput(
@@ -453,7 +489,7 @@ def case_manual_step_record(*, actor: User, case: RecoveryCase, path_used: str) 
         execution.save(update_fields=["detail"])
         record(
             action="case.manual_step_recorded",
-            actor=_actor(actor, access, case.tenant),
+            actor=audit_actor_of(actor, access, case.tenant),
             tenant=case.tenant,
             target=case,
             data={"path_used": path_used, "expected": execution.path},

@@ -1,0 +1,179 @@
+"""Opening a case and taking an AI-drafted one (R-66)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import record
+from tenants.access import access_in
+from tenants.choices import CaseType, PrincipalKind
+from tenants.exceptions import InvalidInput, PolicyDenied
+from tenants.models import User
+from tenants.policies import ALLOW, Decision, enforce
+
+from ...models import ProtectedAccount
+from ...policy.explain import route_for
+from ...policy.rules import Requirements
+from ...policy.selectors import policy_active
+from ...selectors import account_locked
+from ..choices import (
+    ABANDONED_STATUSES,
+    Channel,
+    Route,
+)
+from ..models import RecoveryCase
+from ..policies import can_work_case
+from ..transitions import Move, transition_require
+from .base import audit_actor_of, case_locked, work_access
+
+MIN_JUSTIFICATION = 30
+
+
+def _is_repeat(account: ProtectedAccount, req: Requirements) -> bool:
+    """A second case inside the window, or any case soon after a denied/abandoned one (R-52)."""
+    now = timezone.now()
+    recent = Q(created_at__gte=now - timedelta(seconds=req.repeat_case_window_seconds))
+    after_denial = Q(
+        status__in=ABANDONED_STATUSES,
+        ended_at__gte=now - timedelta(seconds=req.repeat_after_denial_window_seconds),
+    )
+    earlier = RecoveryCase.objects.for_tenant(account.tenant).filter(account=account)
+    return earlier.filter(recent | after_denial).exists()
+
+
+def case_open(
+    *,
+    actor: User,
+    account: ProtectedAccount,
+    case_type: str,
+    channel: str,
+    claimant_statement: str = "",
+    justification: str = "",
+) -> RecoveryCase:
+    """Open a case; tier, route and repeat-attempt flag come from the server, never the caller.
+
+    An exception request is its own case type and needs a written justification (R-24); the
+    policy gives it two security-officer approvals and a waiting period, never lower floors.
+    """
+    if case_type == CaseType.EXCEPTION and len(justification.strip()) < MIN_JUSTIFICATION:
+        raise InvalidInput(
+            f"An exception request needs a written justification of at least "
+            f"{MIN_JUSTIFICATION} characters.",
+            code="case.justification_required",
+            field_errors={"justification": ["Explain why the standard path cannot be used."]},
+        )
+    if channel not in Channel.values:
+        raise InvalidInput(
+            f"Unknown channel {channel!r}.",
+            code="case.channel_invalid",
+            field_errors={"channel": [f"One of {', '.join(Channel.values)}."]},
+        )
+    tenant = account.tenant
+    with transaction.atomic():
+        # Serialise case openings per account so two agents cannot both miss each other.
+        account = account_locked(tenant=tenant, pk=account.pk)
+        access = access_in(actor, tenant)
+        policy = policy_active(tenant)
+        tier, tier_reasons = policy.compute_tier(account)
+        req = policy.requirements(tier, case_type)
+        route, route_reasons = route_for(account, tier, case_type)
+        repeat = _is_repeat(account, req)
+        if repeat:
+            route = Route.SECURITY
+        enforce(can_work_case(access, route=Route.STANDARD, tier=tier, case_type=case_type))
+        assert access is not None  # guaranteed by the policy above
+        drafted = actor.kind == PrincipalKind.AI_ASSISTANT
+        case = RecoveryCase.objects.create(
+            tenant=tenant,
+            account=account,
+            case_type=case_type,
+            channel=channel,
+            claimant_statement=claimant_statement[:5000],
+            justification=justification.strip()[:5000],
+            tier=tier,
+            tier_reasons=tier_reasons,
+            route=route,
+            repeat_attempt=repeat,
+            policy_version=policy.number,
+            policy_source=policy.source,
+            opened_by=actor,
+            opened_by_person=actor.person_id,
+            opened_via_provider_id=access.provider_id,
+            # R-66: an AI assistant's case is a draft nobody has taken yet; no notice or
+            # challenge leaves for it until a person takes it (case_take).
+            taken_by=None if drafted else actor,
+            taken_at=None if drafted else timezone.now(),
+        )
+        record(
+            action="case.opened",
+            actor=audit_actor_of(actor, access, tenant),
+            tenant=tenant,
+            target=case,
+            data={
+                "account": account.external_id,
+                "case_type": case_type,
+                "channel": channel,
+                "tier": tier,
+                "tier_reasons": tier_reasons,
+                "route": route,
+                "route_reasons": route_reasons,
+                "repeat_attempt": repeat,
+                "policy_version": policy.number,
+                "policy_source": policy.source,
+                "drafted_by_ai": drafted,
+            },
+        )
+    return case
+
+
+def case_taken_decision(case: RecoveryCase) -> Decision:
+    """R-66: nothing leaves for a case an AI assistant drafted until a person has taken it.
+
+    For every side effect toward the owner or an attester (codes, attestation links, proofing
+    sessions): `enforce(case_taken_decision(case))`, or record the refusal with its code.
+    """
+    if case.taken_by_id is None:
+        return Decision(
+            False,
+            "case.not_taken",
+            "An AI assistant drafted this case; a person must take it before anything is sent "
+            "for it (R-66).",
+        )
+    return ALLOW
+
+
+def case_take(*, actor: User, case: RecoveryCase) -> RecoveryCase:
+    """A person takes a case an AI assistant drafted; its side effects may start (R-66).
+
+    Only a human who may work the case, only once, only while it is open. Records
+    `case.taken`; the owner's "case opened" notice goes out now (it was held back at opening).
+    """
+    if actor.kind != PrincipalKind.HUMAN:
+        raise PolicyDenied(
+            "A person must take a drafted case; no API key or assistant can (R-66).",
+            code="case.taker_not_human",
+        )
+    with transaction.atomic():
+        case = case_locked(case)
+        access = work_access(actor, case)
+        transition_require(case, Move.TAKE)
+        if case.taken_by_id is not None:
+            raise InvalidInput(
+                "This case already has a person working it; only an AI-drafted case is taken.",
+                code="case.already_taken",
+            )
+        case.taken_by, case.taken_at = actor, timezone.now()
+        case.revision += 1
+        case.save(update_fields=["taken_by", "taken_at", "revision", "updated_at"])
+        record(
+            action="case.taken",
+            actor=audit_actor_of(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={"drafted_by": case.opened_by_id, "taken_at": case.taken_at},
+        )
+    return case
