@@ -63,7 +63,7 @@ from ..cases.services.attachments import (
     note_add,
 )
 from ..cases.services.execution import case_close, case_execute, case_manual_step_record
-from ..cases.services.step_up import APPROVE, EXECUTE, step_up_options, step_up_presented
+from ..cases.services.step_up import APPROVE, DENY, EXECUTE, step_up_options, step_up_presented
 from ..imports import parse_account_items
 from ..models import ContactMethod
 from ..policy.selectors import policy_active, policy_version_get_visible, policy_version_list
@@ -401,12 +401,13 @@ class CaseExecuteApi(_CaseTransitionApi):
 
 class CaseStepUpOptionsApi(TenantApiView):
     """WebAuthn request options for a person's passkey step-up on one case: the challenge is
-    issued for `?action=approve|execute` on the case as it stands (120 s, single use). Answer
+    issued for `?action=approve|deny|execute` on the case as it stands (120 s, single use). Answer
     them with `navigator.credentials.get()` and send the PublicKeyCredential as JSON text in
-    `step_up_assertion` to approve/, deny/ (action approve) or execute/."""
+    `step_up_assertion` to approve/, deny/ or execute/ (the action of the same name)."""
 
     ACTION_SCOPES: ClassVar[dict[str, str]] = {
         APPROVE: StaffScope.CASES_DECIDE,
+        DENY: StaffScope.CASES_DECIDE,
         EXECUTE: StaffScope.CASES_EXECUTE,
     }
 
@@ -417,9 +418,11 @@ class CaseStepUpOptionsApi(TenantApiView):
 
     @extend_schema(
         operation_id="cases_step_up_options",
-        summary="Passkey step-up options bound to the case (for approve/deny or execute)",
+        summary="Passkey step-up options bound to the case and the action (approve, deny, execute)",
         parameters=[
-            OpenApiParameter("action", OpenApiTypes.STR, enum=[APPROVE, EXECUTE], required=True)
+            OpenApiParameter(
+                "action", OpenApiTypes.STR, enum=[APPROVE, DENY, EXECUTE], required=True
+            )
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -477,7 +480,7 @@ class _CaseDecisionApi(_CaseTransitionApi):
         proof = step_up_presented(
             actor=request.user,
             case=case,
-            action=APPROVE,
+            action=APPROVE if self.decision == Decision.APPROVED else DENY,
             assertion=data.validated_data.get("step_up_assertion", ""),
             otp=data.validated_data.get("otp", ""),
         )

@@ -48,7 +48,7 @@ from .review_selectors import (
 from .selectors import CASE_LABEL, case_get, case_get_for_change
 from .services import APPROVALS_PER_HOUR, approval_decide
 from .services.base import requirements_for
-from .services.step_up import APPROVE, step_up_presented
+from .services.step_up import APPROVE, DENY, step_up_presented
 from .transitions import TRANSITIONS, Move
 
 QUEUE_PAGE_SIZE = 25
@@ -230,7 +230,7 @@ def review_decide_view(request: HttpRequest, pk: int, decision: str) -> HttpResp
             proof = step_up_presented(
                 actor=request.user,
                 case=case,
-                action=APPROVE,
+                action=APPROVE if decision == ApprovalDecision.APPROVED else DENY,
                 assertion=form.cleaned_data["step_up_assertion"],
                 otp=form.cleaned_data["token"],
             )

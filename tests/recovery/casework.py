@@ -190,5 +190,5 @@ def decide(case: RecoveryCase, approver: User, reason: str = "ok", decision: str
         case=case,
         decision=decision,
         reason=reason,
-        step_up=step_up(approver, case=case),
+        step_up=step_up(approver, case=case, action="deny" if decision == "denied" else "approve"),
     )

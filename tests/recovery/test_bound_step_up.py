@@ -142,6 +142,31 @@ def test_an_answer_made_before_the_case_changed_is_refused(acme):
     assert refused.value.code == "stepup.snapshot_changed"
 
 
+def test_an_answer_given_to_approve_cannot_deny_nor_the_reverse(acme):
+    """The challenge names the decision: a passkey answer the approver gave to approve is
+    refused for a denial of the same case, and one given to deny for an approval."""
+    case = _pending(acme, ADMINS)
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    to_approve = step_up(officer, case=case, action="approve")
+    with pytest.raises(StepUpFailed) as refused:
+        approval_decide(
+            actor=officer, case=case, decision="denied", reason="checked", step_up=to_approve
+        )
+    assert refused.value.code == "stepup.wrong_binding"
+    with pytest.raises(StepUpFailed) as reverse:
+        _decide(case, officer, step_up(officer, case=case, action="deny"))
+    assert reverse.value.code == "stepup.wrong_binding"
+    assert not Approval.objects.filter(case=case).exists()
+    denied = approval_decide(
+        actor=officer,
+        case=case,
+        decision="denied",
+        reason="checked",
+        step_up=step_up(officer, case=case, action="deny"),
+    )
+    assert denied.decision == "denied"
+
+
 def test_a_replayed_answer_is_refused(acme):
     case = _pending(acme, ADMINS)
     officer = staff(Role.SECURITY_OFFICER, tenant=acme)

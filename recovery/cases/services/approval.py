@@ -49,7 +49,7 @@ from .base import (
     workflow_move,
 )
 from .evidence import accepted_classes, counted_evidence
-from .step_up import APPROVE, case_snapshot_hash, require_bound_step_up
+from .step_up import APPROVE, DENY, case_snapshot_hash, require_bound_step_up
 
 # the only evidence that recovers a T2 account proofed at IAL3.
 ONSITE_BIOMETRIC_METHOD = "attended_onsite"
@@ -498,9 +498,10 @@ def _decide(
     assert access is not None
     snapshot = case_snapshot_hash(case, req)
     # the kinds the policy accepts at this tier (T2: passkeys only, the floor); a passkey
-    # proof must be bound to this case, this action and this snapshot.
+    # proof must be bound to this case, this decision and this snapshot.
+    action = APPROVE if decision == ApprovalDecision.APPROVED else DENY
     proof = require_bound_step_up(
-        step_up, actor, case=case, action=APPROVE, snapshot=snapshot, kinds=req.step_up_kinds
+        step_up, actor, case=case, action=action, snapshot=snapshot, kinds=req.step_up_kinds
     )
     approval = Approval.objects.create(
         tenant=case.tenant,

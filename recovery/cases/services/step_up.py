@@ -49,8 +49,8 @@ from ..models import Approval, CaseExecution, Evidence, EvidenceAttachment, Reco
 from ..models import StepUpChallenge as Challenge
 from .base import audit_actor_of, case_locked, record_digest, requirements_for, work_access
 
-APPROVE, EXECUTE = "approve", "execute"
-ACTIONS = (APPROVE, EXECUTE)
+APPROVE, DENY, EXECUTE = "approve", "deny", "execute"
+ACTIONS = (APPROVE, DENY, EXECUTE)
 CHALLENGE_LIFETIME = timedelta(seconds=120)
 
 
@@ -118,9 +118,10 @@ def step_up_options(*, actor: User, case: RecoveryCase, action: str) -> str:
     """Issue a challenge for `actor` to `action` `case` as it stands now, and return the
     WebAuthn request options (JSON for `navigator.credentials.get()`) over it.
 
-    Approving needs access to the tenant, executing the right to work the case; the action's
-    service checks everything again. Refused (`passkey.unknown_credential`) when the actor has
-    no active passkey.
+    Deciding (approve or deny: each its own action, so an answer given to approve cannot be
+    spent on a denial, nor the reverse) needs access to the tenant, executing the right to work
+    the case; the action's service checks everything again. Refused
+    (`passkey.unknown_credential`) when the actor has no active passkey.
     """
     _action_checked(action)
     if not actor.is_human:
