@@ -7,7 +7,6 @@ Every challenge is made here and kept in the server-side session, taken once by 
 from __future__ import annotations
 
 import base64
-import json
 import os
 from typing import Any
 from urllib.parse import urlencode
@@ -49,6 +48,7 @@ from .passkeys import (
     staff_passkey_sign_in,
 )
 from .views import LOCKED_MESSAGE, _safe_next
+from .webauthn import registration_answer
 
 SIGN_IN_KEY = "staff_passkey:sign_in"
 STEP_UP_KEY = "staff_passkey:step_up"
@@ -211,18 +211,12 @@ def passkey_register_options_view(request: HttpRequest) -> HttpResponse:
 def passkey_register_view(request: HttpRequest) -> HttpResponse:
     """The browser's answer: `{"credential": <PublicKeyCredential JSON>, "label": "..."}`."""
     data = request.session.pop(REGISTER_KEY, None)
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        body = None
-    credential = body.get("credential") if isinstance(body, dict) else None
-    if isinstance(credential, dict):
-        credential = json.dumps(credential)
-    if not isinstance(credential, str):
+    answer = registration_answer(request.body)
+    if answer is None:
         return JsonResponse(
             {"code": "input.invalid", "message": _("A credential is required.")}, status=400
         )
-    label = body.get("label") if isinstance(body.get("label"), str) else ""
+    credential, label = answer
     try:
         if not isinstance(data, dict):
             raise StaffPasskeyRefused("challenge_missing")

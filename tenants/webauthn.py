@@ -186,6 +186,25 @@ def _parsed(credential_json: str) -> dict:
     return data
 
 
+def registration_answer(body: bytes) -> tuple[str, str] | None:
+    """The browser's registration answer posted as `{"credential": <PublicKeyCredential>,
+    "label": "..."}`: the credential as JSON text and the label ("" when absent), or None
+    when there is no credential to verify."""
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    credential = data.get("credential")
+    if isinstance(credential, dict):
+        credential = json.dumps(credential)
+    if not isinstance(credential, str):
+        return None
+    label = data.get("label")
+    return credential, label if isinstance(label, str) else ""
+
+
 def credential_id_of(credential_json: str) -> str:
     """The credential id (base64url) a browser answer names, or "" (nothing is verified)."""
     try:

@@ -7,8 +7,6 @@ links); the POST uses it. Everything after that runs in the owner's own portal s
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tenants.exceptions import DomainError
 from tenants.models import Tenant
 from tenants.rls import system_scope
+from tenants.webauthn import registration_answer
 
 from .choices import PasskeyStatus
 from .codes import code_display, code_set_current, codes_issue, codes_remaining
@@ -126,18 +125,12 @@ def passkey_options_view(request: HttpRequest) -> HttpResponse:
 @owner_view(kinds=ENROLLED_KINDS)
 def passkey_register_view(request: HttpRequest) -> HttpResponse:
     """The browser's answer: `{"credential": <PublicKeyCredential JSON>, "label": "..."}`."""
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        body = None
-    credential = body.get("credential") if isinstance(body, dict) else None
-    if isinstance(credential, dict):
-        credential = json.dumps(credential)
-    if not isinstance(credential, str):
+    answer = registration_answer(request.body)
+    if answer is None:
         return JsonResponse(
             {"code": "input.invalid", "message": "A credential is required."}, status=400
         )
-    label = body.get("label") if isinstance(body.get("label"), str) else ""
+    credential, label = answer
     try:
         passkey_register(session=request.owner_session, credential_json=credential, label=label)
     except EnrolmentRefused as refused:
