@@ -17,10 +17,11 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.access import TenantAccess, access_in, access_memo, tenant_for_actor
+from tenants.access import TenantAccess, access_in, tenant_for_actor
 from tenants.choices import AI_ASSISTANT_SCOPES, PrincipalKind, StaffScope, role_scopes
 from tenants.crossaccess import tenant_refused_record
 from tenants.exceptions import DomainError, PolicyDenied
+from tenants.memo import request_memo
 from tenants.models import ApiKey
 from tenants.rls import tenant_scope
 
@@ -106,7 +107,7 @@ class TenantApiView(GenericAPIView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         """DRF's dispatch, with idempotency around and a tenant transaction inside."""
-        with access_memo():
+        with request_memo():
             return self._dispatch(request, *args, **kwargs)
 
     def _dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db.models import Q
@@ -12,7 +9,10 @@ from django.db.models.functions import Now
 from django.http import Http404
 
 from .choices import GrantStatus
+from .memo import forget, remembered
 from .models import DelegationGrant, Membership, Tenant, User
+
+ACCESS = "access"  # the request memo's kind for an actor's access (`tenants.memo`)
 
 
 @dataclass(frozen=True)
@@ -37,27 +37,9 @@ class TenantAccess:
         return self.provider_name
 
 
-# Within one request an actor's access is read once (see `access_memo`); None outside a request.
-_memo: contextvars.ContextVar[dict[int, dict[int, TenantAccess]] | None] = contextvars.ContextVar(
-    "vouchsafe_tenant_access_memo", default=None
-)
-
-
-@contextmanager
-def access_memo() -> Iterator[None]:
-    """Remember each actor's access for the duration of one request (its entry point)."""
-    token = _memo.set({})
-    try:
-        yield
-    finally:
-        _memo.reset(token)
-
-
 def access_memo_clear() -> None:
     """Forget remembered access: memberships or grants changed in this request."""
-    memo = _memo.get()
-    if memo is not None:
-        memo.clear()
+    forget(ACCESS)
 
 
 def actor_tenant_access(user: User) -> dict[int, TenantAccess]:
@@ -69,13 +51,7 @@ def actor_tenant_access(user: User) -> dict[int, TenantAccess]:
     """
     if not user.is_authenticated or not user.is_active:
         return {}
-    memo = _memo.get()
-    if memo is not None and user.pk in memo:
-        return memo[user.pk]
-    access = _read_access(user)
-    if memo is not None:
-        memo[user.pk] = access
-    return access
+    return remembered(ACCESS, user.pk, lambda: _read_access(user))
 
 
 def _read_access(user: User) -> dict[int, TenantAccess]:

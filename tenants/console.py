@@ -9,9 +9,10 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 
-from .access import access_memo, tenant_for_actor
+from .access import tenant_for_actor
 from .crossaccess import foreign_object_record, tenant_refused_record
 from .exceptions import CrossTenantNotFound
+from .memo import request_memo
 from .rls import tenant_scope
 
 
@@ -25,7 +26,7 @@ def tenant_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     @login_required
     @functools.wraps(view)
     def wrapper(request: HttpRequest, tenant: str, **kwargs: Any) -> HttpResponse:
-        with access_memo():
+        with request_memo():
             return _in_tenant(view, request, tenant, **kwargs)
 
     return wrapper

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from tenants.exceptions import CrossTenantNotFound, DomainError
+from tenants.memo import remembered
 from tenants.models import Tenant
 
 from .choices import PolicyStatus
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 # Versions that were activated: their text can no longer change (a trigger refuses it).
 ACTIVATED = (PolicyStatus.ACTIVE, PolicyStatus.SUPERSEDED)
+ACTIVE_POLICY = "active_policy"  # the request memo's kind for a tenant's active policy
 
 
 class CompiledPolicies:
@@ -113,11 +115,16 @@ def _activated_version(tenant: Tenant, number: int) -> TenantPolicy:
 
 def policy_active(tenant: Tenant) -> TenantPolicy:
     """The policy new cases of `tenant` open under: its active version, else the platform
-    default (`number` 0). One query; validated once per process (`compiled_policies`).
+    default (`number` 0). One query per request (`tenants.memo`); validated once per process
+    (`compiled_policies`).
 
     Fails closed: an active version whose source no longer matches its hash, or that breaks a
     floor raised since it was activated, raises instead of being applied.
     """
+    return remembered(ACTIVE_POLICY, tenant.pk, lambda: _read_active(tenant))
+
+
+def _read_active(tenant: Tenant) -> TenantPolicy:
     version = (
         policy_version_list(tenant=tenant)
         .filter(status=PolicyStatus.ACTIVE)

@@ -18,6 +18,7 @@ from audit.context import Actor
 from audit.services import record
 from tenants.access import access_in
 from tenants.exceptions import DomainError, InvalidInput
+from tenants.memo import forget
 from tenants.models import Tenant, User
 from tenants.policies import can_administer_tenant, enforce
 from tenants.principals import ai_blocked
@@ -27,6 +28,7 @@ from .choices import PolicyStatus
 from .errors import PolicyInvalid
 from .models import PolicyVersion
 from .policies import can_approve_activation
+from .selectors import ACTIVE_POLICY
 from .validation import source_sha256, validate
 
 MAX_ERRORS_AUDITED = 20
@@ -166,6 +168,7 @@ def policy_activation_approve(
         locked.approved_by = actor
         locked.activated_at = now
         locked.save(update_fields=["status", "approved_by", "activated_at"])
+        forget(ACTIVE_POLICY)
         record(
             action="policy.activated",
             actor=Actor.in_tenant(actor, tenant),
