@@ -10,14 +10,16 @@ The cloud connectors (Entra ID through Microsoft Graph, Okta) call their vendor 
 | 403 | nothing: a permission the app registration lacks | `forbidden` |
 | 404 | nothing | `not_found` |
 | 409 / 412 | nothing | `conflict` |
-| 429, 503 + `Retry-After` | waits as asked (at most `max_wait`), repeats | `throttled` |
+| 429, 503 + a wait | waits as asked (at most `max_wait`), repeats | `throttled` |
 | other 5xx, timeout, refused | repeats after a backoff | `unavailable`, `timeout` |
 | other 4xx | nothing | `rejected` |
 
 Repeats are bounded by `attempts`; a request that changes something is repeated only when the
 vendor says it did not happen (429/503 before any work, or a connection never made), or when
 the caller marks it idempotent (`DELETE`, `PUT`, and calls the connector made safe to repeat).
-The sleeping function is injectable so tests do not wait.
+The sleeping function is injectable so tests do not wait. How long the vendor asks to wait is
+read by `retry_after`: `Retry-After` by default; a vendor that signals it otherwise (Okta's
+`X-Rate-Limit-Reset`, an epoch time) passes its own reader.
 """
 
 from __future__ import annotations
@@ -54,10 +56,23 @@ class VendorError(Exception):
 TokenSource = Callable[[bool], str]
 # Reads the vendor's error body into (code, message).
 ErrorReader = Callable[[Any], tuple[str, str]]
+# Reads from an unsuccessful answer how many seconds the vendor asks to wait (None: no wait asked).
+RetryAfterReader = Callable[[requests.Response], float | None]
 
 
 def _plain_error(body: Any) -> tuple[str, str]:
     return "", str(body)[:300]
+
+
+def read_retry_after(answer: requests.Response) -> float | None:
+    """`Retry-After` in seconds (the delta form; an HTTP date is read as "soon")."""
+    raw = answer.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0
 
 
 class VendorSession:
@@ -70,6 +85,7 @@ class VendorSession:
         *,
         scheme: str = "Bearer",
         error_reader: ErrorReader = _plain_error,
+        retry_after: RetryAfterReader = read_retry_after,
         timeout: float = 10.0,
         attempts: int = 3,
         max_wait: float = 30.0,
@@ -79,6 +95,7 @@ class VendorSession:
         self._token = token
         self._scheme = scheme
         self._error_reader = error_reader
+        self._retry_after = retry_after
         self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
@@ -169,15 +186,4 @@ class VendorSession:
             kind = UNAVAILABLE
         else:
             kind = REJECTED
-        return VendorError(kind, status, code, message, _retry_after(answer))
-
-
-def _retry_after(answer: requests.Response) -> float | None:
-    """`Retry-After` in seconds (the delta form; an HTTP date is read as "soon")."""
-    raw = answer.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 1.0
+        return VendorError(kind, status, code, message, self._retry_after(answer))

@@ -74,6 +74,22 @@ def test_a_wait_longer_than_allowed_is_given_up_as_throttled(api):
     assert caught.value.kind == "throttled" and caught.value.retry_after == 120 and slept == []
 
 
+def test_a_vendors_own_wait_header_is_read_through_the_retry_after_hook(api):
+    """A vendor that names the wait otherwise (Okta: an epoch in `X-Rate-Limit-Reset`) passes
+    its reader; the session waits what it answers, and `Retry-After` is then not consulted."""
+    tokens, slept = [], []
+    reset_at = {"X-Rate-Limit-Reset": "1000", "Retry-After": "99"}
+    api.fail_next("GET", "/things/", 429, {"error": {"code": "TooMany"}}, reset_at)
+    session = _session(
+        api,
+        tokens,
+        slept,
+        retry_after=lambda answer: float(answer.headers["X-Rate-Limit-Reset"]) - 996.5,
+    )
+    assert session.json("GET", "/things/f") == {"id": "f"}
+    assert slept == [3.5]
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
