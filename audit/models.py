@@ -97,3 +97,23 @@ class ProtectedLogEntry(LogEntry):
     class Meta:
         proxy = True
         triggers = _append_only()
+
+
+class ChainCursor(models.Model):
+    """How far one consumer has read a tenant's committed chain (`audit.consumers`).
+
+    The chain is an outbox: a consumer (webhook deliveries, owner notices) reads the tenant's
+    committed events after `seq`, writes what they call for and moves `seq` on, in one
+    transaction under this row's lock, so each event is read once and none is skipped.
+    """
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    seq = models.PositiveBigIntegerField(
+        default=0, help_text="The last seq of the tenant's chain this consumer has read."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True

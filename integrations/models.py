@@ -7,6 +7,7 @@ from auditlog.registry import auditlog
 from django.db import models
 from django.db.models import Q
 
+from audit.models import ChainCursor
 from tenants.querysets import TenantOwnedManager
 
 from .choices import DeliveryKind, DeliveryStatus, IngestEventType, WebhookEventType
@@ -130,21 +131,9 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} delivery {self.pk} ({self.status})"
 
 
-class WebhookCursor(models.Model):
-    """How far the tenant's committed audit chain has been turned into webhook deliveries.
-
-    The audit chain is the webhook outbox: `integrations.outbox.webhooks_derive` reads the
-    tenant's committed events after `seq`, writes their deliveries and moves `seq` on, in one
-    transaction under this row's lock, so each event is derived once and none is skipped.
-    """
-
-    tenant = models.OneToOneField(
-        "tenants.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+"
-    )
-    seq = models.PositiveBigIntegerField(
-        default=0, help_text="The last seq of the tenant's chain turned into deliveries."
-    )
-    updated_at = models.DateTimeField(auto_now=True)
+class WebhookCursor(ChainCursor):
+    """How far the tenant's committed audit chain has been turned into webhook deliveries
+    (`integrations.outbox.webhooks_derive`)."""
 
     objects = TenantOwnedManager()
 

@@ -21,20 +21,18 @@ import uuid
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from audit.chain import chain_key
-from audit.models import AuditChainHead, AuditEvent
+from audit.consumers import CONSUME_BATCH, chain_consume, chain_lagging
+from audit.models import AuditEvent
 from tenants.models import Tenant
-from tenants.rls import system_scope, tenant_scope
+from tenants.rls import tenant_scope
 
 from .choices import EVENT_TYPE_OF_ACTION, DeliveryKind, DeliveryStatus, WebhookEventType
 from .models import WebhookCursor, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
-DERIVE_BATCH = 500  # events read per derivation transaction
 SUBSCRIBED_TTL_SECONDS = 10.0
 # tenant id -> (until when, whether it has an active subscription), per process
 _SUBSCRIBED: dict[int, tuple[float, bool]] = {}
@@ -150,52 +148,17 @@ def _subscribers(
     ]
 
 
-def webhooks_derive(*, tenant_id: int, batch: int = DERIVE_BATCH) -> list[str]:
-    """Write the deliveries of the tenant's committed webhook events past its cursor, in
-    transactions of at most `batch` events, until the cursor reaches the chain head; their ids.
-
-    The audit chain is the outbox: an event that committed is read here, in order, and its
-    deliveries are written and the cursor moved past it in one transaction under the cursor's
-    lock, so a second worker (or a retry after a crash) finds nothing left to do and an event
-    is never derived twice or skipped. Events become visible in seq order (a chain's writers
-    hold its head until they commit), so nothing below the committed head is still to come.
-    """
-    made: list[str] = []
-    while True:
-        delivery_ids, caught_up = _derive_batch(tenant_id, batch)
-        made += delivery_ids
-        if caught_up:
-            return made
-
-
-def _derive_batch(tenant_id: int, batch: int) -> tuple[list[str], bool]:
-    """One transaction of `webhooks_derive`: (delivery ids, whether the head was reached)."""
-    with tenant_scope([tenant_id]):
-        WebhookCursor.objects.bulk_create(
-            [WebhookCursor(tenant_id=tenant_id)], ignore_conflicts=True
-        )
-        cursor = WebhookCursor.objects.select_for_update().get(tenant_id=tenant_id)
-        head = (
-            AuditChainHead.objects.filter(key=chain_key(tenant_id))
-            .values_list("seq", flat=True)
-            .first()
-        )
-        if head is None or head <= cursor.seq:
-            return [], True
-        events = list(
-            AuditEvent.objects.filter(
-                tenant_id=tenant_id,
-                seq__gt=cursor.seq,
-                seq__lte=head,
-                action__in=list(EVENT_TYPE_OF_ACTION),
-            ).order_by("seq")[:batch]
-        )
-        caught_up = len(events) < batch
-        cursor.seq = head if caught_up else events[-1].seq
-        cursor.save(update_fields=["seq", "updated_at"])
-        deliveries = _deliveries(tenant_id, events) if events else []
-        WebhookDelivery.objects.bulk_create(deliveries)
-    return [str(delivery.pk) for delivery in deliveries], caught_up
+def webhooks_derive(*, tenant_id: int, batch: int = CONSUME_BATCH) -> list[str]:
+    """Write the deliveries of the tenant's committed webhook events past its cursor
+    (`audit.consumers.chain_consume`); their ids."""
+    deliveries = chain_consume(
+        cursor_model=WebhookCursor,
+        tenant_id=tenant_id,
+        actions=EVENT_TYPE_OF_ACTION,
+        batch=batch,
+        consume=lambda events: WebhookDelivery.objects.bulk_create(_deliveries(tenant_id, events)),
+    )
+    return [str(delivery.pk) for delivery in deliveries]
 
 
 def _deliveries(tenant_id: int, events: list[AuditEvent]) -> list[WebhookDelivery]:
@@ -235,19 +198,7 @@ def _deliveries(tenant_id: int, events: list[AuditEvent]) -> list[WebhookDeliver
 def webhooks_derive_lagging() -> int:
     """Derive every tenant whose chain has moved past its cursor (the sweep's first step: it
     catches what a lost task or a crash between commit and worker left); deliveries made."""
-    with system_scope():
-        lagging = list(
-            AuditChainHead.objects.filter(tenant_id__isnull=False)
-            .annotate(
-                cursor=Subquery(
-                    WebhookCursor.objects.filter(tenant_id=OuterRef("tenant_id")).values("seq")
-                )
-            )
-            .filter(Q(cursor__isnull=True) | Q(seq__gt=F("cursor")))
-            .order_by("tenant_id")
-            .values_list("tenant_id", flat=True)
-        )
-    return sum(len(webhooks_derive(tenant_id=tenant_id)) for tenant_id in lagging)
+    return sum(len(webhooks_derive(tenant_id=t)) for t in chain_lagging(WebhookCursor))
 
 
 def connector_request_enqueue(

@@ -7,7 +7,7 @@ from .artifacts.services import artifact_sweep
 from .cases.choices import CaseStatus
 from .cases.models import RecoveryCase
 from .cases.services import case_expire_sweep, case_release_cooled
-from .notifications.services import notice_send, notice_sweep
+from .notifications.services import notice_send, notice_sweep, notices_derive, notices_enqueue
 
 SWEEP_BATCH = 200
 
@@ -52,7 +52,17 @@ def notice_send_task(notice_id: int) -> str:
     return notice_send(notice_id=notice_id)
 
 
+# Queued on the request path (after commit): no result to store.
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def notices_derive_task(tenant_id: int) -> int:
+    """Plan the notices of the tenant's committed owner-facing events (queued on commit), then
+    queue each one's sending; a second delivery finds nothing left to plan."""
+    notice_ids = notices_derive(tenant_id=tenant_id)
+    notices_enqueue(notice_ids)
+    return len(notice_ids)
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def notice_sweep_task() -> int:
-    """Sweep: send owner notices the broker never carried."""
+    """Sweep: plan what no task planned, then send owner notices the broker never carried."""
     return notice_sweep()

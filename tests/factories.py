@@ -13,6 +13,8 @@ from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_step_up_verify, step_up_options
 from recovery.cases.services.execution import case_execute
 from recovery.models import ProtectedAccount
+from recovery.notifications.models import NoticeStatus, OwnerNotice
+from recovery.notifications.services import notice_send, notices_derive
 from recovery.services import account_create
 from tenants.apikeys import IssuedKey, apikey_create
 from tenants.choices import AI_ASSISTANT_SCOPES, CaseType, Role, Scope, StaffPasskeyStatus
@@ -144,6 +146,20 @@ def step_up_assertion(user: User, *, case: RecoveryCase, action: str) -> str:
 def execute(case: RecoveryCase, actor: User) -> RecoveryCase:
     """`actor` executes `case` with a fresh passkey step-up for that execution (the floor)."""
     return case_execute(actor=actor, case=case, step_up=step_up(actor, case=case, action="execute"))
+
+
+def notices_planned(tenant: Tenant) -> list[OwnerNotice]:
+    """What a worker does once the tenant's events have committed: plan the owner notices
+    they call for from the chain (`notices_derive`). The notices written, still pending."""
+    return list(OwnerNotice.objects.filter(pk__in=notices_derive(tenant_id=tenant.pk)))
+
+
+def notices_sent(tenant: Tenant) -> list[str]:
+    """What the workers do once the tenant's events have committed: plan the owner notices,
+    then send every pending one. Each notice's outcome ("sent", "failed"), oldest first."""
+    notices_planned(tenant)
+    pending = OwnerNotice.objects.filter(tenant=tenant, status=NoticeStatus.PENDING)
+    return [notice_send(notice_id=pk) for pk in pending.order_by("pk").values_list("pk", flat=True)]
 
 
 def api_key(

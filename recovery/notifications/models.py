@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from audit.models import ChainCursor
 from tenants.querysets import TenantOwnedManager
 
 
@@ -94,3 +95,13 @@ class OwnerNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} notice to {self.recipient} ({self.status})"
+
+
+class NoticeCursor(ChainCursor):
+    """How far the tenant's committed audit chain has been turned into owner notices
+    (`recovery.notifications.services.notices_derive`)."""
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"notice cursor of tenant {self.tenant_id} at seq {self.seq}"

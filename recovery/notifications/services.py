@@ -1,9 +1,13 @@
-"""Owner notices (R-38 to R-42): planned in the event's transaction, sent after commit.
+"""Owner notices (R-38 to R-42): planned from the committed audit chain, sent by workers.
 
-A receiver of `audit.signals.event_recorded` writes one `OwnerNotice` per address for the
-events the owner must hear about, in the same transaction (an outbox); a task sends each after
-commit and a sweep sends what the broker never carried. A failed notice raises an alert and
-blocks T1/T2 execution (R-42).
+The audit chain is the outbox (`audit.consumers`): for an event the owner must hear about,
+the receiver of `audit.signals.event_recorded` only asks, once the event's transaction
+commits, for a worker to run `notices_derive`, which reads the tenant's committed events past
+its `NoticeCursor` and writes one `OwnerNotice` per address; each is then sent by its own
+task. A rolled-back action left no event, so nobody hears of it; a lost task loses nothing
+(the sweep derives every tenant whose chain is past its cursor, then sends what the broker
+never carried). A failed notice raises an alert and blocks T1/T2 execution (R-42), and so
+does a case event whose notices are not planned yet.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from audit.consumers import chain_consume, chain_consumed, chain_lagging
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import record
@@ -32,7 +37,7 @@ from ..messaging import Delivery, email_send, message_send
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.rules import Requirements
 from ..policy.selectors import policy_for_case
-from .models import NoticeEvent, NoticeStatus, OwnerNotice
+from .models import NoticeCursor, NoticeEvent, NoticeStatus, OwnerNotice
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ ACCOUNT_EVENT_OF_ACTION = {
     "owner.passkey_removed": NoticeEvent.PASSKEY_REMOVED,
     "owner.codes_issued": NoticeEvent.CODES_ISSUED,
 }
+NOTICE_ACTIONS = frozenset({*EVENT_OF_ACTION, *ACCOUNT_EVENT_OF_ACTION})
 OWNER_KINDS = (ContactKind.EMAIL, ContactKind.MOBILE, ContactKind.DESK_PHONE)
 _SALT = "vouchsafe.repudiation"
 REPUDIATION_MAX_AGE = 30 * 24 * 3600  # a notice's link works for 30 days
@@ -88,8 +94,11 @@ def notice_from_token(token: str) -> OwnerNotice | None:
 Recipient = tuple[str, ContactMethod | None, str]  # (recipient, contact, address)
 
 
-def _recipients(case: RecoveryCase, req: Requirements) -> tuple[list[Recipient], list[dict]]:
-    """Who hears about one event of `case`, and the contacts left out now with their reason.
+def _recipients(
+    case: RecoveryCase, req: Requirements, at: datetime
+) -> tuple[list[Recipient], list[dict]]:
+    """Who hears about one event of `case` recorded `at`, and the contacts left out then with
+    their reason.
 
     Every owner address the system of record held before the case opened (R-38), never one
     added during it, and none that R-04 excludes now (in quarantine, or a phone whose SIM
@@ -104,11 +113,10 @@ def _recipients(case: RecoveryCase, req: Requirements) -> tuple[list[Recipient],
         registered_at__lt=case.created_at,
         kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
     )
-    now = timezone.now()
     eligible: list[ContactMethod] = []
     skipped: list[dict] = []
     for contact in held.order_by("pk"):
-        problem = channel_problem(case, contact, req.quarantine_seconds, now=now)
+        problem = channel_problem(case, contact, req.quarantine_seconds, now=at)
         if problem is None:
             eligible.append(contact)
         else:
@@ -123,7 +131,8 @@ def _recipients(case: RecoveryCase, req: Requirements) -> tuple[list[Recipient],
     return owner, skipped
 
 
-def _enqueue(ids: list[int]) -> None:
+def notices_enqueue(ids: list[int]) -> None:
+    """Queue one send task per notice (after the transaction that wrote them committed)."""
     from ..tasks import notice_send_task  # tasks import this module
 
     for notice_id in ids:
@@ -158,9 +167,10 @@ def _account_quarantine(account: ProtectedAccount) -> int:
 def _account_recipients(
     account: ProtectedAccount, before: datetime
 ) -> tuple[list[Recipient], list[dict]]:
-    """Who hears about a change to the account itself: every owner address on record before
-    it (never a portal credential), R-04 applied as for a case; for T1/T2, or when fewer than
-    two owner addresses remain, the manager or the tenant's security contact too (R-39, R-40)."""
+    """Who hears about a change to the account itself, made `before`: every owner address on
+    record before it (never a portal credential), R-04 applied then as for a case; for T1/T2,
+    or when fewer than two owner addresses remain, the manager or the tenant's security
+    contact too (R-39, R-40)."""
     held = ContactMethod.objects.for_tenant(account.tenant).filter(
         account=account,
         is_notification=True,
@@ -168,12 +178,11 @@ def _account_recipients(
         registered_at__lt=before,
         kind__in=[*OWNER_KINDS, ContactKind.MANAGER],
     )
-    now = timezone.now()
     quarantine = _account_quarantine(account)
     eligible: list[ContactMethod] = []
     skipped: list[dict] = []
     for contact in held.order_by("pk"):
-        problem = _account_channel_problem(account, contact, quarantine, now=now)
+        problem = _account_channel_problem(account, contact, quarantine, now=before)
         if problem is None:
             eligible.append(contact)
         else:
@@ -189,19 +198,6 @@ def _account_recipients(
     return owner, skipped
 
 
-def _on_account_event(event: AuditEvent, kind: str) -> None:
-    """Notices for a change to the account itself (no case), in the event's transaction."""
-    account = (
-        ProtectedAccount.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
-        .select_related("tenant")
-        .first()
-    )
-    if account is None:
-        return
-    recipients, skipped = _account_recipients(account, event.created_at)
-    _notices_plan(account=account, case=None, kind=kind, recipients=recipients, skipped=skipped)
-
-
 def _notices_plan(
     *,
     account: ProtectedAccount,
@@ -209,9 +205,9 @@ def _notices_plan(
     kind: str,
     recipients: list[Recipient],
     skipped: list[dict],
-) -> None:
-    """Write one pending notice per recipient (and `notice.skipped` for the contacts left out)
-    in the event's transaction; they are queued for sending once it commits."""
+) -> list[int]:
+    """Write one pending notice per recipient (and `notice.skipped` for the contacts left
+    out); their ids."""
     if skipped:
         record(
             action="notice.skipped",
@@ -232,41 +228,85 @@ def _notices_plan(
         )
         for recipient, contact, address in recipients
     )
-    ids = [notice.pk for notice in notices]
-    transaction.on_commit(lambda: _enqueue(ids), robust=True)
+    return [notice.pk for notice in notices]
 
 
-def _event_case(event: AuditEvent, target: Any) -> RecoveryCase | None:
-    """The case an event is about: the instance the service recorded it with (no second read
-    of what it has just written), else read."""
-    if isinstance(target, RecoveryCase) and target.tenant_id == event.tenant_id:
-        return target
-    return (
+def _account_event_notices(event: AuditEvent, kind: str) -> list[int]:
+    """Notices for a change to the account itself (no case)."""
+    account = (
+        ProtectedAccount.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
+        .select_related("tenant")
+        .first()
+    )
+    if account is None:
+        return []
+    recipients, skipped = _account_recipients(account, event.created_at)
+    return _notices_plan(
+        account=account, case=None, kind=kind, recipients=recipients, skipped=skipped
+    )
+
+
+def _event_notices(event: AuditEvent) -> list[int]:
+    """The notices one committed owner-facing event calls for; their ids."""
+    account_kind = ACCOUNT_EVENT_OF_ACTION.get(event.action)
+    if account_kind is not None and event.target_type == ProtectedAccount._meta.label:
+        return _account_event_notices(event, account_kind)
+    kind = EVENT_OF_ACTION.get(event.action)
+    if kind is None or event.target_type != RecoveryCase._meta.label:
+        return []
+    if event.action == "case.opened" and event.data.get("drafted_by_ai"):
+        return []  # an AI assistant's draft: the owner hears of it once a person takes it (R-66)
+    case = (
         RecoveryCase.objects.filter(pk=event.target_id, tenant_id=event.tenant_id)
         .select_related("tenant", "account")
         .first()
     )
+    if case is None:
+        return []
+    req = policy_for_case(case).requirements(case.tier, case.case_type)
+    recipients, skipped = _recipients(case, req, event.created_at)
+    return _notices_plan(
+        account=case.account, case=case, kind=kind, recipients=recipients, skipped=skipped
+    )
+
+
+def notices_derive(*, tenant_id: int) -> list[int]:
+    """Plan the notices of the tenant's committed owner-facing events past its cursor
+    (`audit.consumers.chain_consume`); the ids of the notices written."""
+    return chain_consume(
+        cursor_model=NoticeCursor,
+        tenant_id=tenant_id,
+        actions=NOTICE_ACTIONS,
+        consume=lambda events: [pk for event in events for pk in _event_notices(event)],
+    )
+
+
+def notices_derive_lagging() -> list[int]:
+    """Derive every tenant whose chain has moved past its notice cursor (what a lost task
+    or a crash between commit and worker left); the notices written."""
+    return [
+        pk
+        for tenant_id in chain_lagging(NoticeCursor)
+        for pk in notices_derive(tenant_id=tenant_id)
+    ]
 
 
 def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
-    """Receiver: write the notices an owner-facing event calls for, in its transaction."""
-    account_kind = ACCOUNT_EVENT_OF_ACTION.get(event.action)
-    if account_kind is not None and event.target_type == ProtectedAccount._meta.label:
-        _on_account_event(event, account_kind)
+    """Receiver: once an owner-facing event commits, ask a worker to plan its notices (no
+    query here; nothing for a rollback)."""
+    if event.tenant_id is None or event.action not in NOTICE_ACTIONS:
         return
-    kind = EVENT_OF_ACTION.get(event.action)
-    if kind is None or event.target_type != RecoveryCase._meta.label:
-        return
-    case = _event_case(event, kwargs.get("target"))
-    if case is None:
-        return
-    if event.action == "case.opened" and case.taken_by_id is None:
-        return  # an AI assistant's draft: the owner hears of it once a person takes it (R-66)
-    req = policy_for_case(case).requirements(case.tier, case.case_type)
-    recipients, skipped = _recipients(case, req)
-    _notices_plan(
-        account=case.account, case=case, kind=kind, recipients=recipients, skipped=skipped
-    )
+    tenant_id = event.tenant_id
+    transaction.on_commit(lambda: _derive_soon(tenant_id), robust=True)
+
+
+def _derive_soon(tenant_id: int) -> None:
+    from ..tasks import notices_derive_task  # tasks import this module
+
+    try:
+        notices_derive_task.delay(tenant_id)
+    except Exception:  # the broker is down: the sweep derives them
+        logger.warning("notices of tenant %s not queued; the sweep will derive them", tenant_id)
 
 
 def _account_body(notice: OwnerNotice, event: NoticeEvent, link: str) -> tuple[str, str]:
@@ -427,7 +467,9 @@ def link_notices_send(
 
 
 def notice_sweep(*, batch: int = SWEEP_BATCH) -> int:
-    """Send pending notices older than a few seconds (the broker may never have carried them)."""
+    """Plan the notices no task derived, then send pending notices older than a few seconds
+    (the broker may never have carried them)."""
+    notices_enqueue(notices_derive_lagging())
     cutoff = timezone.now() - timedelta(seconds=SWEEP_AFTER_SECONDS)
     with system_scope():
         ids = list(
@@ -441,9 +483,27 @@ def notice_sweep(*, batch: int = SWEEP_BATCH) -> int:
 
 
 def notices_block_execution(case: RecoveryCase) -> None:
-    """R-42 and R-36: a T1/T2 case executes only once every notice so far has gone out."""
+    """R-42 and R-36: a T1/T2 case executes only once every notice so far has been planned
+    and has gone out."""
     if case.tier not in (Tier.T1, Tier.T2):
         return
+    last_event = (
+        AuditEvent.objects.filter(
+            tenant_id=case.tenant_id,
+            target_type=RecoveryCase._meta.label,
+            target_id=str(case.pk),
+            action__in=list(EVENT_OF_ACTION),
+        )
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    if last_event is not None and not chain_consumed(NoticeCursor, case.tenant_id, last_event):
+        _derive_soon(case.tenant_id)
+        raise DomainError(
+            "Notices to the account owner are still being prepared; try again in a minute.",
+            code="notice.pending",
+        )
     states = set(
         OwnerNotice.objects.for_tenant(case.tenant)
         .filter(case=case)

@@ -14,8 +14,6 @@ from playwright.sync_api import Page, expect
 from audit.models import AuditEvent
 from recovery.cases.models import Approval, RecoveryCase
 from recovery.cases.services import case_open, case_release_cooled
-from recovery.notifications.models import OwnerNotice
-from recovery.notifications.services import notice_send
 from tenants.choices import Role
 from tenants.models import User
 
@@ -142,8 +140,7 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page, webauthn_site
 
     # The owner notices go out and the hour of cooling-off passes (the worker's and the beat's
     # jobs, played here), then the agent executes.
-    for notice in OwnerNotice.objects.filter(case=case, status="pending"):
-        notice_send(notice_id=notice.pk)
+    assert set(factories.notices_sent(tenant)) == {"sent"}
     RecoveryCase.objects.filter(pk=case.pk).update(
         cooling_off_until=RecoveryCase.objects.get(pk=case.pk).created_at
     )

@@ -27,7 +27,7 @@ from recovery.owner.enrolment import enrolment_link_send
 from recovery.owner.idp_sign_in import idp_sign_in_request
 from tenants.choices import Role
 
-from ..factories import execute, make_tenant, staff, unique
+from ..factories import execute, make_tenant, notices_planned, staff, unique
 from ..owner.binding_helpers import (  # noqa: F401 - slapd is a fixture
     executed_password_reset,
     ldap_connector_for,
@@ -156,6 +156,7 @@ def test_enrolment_pages(new_page, webauthn_site):
     walk.check(page, "codes shown once")
 
     walk.open(page, "remove a passkey", f"/owner/passkeys/{owner.passkeys[0].pk}/remove/")
+    notices_planned(owner.account.tenant)  # what a worker does once the codes were issued
     notice = OwnerNotice.objects.filter(
         account=owner.account, event=NoticeEvent.CODES_ISSUED, contact__kind="email"
     ).latest("pk")

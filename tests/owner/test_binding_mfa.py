@@ -29,7 +29,7 @@ from recovery.owner.models import OwnerPasskey
 from tenants.choices import Role
 
 from ..conftest import signed_in_client
-from ..factories import staff
+from ..factories import notices_planned, staff
 from .binding_helpers import events, mfa_session, outbound_texts, tables_containing
 from .softkey import SoftKey
 
@@ -90,6 +90,7 @@ def test_the_pass_opens_an_mfa_session_where_the_owner_binds_a_passkey(acme, sms
     session.refresh_from_db()
     assert session.bound_at is not None and session.bound_detail["credential_id"] == key.id
     # The notices: every address held before the case, none added since.
+    notices_planned(acme)  # what a worker does once it has committed
     notices = OwnerNotice.objects.filter(case=recovery.case, event="authenticator_bound")
     held = set(
         recovery.case.account.contact_methods.filter(
@@ -213,6 +214,7 @@ def test_this_wasnt_me_takes_back_the_passkey_bound_after_the_recovery(acme, sms
     recovery = mfa_session(acme, sms_outbox)
     key = SoftKey(origin=ORIGIN)
     assert bind(recovery.client, key.create(options_for(recovery.client))).status_code == 200
+    notices_planned(acme)  # what a worker does once it has committed
     notice = OwnerNotice.objects.filter(case=recovery.case, event="authenticator_bound").first()
 
     page = Client().post(f"/not-me/{repudiation_token(notice)}/")

@@ -20,7 +20,7 @@ from recovery.owner import codes as saved
 from recovery.owner.models import RecoveryCode, RecoveryCodeSet
 from tenants.choices import Role
 
-from ..factories import staff
+from ..factories import notices_planned, staff
 from .owners import enrolled_client, owner_account, portal_session
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +108,7 @@ def test_a_new_set_replaces_the_whole_old_one(account, owner):
 def test_issuing_and_regenerating_notify_every_notification_address(account, owner):
     owner.post(CODES)
     owner.post(CODES)
+    notices_planned(account.tenant)  # what a worker does once it has committed
     addresses = ContactMethod.objects.filter(
         account=account, kind__in=["email", "mobile", "desk_phone"]
     ).values_list("pk", flat=True)
@@ -120,6 +121,7 @@ def test_issuing_and_regenerating_notify_every_notification_address(account, own
 def test_a_t1_account_also_tells_the_manager(acme):
     account = owner_account(acme, tier="T1", kinds=("email", "mobile", "manager"))
     enrolled_client(account).post(CODES)
+    notices_planned(acme)  # what a worker does once it has committed
     recipients = OwnerNotice.objects.filter(
         account=account, event=NoticeEvent.CODES_ISSUED
     ).values_list("recipient", flat=True)

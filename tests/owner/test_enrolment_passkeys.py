@@ -33,7 +33,7 @@ from recovery.policy.services import (
 )
 from tenants.choices import Role
 
-from ..factories import staff, step_up
+from ..factories import notices_planned, staff, step_up
 from .owners import enrolled_client, owner_account, portal_session
 from .softkey import SoftKey
 
@@ -123,6 +123,7 @@ def test_a_passkey_is_registered_with_its_facts_and_its_own_contact_method(accou
 
 def test_adding_a_passkey_notifies_every_existing_address_and_not_the_passkey(account, owner, key):
     passkey = enrol_passkey(owner, key)
+    notices_planned(account.tenant)  # what a worker does once it has committed
     notices = OwnerNotice.objects.filter(account=account, event=NoticeEvent.PASSKEY_ADDED)
     addresses = ContactMethod.objects.filter(
         account=account, kind__in=["email", "mobile", "desk_phone"]
@@ -259,6 +260,7 @@ def test_removing_a_passkey_closes_its_contact_and_notifies(account, owner, key)
     passkey.refresh_from_db()
     assert passkey.status == PasskeyStatus.REMOVED and passkey.removed_at
     assert passkey.contact.replaced_at is not None
+    notices_planned(account.tenant)  # what a worker does once it has committed
     removed = OwnerNotice.objects.filter(account=account, event=NoticeEvent.PASSKEY_REMOVED)
     assert removed.count() == 3
     assert owner.post(f"/owner/passkeys/{passkey.pk}/remove/").status_code == 404
@@ -312,6 +314,7 @@ def test_not_me_on_an_account_notice_freezes_and_takes_back_what_was_enrolled(ac
     passkey = enrol_passkey(owner, key)
     assert owner.post("/owner/codes/").status_code == 200
     code_set = RecoveryCodeSet.objects.get(account=account, replaced_at__isnull=True)
+    notices_planned(account.tenant)  # what a worker does once it has committed
     notice = OwnerNotice.objects.filter(account=account, event=NoticeEvent.PASSKEY_ADDED).first()
     url = f"/not-me/{repudiation_token(notice)}/"
 
@@ -346,6 +349,7 @@ def test_not_me_keeps_passkeys_older_than_the_quarantine(account, owner, key):
         registered_at=timezone.now() - timedelta(days=30)
     )
     newer = enrol_passkey(owner, SoftKey(origin=key.origin))
+    notices_planned(account.tenant)  # what a worker does once it has committed
     notice = OwnerNotice.objects.filter(account=account, event=NoticeEvent.PASSKEY_ADDED).last()
     assert Client().post(f"/not-me/{repudiation_token(notice)}/").status_code == 200
     old.refresh_from_db()

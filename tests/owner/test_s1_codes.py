@@ -30,7 +30,7 @@ from tenants.choices import Role
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 
 from ..conftest import signed_in_client
-from ..factories import api_key, make_tenant, staff
+from ..factories import api_key, make_tenant, notices_planned, staff
 from .case_owner import (
     default_policy_with,
     enrolled_owner,
@@ -103,6 +103,7 @@ def test_the_code_is_matched_however_the_agent_types_it(owner, opened):
 def test_the_owner_is_told_a_code_was_used_and_how_many_remain(owner, opened):
     agent, case = opened
     recovery_code_check(actor=agent, case=case, code=owner.codes[0])
+    notices_planned(case.tenant)  # what a worker does once it has committed
     notices = OwnerNotice.objects.filter(case=case, event=NoticeEvent.CODE_USED)
     assert {n.recipient for n in notices} == {"owner"}
     assert notices.count() == 2  # the email and the mobile on record

@@ -22,7 +22,15 @@ from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied
 
 from ..api.conftest import api, key_client, staff_api_client
-from ..factories import api_key, make_account_with, make_user, member, staff, unique
+from ..factories import (
+    api_key,
+    make_account_with,
+    make_user,
+    member,
+    notices_planned,
+    staff,
+    unique,
+)
 from .casework import contact, decide, signal
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +61,7 @@ def drafted(tenant, **attributes) -> RecoveryCase:
 def test_an_ai_drafted_case_has_no_taker_and_sends_no_owner_notice(acme):
     case = drafted(acme)
     assert (case.taken_by_id, case.taken_at) == (None, None)
+    assert notices_planned(acme) == []  # the worker plans nothing for a draft
     assert not OwnerNotice.objects.filter(case=case).exists()
     [opened] = events(acme, "case.opened", case)
     assert opened.actor_type == "ai" and opened.data["drafted_by_ai"] is True
@@ -64,6 +73,7 @@ def test_a_person_opening_a_case_has_taken_it_and_the_owner_hears_at_once(acme):
     contact(account, "email", OWNER_EMAIL)
     case = case_open(actor=agent, account=account, case_type="unlock", channel="phone")
     assert case.taken_by_id == agent.pk and case.taken_at is not None
+    notices_planned(acme)  # what a worker does once the opening has committed
     assert OwnerNotice.objects.filter(case=case, event="case_opened").exists()
     assert not events(acme, "case.taken", case)
 
@@ -94,6 +104,7 @@ def test_taking_the_case_sends_the_opened_notice_and_unblocks_codes(acme):
     agent = staff(Role.AGENT, tenant=acme)
 
     case = case_take(actor=agent, case=case)
+    notices_planned(acme)  # what a worker does once the taking has committed
 
     assert case.taken_by_id == agent.pk and case.taken_at is not None
     [taken] = events(acme, "case.taken", case)

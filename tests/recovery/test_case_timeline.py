@@ -19,7 +19,7 @@ from tenants.access import access_in
 from tenants.choices import Role
 from tenants.exceptions import CrossTenantNotFound, PolicyDenied
 
-from ..factories import make_account_with, staff
+from ..factories import make_account_with, notices_planned, staff
 from .casework import approved, contact, signal, submitted
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +42,7 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     approved(case, supervisor)
     submitted(acme, agent, ("S2",))  # another case of the tenant: not in this timeline
+    notices_planned(acme)  # what a worker does once these events have committed
 
     timeline = case_timeline(tenant=acme, case=case)
 
@@ -58,8 +59,11 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
         "case.submitted",
         "step_up.challenge_issued",  # the supervisor's passkey challenge for this decision
         "approval.approved",
-        "notice.skipped",  # the owner notice skips the swapped SIM's number
         "case.status_changed",
+        # The worker plans the notices of the opening and of the approval: both skip the
+        # number whose SIM changed, which the system of record held before the case.
+        "notice.skipped",
+        "notice.skipped",
     ]
     summaries = [entry.summary for entry in timeline]
     assert summaries[0] == "Opened as T1 “MFA reset” via Phone (Standard queue)"
@@ -68,9 +72,12 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
     assert summaries[7].startswith("Signal S3 (manager_attestation) accepted via ")
     assert summaries[9] == "Submitted for approval with evidence S2, S3"
     assert summaries[11] == f"Approved by {supervisor.username} (supervisor): 'manager confirmed'"
-    skipped = AuditEvent.objects.get(tenant=acme, action="notice.skipped", target_id=str(case.pk))
-    assert "sim_change_recent" in str(skipped.data)
-    assert summaries[13].startswith("Approvals complete; cooling off until ")
+    skipped = AuditEvent.objects.filter(
+        tenant=acme, action="notice.skipped", target_id=str(case.pk)
+    ).order_by("seq")
+    assert [e.data["event"] for e in skipped] == ["case_opened", "case_approved"]
+    assert all(e.data["skipped"][0]["reason"] == "sim_change_recent" for e in skipped)
+    assert summaries[12].startswith("Approvals complete; cooling off until ")
     assert [e.seq for e in timeline] == sorted({e.seq for e in timeline})
     assert [e.at for e in timeline] == sorted(e.at for e in timeline)
     first, last = timeline[0], timeline[-1]
@@ -79,7 +86,8 @@ def test_timeline_reads_open_evidence_submit_approve_in_order(acme, agent):
         "human",
         acme.name,
     )
-    assert (last.actor_label, last.actor_type) == ("workflow", "system")
+    assert (timeline[12].actor_label, timeline[12].actor_type) == ("workflow", "system")
+    assert (last.actor_label, last.actor_type) == ("notifier", "system")
     assert first.as_dict()["at"] == first.at.isoformat()
 
 

@@ -30,7 +30,7 @@ from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
 
 from ..api.conftest import api, key_client
-from ..factories import execute, make_account_with, staff
+from ..factories import execute, make_account_with, notices_planned, staff
 from .casework import contact, signal
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +105,7 @@ def test_a_pass_skips_a_mobile_whose_sim_changed_and_goes_to_the_next_eligible_c
     assert not [t for t in texts(sms_outbox) if "access pass is" in t["body"]]
     assert any("temporary access pass is" in m.body for m in mail.outbox)
     # The notices of the execution skip the swapped number too, and say why.
+    notices_planned(acme)
     assert not OwnerNotice.objects.filter(case=case, contact__kind="mobile").exists()
     assert skipped_reasons(acme, case)["***21"] == {"sim_change_recent"}
 
@@ -165,6 +166,7 @@ def test_notices_skip_a_swapped_number_and_a_quarantined_contact_and_record_why(
     case = case_open(
         actor=staff(Role.AGENT, tenant=acme), account=account, case_type="unlock", channel="phone"
     )
+    notices_planned(acme)  # what a worker does once the opening has committed
 
     notices = OwnerNotice.objects.filter(case=case, event="case_opened")
     assert [n.contact_id for n in notices] == [email.pk]
@@ -186,6 +188,7 @@ def test_a_notice_planned_before_a_sim_change_is_not_sent_to_that_number(acme, s
     case = case_open(
         actor=staff(Role.AGENT, tenant=acme), account=account, case_type="unlock", channel="phone"
     )
+    notices_planned(acme)
     to_mobile = OwnerNotice.objects.get(case=case, contact=mobile)
     event_ingest(
         actor=staff(Role.SECURITY_OFFICER, tenant=acme),
@@ -310,4 +313,5 @@ def test_codes_artifacts_and_notices_share_one_rule(acme):
     case = case_open(actor=agent, account=account, case_type="unlock", channel="phone")
     with pytest.raises(PolicyDenied) as refused:
         challenge_send(actor=agent, case=case, contact_method=mobile)
+    notices_planned(acme)
     assert refused.value.code == f"evidence.{next(iter(skipped_reasons(acme, case)['***21']))}"

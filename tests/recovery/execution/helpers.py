@@ -11,7 +11,7 @@ from recovery.cases.services import case_open, case_release_cooled, case_submit
 from tenants.choices import Role
 from tenants.models import Tenant, User
 
-from ...factories import make_account_with, staff
+from ...factories import make_account_with, notices_planned, staff
 from ..casework import approved, contact, signal
 
 
@@ -32,6 +32,7 @@ def ready_case(
         case = case_release_cooled(case=case)
     case.refresh_from_db()
     assert case.status == "ready", case.status
+    notices_planned(tenant)  # long done by a worker: the cooling-off has passed
     return case
 
 
