@@ -3,6 +3,8 @@
 # Starts them with this machine kind's commands when they are installed but stopped.
 # Installs Debian's OpenLDAP server (slapd) for the connector tests when it is missing; it is
 # never started here: the tests start their own on a free port with a throwaway configuration.
+# Installs Debian's Samba for the Active Directory tests when it is missing; likewise never
+# started here (the tests provision and run their own DC in a network namespace of its own).
 # Installs Debian's chromium for the browser tests (Playwright's own download does not work here).
 # Installs the test OpenID Provider's npm packages (tests/oidc_provider) with `npm ci`.
 set -uo pipefail
@@ -24,21 +26,33 @@ if [ -z "${TEST_CELERY_BROKER_URL:-}" ] && ! redis_up; then
   for _ in $(seq 30); do redis_up && break; sleep 1; done
   redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 fi
-if [ ! -x /usr/sbin/slapd ]; then
-  echo "==> Installing slapd and ldap-utils (the LDAP connector tests run a real OpenLDAP)"
+# apt-get install for packages whose install would start a system service (slapd on 389, Samba
+# on 389, 445, ...): a policy-rc.d that answers 101 ("action forbidden") stops that. Containers
+# usually have one; if not, one is added for the install and removed after.
+install_without_starting() {
   export DEBIAN_FRONTEND=noninteractive
-  # The package would start a system slapd on port 389; a policy-rc.d that answers 101
-  # ("action forbidden") stops that. Containers usually have one; if not, add one meanwhile.
-  own_policy=""
+  local own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     own_policy=1
   fi
-  if ! apt-get install -y --no-install-recommends slapd ldap-utils; then
-    apt-get update && apt-get install -y --no-install-recommends slapd ldap-utils
+  if ! apt-get install -y -qq --no-install-recommends "$@"; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"
   fi
-  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+if [ ! -x /usr/sbin/slapd ]; then
+  echo "==> Installing slapd and ldap-utils (the LDAP connector tests run a real OpenLDAP)"
+  install_without_starting slapd ldap-utils
   [ -x /usr/sbin/slapd ] || { echo "slapd could not be installed" >&2; exit 1; }
+fi
+if [ ! -x /usr/sbin/samba ] || ! command -v ip >/dev/null 2>&1; then
+  echo "==> Installing Samba (the Active Directory tests run a real Samba AD DC)"
+  # samba-tool domain provision also needs the DC's ldb modules (samba-dsdb-modules), its
+  # provisioning data (samba-ad-provision) and the acl_xattr VFS module (samba-vfs-modules);
+  # the test fixture gives the DC its own network namespace (unshare, and ip from iproute2).
+  install_without_starting samba samba-dsdb-modules samba-vfs-modules samba-ad-provision iproute2
+  [ -x /usr/sbin/samba ] || { echo "samba could not be installed" >&2; exit 1; }
 fi
 if [ ! -x /usr/bin/chromium ]; then
   echo "==> Installing Debian's chromium (the browser tests drive it through Playwright)"

@@ -324,7 +324,13 @@ class LdapConnector:
                 klass = s["must_change_object_class"]
                 if klass and not entry.has_class(klass):
                     plan.add_classes.append(klass)
-                want(s["must_change_attribute"], [s["must_change_value"].encode()])
+                mark = [s["must_change_value"].encode()]
+                if mode == PasswordMode.RANDOM:
+                    # AD stamps pwdLastSet "now" on every new password, so a retried reset
+                    # would clear the mark unless the same modify writes it again.
+                    plan.replace[s["must_change_attribute"]] = mark
+                else:
+                    want(s["must_change_attribute"], mark)
             current = entry.values(UAC)
             if s["uac_clear_bits"] and current:
                 flags = int(current[0])
