@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from ..models import ProtectedAccount
+from .cloud import AuthMethod, ReportedChange, TemporaryPass
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,42 @@ class Health:
 CAPABILITY_MISSING = "connector.capability_missing"
 
 
+class Capability(StrEnum):
+    """What a connector does natively. The workflow reads `Connector.capabilities`; whatever a
+    connector lacks falls back to steps a person does in the directory's console and records
+    in Vouchsafe (tracked manual steps)."""
+
+    EXECUTE = "execute"  # put the account in the recovery state for the case type
+    REVERT = "revert"  # put back what a snapshot recorded (R-37, R-41)
+    PASSWORD_SET = "password_set"  # noqa: S105 - the owner's chosen password is set (R-11)
+    # Issue the vendor's one-time credential (an Entra Temporary Access Pass, an Okta reset
+    # link, Google backup codes) into the owner's artifact session only (R-10, R-12)
+    TEMPORARY_PASS = "temporary_pass"  # noqa: S105 - a name, not a secret
+    SESSIONS_REVOKE = "sessions_revoke"  # end sessions and refresh tokens (R-34)
+    METHODS_REMOVE = "methods_remove"  # list and remove the lost authenticators (R-34)
+    ROLES_SUSPEND = "roles_suspend"  # remove standing admin roles and restore them (R-19)
+    CHANGES_READ = "changes_read"  # report changes for the re-establishment window (R-35)
+    CHANGE_UNDO = "change_undo"  # undo a change reported inside the window (R-35)
+
+
+def capability_missing(connector: str, operation: str) -> ExecutionResult:
+    """The answer of a connector asked for something it cannot do natively."""
+    return ExecutionResult(
+        ok=False,
+        connector=connector,
+        path=operation,
+        detail={"code": CAPABILITY_MISSING},
+        error=f"The {connector} connector cannot do this natively ({operation}).",
+    )
+
+
 class Connector(Protocol):
     """One tenant's way to change accounts. Every method is safe to call twice."""
 
     kind: str
-    # Whether `password_set` can work at all (the owner portal says so before asking for one).
-    can_set_password: bool
+    # What it does natively (`Capability`); the owner portal asks for a password only when
+    # PASSWORD_SET is among them.
+    capabilities: frozenset[Capability]
 
     def snapshot(self, *, account: ProtectedAccount, case_type: str) -> Snapshot | None:
         """Read what `execute` would change, changing nothing (None when nothing would change
@@ -97,3 +130,40 @@ class Connector(Protocol):
         ...
 
     def health(self) -> Health: ...
+
+
+class CloudConnector(Connector, Protocol):
+    """A connector to a cloud identity provider: containment and the window as well (R-19,
+    R-34, R-35). Each method answers `capability_missing` for what `capabilities` lacks."""
+
+    def temporary_pass_issue(
+        self, *, account: ProtectedAccount, case_type: str, lifetime_minutes: int
+    ) -> tuple[ExecutionResult, TemporaryPass | None]:
+        """Issue the vendor's one-time credential for the owner, called only from the owner's
+        artifact session (R-12). The pass appears in no result, log or snapshot."""
+        ...
+
+    def sessions_revoke(self, *, account: ProtectedAccount) -> ExecutionResult: ...
+
+    def methods_list(self, *, account: ProtectedAccount) -> list[AuthMethod]: ...
+
+    def method_remove(self, *, account: ProtectedAccount, method: AuthMethod) -> ExecutionResult:
+        """Remove one authenticator; one already gone counts as removed."""
+        ...
+
+    def roles_suspend(self, *, account: ProtectedAccount) -> ExecutionResult:
+        """Remove the user's admin role assignments; `snapshot.state["roles"]` holds what
+        `roles_restore` grants back."""
+        ...
+
+    def roles_restore(
+        self, *, account: ProtectedAccount, snapshot: Snapshot
+    ) -> ExecutionResult: ...
+
+    def changes_since(
+        self, *, account: ProtectedAccount, since: datetime
+    ) -> list[ReportedChange]: ...
+
+    def change_undo(self, *, account: ProtectedAccount, change: ReportedChange) -> ExecutionResult:
+        """Undo one reported change (delete the new device, revoke the role grant, ...)."""
+        ...

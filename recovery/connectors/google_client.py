@@ -108,6 +108,14 @@ CHANGE_EVENTS = {
 
 
 @dataclass(frozen=True)
+class WorkspaceUser(DirectoryUser):
+    """The user with their 2-Step Verification enrolment: backup codes only help a user who
+    has 2SV on."""
+
+    two_step_enrolled: bool = False
+
+
+@dataclass(frozen=True)
 class OAuthGrant:
     """An application the user granted OAuth access to (a Directory API `Token`)."""
 
@@ -143,14 +151,15 @@ class GoogleClient:
 
     # --- the user and their sessions ------------------------------------------------------
 
-    def user_get(self, user_key: str) -> DirectoryUser:
+    def user_get(self, user_key: str) -> WorkspaceUser:
         """`user_key`: the primary e-mail address, an alias or the user's id."""
         found = self._execute(self._directory(USER_READONLY).users().get(userKey=user_key))
-        return DirectoryUser(
+        return WorkspaceUser(
             id=found["id"],
             username=found["primaryEmail"],
             display_name=found.get("name", {}).get("fullName", ""),
             enabled=not found.get("suspended", False),
+            two_step_enrolled=found.get("isEnrolledIn2Sv", False),
         )
 
     def sign_out(self, user_key: str) -> None:
@@ -159,6 +168,12 @@ class GoogleClient:
 
     def password_change_required(self, user_key: str, required: bool = True) -> None:
         body = {"changePasswordAtNextLogin": required}
+        self._execute(self._directory(USER).users().update(userKey=user_key, body=body))
+
+    def suspended_set(self, user_key: str, suspended: bool) -> None:
+        """Suspend the user, or lift a suspension (how an administrator lets a suspended user
+        sign in again)."""
+        body = {"suspended": suspended}
         self._execute(self._directory(USER).users().update(userKey=user_key, body=body))
 
     def tokens_list(self, user_key: str) -> list[OAuthGrant]:

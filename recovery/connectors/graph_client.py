@@ -2,7 +2,7 @@
 
 Plain REST through `VendorSession` (token refresh on 401, `Retry-After`, bounded retries), with
 app-only tokens from msal's client-credentials flow. msgraph-sdk is not used: it is async-only
-and large, and these eleven calls need none of it.
+and large, and these twelve calls need none of it.
 
 Every call answers a `cloud.py` type or raises `VendorError` whose `code` and `message` are
 Graph's (`Authorization_RequestDenied`, `Request_ResourceNotFound`, `badRequest` …). Deletes
@@ -34,7 +34,15 @@ from .cloud import (
     RoleAssignment,
     TemporaryPass,
 )
-from .vendor_http import AUTH, NOT_FOUND, REJECTED, UNAVAILABLE, VendorError, VendorSession
+from .vendor_http import (
+    AUTH,
+    NOT_FOUND,
+    REJECTED,
+    UNAVAILABLE,
+    VendorError,
+    VendorHttp,
+    VendorSession,
+)
 
 AUTHORITY_HOST = "https://login.microsoftonline.com"
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -46,6 +54,7 @@ MAX_PASS_MINUTES = 8 * 60
 # The application permission each operation needs, least privileged (docs/connectors.md).
 PERMISSIONS = {
     "user_get": "User.Read.All",
+    "user_enabled_set": "User.EnableDisableAccount.All",
     "temporary_pass_create": "UserAuthenticationMethod.ReadWrite.All",
     "temporary_pass_delete": "UserAuthenticationMethod.ReadWrite.All",
     "methods_list": "UserAuthenticationMethod.ReadWrite.All",
@@ -119,6 +128,7 @@ class GraphClient:
         attempts: int = 3,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str = True,
     ) -> None:
         self.tenant_id = tenant_id
         self.client_id = client_id
@@ -134,7 +144,7 @@ class GraphClient:
                 # Entra's own hosts need no instance discovery; any other host (a sovereign
                 # cloud's, a test fake's) is taken as configured.
                 instance_discovery=False,
-                timeout=timeout,
+                http_client=VendorHttp(verify=verify, timeout=timeout),
             )
 
         self._new_app = new_app
@@ -146,6 +156,7 @@ class GraphClient:
             attempts=attempts,
             max_wait=max_wait,
             sleep=sleep,
+            verify=verify,
         )
 
     def __repr__(self) -> str:
@@ -165,6 +176,16 @@ class GraphClient:
             username=user["userPrincipalName"],
             display_name=user.get("displayName") or "",
             enabled=bool(user.get("accountEnabled")),
+        )
+
+    def user_enabled_set(self, user_id: str, enabled: bool) -> None:
+        """Let the user sign in again (`unlock`), or put back the disabled state a snapshot
+        recorded. Writing the value the user already has changes nothing: safe to repeat."""
+        self._session.request(
+            "PATCH",
+            f"/users/{_segment(user_id)}",
+            json={"accountEnabled": enabled},
+            idempotent=True,
         )
 
     def sessions_revoke(self, user_id: str) -> bool:

@@ -53,7 +53,7 @@ from ldap3.utils.dn import parse_dn
 from tenants.choices import CaseType
 
 from ..models import ProtectedAccount
-from .base import ExecutionResult, Health, Snapshot
+from .base import Capability, ExecutionResult, Health, Snapshot
 from .choices import Directory, PasswordMode
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,9 @@ class _Plan:
 
 class LdapConnector:
     kind = "ldap"
-    can_set_password = True
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.EXECUTE, Capability.REVERT, Capability.PASSWORD_SET}
+    )
 
     def __init__(self, *, settings: dict[str, Any]) -> None:
         self.s = settings

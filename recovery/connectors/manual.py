@@ -13,7 +13,7 @@ from typing import Any
 from tenants.choices import CaseType
 
 from ..models import ProtectedAccount
-from .base import CAPABILITY_MISSING, ExecutionResult, Health, Snapshot
+from .base import CAPABILITY_MISSING, Capability, ExecutionResult, Health, Snapshot
 from .choices import ManualConsole
 
 SEPARATOR = " \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "  # between menu items
@@ -295,7 +295,8 @@ class ManualConnector:
     """Instructions only. Every method is read-only and can be called any number of times."""
 
     kind = "manual"
-    can_set_password = False
+    # Every step is a person's, in the other console.
+    capabilities: frozenset[Capability] = frozenset()
 
     def __init__(self, *, settings: dict[str, Any] | None = None) -> None:
         settings = settings or {}

@@ -1,8 +1,10 @@
 """The Okta Management API, in the vocabulary of `cloud.py`.
 
-`OktaClient` is what the Okta connector calls: the user, their factors, their sessions and
-OAuth tokens, a password reset the owner completes, their admin role assignments, and the
-System Log events that R-35's re-establishment window watches. Every call goes through one
+`OktaClient` is what the Okta connector calls: the user (and unlocking them), their factors,
+their sessions and OAuth tokens, a password reset the owner completes, their admin role
+assignments, the System Log events that R-35's re-establishment window watches, and what
+undoing such an event needs (a profile's previous recovery addresses, an OAuth client's
+consent). Every call goes through one
 `VendorSession`, so failures arrive as `VendorError` kinds.
 
 Plain REST rather than the `okta` SDK: its version 3 is asyncio/aiohttp only, and the workers
@@ -104,6 +106,14 @@ OktaCredentials = OktaApiToken | OktaServiceApp
 
 
 @dataclass(frozen=True)
+class OktaUser(DirectoryUser):
+    """The user with Okta's lifecycle status (`LOCKED_OUT`, `RECOVERY`, `SUSPENDED`, ...): it
+    decides what a recovery may do, and a revert reads it back."""
+
+    status: str = ""
+
+
+@dataclass(frozen=True)
 class _EventRule:
     kind: ChangeKind
     user_is: Literal["actor", "target"]  # where the user appears when the change is on them
@@ -155,17 +165,28 @@ class OktaClient:
 
     # --- users and authenticators -----------------------------------------------------------
 
-    def user_get(self, user: str) -> DirectoryUser:
+    def user_get(self, user: str) -> OktaUser:
         """The user by Okta id or login."""
         found = self._session.json("GET", _user_path(user))
         profile = found["profile"]
         name = " ".join(filter(None, (profile.get("firstName"), profile.get("lastName"))))
-        return DirectoryUser(
+        return OktaUser(
             id=found["id"],
             username=profile["login"],
             display_name=name or profile.get("displayName") or profile["login"],
             enabled=found["status"] in SIGN_IN_STATUSES,
+            status=found["status"],
         )
+
+    def unlock(self, user_id: str) -> None:
+        """A `LOCKED_OUT` user back to `ACTIVE` with their current password (Okta-mastered
+        users only; Okta refuses other statuses with 403 `E0000038`)."""
+        self._post(f"{_user_path(user_id)}/lifecycle/unlock")
+
+    def profile_update(self, user_id: str, attributes: dict[str, Any]) -> None:
+        """Set these profile attributes and leave the others (a POST is Okta's partial update;
+        `None` clears an attribute). Repeating it sets the same values."""
+        self._post(_user_path(user_id), json={"profile": attributes})
 
     def factors_list(self, user_id: str) -> list[AuthMethod]:
         return [
@@ -193,6 +214,13 @@ class OktaClient:
         remembered devices (Classic Engine does not by default)."""
         params = {"oauthTokens": "true", "forgetDevices": "true"}
         self._session.request("DELETE", f"{_user_path(user_id)}/sessions", params=params)
+
+    def client_grants_revoke(self, user_id: str, client_id: str) -> None:
+        """Withdraw the user's consent to one OAuth client (`0oa...`) and revoke the refresh
+        tokens it holds for them; nothing left to revoke is done."""
+        client = f"{_user_path(user_id)}/clients/{quote(client_id, safe='')}"
+        self._delete_if_present(f"{client}/grants")
+        self._delete_if_present(f"{client}/tokens")
 
     # --- password ---------------------------------------------------------------------------
 

@@ -75,6 +75,29 @@ def read_retry_after(answer: requests.Response) -> float | None:
         return 1.0
 
 
+class VendorHttp(requests.Session):
+    """A requests session for one vendor: a default timeout on every request, and the CA bundle
+    it is given kept even when REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set (requests lets those
+    override a session's own `verify`). Token libraries (msal) take it as their HTTP client."""
+
+    def __init__(self, *, verify: bool | str = True, timeout: float = 10.0) -> None:
+        super().__init__()
+        self.verify = verify
+        self._timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, **kwargs)
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and isinstance(self.verify, str):
+            merged["verify"] = self.verify
+        return merged
+
+
 class VendorSession:
     """Authenticated requests to one vendor base URL."""
 
@@ -90,7 +113,9 @@ class VendorSession:
         attempts: int = 3,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        verify: bool | str = True,
     ) -> None:
+        """`verify`: check the vendor's TLS certificate (True), or against this CA bundle."""
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._scheme = scheme
@@ -100,7 +125,7 @@ class VendorSession:
         self._attempts = attempts
         self._max_wait = max_wait
         self._sleep = sleep
-        self._http = requests.Session()
+        self._http = VendorHttp(verify=verify, timeout=timeout)
 
     def request(
         self,

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from tenants.models import Tenant
 
 from ..models import ProtectedAccount
-from .base import CAPABILITY_MISSING, ExecutionResult, Health, Snapshot
+from .base import CAPABILITY_MISSING, Capability, ExecutionResult, Health, Snapshot
 
 EXECUTE = "connector.execute"
 REVERT = "connector.revert"
@@ -72,7 +72,8 @@ def url_origin(url: str) -> str:
 
 class WebhookConnector:
     kind = "webhook"
-    can_set_password = False
+    # Queued to the tenant's automation, which makes the change.
+    capabilities: frozenset[Capability] = frozenset({Capability.EXECUTE, Capability.REVERT})
 
     def __init__(self, *, tenant: Tenant, settings: dict[str, Any]) -> None:
         self.tenant = tenant

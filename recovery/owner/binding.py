@@ -46,7 +46,7 @@ from ..artifacts.services import artifact_consume
 from ..cases.choices import CaseStatus
 from ..cases.models import RecoveryCase
 from ..cases.services.base import case_locked as _case_locked
-from ..connectors.base import CAPABILITY_MISSING
+from ..connectors.base import CAPABILITY_MISSING, Capability
 from ..policy.selectors import policy_active, policy_for_case
 from . import webauthn
 from .choices import PasskeyStatus, PortalSessionKind, PortalSessionStatus
@@ -394,7 +394,7 @@ def connector_sets_passwords(session: OwnerPortalSession) -> bool:
     from ..connectors import connector_for
 
     with tenant_scope([session.tenant_id]):
-        return bool(getattr(connector_for(session.tenant), "can_set_password", False))
+        return Capability.PASSWORD_SET in connector_for(session.tenant).capabilities
 
 
 # --- mfa session ----------------------------------------------------------------------------

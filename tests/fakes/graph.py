@@ -7,7 +7,8 @@ client uses, with the status codes, error bodies and rules of the v1.0 reference
   `POST /{tenant}/oauth2/v2.0/token`. An access token carries the application permissions the
   fake had when it was issued and expires after `expires_in` seconds of the fake's clock; a
   wrong secret answers `invalid_client` / AADSTS7000215 (HTTP 401).
-- `GET /v1.0/users/{id | userPrincipalName}` with `$select`.
+- `GET /v1.0/users/{id | userPrincipalName}` with `$select`; `PATCH` of its properties (204),
+  `accountEnabled` alone with `User.EnableDisableAccount.All`.
 - Authentication methods: the list (`/authentication/methods`, paged with `@odata.nextLink`),
   each type's collection, and `DELETE` on the types that can be deleted. The default method
   cannot be deleted while the user has others, nor a mobile phone while an alternate mobile
@@ -65,6 +66,8 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # The application permissions that let each call through (the v1.0 permission tables, least
 # privileged first).
 USER_READ = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
+USER_WRITE = ("User.ReadWrite.All", "Directory.ReadWrite.All")
+USER_ENABLE = ("User.EnableDisableAccount.All", *USER_WRITE)
 METHODS_READ = ("UserAuthenticationMethod.Read.All", "UserAuthenticationMethod.ReadWrite.All")
 METHODS_WRITE = ("UserAuthenticationMethod.ReadWrite.All",)
 TAP_READ = ("UserAuthMethod-TAP.Read.All", "UserAuthMethod-TAP.ReadWrite.All", *METHODS_READ)
@@ -85,6 +88,7 @@ RISK_READ = ("IdentityRiskyUser.Read.All", "IdentityRiskyUser.ReadWrite.All")
 DEFAULT_PERMISSIONS = frozenset(
     {
         "User.Read.All",
+        "User.EnableDisableAccount.All",
         "UserAuthenticationMethod.ReadWrite.All",
         "User.RevokeSessions.All",
         "RoleManagement.ReadWrite.Directory",
@@ -597,6 +601,33 @@ class FakeGraph(FakeService):
                 **{name: user[name] for name in names},
             },
         )
+
+    @route("PATCH", r"/v1\.0/users/(?P<user>[^/]+)")
+    def user_update(self, request: FakeRequest) -> FakeResponse:
+        body = request.json()
+        if not isinstance(body, dict) or not body:
+            return self._error(request, 400, "Request_BadRequest", "Give the properties to set.")
+        if denied := self._deny(
+            request, USER_ENABLE if set(body) == {"accountEnabled"} else USER_WRITE
+        ):
+            return denied
+        user = self._user(request)
+        if user is None:
+            return self._missing(request, request.params["user"])
+        for name, value in body.items():
+            if name == "id" or name not in user:
+                message = (
+                    f"Property '{name}' does not exist as a declared property or extension "
+                    "property."
+                )
+                return self._error(request, 400, "Request_BadRequest", message)
+            if name == "accountEnabled" and not isinstance(value, bool):
+                message = (
+                    "Invalid value specified for property 'accountEnabled' of resource 'User'."
+                )
+                return self._error(request, 400, "Request_BadRequest", message)
+        user.update(body)
+        return FakeResponse(204)
 
     @route("POST", r"/v1\.0/users/(?P<user>[^/]+)/revokeSignInSessions")
     def revoke_sign_in_sessions(self, request: FakeRequest) -> FakeResponse:

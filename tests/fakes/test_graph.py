@@ -170,6 +170,21 @@ def test_revoke_sign_in_sessions_answers_true_and_moves_the_cut_off(graph):
     assert abs(dt.datetime.fromisoformat(valid_from).timestamp() - graph.now()) < 5
 
 
+def test_patch_user_sets_account_enabled_with_the_narrow_permission(graph):
+    user_id = graph.add_user("ada@contoso.com", enabled=False)
+    graph.permissions = frozenset({"User.EnableDisableAccount.All"})
+    answer = call(graph, "PATCH", "/users/ada@contoso.com", json={"accountEnabled": True})
+    assert answer.status_code == 204 and not answer.content
+    assert graph.users[user_id]["accountEnabled"] is True
+    other = call(graph, "PATCH", f"/users/{user_id}", json={"displayName": "A"})
+    assert_graph_error(other, 403, "Authorization_RequestDenied")  # needs User.ReadWrite.All
+    graph.permissions = frozenset({"User.ReadWrite.All"})
+    for body in ({"shoeSize": 42}, {"accountEnabled": "yes"}):
+        refused = call(graph, "PATCH", f"/users/{user_id}", json=body)
+        assert_graph_error(refused, 400, "Request_BadRequest")
+    assert graph.users[user_id]["accountEnabled"] is True
+
+
 # --- Temporary Access Pass -----------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import artifact_issue
 from recovery.cases.models import RecoveryCase
 from recovery.connectors import webhook
-from recovery.connectors.base import CAPABILITY_MISSING
+from recovery.connectors.base import CAPABILITY_MISSING, Capability
 from recovery.connectors.webhook import WebhookConnector
 from recovery.models import ProtectedAccount
 from recovery.notifications.models import OwnerNotice
@@ -232,7 +232,7 @@ def test_the_webhook_connector_never_sends_a_password(acme, monkeypatch):
         account=ProtectedAccount(external_id="e1", username="u1"), password=GOOD_PASSWORD
     )
     assert not result.ok and result.detail["code"] == CAPABILITY_MISSING
-    assert connector.can_set_password is False
+    assert Capability.PASSWORD_SET not in connector.capabilities
     assert sent == []  # nothing queued for anyone's automation
     assert GOOD_PASSWORD not in str(result)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from recovery.connectors.base import CAPABILITY_MISSING
+from recovery.connectors.base import CAPABILITY_MISSING, Capability
 from recovery.connectors.ldap import LdapConnector
 from recovery.connectors.manual import ManualConnector
 from recovery.connectors.validation import validate_settings
@@ -138,5 +138,6 @@ def test_active_directory_never_gets_a_password_in_clear(slapd):  # noqa: F811
 def test_the_manual_connector_cannot_set_a_password():
     result = ManualConnector().password_set(account=account("u"), password=NEW)
     assert not result.ok and result.detail["code"] == CAPABILITY_MISSING
-    assert ManualConnector.can_set_password is False and LdapConnector.can_set_password is True
+    assert Capability.PASSWORD_SET not in ManualConnector.capabilities
+    assert Capability.PASSWORD_SET in LdapConnector.capabilities
     assert NEW not in str(result)

@@ -66,12 +66,14 @@ def _failure(call, *args) -> VendorError:
 
 
 def test_user_get_acts_as_the_delegated_admin_with_the_read_only_scope(google, client):
+    google.user("bob@example.com").enrolled_2sv = True
     user = client.user_get("bob@example.com")
     bob = google.user("bob@example.com")
-    assert (user.id, user.username, user.display_name, user.enabled) == (
+    assert (user.id, user.username, user.display_name, user.enabled, user.two_step_enrolled) == (
         bob.id,
         "bob@example.com",
         "Bob Builder",
+        True,
         True,
     )
     (token,) = google.tokens.values()
@@ -137,6 +139,21 @@ def test_password_change_required_sends_only_that_field_with_the_user_scope(goog
     assert google.user("bob@example.com").change_password_at_next_login is True
     (update,) = google.sent("PUT", USERS)
     assert update.json() == {"changePasswordAtNextLogin": True}
+    (token,) = google.tokens.values()
+    assert token.scopes == {USER}
+
+
+def test_a_suspension_is_lifted_and_set_with_the_user_scope(google, client):
+    bob = google.user("bob@example.com")
+    bob.suspended = True
+    client.suspended_set("bob@example.com", False)
+    assert bob.suspended is False
+    client.suspended_set(bob.id, True)
+    assert bob.suspended is True
+    assert [r.json() for r in google.sent("PUT", USERS)] == [
+        {"suspended": False},
+        {"suspended": True},
+    ]
     (token,) = google.tokens.values()
     assert token.scopes == {USER}
 

@@ -75,6 +75,18 @@ def test_user_get_reads_the_user_by_id_or_principal_name(graph, client, ada):
     assert "accountEnabled" in selected[0]  # not among Graph's default properties
 
 
+def test_user_enabled_set_writes_account_enabled_and_a_repeat_changes_nothing(graph, client, ada):
+    graph.users[ada]["accountEnabled"] = False
+    client.user_enabled_set("ada@contoso.com", True)
+    assert graph.users[ada]["accountEnabled"] is True
+    client.user_enabled_set(ada, True)
+    assert graph.users[ada]["accountEnabled"] is True
+    client.user_enabled_set(ada, False)
+    assert graph.users[ada]["accountEnabled"] is False
+    sent = graph.sent("PATCH", r"/users/")
+    assert [r.json() for r in sent] == [{"accountEnabled": v} for v in (True, True, False)]
+
+
 def test_sessions_revoke_ends_the_users_sessions(graph, client, ada):
     assert client.sessions_revoke(ada) is True
     assert ada in graph.sessions_revoked_at
@@ -370,6 +382,7 @@ def operations(graph: FakeGraph, ada: str) -> dict[str, Callable[[GraphClient], 
     since = graph.now_datetime() - dt.timedelta(days=1)
     return {
         "user_get": lambda c: c.user_get(ada),
+        "user_enabled_set": lambda c: c.user_enabled_set(ada, True),
         "temporary_pass_delete": lambda c: c.temporary_pass_delete(ada, tap),
         "temporary_pass_create": lambda c: c.temporary_pass_create(ada, 60),
         "methods_list": lambda c: c.methods_list(ada),
@@ -425,6 +438,7 @@ def test_a_user_gone_is_not_found_with_graphs_code(graph, client):
         lambda: client.methods_list("gone@contoso.com"),
         lambda: client.temporary_pass_create("gone@contoso.com", 60),
         lambda: client.sessions_revoke("gone@contoso.com"),
+        lambda: client.user_enabled_set("gone@contoso.com", True),
     ):
         with pytest.raises(VendorError) as caught:
             call()

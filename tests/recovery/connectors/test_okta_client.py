@@ -18,11 +18,55 @@ from joserfc.jwk import ECKey, RSAKey
 from recovery.connectors.cloud import ChangeKind
 from recovery.connectors.okta_client import OktaApiToken, OktaClient, OktaServiceApp
 from recovery.connectors.vendor_http import VendorError
-from tests.fakes.okta import FakeOkta
+from tests.fakes.base import FakeRequest, FakeResponse
+from tests.fakes.okta import FakeOkta, okta_error, user_api
 
 CLIENT_ID = "0oavouchsafe1234567"
 API_TOKEN = "00QCjAl4MlV-WPXM-vouchsafe-0HmjFx-vbGua"
 SCOPES = {"okta.users.manage", "okta.roles.manage", "okta.logs.read"}
+
+
+class OktaOrg(FakeOkta):
+    """The Okta fake with three Users API routes the connector needs and `tests/fakes/okta.py`
+    does not serve yet (to move there): unlock, the partial profile update, and revoking a
+    client's consent grants and refresh tokens, as Okta's Users API reference describes them.
+    State: `consents` (user id -> client ids with grants), `refresh_tokens` (likewise)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.consents: dict[str, set[str]] = {}
+        self.refresh_tokens: dict[str, set[str]] = {}
+
+    def give_consent(self, user_id: str, client_id: str) -> None:
+        self.consents.setdefault(user_id, set()).add(client_id)
+        self.refresh_tokens.setdefault(user_id, set()).add(client_id)
+
+    @user_api("POST", "/lifecycle/unlock", "okta.users.manage")
+    def unlock(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        if user["status"] != "LOCKED_OUT":
+            summary = "This operation is not allowed in the user's current status."
+            return FakeResponse(403, okta_error("E0000038", summary))
+        user["status"] = "ACTIVE"
+        return FakeResponse(200, {})
+
+    @user_api("POST", "", "okta.users.manage")
+    def profile_update(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        for name, value in ((request.json() or {}).get("profile") or {}).items():
+            if value is None:
+                user["profile"].pop(name, None)
+            else:
+                user["profile"][name] = value
+        return FakeResponse(200, user)
+
+    @user_api("DELETE", "/clients/(?P<client>[^/]+)/grants", "okta.users.manage")
+    def grants_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        self.consents.get(user["id"], set()).discard(request.params["client"])
+        return FakeResponse(204)
+
+    @user_api("DELETE", "/clients/(?P<client>[^/]+)/tokens", "okta.users.manage")
+    def tokens_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        self.refresh_tokens.get(user["id"], set()).discard(request.params["client"])
+        return FakeResponse(204)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +75,8 @@ def app_key() -> RSAKey:
 
 
 @pytest.fixture
-def okta(app_key: RSAKey) -> Iterator[FakeOkta]:
-    with FakeOkta() as fake:
+def okta(app_key: RSAKey) -> Iterator[OktaOrg]:
+    with OktaOrg() as fake:
         fake.register_app(CLIENT_ID, [app_key.as_dict(private=False)], SCOPES)
         fake.add_api_token(API_TOKEN)
         yield fake
@@ -172,11 +216,12 @@ def test_the_api_token_fallback_sends_ssws_and_never_asks_for_tokens(okta, slept
 def test_user_get_reads_the_user_and_a_missing_one_is_not_found(okta, client, dade):
     okta.users[dade["id"]]["status"] = "SUSPENDED"
     user = client.user_get("dade.murphy@example.com")
-    assert (user.id, user.username, user.display_name, user.enabled) == (
+    assert (user.id, user.username, user.display_name, user.enabled, user.status) == (
         dade["id"],
         "dade.murphy@example.com",
         "Dade Murphy",
         False,
+        "SUSPENDED",
     )
     assert okta.sent("GET", "/api/v1/users/")[0].path == "/api/v1/users/dade.murphy%40example.com"
     with pytest.raises(VendorError) as caught:
@@ -214,6 +259,34 @@ def test_sessions_clear_ends_sessions_and_revokes_oauth_tokens(okta, client, dad
     ]
     (sent,) = okta.sent("DELETE", "/sessions")
     assert sent.arg("oauthTokens") == "true"
+
+
+def test_unlock_returns_a_locked_out_user_to_active(okta, client, dade):
+    okta.users[dade["id"]]["status"] = "LOCKED_OUT"
+    client.unlock(dade["id"])
+    assert okta.users[dade["id"]]["status"] == "ACTIVE"
+    with pytest.raises(VendorError) as caught:  # Okta unlocks only a LOCKED_OUT user
+        client.unlock(dade["id"])
+    assert (caught.value.kind, caught.value.code) == ("forbidden", "E0000038")
+
+
+def test_profile_update_sets_only_the_attributes_given(okta, client, dade):
+    okta.users[dade["id"]]["profile"]["secondEmail"] = "acid.burn@evil.example"
+    client.profile_update(dade["id"], {"secondEmail": None, "mobilePhone": "+1 555 0100"})
+    profile = okta.users[dade["id"]]["profile"]
+    assert "secondEmail" not in profile and profile["mobilePhone"] == "+1 555 0100"
+    assert profile["login"] == "dade.murphy@example.com"  # a partial update
+    (sent,) = okta.sent("POST", rf"^/api/v1/users/{dade['id']}$")
+    assert sent.json() == {"profile": {"secondEmail": None, "mobilePhone": "+1 555 0100"}}
+
+
+def test_a_clients_consent_and_refresh_tokens_are_revoked(okta, client, dade):
+    okta.give_consent(dade["id"], "0oaevil")
+    okta.give_consent(dade["id"], "0oamail")
+    client.client_grants_revoke(dade["id"], "0oaevil")
+    client.client_grants_revoke(dade["id"], "0oaevil")  # nothing left: done
+    assert okta.consents[dade["id"]] == okta.refresh_tokens[dade["id"]] == {"0oamail"}
+    assert len(okta.sent("DELETE", "/clients/0oaevil/grants$")) == 2
 
 
 # --- password -------------------------------------------------------------------------------
