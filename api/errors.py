@@ -28,6 +28,9 @@ CONFLICT_CODES = frozenset(
         "policy.not_pending",
         "policy.outdated",
         "grant.not_pending",
+        "connector.change_pending",
+        "connector.change_not_pending",
+        "connector.change_outdated",
     }
 )
 

@@ -233,12 +233,37 @@ ACTIONS: dict[str, str] = {
     ),
     # connectors: where a recovery really happens (recovery.connectors)
     "connector.configured": (
-        "A tenant_admin set the tenant's connector (manual, ldap, webhook); data carries the "
-        "kind, the changed setting names and a summary without secrets."
+        "The tenant's connector configuration changed: a second tenant_admin approved a "
+        "connector change, applied in the same transaction; data carries the change, the kind, "
+        "the changed setting names and settings_summary (no secret, no URL path)."
     ),
     "connector.health_checked": (
-        "A tenant_admin checked the tenant's connector (LDAP: bind and search); data carries "
-        "whether it worked and why not."
+        "A tenant_admin checked the tenant's connector (recorded before connector.tested "
+        "replaced it); data carries whether it worked and why not."
+    ),
+    "connector.change_requested": (
+        "A tenant_admin proposed a connector configuration; a second tenant_admin must approve "
+        "it (R-27). Data carries the kind, the changed setting names and settings_summary."
+    ),
+    "connector.change_approved": (
+        "A second tenant_admin (another account and person) approved a connector change with a "
+        "fresh step-up; it was applied. Data carries settings_summary and the step-up proof."
+    ),
+    "connector.change_rejected": (
+        "Another tenant_admin rejected a pending connector change; nothing was applied. Data "
+        "carries the reason."
+    ),
+    "connector.change_withdrawn": (
+        "The requester withdrew their pending connector change; nothing was applied."
+    ),
+    "connector.change_refused": (
+        "A connector change, approval, rejection, withdrawal or test was refused (invalid "
+        "settings, one already pending, same person, no step-up, not an admin); data carries "
+        "the step, the code and the names of the refused fields, never their values."
+    ),
+    "connector.tested": (
+        "A tenant_admin tested the connection of the configuration in force or of a pending "
+        "change; data carries which, whether it worked, the detail and settings_summary."
     ),
     # owner portal: enrolment, owner signals S1/S5, binding the new credential (R-11)
     "owner.enrolment_link_sent": (
@@ -326,6 +351,26 @@ ACTIONS: dict[str, str] = {
     "owner.binding_refused": (
         "A new password or authenticator offered in a recovery-artifact session was refused "
         "(rules, breached list, not phishing-resistant for T2, connector error)."
+    ),
+    "owner.temporary_pass_issued": (
+        "The tenant's cloud connector issued the vendor's one-time pass (an Entra Temporary "
+        "Access Pass) into the owner's recovery-artifact session, shown there once (R-10, "
+        "R-12); data carries the pass id, expiry and lifetime, never the pass."
+    ),
+    # containment after a cloud recovery (R-34): each step with the connector's answer
+    "containment.step_done": (
+        "A containment step was done by the connector after the owner bound a new method: a "
+        "lost method removed (or found gone), sessions and refresh tokens ended, the one-time "
+        "pass deleted; data carries the operation, target, connector path and answer."
+    ),
+    "containment.step_failed": (
+        "The connector failed, or cannot do, a containment step; it is kept on the execution "
+        "as a manual step and the case cannot be closed until a person records it. Data "
+        "carries the operation, target, connector path, error and the manual step."
+    ),
+    "containment.step_recorded": (
+        "A person recorded a pending containment step as done in the directory's console, "
+        "with a fresh passkey step-up bound to the case (data carries the proof)."
     ),
     "owner.account_repudiated": (
         'The owner said "this wasn\'t me" about an owner portal change: the account is frozen '

@@ -174,6 +174,7 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("confirm", "token"): NOTHING,  # the owner's in-app confirmation link (S5)
     ("idp", "token"): NOTHING,  # the owner's identity provider sign-in link (S5)
     ("owner-idp", "pk"): Built("idp_config"),  # the tenant's IdP configuration (console)
+    ("changes", "pk"): Built("connector_change"),  # a pending connector change (console)
     ("recover", "token"): NOTHING,  # the owner's artifact link
     ("enrol", "token"): NOTHING,  # the owner's enrolment link
     ("passkeys", "passkey_id"): NOTHING,  # an owner's passkey (portal session only)

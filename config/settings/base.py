@@ -182,6 +182,7 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventTypeEnum": "integrations.choices.WebhookEventType",
         "IngestEventTypeEnum": "integrations.choices.IngestEventType",
         "DeliveryStatusEnum": "integrations.choices.DeliveryStatus",
+        "ConnectorKindEnum": "recovery.connectors.choices.ConnectorKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

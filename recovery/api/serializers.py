@@ -13,6 +13,9 @@ from ..cases.choices import Channel, SignalClass, Verifier
 from ..cases.methods import method_get
 from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
+from ..connectors.choices import ConnectorKind
+from ..connectors.models import ConnectorChange, ConnectorChangeStatus, ConnectorConfig
+from ..connectors.summary import settings_sha256, settings_summary
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.models import PolicyVersion
 
@@ -381,3 +384,126 @@ class ManualStepInput(serializers.Serializer):
     path = serializers.CharField(
         max_length=2000, help_text="The exact path you followed in the other console."
     )
+
+
+# --- the tenant's connector (recovery/api/connectors.py) ------------------------------------
+
+SUMMARY_HELP = (
+    "Every setting as it may be shown: plain values, a URL as {origin, sha256} (never its "
+    "path), a setting without a declared rule as {sha256}. Never a secret: settings name the "
+    "environment variables or files that hold them."
+)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class SettingsSummaryField(serializers.Field):
+    """A configuration's `settings_summary`, computed from the object's kind and settings."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, help_text=SUMMARY_HELP, **kwargs)
+
+    def to_representation(self, value):
+        return settings_summary(value.kind, value.settings)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SettingsSha256Field(serializers.Field):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return settings_sha256(value.settings)
+
+
+class ConnectorConfigOutput(serializers.ModelSerializer):
+    settings_summary = SettingsSummaryField()
+    settings_sha256 = SettingsSha256Field()
+    updated_by = serializers.CharField(source="updated_by.username", read_only=True)
+
+    class Meta:
+        model = ConnectorConfig
+        fields = [
+            "kind",
+            "is_active",
+            "settings_summary",
+            "settings_sha256",
+            "updated_by",
+            "updated_at",
+        ]
+
+
+class ConnectorChangeOutput(serializers.ModelSerializer):
+    settings_summary = SettingsSummaryField()
+    settings_sha256 = SettingsSha256Field()
+    status = serializers.CharField(read_only=True, help_text=", ".join(ConnectorChangeStatus))
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    decided_by = serializers.CharField(
+        source="decided_by.username", read_only=True, allow_null=True, default=None
+    )
+
+    class Meta:
+        model = ConnectorChange
+        fields = [
+            "id",
+            "kind",
+            "is_active",
+            "status",
+            "settings_summary",
+            "settings_sha256",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "reason",
+        ]
+
+
+class ConnectorDiffRowOutput(serializers.Serializer):
+    setting = serializers.CharField(help_text="A setting's name, or kind / is_active.")
+    current = serializers.JSONField(allow_null=True, help_text="As settings_summary shows it.")
+    proposed = serializers.JSONField(allow_null=True)
+    changed = serializers.BooleanField()
+
+
+class ConnectorStateOutput(serializers.Serializer):
+    current = ConnectorConfigOutput(allow_null=True, help_text="None: the manual connector.")
+    pending = ConnectorChangeOutput(
+        allow_null=True, help_text="The change waiting for a second tenant admin."
+    )
+    diff = ConnectorDiffRowOutput(
+        many=True, help_text="The pending change beside the configuration in force."
+    )
+
+
+class ConnectorChangeInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ConnectorKind.choices)
+    settings = serializers.DictField(
+        default=dict,
+        help_text="The kind's settings (see docs/operations.md); defaults fill in what is "
+        "left out. Secrets are named by environment variable or file, never given.",
+    )
+    is_active = serializers.BooleanField(default=True)
+
+
+class ConnectorRejectInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why, for the requester.")
+
+
+class ConnectorWithdrawInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ConnectorTestInput(serializers.Serializer):
+    change = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="A pending change to test; left out, the configuration in force is tested.",
+    )
+
+
+class ConnectorTestOutput(serializers.Serializer):
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+    configuration = serializers.CharField(help_text="What was tested: active or pending.")
+    change = serializers.IntegerField(allow_null=True)

@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from . import attended, challenges, owner_enrolment, owner_idp, owner_signals, proofing, views
+from . import (
+    attended,
+    challenges,
+    connectors,
+    owner_enrolment,
+    owner_idp,
+    owner_signals,
+    proofing,
+    views,
+)
 
 urlpatterns = [
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
@@ -163,4 +172,25 @@ urlpatterns += [
         owner_idp.CaseIdpSignInApi.as_view(),
         name="api-case-idp-sign-in",
     ),
+]
+
+# The tenant's connector (dual control): propose, approve, reject, withdraw, test the connection.
+urlpatterns += [
+    path("connector/", connectors.ConnectorApi.as_view(), name="api-connector"),
+    path(
+        "connector/changes/<int:change_id>/approve/",
+        connectors.ConnectorChangeApproveApi.as_view(),
+        name="api-connector-change-approve",
+    ),
+    path(
+        "connector/changes/<int:change_id>/reject/",
+        connectors.ConnectorChangeRejectApi.as_view(),
+        name="api-connector-change-reject",
+    ),
+    path(
+        "connector/changes/<int:change_id>/withdraw/",
+        connectors.ConnectorChangeWithdrawApi.as_view(),
+        name="api-connector-change-withdraw",
+    ),
+    path("connector/test/", connectors.ConnectorTestApi.as_view(), name="api-connector-test"),
 ]

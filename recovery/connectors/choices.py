@@ -8,6 +8,9 @@ class ConnectorKind(models.TextChoices):
     MANUAL = "manual", _("Manual: the agent follows the steps in the directory's own console")
     LDAP = "ldap", _("LDAP / Active Directory")
     WEBHOOK = "webhook", _("Webhook to the tenant's automation")
+    ENTRA = "entra", _("Microsoft Entra ID (Microsoft Graph)")
+    OKTA = "okta", _("Okta")
+    GOOGLE = "google_workspace", _("Google Workspace (Admin SDK)")
 
 
 class Directory(models.TextChoices):

@@ -19,14 +19,23 @@ def connector_config_get(*, tenant: Tenant) -> ConnectorConfig | None:
 
 def connector_build(*, tenant: Tenant, kind: str, settings: dict) -> Connector:
     """The connector for a validated configuration."""
+    from .entra import EntraConnector
+    from .google_workspace import GoogleWorkspaceConnector
     from .ldap import LdapConnector
     from .manual import ManualConnector
+    from .okta import OktaConnector
     from .webhook import WebhookConnector
 
     if kind == ConnectorKind.LDAP:
         return LdapConnector(settings=settings)
     if kind == ConnectorKind.WEBHOOK:
         return WebhookConnector(tenant=tenant, settings=settings)
+    if kind == ConnectorKind.ENTRA:
+        return EntraConnector(tenant=tenant, settings=settings)
+    if kind == ConnectorKind.OKTA:
+        return OktaConnector(tenant=tenant, settings=settings)
+    if kind == ConnectorKind.GOOGLE:
+        return GoogleWorkspaceConnector(tenant=tenant, settings=settings)
     return ManualConnector(settings=settings)
 
 

@@ -342,6 +342,20 @@ VALIDATORS: dict[str, Callable[[dict[str, Any], _Errors], dict[str, Any]]] = {
 }
 
 
+def _cloud_validators() -> dict[str, Callable[[dict[str, Any], _Errors], dict[str, Any]]]:
+    """The cloud connectors' validators, each next to its connector (which imports this
+    module's helpers, hence the late import)."""
+    from .entra import validate_entra_settings
+    from .google_workspace import validate_google_settings
+    from .okta import validate_okta_settings
+
+    return {
+        ConnectorKind.ENTRA: validate_entra_settings,
+        ConnectorKind.OKTA: validate_okta_settings,
+        ConnectorKind.GOOGLE: validate_google_settings,
+    }
+
+
 def validate_settings(kind: str, raw: Any) -> dict[str, Any]:
     """`raw` checked for `kind`, with defaults filled in; InvalidInput lists every problem."""
     if kind not in ConnectorKind.values:
@@ -357,6 +371,6 @@ def validate_settings(kind: str, raw: Any) -> dict[str, Any]:
             field_errors={"settings": ["Give an object."]},
         )
     errors = _Errors()
-    data = VALIDATORS[kind](raw, errors)
+    data = {**VALIDATORS, **_cloud_validators()}[kind](raw, errors)
     errors.raise_if_any()
     return data

@@ -246,6 +246,15 @@ def _idp_config(objs: TenantObjects):
     )
 
 
+def _connector_change(objs: TenantObjects):
+    """A connector change the tenant's admin proposed, waiting for a second admin."""
+    from recovery.connectors.services import connector_change_request
+
+    return connector_change_request(
+        actor=objs.admin, tenant=objs.tenant, kind="manual", settings={"console": "entra"}
+    )
+
+
 BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "account": _account,
     "case": _case,
@@ -266,6 +275,7 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "attended_session": _attended_session,
     "proofing_session": _proofing_session,
     "idp_config": _idp_config,
+    "connector_change": _connector_change,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -288,6 +298,7 @@ OBJECT_MAP: dict[str, str] = {
     "session_id": "attended_session",
     "provider": "provider.slug",
     "config_id": "idp_config",
+    "change_id": "connector_change",
 }
 
 
@@ -418,6 +429,9 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     ),
     "OwnerIdpConfigApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "OwnerIdpConfigRetireApi.POST": lambda objs: Body({"reason": "replaced by another provider"}),
+    "ConnectorApi.POST": lambda objs: Body({"kind": "manual", "settings": {"console": "generic"}}),
+    "ConnectorChangeApproveApi.POST": lambda objs: Body({"otp": "000000"}),
+    "ConnectorChangeRejectApi.POST": lambda objs: Body({"reason": "the host is not ours"}),
 }
 
 

@@ -21,11 +21,11 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from recovery.cases.models import RecoveryCase
-from recovery.connectors.services import connector_configure
 from recovery.owner.models import OwnerPortalSession
 from tenants.choices import Role
 from tenants.models import Tenant
 
+from ..connector_helpers import connector_set
 from ..factories import execute, staff
 from ..ldap_server import INSTALL_HINT, SERVICE_DN, SERVICE_PASSWORD, SUFFIX, TAP_GROUP, LdapServer
 from ..recovery.execution.helpers import last_recovery_mail, link_token, owner_email, ready_case
@@ -50,9 +50,8 @@ def ldap_connector_for(tenant: Tenant, slapd: LdapServer, monkeypatch: pytest.Mo
     """The tenant's recoveries go to the test slapd; accounts are found by employeeNumber,
     which is the account's external id."""
     monkeypatch.setenv(BIND_ENV, SERVICE_PASSWORD)
-    connector_configure(
-        actor=staff(Role.TENANT_ADMIN, tenant=tenant),
-        tenant=tenant,
+    connector_set(
+        tenant,
         kind="ldap",
         settings={
             "server_uri": slapd.uri,

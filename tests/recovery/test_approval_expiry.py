@@ -17,7 +17,6 @@ from recovery.cases.choices import CaseStatus
 from recovery.cases.models import Approval, RecoveryCase
 from recovery.cases.services import case_needs
 from recovery.cases.services.execution import case_execute
-from recovery.connectors.services import connector_configure
 from recovery.notifications.models import OwnerNotice
 from recovery.policy.errors import PolicyInvalid
 from recovery.policy.rules import DEFAULT_POLICY_FILE, platform_default
@@ -25,6 +24,7 @@ from recovery.policy.validation import validate
 from tenants.choices import Role
 from tenants.exceptions import PolicyDenied
 
+from ..connector_helpers import connector_set
 from ..factories import staff, step_up
 from .execution.helpers import owner_email, ready_case
 
@@ -117,9 +117,8 @@ def test_a_change_of_the_case_voids_its_approval_with_the_reason(acme):
     """The connector execution would run is part of what was approved (R-22)."""
     case = _executable(ready_case(acme, **T1))
     approval = Approval.objects.get(case=case)
-    connector_configure(
-        actor=staff(Role.TENANT_ADMIN, tenant=acme),
-        tenant=acme,
+    connector_set(
+        acme,
         kind="webhook",
         settings={"url": "https://automation.example.test/hook", "secret_env": "HOOK_SECRET"},
     )

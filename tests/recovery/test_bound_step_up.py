@@ -21,7 +21,6 @@ from recovery.cases.services import (
     case_submit,
 )
 from recovery.cases.services.execution import case_execute
-from recovery.connectors.services import connector_configure
 from recovery.notifications.models import OwnerNotice
 from recovery.policy.errors import PolicyInvalid
 from recovery.policy.rules import DEFAULT_POLICY_FILE
@@ -33,6 +32,7 @@ from tenants.services import membership_revoke
 
 from ..api.conftest import api, staff_api_client
 from ..conftest import signed_in_client
+from ..connector_helpers import connector_set
 from ..factories import (
     execute,
     make_account_with,
@@ -131,9 +131,8 @@ def test_an_answer_made_before_the_case_changed_is_refused(acme):
     case = _pending(acme, FINANCE)
     supervisor = staff(Role.SUPERVISOR, tenant=acme)
     proof = step_up(supervisor, case=case)  # the case as it was
-    connector_configure(  # execution would now run another connector
-        actor=staff(Role.TENANT_ADMIN, tenant=acme),
-        tenant=acme,
+    connector_set(  # execution would now run another connector
+        acme,
         kind="webhook",
         settings={"url": "https://automation.example.test/hook", "secret_env": "HOOK_SECRET"},
     )

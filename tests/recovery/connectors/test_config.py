@@ -1,5 +1,6 @@
-"""A tenant's connector: settings checked per field, configured by its tenant_admins only,
-audited without secrets, isolated per tenant, and the connector it stands for."""
+"""A tenant's connector: settings checked per field, configured by its tenant_admins only (a
+proposal and a second admin's approval, tests/recovery/connectors/test_changes.py), audited
+without secrets, isolated per tenant, and the connector it stands for."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from audit.models import AuditEvent
 from recovery.connectors import connector_for
 from recovery.connectors.ldap import LdapConnector
 from recovery.connectors.manual import ManualConnector
-from recovery.connectors.models import ConnectorConfig
+from recovery.connectors.models import ConnectorChange, ConnectorConfig
 from recovery.connectors.selectors import connector_config_get
-from recovery.connectors.services import connector_configure, connector_health
+from recovery.connectors.services import connector_change_request, connector_test
 from recovery.connectors.validation import validate_settings
 from recovery.connectors.webhook import WebhookConnector
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput, PolicyDenied
 
 from ...approle import as_app_role
+from ...connector_helpers import connector_set
 from ...factories import active_grant, api_key, make_tenant, make_user, member, staff
 from ...ldap_server import SERVICE_DN, SERVICE_PASSWORD, SUFFIX, TAP_GROUP
 
@@ -161,50 +163,54 @@ def test_an_unknown_kind_or_a_non_object_is_refused():
 
 
 @pytest.mark.django_db
-def test_tenant_admin_configures_and_the_event_holds_no_secret(acme, monkeypatch):
+def test_tenant_admins_configure_and_the_events_hold_no_secret(acme, monkeypatch):
     monkeypatch.setenv(ENV, "the-actual-bind-password")
-    admin = staff(Role.TENANT_ADMIN, tenant=acme)
     url_with_token = "https://automation.acme.example/hooks/tok_9f8e7d6c5b4a"
 
-    config = connector_configure(actor=admin, tenant=acme, kind="ldap", settings=LDAP)
-    assert (config.kind, config.is_active, config.updated_by) == ("ldap", True, admin)
+    config = connector_set(acme, kind="ldap", settings=LDAP)
+    assert (config.kind, config.is_active) == ("ldap", True)
     assert config.settings == validate_settings("ldap", LDAP)
     [event] = events(acme, "connector.configured")
     assert event.data["kind"] == "ldap" and event.data["previous"] is None
-    assert event.data["summary"]["server_uri"] == LDAP["server_uri"]
-    assert event.data["summary"]["bind_password_env"] == ENV
+    assert event.data["settings_summary"]["server_uri"] == LDAP["server_uri"]
+    assert event.data["settings_summary"]["bind_password_env"] == ENV
     assert "bind_dn" in event.data["changed"] and event.target_id == str(config.pk)
+    assert event.actor_id == str(config.updated_by.pk)  # the approver made it so
 
     webhook = {"url": url_with_token, "secret_env": "ACME_HOOK_KEY"}
-    connector_configure(actor=admin, tenant=acme, kind="webhook", settings=webhook)
+    connector_set(acme, kind="webhook", settings=webhook)
     second = events(acme, "connector.configured")[-1]
     assert second.data["previous"]["kind"] == "ldap"
-    assert second.data["summary"]["origin"] == "https://automation.acme.example"
-    dumped = json.dumps([e.data for e in events(acme, "connector.configured")])
+    assert second.data["settings_summary"]["url"]["origin"] == "https://automation.acme.example"
+    trail = AuditEvent.objects.filter(tenant=acme, action__startswith="connector.")
+    dumped = json.dumps([e.data for e in trail])
     assert "the-actual-bind-password" not in dumped and "tok_9f8e7d6c5b4a" not in dumped
 
 
 @pytest.mark.django_db
-def test_the_same_configuration_twice_writes_one_event(acme):
+def test_the_configuration_in_force_cannot_be_proposed_again(acme):
+    connector_set(acme, kind="ldap", settings=LDAP)
     admin = staff(Role.TENANT_ADMIN, tenant=acme)
-    connector_configure(actor=admin, tenant=acme, kind="ldap", settings=LDAP)
-    connector_configure(actor=admin, tenant=acme, kind="ldap", settings=dict(LDAP))
+    with pytest.raises(InvalidInput) as refused:
+        connector_change_request(actor=admin, tenant=acme, kind="ldap", settings=dict(LDAP))
+    assert refused.value.code == "connector.change_empty"
     assert len(events(acme, "connector.configured")) == 1
-    connector_configure(actor=admin, tenant=acme, kind="ldap", settings=LDAP, is_active=False)
-    assert events(acme, "connector.configured")[-1].data["changed"] == []
+    assert ConnectorChange.objects.for_tenant(acme).count() == 1  # the first, applied
+    connector_set(acme, kind="ldap", settings=LDAP, is_active=False)
+    assert events(acme, "connector.configured")[-1].data["changed"] == ["is_active"]
     assert ConnectorConfig.objects.for_tenant(acme).get().is_active is False
 
 
 @pytest.mark.django_db
-def test_only_the_tenants_own_admins_configure(acme, globex, deskco):
+def test_only_the_tenants_own_admins_propose(acme, globex, deskco):
     for role in (Role.AGENT, Role.SUPERVISOR, Role.SECURITY_OFFICER, Role.AUDITOR):
         with pytest.raises(PolicyDenied) as refused:
-            connector_configure(
+            connector_change_request(
                 actor=staff(role, tenant=acme), tenant=acme, kind="manual", settings={}
             )
         assert refused.value.code == "tenant.admin_required"
     with pytest.raises(PolicyDenied) as refused:
-        connector_configure(
+        connector_change_request(
             actor=staff(Role.TENANT_ADMIN, tenant=globex), tenant=acme, kind="manual", settings={}
         )
     assert refused.value.code == "tenant.no_access"
@@ -212,17 +218,19 @@ def test_only_the_tenants_own_admins_configure(acme, globex, deskco):
     msp_admin = make_user()
     member(msp_admin, Role.SUPERVISOR, provider=deskco)
     with pytest.raises(PolicyDenied) as refused:
-        connector_configure(actor=msp_admin, tenant=acme, kind="manual", settings={})
+        connector_change_request(actor=msp_admin, tenant=acme, kind="manual", settings={})
     assert refused.value.code == "tenant.admin_not_delegable"
     assert not ConnectorConfig.objects.for_tenant(acme).exists()
+    assert not ConnectorChange.objects.for_tenant(acme).exists()
     assert events(acme, "connector.configured") == []
+    assert len(events(acme, "connector.change_refused")) == 6
 
 
 @pytest.mark.django_db
-def test_an_ai_assistant_cannot_configure(acme):
+def test_an_ai_assistant_cannot_propose(acme):
     ai = api_key(acme, kind="ai_assistant").key.principal
     with pytest.raises(PolicyDenied) as refused:
-        connector_configure(actor=ai, tenant=acme, kind="manual", settings={})
+        connector_change_request(actor=ai, tenant=acme, kind="manual", settings={})
     assert refused.value.code == "ai.action_blocked"
 
 
@@ -230,13 +238,16 @@ def test_an_ai_assistant_cannot_configure(acme):
 def test_invalid_settings_store_nothing(acme):
     admin = staff(Role.TENANT_ADMIN, tenant=acme)
     with pytest.raises(InvalidInput) as refused:
-        connector_configure(
+        connector_change_request(
             actor=admin, tenant=acme, kind="ldap", settings={**LDAP, "bind_dn": "x"}
         )
     assert refused.value.field_errors.keys() == {"bind_dn"}
     with pytest.raises(InvalidInput):
-        connector_configure(actor=admin, tenant=acme, kind="ldap", settings=LDAP, is_active="yes")
+        connector_change_request(
+            actor=admin, tenant=acme, kind="ldap", settings=LDAP, is_active="yes"
+        )
     assert not ConnectorConfig.objects.for_tenant(acme).exists()
+    assert not ConnectorChange.objects.for_tenant(acme).exists()
 
 
 # --- which connector, per tenant -------------------------------------------------------------
@@ -245,28 +256,15 @@ def test_invalid_settings_store_nothing(acme):
 @pytest.mark.django_db
 def test_connector_for_is_manual_until_one_is_configured_and_active(acme, globex):
     assert isinstance(connector_for(acme), ManualConnector)
-    admin = staff(Role.TENANT_ADMIN, tenant=acme)
-    connector_configure(actor=admin, tenant=acme, kind="ldap", settings=LDAP)
+    connector_set(acme, kind="ldap", settings=LDAP)
     assert isinstance(connector_for(acme), LdapConnector)
     assert isinstance(connector_for(globex), ManualConnector)  # another tenant's is not ours
-    connector_configure(
-        actor=admin,
-        tenant=acme,
-        kind="webhook",
-        settings={"url": "https://automation.acme.example/", "secret_env": "ACME_HOOK_KEY"},
-    )
+    hook = {"url": "https://automation.acme.example/", "secret_env": "ACME_HOOK_KEY"}
+    connector_set(acme, kind="webhook", settings=hook)
     assert isinstance(connector_for(acme), WebhookConnector)
-    connector_configure(
-        actor=admin,
-        tenant=acme,
-        kind="webhook",
-        settings={"url": "https://automation.acme.example/", "secret_env": "ACME_HOOK_KEY"},
-        is_active=False,
-    )
+    connector_set(acme, kind="webhook", settings=hook, is_active=False)
     assert isinstance(connector_for(acme), ManualConnector)
-    manual = connector_configure(
-        actor=admin, tenant=acme, kind="manual", settings={"console": "entra"}
-    )
+    manual = connector_set(acme, kind="manual", settings={"console": "entra"})
     assert connector_for(acme).console == "entra" and manual.is_active
 
 
@@ -274,12 +272,8 @@ def test_connector_for_is_manual_until_one_is_configured_and_active(acme, globex
 def test_configurations_are_invisible_across_tenants_under_row_level_security(
     app_role, acme, globex
 ):
-    mine = connector_configure(
-        actor=staff(Role.TENANT_ADMIN, tenant=acme), tenant=acme, kind="ldap", settings=LDAP
-    )
-    theirs = connector_configure(
-        actor=staff(Role.TENANT_ADMIN, tenant=globex), tenant=globex, kind="manual", settings={}
-    )
+    mine = connector_set(acme, kind="ldap", settings=LDAP)
+    theirs = connector_set(globex, kind="manual", settings={})
     third = make_tenant()
     with as_app_role([acme.pk]):
         assert list(ConnectorConfig.objects.values_list("pk", flat=True)) == [mine.pk]
@@ -292,11 +286,11 @@ def test_configurations_are_invisible_across_tenants_under_row_level_security(
     assert theirs.kind == "manual"
 
 
-# --- health, audited ------------------------------------------------------------------------
+# --- test connection, audited ---------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_health_is_checked_against_the_real_directory_and_recorded(acme, slapd, monkeypatch):
+def test_the_connection_is_tested_against_the_real_directory_and_recorded(acme, slapd, monkeypatch):
     admin = staff(Role.TENANT_ADMIN, tenant=acme)
     settings = {
         "server_uri": slapd.uri,
@@ -306,14 +300,15 @@ def test_health_is_checked_against_the_real_directory_and_recorded(acme, slapd, 
         "base_dn": SUFFIX,
         "temporary_access_group_dn": TAP_GROUP,
     }
-    connector_configure(actor=admin, tenant=acme, kind="ldap", settings=settings)
+    connector_set(acme, kind="ldap", settings=settings)
     monkeypatch.setenv(ENV, SERVICE_PASSWORD)
-    assert connector_health(actor=admin, tenant=acme).ok
+    assert connector_test(actor=admin, tenant=acme).ok
     monkeypatch.setenv(ENV, "wrong-password-for-health")
-    failed = connector_health(actor=admin, tenant=acme)
+    failed = connector_test(actor=admin, tenant=acme)
     assert not failed.ok and "invalidCredentials" in failed.detail
-    first, second = events(acme, "connector.health_checked")
+    first, second = events(acme, "connector.tested")
     assert (first.data["ok"], second.data["ok"], second.data["kind"]) == (True, False, "ldap")
+    assert second.data["configuration"] == "active"
     assert "wrong-password-for-health" not in json.dumps(second.data)
     with pytest.raises(PolicyDenied):
-        connector_health(actor=staff(Role.AGENT, tenant=acme), tenant=acme)
+        connector_test(actor=staff(Role.AGENT, tenant=acme), tenant=acme)

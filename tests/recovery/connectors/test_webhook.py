@@ -18,12 +18,11 @@ from integrations.models import WebhookDelivery, WebhookDeliveryAttempt
 from integrations.outbox import connector_request_enqueue
 from integrations.signing import verify
 from recovery.connectors import connector_for
-from recovery.connectors.services import connector_configure
 from recovery.connectors.webhook import WebhookConnector, outbox_register
-from tenants.choices import Role
 
 from ...approle import as_app_role
-from ...factories import make_account, staff
+from ...connector_helpers import connector_set
+from ...factories import make_account
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +36,8 @@ def signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def configure(tenant, url: str, *, is_active: bool = True) -> WebhookConnector:
-    connector_configure(
-        actor=staff(Role.TENANT_ADMIN, tenant=tenant),
-        tenant=tenant,
+    connector_set(
+        tenant,
         kind="webhook",
         settings={"url": url, "secret_env": KEY_ENV},
         is_active=is_active,
