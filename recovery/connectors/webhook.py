@@ -193,7 +193,8 @@ class WebhookConnector:
         if not os.environ.get(self.secret_env):
             problems.append(f"the signing key variable {self.secret_env} is not set")
         if problems:
-            return Health(ok=False, detail="; ".join(problems).capitalize() + ".")
+            sentence = "; ".join(problems)
+            return Health(ok=False, detail=sentence[0].upper() + sentence[1:] + ".")
         return Health(
             ok=True,
             detail=f"Requests are queued for {url_origin(self.url)} and signed with "
