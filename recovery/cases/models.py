@@ -330,6 +330,13 @@ class CaseExecution(models.Model):
     )
     executed_at = models.DateTimeField(auto_now_add=True)
     reverted_at = models.DateTimeField(null=True, blank=True)
+    # A cloud connector's one-time pass, issued into the owner's artifact session:
+    # which session, the vendor's pass id, when it started and expires. Never the pass itself.
+    temporary_pass = models.JSONField(null=True, blank=True)
+    # Containment after the owner bound the new method: when it ran, and every step
+    # the connector failed or cannot do, each a manual step until a person records it done.
+    containment_done_at = models.DateTimeField(null=True, blank=True)
+    containment_steps = models.JSONField(default=list, blank=True)
 
     objects = TenantOwnedManager()
 

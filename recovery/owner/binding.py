@@ -16,6 +16,19 @@ hash, the credential id and the connector result, and marked on the session (`bo
 `bound_detail`), which is all the agent's case page shows. A refusal (a rule, the breached
 list, the connector, the wrong session) is recorded as `owner.binding_refused` with its reason
 and changes nothing else: the session stays usable until it expires.
+
+With a cloud connector (one that issues the vendor's one-time pass, `Capability.TEMPORARY_PASS`:
+an Entra Temporary Access Pass) the owner binds at the identity provider itself:
+
+- the page shows the pass once, inside this session only (`owner_temporary_pass_issue`): the
+  connector issues it for the tenant's pass lifetime (R-31) and it is never stored, recorded,
+  sent or shown to staff (R-10, R-12); one pass per session;
+- with it the owner sets up a new sign-in method at the provider's own sign-in page, then
+  says so here (`owner_cloud_binding_confirm`). What counts is what the connector reports:
+  a method created at or after the pass began (not the pass, not a password). Then
+  containment runs (R-34, `recovery.cases.services.containment`): the methods from before
+  the pass are removed (an mfa recovery only; a password recovery never removes MFA, R-12),
+  sessions and refresh tokens end, and the pass is deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -36,7 +50,7 @@ from webauthn.helpers import bytes_to_base64url
 
 from audit.context import Actor
 from audit.services import record
-from tenants.choices import Tier
+from tenants.choices import CaseType, Tier
 from tenants.exceptions import DomainError, PolicyDenied
 from tenants.policies import ALLOW, Decision
 from tenants.rls import tenant_scope
@@ -44,9 +58,18 @@ from tenants.rls import tenant_scope
 from ..artifacts.models import ArtifactPurpose, ArtifactStatus, RecoveryArtifact
 from ..artifacts.services import artifact_consume
 from ..cases.choices import CaseStatus
-from ..cases.models import RecoveryCase
+from ..cases.models import CaseExecution, RecoveryCase
 from ..cases.services.base import case_locked as _case_locked
-from ..connectors.base import CAPABILITY_MISSING, Capability
+from ..cases.services.base import requirements_for
+from ..cases.services.containment import (
+    PASSWORD_KINDS,
+    containment_pending,
+    containment_record,
+    containment_run,
+)
+from ..connectors.base import CAPABILITY_MISSING, Capability, CloudConnector, ExecutionResult
+from ..connectors.cloud import AuthMethod, TemporaryPass
+from ..connectors.vendor_http import VendorError
 from ..policy.selectors import policy_active, policy_for_case
 from . import webauthn
 from .choices import PasskeyStatus, PortalSessionKind, PortalSessionStatus
@@ -74,6 +97,14 @@ PHISHING_RESISTANT = frozenset(m for m, resistant in AUTHENTICATOR_METHODS.items
 BINDABLE_HERE = frozenset({"passkey"})
 TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
 T = TypeVar("T")
+# Recoveries a cloud connector completes with a one-time pass the owner binds with (an unlock
+# needs no new credential, and must not cost the owner their methods).
+PASS_CASE_TYPES = frozenset(
+    {CaseType.PASSWORD_RESET, CaseType.MFA_RESET, CaseType.TEMPORARY_ACCESS}
+)
+PASS_PURPOSES = frozenset({ArtifactPurpose.MFA, ArtifactPurpose.PASSWORD})
+# R-31: an agent-issued temporary pass lives at most 8 hours, whatever the policy says.
+MAX_PASS_MINUTES = 8 * 60
 
 
 class BindingRefused(PolicyDenied):
@@ -107,6 +138,35 @@ _MESSAGES = {
     "binding.connector_failed": _(
         "Your new password could not be set in your organisation's directory; nothing was "
         "changed. Try again in a few minutes, or call the service desk."
+    ),
+    "binding.pass_unavailable": _(
+        "Your organisation's directory does not give one-time passes through this page. "
+        "Call the service desk."
+    ),
+    "binding.pass_already_issued": _(
+        "Your one-time pass was already shown on this page, and it is shown only once. If you "
+        "did not keep it, call the service desk to start again."
+    ),
+    "binding.pass_failed": _(
+        "Your organisation's directory did not give a one-time pass just now; nothing was "
+        "changed. Try again in a few minutes, or call the service desk."
+    ),
+    "binding.no_pass": _(
+        "First show your one-time pass on this page, then set up your new sign-in method with it."
+    ),
+    "binding.methods_unreadable": _(
+        "We could not ask your organisation's directory about your sign-in methods just now; "
+        "nothing was changed. Try again in a few minutes."
+    ),
+    "binding.no_new_method": _(
+        "Your organisation's directory shows no new sign-in method set up since your pass was "
+        "given. Set one up with the pass at your organisation's sign-in page, then press the "
+        "button again."
+    ),
+    "binding.new_method_not_phishing_resistant": _(
+        "For this account the new sign-in method must resist phishing: a passkey or a "
+        "security key. The one you set up does not; add one that does, then press the button "
+        "again."
     ),
 }
 
@@ -487,5 +547,269 @@ def owner_authenticator_bind(
             },
         )
         return bound
+
+    return _in_session_scope(session, work)
+
+
+# --- cloud connector: a one-time pass, and the binding the connector reports ---------------
+
+CONTAINMENT = Actor.system("containment")
+
+
+def temporary_pass_minutes(policy_seconds: int) -> int:
+    """The owner's pass lifetime in whole minutes: the policy's agent-issued pass lifetime
+    (R-31, one hour by default), never above eight hours, never below a minute."""
+    return max(1, min(policy_seconds // 60, MAX_PASS_MINUTES))
+
+
+def methods_bound_since(
+    methods: list[AuthMethod], *, started: datetime, pass_id: str
+) -> list[AuthMethod]:
+    """The methods the connector reports created at or after the pass began: the owner's new
+    ones. Never the pass itself nor a password; a method without a creation time proves
+    nothing, so it does not count."""
+    return [
+        method
+        for method in methods
+        if method.id != pass_id
+        and method.kind not in PASSWORD_KINDS
+        and method.created_at is not None
+        and method.created_at >= started
+    ]
+
+
+def _cloud_connector(case: RecoveryCase) -> CloudConnector | None:
+    """The tenant's connector when it completes this recovery with a one-time pass."""
+    from ..connectors import connector_for
+
+    connector = connector_for(case.tenant)
+    if (
+        Capability.TEMPORARY_PASS not in connector.capabilities
+        or case.case_type not in PASS_CASE_TYPES
+    ):
+        return None
+    return connector  # type: ignore[return-value] - the capability promises the cloud methods
+
+
+def connector_issues_passes(session: OwnerPortalSession) -> bool:
+    """Whether the recovery page offers the one-time pass instead of the portal's own form."""
+    if session.case_id is None or session.purpose not in PASS_PURPOSES:
+        return False
+    with tenant_scope([session.tenant_id]):
+        return _cloud_connector(session.case) is not None
+
+
+def cloud_binding_status(session: OwnerPortalSession) -> dict[str, Any]:
+    """What the page may say of this session's pass (its id and expiry, never the pass) and
+    whether containment left steps for the service desk."""
+    with tenant_scope([session.tenant_id]):
+        execution = (
+            CaseExecution.objects.for_tenant(session.tenant).filter(case_id=session.case_id).first()
+        )
+    issued = execution.temporary_pass if execution is not None else None
+    if not issued or issued.get("session") != session.pk:
+        return {"issued": None, "cleanup_pending": False}
+    expires = issued.get("expires_at")
+    return {
+        "issued": {
+            "id": issued["id"],
+            "expires_at": datetime.fromisoformat(expires) if expires else None,
+        },
+        "cleanup_pending": bool(containment_pending(execution)),
+    }
+
+
+def _begin_cloud(
+    session: OwnerPortalSession,
+) -> tuple[OwnerPortalSession, RecoveryCase, CloudConnector, CaseExecution]:
+    """`_begin` for either purpose a pass serves, then the connector and the execution row
+    (locked after the case and the session)."""
+    purpose = session.purpose if session.purpose in PASS_PURPOSES else ArtifactPurpose.MFA
+    locked, case = _begin(session, purpose)
+    connector = _cloud_connector(case)
+    if connector is None:
+        _refused(locked, case, purpose, ["binding.pass_unavailable"])
+        raise _Deferred(_refusal("binding.pass_unavailable"))
+    execution = CaseExecution.objects.for_tenant(case.tenant).select_for_update().get(case=case)
+    return locked, case, connector, execution
+
+
+def _pass_start(issued: TemporaryPass, result: ExecutionResult, asked_at: datetime) -> datetime:
+    """When the pass began, by the vendor's clock when its answer tells (expiry less lifetime),
+    so that comparing it with the vendor's method times needs no agreement between clocks;
+    else by ours, read before the call."""
+    minutes = result.detail.get("lifetime_minutes")
+    if issued.expires_at is not None and isinstance(minutes, int):
+        return issued.expires_at - timedelta(minutes=minutes)
+    return asked_at
+
+
+def _sessions_ended_first(connector: CloudConnector, case: RecoveryCase) -> ExecutionResult | None:
+    """End the account's sessions before a pass is issued (None: the connector cannot, and
+    containment leaves it to a person after the binding)."""
+    if Capability.SESSIONS_REVOKE not in connector.capabilities:
+        return None
+    return connector.sessions_revoke(account=case.account)
+
+
+def owner_temporary_pass_issue(*, session: OwnerPortalSession) -> TemporaryPass:
+    """The vendor's one-time pass for the owner, issued by the tenant's cloud connector inside
+    the owner's artifact session only (R-10, R-12), for the policy's pass lifetime (R-31).
+
+    The caller shows `secret` once and keeps it nowhere: it is in no row, record, log or
+    message. The account's sessions end first. One pass per session
+    (`binding.pass_already_issued`); the connector's failure (ending the sessions or issuing
+    the pass) is `binding.pass_failed`, with its answer in the record. Every refusal is
+    recorded first.
+    """
+
+    def work() -> TemporaryPass:
+        locked, case, connector, execution = _begin_cloud(session)
+        if execution.temporary_pass is not None:
+            code = "binding.pass_already_issued"
+            _refused(locked, case, locked.purpose, [code], pass_id=execution.temporary_pass["id"])
+            raise _Deferred(_refusal(code))
+        minutes = temporary_pass_minutes(requirements_for(case).lifetimes.temporary_access_pass)
+        asked_at = timezone.now()
+        # Every session and refresh token ends before the pass exists: a session someone else
+        # still holds could otherwise add a method after it, which would count as the owner's.
+        ended = _sessions_ended_first(connector, case)
+        result, issued = (
+            connector.temporary_pass_issue(
+                account=case.account, case_type=case.case_type, lifetime_minutes=minutes
+            )
+            if ended is None or ended.ok
+            else (ended, None)
+        )
+        if not result.ok or issued is None:
+            connector_answer = {
+                "kind": result.connector,
+                "path": result.path,
+                "code": result.detail.get("code", ""),
+                "error": result.error,
+            }
+            _refused(
+                locked, case, locked.purpose, ["binding.pass_failed"], connector=connector_answer
+            )
+            raise _Deferred(_refusal("binding.pass_failed"))
+        expires = issued.expires_at.isoformat() if issued.expires_at else None
+        execution.temporary_pass = {
+            "session": locked.pk,
+            "id": issued.id,
+            "started_at": _pass_start(issued, result, asked_at).isoformat(),
+            "expires_at": expires,
+            "usable_once": issued.usable_once,
+        }
+        execution.save(update_fields=["temporary_pass"])
+        record(
+            action="owner.temporary_pass_issued",
+            actor=OWNER,
+            tenant=case.tenant,
+            target=case,
+            data={
+                "session": locked.pk,
+                "artifact": locked.artifact_id,
+                "pass_id": issued.id,
+                "expires_at": expires,
+                "lifetime_minutes": minutes,
+                "usable_once": issued.usable_once,
+                "connector": {"kind": result.connector, "path": result.path},
+                "sessions_ended_first": ended.path if ended is not None else None,
+            },
+        )
+        return issued
+
+    return _in_session_scope(session, work)
+
+
+def _snapshot_methods(execution: CaseExecution) -> dict[str, str]:
+    """The methods the execution's snapshot held, id -> kind (none when it held none)."""
+    methods = (execution.snapshot or {}).get("methods") or []
+    return {method["id"]: method.get("kind", "") for method in methods}
+
+
+def _reported(method: AuthMethod) -> dict[str, Any]:
+    created = method.created_at.isoformat() if method.created_at else None
+    return {
+        "id": method.id,
+        "kind": method.kind,
+        "created_at": created,
+        "phishing_resistant": method.phishing_resistant,
+    }
+
+
+def owner_cloud_binding_confirm(*, session: OwnerPortalSession) -> OwnerPortalSession:
+    """The owner says they set up a new sign-in method with their pass; the connector decides.
+
+    Bound means the connector lists a method created at or after the pass began (and, for a
+    T2 account, a phishing-resistant one, R-11); otherwise the refusal is recorded and
+    nothing else changes. Once bound (`owner.authenticator_bound`, verified_by connector),
+    containment runs (R-34): see `recovery.cases.services.containment`. An mfa recovery
+    removes the methods from before the pass; a password recovery keeps them (R-12).
+
+    Only the session the pass was shown in may confirm, and it binds once, so containment
+    runs once. Every connector call comes before the first record: a crash before the commit
+    leaves nothing recorded, and confirming again repeats nothing the directory already did
+    (a removed method is no longer listed, and is reported once as done).
+    """
+
+    def work() -> OwnerPortalSession:
+        locked, case, connector, execution = _begin_cloud(session)
+        purpose = locked.purpose
+        issued = execution.temporary_pass
+        if issued is None or issued.get("session") != locked.pk:
+            _refused(locked, case, purpose, ["binding.no_pass"])
+            raise _Deferred(_refusal("binding.no_pass"))
+        try:
+            listed = connector.methods_list(account=case.account)
+        except VendorError as error:
+            answer = {"kind": connector.kind, "path": "methods_list", "error": str(error)}
+            _refused(locked, case, purpose, ["binding.methods_unreadable"], connector=answer)
+            raise _Deferred(_refusal("binding.methods_unreadable")) from None
+        started = datetime.fromisoformat(issued["started_at"])
+        new = methods_bound_since(listed, started=started, pass_id=issued["id"])
+        if not new:
+            _refused(
+                locked,
+                case,
+                purpose,
+                ["binding.no_new_method"],
+                pass_id=issued["id"],
+                methods_listed=len(listed),
+            )
+            raise _Deferred(_refusal("binding.no_new_method"))
+        tier = effective_tier(case)
+        if tier == Tier.T2 and not any(method.phishing_resistant for method in new):
+            code = "binding.new_method_not_phishing_resistant"
+            kinds = sorted({method.kind for method in new})
+            _refused(locked, case, purpose, [code], tier=tier, kinds=kinds)
+            raise _Deferred(_refusal(code))
+        outcomes = containment_run(
+            connector=connector,
+            account=case.account,
+            listed=listed,
+            kept=frozenset(method.id for method in new),
+            snapshot_methods=_snapshot_methods(execution),
+            pass_id=issued["id"],
+            remove_methods=purpose == ArtifactPurpose.MFA,
+        )
+        reported = [_reported(method) for method in new]
+        _bound(
+            locked,
+            case,
+            action="owner.authenticator_bound",
+            detail={"credential": "authenticator", "methods": reported, "verified_by": "connector"},
+            data={
+                "credential": "authenticator",
+                "methods": reported,
+                "verified_by": "connector",
+                "phishing_resistant": any(method.phishing_resistant for method in new),
+                "tier": tier,
+                "pass_id": issued["id"],
+                "connector": {"kind": connector.kind, "path": "methods_list"},
+            },
+        )
+        containment_record(case=case, execution=execution, outcomes=outcomes, actor=CONTAINMENT)
+        return locked
 
     return _in_session_scope(session, work)

@@ -88,4 +88,15 @@ urlpatterns += [
         views_recovery.recovery_authenticator_view,
         name="owner-recovery-authenticator",
     ),
+    # With a cloud connector: the one-time pass, then the binding the connector reports.
+    path(
+        "owner/recovery/pass/",
+        views_recovery.recovery_temporary_pass_view,
+        name="owner-recovery-temporary-pass",
+    ),
+    path(
+        "owner/recovery/confirm/",
+        views_recovery.recovery_cloud_confirm_view,
+        name="owner-recovery-confirm",
+    ),
 ]

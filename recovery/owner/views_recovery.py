@@ -15,8 +15,9 @@ from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenants.exceptions import DomainError
@@ -25,13 +26,18 @@ from ..artifacts.models import ArtifactPurpose
 from ..artifacts.services import ArtifactRefused
 from ..policy.selectors import policy_active
 from .binding import (
+    PASS_PURPOSES,
     PHISHING_RESISTANT,
     artifact_session_open,
+    cloud_binding_status,
+    connector_issues_passes,
     connector_sets_passwords,
     effective_tier,
     owner_authenticator_bind,
+    owner_cloud_binding_confirm,
     owner_passkey_options,
     owner_password_set,
+    owner_temporary_pass_issue,
 )
 from .choices import PortalSessionKind
 from .passwords import MAX_LENGTH, PasswordRefused
@@ -98,6 +104,7 @@ def pass_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@sensitive_variables("extra", "context")  # the one-time pass, when it is being shown
 def _page(request: HttpRequest, *, status: int = 200, **extra: object) -> HttpResponse:
     session = request.owner_session  # type: ignore[attr-defined]
     context: dict[str, object] = {
@@ -107,6 +114,14 @@ def _page(request: HttpRequest, *, status: int = 200, **extra: object) -> HttpRe
         "bound": session.bound_at is not None,
         **extra,
     }
+    if connector_issues_passes(session):
+        # The tenant's cloud connector completes it: the owner binds at the provider itself.
+        context.update(cloud_binding_status(session))
+        context["phishing_resistant_only"] = effective_tier(session.case) == "T2"
+        response = render(request, "owner/recovery_cloud.html", context, status=status)
+        add_never_cache_headers(response)
+        response["Cache-Control"] = "no-store, no-cache, must-revalidate, max-age=0, private"
+        return response
     if session.purpose == ArtifactPurpose.PASSWORD:
         context.setdefault("form", NewPasswordForm())
         context["sets_password"] = connector_sets_passwords(session)
@@ -180,3 +195,26 @@ def recovery_authenticator_view(request: HttpRequest) -> HttpResponse:
         status = 403 if refused.code.startswith("binding.") else 400
         return _json_refusal(refused, status)
     return JsonResponse({"ok": True, "next": reverse("owner-recovery")})
+
+
+@sensitive_variables("issued")
+@require_POST
+@owner_view(kinds=ARTIFACT, purposes=PASS_PURPOSES)
+def recovery_temporary_pass_view(request: HttpRequest) -> HttpResponse:
+    """The one-time pass, in this response only (never stored, never cached: no-store)."""
+    try:
+        issued = owner_temporary_pass_issue(session=request.owner_session)  # type: ignore[attr-defined]
+    except DomainError as refused:
+        return _page(request, refusal=refused.message, status=409)
+    return _page(request, shown_pass=issued.secret, shown_pass_expires=issued.expires_at)
+
+
+@require_POST
+@owner_view(kinds=ARTIFACT, purposes=PASS_PURPOSES)
+def recovery_cloud_confirm_view(request: HttpRequest) -> HttpResponse:
+    """The owner set up the new method at the provider; the connector's listing decides."""
+    try:
+        owner_cloud_binding_confirm(session=request.owner_session)  # type: ignore[attr-defined]
+    except DomainError as refused:
+        return _page(request, refusal=refused.message, status=409)
+    return redirect("owner-recovery")

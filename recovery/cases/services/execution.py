@@ -59,6 +59,7 @@ from .base import (
     work_access,
     workflow_move,
 )
+from .containment import containment_pass_end, containment_pending
 from .step_up import EXECUTE, case_snapshot_hash, require_bound_step_up
 
 # R-35: the re-establishment window after a recovery (our default; T0 gets none).
@@ -446,11 +447,31 @@ def post_recovery_event_check(*, account: ProtectedAccount, event_type: str, ref
 
 
 def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
-    """Close an executed case: every artifact still active is revoked (R-33)."""
+    """Close an executed case: every artifact still active is revoked (R-33).
+
+    Refused (`case.containment_pending`) while a containment step the connector failed or
+    cannot do is not recorded as done by a person (R-34, `containment_step_record`). A
+    provider's one-time pass the owner never used is deleted first (`containment_pass_end`).
+    """
     with transaction.atomic():
         case = case_locked(case)
         access = work_access(actor, case)
         transition_require(case, Move.CLOSE)
+        execution = (
+            CaseExecution.objects.for_tenant(case.tenant)
+            .select_for_update()
+            .filter(case=case)
+            .first()
+        )
+        pending = containment_pending(execution)
+        if pending:
+            raise PolicyDenied(
+                f"{len(pending)} containment step(s) are still to be done in the directory "
+                "and recorded here with a fresh step-up before the case can be closed: "
+                + " ".join(step["manual_step"] for step in pending),
+                code="case.containment_pending",
+            )
+        containment_pass_end(case=case, execution=execution)
         audit_actor = audit_actor_of(actor, access, case.tenant)
         revoked = artifacts_revoke_for_case(case=case, reason="case_closed", actor=audit_actor)
         case_end(case, Move.CLOSE, status=CaseStatus.CLOSED, reason=reason.strip()[:2000])
