@@ -15,10 +15,11 @@ from typing import Any
 from django import forms
 from django.db import models
 from django.utils.functional import Promise
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from .choices import ConnectorKind, Directory, ManualConsole, PasswordMode
-from .summary import PLAIN, SHOWN
+from .summary import shown_in_full
 
 TEXT, ENV, URL, BOOL, INT, CHOICE, LINES, JSON = (
     "text",
@@ -34,7 +35,6 @@ ENV_HELP = _(
     "The name of an environment variable set on every server (A-Z, 0-9, _); never the secret "
     "itself."
 )
-URL_HELP = _("Leave empty for the default. Stored URLs are shown only as their origin.")
 
 
 @dataclass(frozen=True)
@@ -130,80 +130,205 @@ KIND_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("secret_env", _("Variable holding the signing key"), ENV_HELP, ENV, required=True),
     ),
     "entra": (
-        Setting("tenant_id", _("Directory (tenant) ID"), required=True),
-        Setting("client_id", _("Application (client) ID"), required=True),
+        Setting(
+            "tenant_id",
+            _("Directory (tenant) ID"),
+            _(
+                "On the app registration's Overview page in the Entra admin center: a GUID, or "
+                "the tenant's domain such as contoso.onmicrosoft.com."
+            ),
+            required=True,
+        ),
+        Setting(
+            "client_id",
+            _("Application (client) ID"),
+            _("On the same Overview page: a GUID."),
+            required=True,
+        ),
         Setting(
             "client_secret_env",
             _("Variable holding the client secret"),
-            ENV_HELP,
+            _(
+                "The name of the environment variable that holds the app's client secret on "
+                "every server (A-Z, 0-9, _) — never the secret itself."
+            ),
             ENV,
             required=True,
         ),
         Setting(
             "tap_lifetime_minutes",
             _("Temporary Access Pass lifetime (minutes)"),
-            _("10 to 480; empty for 60."),
+            _(
+                "How long the one-time pass shown to the owner stays valid: 10 to 480 minutes; "
+                "empty for 60. The tenant's Temporary Access Pass policy must allow it."
+            ),
             INT,
         ),
         Setting(
             "privileged_roles",
-            _("Privileged role template IDs"),
-            _("One per line; empty for the built-in admin roles."),
+            _("Privileged roles"),
+            _(
+                "The roles a T2 recovery suspends until a separate approved case restores them: "
+                "one role template ID (a GUID) per line. Empty for Microsoft's built-in "
+                "privileged roles."
+            ),
             LINES,
             advanced=True,
         ),
-        Setting("authority_host", _("Sign-in authority"), URL_HELP, URL, advanced=True),
-        Setting("graph_url", _("Microsoft Graph URL"), URL_HELP, URL, advanced=True),
-        Setting("ca_bundle", _("CA bundle file"), _("An absolute path."), advanced=True),
+        Setting(
+            "authority_host",
+            _("Sign-in address"),
+            _(
+                "Where the connector gets its tokens, without a path. Empty for "
+                "https://login.microsoftonline.com; change it only for a national cloud or a "
+                "test server."
+            ),
+            URL,
+            advanced=True,
+        ),
+        Setting(
+            "graph_url",
+            _("Microsoft Graph address"),
+            _(
+                "Without a path. Empty for https://graph.microsoft.com; change it only for a "
+                "national cloud or a test server."
+            ),
+            URL,
+            advanced=True,
+        ),
+        Setting(
+            "ca_bundle",
+            _("CA certificates file"),
+            _(
+                "The absolute path of a PEM file of the certificate authorities to trust, for a "
+                "test server. Empty for the system's."
+            ),
+            advanced=True,
+        ),
     ),
     "okta": (
-        Setting("org_url", _("Okta org URL"), _("https://<your org>.okta.com"), URL, required=True),
-        Setting("client_id", _("Client ID (private key JWT)")),
-        Setting("key_id", _("Key ID"), _("The kid of the app's public key, if it has several.")),
-        Setting("private_key_env", _("Variable holding the private key"), ENV_HELP, ENV),
-        Setting("private_key_file", _("Or: file holding the private key"), _("An absolute path.")),
+        Setting(
+            "org_url",
+            _("Okta org address"),
+            _("Your Okta org's address without a path, such as https://acme.okta.com."),
+            URL,
+            required=True,
+        ),
+        Setting(
+            "client_id",
+            _("Service app's client ID"),
+            _(
+                "The client ID of the API Services app, which starts with 0oa. Leave it empty "
+                "when you name an API token instead."
+            ),
+        ),
+        Setting(
+            "key_id",
+            _("Key ID"),
+            _("The key ID (kid) of the app's public key; needed only when the app has several."),
+        ),
+        Setting(
+            "private_key_env",
+            _("Variable holding the private key"),
+            _(
+                "The name of the environment variable that holds the app's private key (PEM or "
+                "JWK) on every server (A-Z, 0-9, _) — never the key itself. Name one credential "
+                "only: this variable, the key file or an API token."
+            ),
+            ENV,
+        ),
+        Setting(
+            "private_key_file",
+            _("Or: file holding the private key"),
+            _("The absolute path of the file that holds the app's private key on every server."),
+        ),
         Setting(
             "api_token_env",
             _("Or: variable holding an API token"),
-            _("Instead of a client ID and key."),
+            _(
+                "For an org that still uses API tokens instead of a service app: the name of the "
+                "environment variable that holds the token — never the token itself."
+            ),
             ENV,
         ),
         Setting(
             "manage_roles",
             _("Suspend and restore admin roles"),
-            _("Needs an app with the Super Admin role; unticked, it is a manual step."),
+            _(
+                "Tick only if the service app holds the Super Admin role and the "
+                "okta.roles.manage scope. Unticked, suspending a T2 account's admin roles stays "
+                "a manual step for a person."
+            ),
             BOOL,
             initial=True,
         ),
     ),
     "google_workspace": (
-        Setting("customer_id", _("Customer ID"), _("C0… ; empty for the admin's own customer.")),
         Setting(
             "admin_email",
-            _("Admin to act as"),
-            _("The service account acts as this admin (domain-wide delegation)."),
+            _("Administrator to act as"),
+            _(
+                "The e-mail address of a Workspace administrator: the service account acts as "
+                "them (domain-wide delegation)."
+            ),
             required=True,
+        ),
+        Setting(
+            "customer_id",
+            _("Customer ID"),
+            _(
+                "In the Admin console under Account settings; it starts with C. Empty for the "
+                "customer of the administrator above."
+            ),
         ),
         Setting(
             "service_account_key_file",
             _("File holding the service account key"),
-            _("An absolute path."),
+            _(
+                "The absolute path of the service account's JSON key file on every server. Name "
+                "one: this file or the variable below."
+            ),
         ),
         Setting(
             "service_account_key_env",
             _("Or: variable holding the service account key"),
-            ENV_HELP,
+            _(
+                "The name of the environment variable that holds the JSON key on every server "
+                "(A-Z, 0-9, _) — never the key itself."
+            ),
             ENV,
         ),
         Setting(
             "manage_roles",
             _("Suspend and restore admin roles"),
-            _("Needs the role management scope delegated; unticked, it is a manual step."),
+            _(
+                "Tick only if the admin.directory.rolemanagement scope is delegated. Unticked, "
+                "suspending a T2 account's admin roles stays a manual step for a person."
+            ),
             BOOL,
             initial=True,
         ),
-        Setting("token_uri", _("Token endpoint"), URL_HELP, URL, advanced=True),
-        Setting("api_endpoint", _("Admin SDK endpoint"), URL_HELP, URL, advanced=True),
+        Setting(
+            "token_uri",
+            _("Token address"),
+            _(
+                "Empty for https://oauth2.googleapis.com/token; change it only for a test server. "
+                "A stored address is shown only as its origin: to keep one of your own, type it "
+                "again with each change."
+            ),
+            URL,
+            advanced=True,
+        ),
+        Setting(
+            "api_endpoint",
+            _("Admin SDK address"),
+            _(
+                "Without a path. Empty for https://admin.googleapis.com; change it only for a "
+                "test server."
+            ),
+            URL,
+            advanced=True,
+        ),
     ),
 }
 # A kind with no entry above: its settings as one JSON object.
@@ -224,7 +349,8 @@ def kind_settings(kind: str) -> tuple[Setting, ...]:
 def _field(setting: Setting) -> forms.Field:
     common: dict[str, Any] = {
         "label": setting.label,
-        "help_text": setting.help,
+        # Django renders help text as HTML: escaped, it shows as typed (`<`, `'`, `&`).
+        "help_text": escape(setting.help),
         "required": setting.required,
     }
     if setting.type == BOOL:
@@ -245,9 +371,9 @@ def _field(setting: Setting) -> forms.Field:
 
 
 def _initial(setting: Setting, kind: str, value: Any) -> Any:
-    """The stored value as the field shows it. A value the summary shows only in part (a URL,
-    a setting it does not know) is not put back into the page."""
-    if SHOWN.get(kind, {}).get(setting.name) != PLAIN:
+    """The stored value as the field shows it. A value the summary shows only in part (a URL
+    with a path, a setting it does not know) is not put back into the page."""
+    if not shown_in_full(kind, setting.name, value):
         return None
     if setting.type == JSON:
         return json.dumps(value, indent=2, ensure_ascii=False) if value else ""

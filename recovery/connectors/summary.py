@@ -109,6 +109,16 @@ def _shown(rule: str, value: Any) -> Any:
     return {"sha256": _sha256(value)}
 
 
+def shown_in_full(kind: str, name: str, value: Any) -> bool:
+    """Whether the summary of `kind` shows this setting's value whole: a plain setting, or a URL
+    that is nothing but its origin (a vendor endpoint, which validation keeps to one). Only such
+    a value may be put back into a form, since it reveals nothing the summary does not."""
+    rule = SHOWN.get(kind, {}).get(name)
+    if rule == ORIGIN:
+        return isinstance(value, str) and bool(value) and url_origin(value) == value
+    return rule == PLAIN
+
+
 def settings_summary(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Every setting of `kind`, each shown by its rule: no secret and no URL path."""
     rules = SHOWN.get(kind, {})

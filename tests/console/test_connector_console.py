@@ -4,16 +4,21 @@ and test connection; auditors read only; another tenant's change is a 404."""
 
 from __future__ import annotations
 
+import json
 import re
+from html.parser import HTMLParser
+from typing import Any
 
 import pytest
+from django.utils.html import escape
 
 from audit.models import AuditEvent
+from recovery.connectors.change_selectors import connector_change_pending
 from recovery.connectors.choices import ConnectorKind
 from recovery.connectors.forms import BOOL, INT, KIND_SETTINGS, LINES, ConnectorChangeForm
 from recovery.connectors.models import ConnectorChange, ConnectorChangeStatus, ConnectorConfig
 from recovery.connectors.services import connector_change_request
-from recovery.connectors.summary import SHOWN
+from recovery.connectors.summary import ORIGIN, SHOWN
 from recovery.connectors.validation import validate_settings
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput
@@ -245,6 +250,290 @@ def test_an_entra_change_is_proposed_from_its_fields_and_shown_without_url_paths
     html = body(client.get(url(acme)))
     assert "CONTOSO_GRAPH_SECRET" in diff_row(html, "client_secret_env")
     assert "https://graph.microsoft.com (sha256:" in diff_row(html, "graph_url")
+
+
+# --- the cloud kinds --------------------------------------------------------------------------
+
+# One valid configuration per cloud kind, as the service takes it; the URLs point at local test
+# servers, so that keeping them (not the vendor's default) is visible.
+CLOUD: dict[str, dict[str, Any]] = {
+    "entra": {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "4a1c2b3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "client_secret_env": "CONTOSO_GRAPH_SECRET",
+        "tap_lifetime_minutes": 120,
+        "privileged_roles": [
+            "62e90394-69f5-4237-9190-012177145e10",
+            "e8611ab8-c189-46e8-94e1-60213ab1f814",
+        ],
+        "authority_host": "https://127.0.0.1:8443",
+        "graph_url": "https://127.0.0.1:8444",
+        "ca_bundle": "/etc/vouchsafe/test-ca.pem",
+    },
+    "okta": {
+        "org_url": "https://acme.okta.com",
+        "client_id": "0oa1b2c3d4e5f6g7h8i9",
+        "key_id": "acme-2026",
+        "private_key_env": "ACME_OKTA_PRIVATE_KEY",
+        "manage_roles": False,
+    },
+    "google_workspace": {
+        "admin_email": "recovery-admin@acme.example",
+        "customer_id": "C03az79cb",
+        "service_account_key_file": "/etc/vouchsafe/acme-google.json",
+        "api_endpoint": "http://127.0.0.1:9000",
+        "manage_roles": True,
+    },
+}
+# One configuration per cloud kind that its validator refuses, and the fields it blames.
+CLOUD_INVALID: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "entra": (
+        {
+            "tenant_id": "common",
+            "client_id": "contoso-recovery-app",
+            "client_secret_env": "Xq8~secret.value-that-was-pasted",
+            "tap_lifetime_minutes": 600,
+            "privileged_roles": ["Global Administrator"],
+        },
+        {"tenant_id", "client_id", "client_secret_env", "tap_lifetime_minutes", "privileged_roles"},
+    ),
+    "okta": (
+        {
+            "org_url": "http://acme.okta.com",
+            "client_id": "0oa1b2c3d4e5f6g7h8i9",
+            "private_key_file": "keys/okta.pem",
+            "api_token_env": "ACME_OKTA_TOKEN",
+            "manage_roles": True,
+        },
+        {"org_url", "client_id", "private_key_file", "api_token_env"},
+    ),
+    "google_workspace": (
+        {
+            "admin_email": "not an address",
+            "customer_id": "acme",
+            "api_endpoint": "https://admin.googleapis.com/admin/directory",
+            "manage_roles": False,
+        },
+        {
+            "admin_email",
+            "customer_id",
+            "api_endpoint",
+            "service_account_key_file",
+            "service_account_key_env",
+        },
+    ),
+}
+
+
+def form_data(kind: str, settings: dict[str, Any]) -> dict[str, str]:
+    """`settings` typed into the propose form as a browser posts it: every field, empty ones
+    as "", a list one value per line, a ticked box as "on" and an unticked one left out."""
+    data = {"kind": kind, "is_active": "on"}
+    for setting in KIND_SETTINGS[kind]:
+        value = settings.get(setting.name)
+        if setting.type == BOOL:
+            if value:
+                data[setting.name] = "on"
+        elif setting.type == LINES:
+            data[setting.name] = "\r\n".join(value or [])
+        else:
+            data[setting.name] = "" if value is None else str(value)
+    return data
+
+
+class _PostedForm(HTMLParser):
+    """What a browser would submit from a page's POST form, untouched: each input's value, each
+    textarea's text, a checkbox only when ticked. `widgets` gives each field's input type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.widgets: dict[str, str] = {}
+        self._in_post_form = False
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self._in_post_form = attributes.get("method") == "post"
+        name = attributes.get("name")
+        if not self._in_post_form or not name:
+            return
+        if tag == "textarea":
+            self.widgets[name], self.values[name], self._textarea = "textarea", "", name
+        elif tag == "input":
+            self.widgets[name] = attributes.get("type", "text")
+            if self.widgets[name] != "checkbox":
+                self.values[name] = attributes.get("value", "")
+            elif "checked" in attributes:
+                self.values[name] = "on"
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self.values[self._textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea" and self._textarea is not None:
+            # A browser drops the newline that opens a textarea's content.
+            self.values[self._textarea] = self.values[self._textarea].removeprefix("\n")
+            self._textarea = None
+        elif tag == "form":
+            self._in_post_form = False
+
+
+def posted_form(html: str) -> _PostedForm:
+    parser = _PostedForm()
+    parser.feed(html)
+    return parser
+
+
+def error_list(html: str, field: str) -> str:
+    """The errors Django renders next to `field` (its `id_<field>_error` list)."""
+    match = re.search(rf'<ul class="errorlist" id="id_{field}_error">(.*?)</ul>', html, re.S)
+    assert match, f"no errors next to {field}"
+    return match.group(1)
+
+
+def in_force(html: str) -> dict[str, str]:
+    """The settings of the configuration in force as the page shows them."""
+    section = html.split('id="connector-in-force"', 1)[1].split("</dl>", 1)[0]
+    return dict(re.findall(r"<dt><code>(\w+)</code></dt><dd><code>(.*?)</code></dd>", section))
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_every_setting_a_cloud_kind_stores_has_a_field_and_a_rule_to_show_it(kind):
+    """The other direction of the test above: a setting the validator adds fails here until
+    the form asks for it and the summary says how to show it."""
+    stored = validate_settings(kind, CLOUD[kind])
+    assert {setting.name for setting in KIND_SETTINGS[kind]} == set(stored) == set(SHOWN[kind])
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_a_cloud_kinds_form_asks_for_each_setting_with_its_help_as_text(acme, admin, kind):
+    html = body(signed_in_client(admin).get(url(acme, f"propose/?kind={kind}")))
+    form = posted_form(html)
+    expected_widget = {BOOL: "checkbox", LINES: "textarea", INT: "number"}
+    for setting in KIND_SETTINGS[kind]:
+        assert form.widgets[setting.name] == expected_widget.get(setting.type, "text")
+        assert setting.help, f"{kind}.{setting.name} has no help"
+        # Help is shown as written: "app's" or "<org>" would otherwise be read as markup.
+        assert f">{escape(setting.help)}</div>" in html, setting.name
+    boxes = [s.name for s in KIND_SETTINGS[kind] if s.type == BOOL]
+    assert all(form.values.get(name) == "on" for name in boxes)  # a new configuration: ticked
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting"),
+    [
+        ("entra", "tap_lifetime_minutes"),
+        ("entra", "authority_host"),
+        ("entra", "graph_url"),
+        ("google_workspace", "token_uri"),
+        ("google_workspace", "api_endpoint"),
+    ],
+)
+def test_the_default_a_help_text_promises_is_the_one_stored(kind, setting):
+    typed = {name: value for name, value in CLOUD[kind].items() if name != setting}
+    default = validate_settings(kind, typed)[setting]
+    [help_text] = [str(s.help) for s in KIND_SETTINGS[kind] if s.name == setting]
+    assert f"empty for {default}".lower() in help_text.lower()
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_a_cloud_kind_proposed_in_the_form_is_stored_as_its_validator_answers(acme, admin, kind):
+    client = signed_in_client(admin)
+    response = client.post(url(acme, "propose/"), form_data(kind, CLOUD[kind]))
+    assert response.status_code == 302, response.context["form"].errors
+    change = ConnectorChange.objects.for_tenant(acme).get()
+    assert (change.kind, change.status, change.requested_by) == (kind, "pending", admin)
+    assert change.settings == validate_settings(kind, CLOUD[kind])
+    assert change.is_active is True
+    assert not ConnectorConfig.objects.for_tenant(acme).exists()
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_a_refused_cloud_setting_is_shown_next_to_its_field_and_nothing_is_stored(
+    acme, admin, kind
+):
+    typed, blamed = CLOUD_INVALID[kind]
+    with pytest.raises(InvalidInput) as refused:
+        validate_settings(kind, typed)
+    expected = refused.value.field_errors
+    assert set(expected) == blamed
+
+    response = signed_in_client(admin).post(url(acme, "propose/"), form_data(kind, typed))
+
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert {name: list(errors) for name, errors in form.errors.items()} == expected
+    html = body(response)
+    for field, problems in expected.items():
+        shown = error_list(html, field)
+        assert all(escape(problem) in shown for problem in problems), field
+    advanced = {s.name for s in KIND_SETTINGS[kind] if s.advanced}
+    assert ("<details open>" in html) is bool(advanced & blamed)  # an error is never folded away
+    assert not ConnectorChange.objects.for_tenant(acme).exists()
+    [event] = AuditEvent.objects.filter(tenant=acme, action="connector.change_refused")
+    assert event.data["fields"] == sorted(blamed)
+    assert "secret.value" not in json.dumps(event.data)
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_a_cloud_connector_edited_in_the_form_keeps_what_was_not_touched(acme, admin, kind):
+    """Re-submitting the form as it opens, with one box unticked, proposes only that change:
+    the fields start from what is in force, vendor addresses included."""
+    config = connector_set(acme, kind=kind, settings=CLOUD[kind])
+    client = signed_in_client(admin)
+    submitted = posted_form(body(client.get(url(acme, f"propose/?kind={kind}")))).values
+    assert submitted.pop("is_active") == "on"
+
+    response = client.post(url(acme, "propose/"), submitted)
+
+    assert response.status_code == 302, response.context["form"].errors
+    change = connector_change_pending(tenant=acme)
+    assert change.settings == config.settings and change.is_active is False
+    html = body(client.get(url(acme)))
+    [changed] = re.findall(r'<tr class="diff-added">.*?</tr>', html, re.S)
+    assert "<code>is_active</code>" in changed
+
+
+# What the page shows of each CLOUD configuration in force, written out by hand.
+CLOUD_SHOWN = {
+    "entra": {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "4a1c2b3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        "client_secret_env": "CONTOSO_GRAPH_SECRET",
+        "tap_lifetime_minutes": "120",
+        "ca_bundle": "/etc/vouchsafe/test-ca.pem",
+        "graph_url": "https://127.0.0.1:8444 (sha256:",
+    },
+    "okta": {
+        "org_url": "https://acme.okta.com (sha256:",
+        "client_id": "0oa1b2c3d4e5f6g7h8i9",
+        "key_id": "acme-2026",
+        "private_key_env": "ACME_OKTA_PRIVATE_KEY",
+        "api_token_env": "—",
+        "manage_roles": "false",
+    },
+    "google_workspace": {
+        "admin_email": "recovery-admin@acme.example",
+        "customer_id": "C03az79cb",
+        "service_account_key_file": "/etc/vouchsafe/acme-google.json",
+        "token_uri": "https://oauth2.googleapis.com (sha256:",
+        "manage_roles": "true",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", CLOUD)
+def test_a_cloud_connector_in_force_is_shown_in_clear_but_its_urls(acme, admin, kind):
+    config = connector_set(acme, kind=kind, settings=CLOUD[kind])
+    shown = in_force(body(signed_in_client(admin).get(url(acme))))
+    assert set(shown) == set(config.settings)
+    assert all(shown[name].startswith(value) for name, value in CLOUD_SHOWN[kind].items())
+    hashed = {name for name, text in shown.items() if "sha256:" in text}
+    assert hashed == {name for name, rule in SHOWN[kind].items() if rule == ORIGIN}
+    assert "/token" not in json.dumps(shown)  # Google's token address, only as its origin
 
 
 # --- deciding ---------------------------------------------------------------------------------

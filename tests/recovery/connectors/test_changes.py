@@ -445,3 +445,79 @@ def test_the_diff_names_each_setting_that_changes():
         ("is_active", None, True),
         ("console", None, "entra"),
     ]
+
+
+# Per cloud kind: settings as proposed, what their audited summary shows in clear (ids, the
+# names of variables and files, numbers, booleans), and each URL's origin. The URLs are the
+# vendors' defaults: Google's token address has a path, which the summary never shows.
+CLOUD_AUDITED = {
+    "entra": (
+        {
+            "tenant_id": "b7e3c1d2-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+            "client_id": "4a1c2b3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "client_secret_env": "CONTOSO_GRAPH_SECRET",
+            "privileged_roles": ["62E90394-69F5-4237-9190-012177145E10"],
+        },
+        {
+            "tenant_id": "b7e3c1d2-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+            "client_id": "4a1c2b3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "client_secret_env": "CONTOSO_GRAPH_SECRET",
+            "tap_lifetime_minutes": 60,
+            "ca_bundle": "",
+            "privileged_roles": ["62e90394-69f5-4237-9190-012177145e10"],
+        },
+        {
+            "authority_host": "https://login.microsoftonline.com",
+            "graph_url": "https://graph.microsoft.com",
+        },
+    ),
+    "okta": (
+        {"org_url": "https://acme.okta.com/", "api_token_env": "ACME_OKTA_TOKEN"},
+        {
+            "api_token_env": "ACME_OKTA_TOKEN",
+            "client_id": "",
+            "key_id": "",
+            "private_key_env": "",
+            "private_key_file": "",
+            "manage_roles": True,
+        },
+        {"org_url": "https://acme.okta.com"},
+    ),
+    "google_workspace": (
+        {
+            "admin_email": "recovery-admin@acme.example",
+            "service_account_key_env": "ACME_GOOGLE_KEY",
+            "manage_roles": False,
+        },
+        {
+            "admin_email": "recovery-admin@acme.example",
+            "customer_id": "my_customer",
+            "service_account_key_env": "ACME_GOOGLE_KEY",
+            "service_account_key_file": "",
+            "manage_roles": False,
+        },
+        {
+            "token_uri": "https://oauth2.googleapis.com",
+            "api_endpoint": "https://admin.googleapis.com",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", CLOUD_AUDITED)
+def test_a_cloud_change_is_audited_with_its_ids_and_names_in_clear_and_urls_as_origin(acme, kind):
+    raw, in_clear, origins = CLOUD_AUDITED[kind]
+    requester, approver = (staff(Role.TENANT_ADMIN, tenant=acme) for _ in range(2))
+    change = connector_change_request(actor=requester, tenant=acme, kind=kind, settings=raw)
+    connector_change_approve(actor=approver, change=change, step_up=step_up(approver))
+
+    [requested] = events(acme, "connector.change_requested")
+    [approved] = events(acme, "connector.change_approved")
+    summary = requested.data["settings_summary"]
+    assert approved.data["settings_summary"] == summary
+    assert set(summary) == set(change.settings) == {*in_clear, *origins}
+    assert {name: summary[name] for name in in_clear} == in_clear
+    assert {name: summary[name]["origin"] for name in origins} == origins
+    assert all(set(summary[name]) == {"origin", "sha256"} for name in origins)
+    assert "/token" not in json.dumps(summary)
+    assert set(requested.data["changed"]) == {"kind", "is_active", *summary}
