@@ -23,6 +23,12 @@ if command -v node >/dev/null 2>&1 && node -e 'const [a,b]=process.versions.node
   fi
 fi
 
+# Development fakes of Entra ID, Okta and Google Workspace (scripts/fake_idps.py), on the ports of
+# config/settings/dev.py (VOUCHSAFE_FAKE_GRAPH_PORT, _OKTA_PORT, _GOOGLE_PORT): acme's connector is
+# the Entra ID one. The connector settings name these variables; the fakes expect the same values.
+export DEMO_ENTRA_CLIENT_SECRET="${DEMO_ENTRA_CLIENT_SECRET:-$($BIN/python -c 'import secrets;print(secrets.token_urlsafe(24))')}"
+export DEMO_OKTA_API_TOKEN="${DEMO_OKTA_API_TOKEN:-$($BIN/python -c 'import secrets;print(secrets.token_urlsafe(24))')}"
+
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "==> Stopping web server, worker and beat"
@@ -42,6 +48,15 @@ if [ -n "${DEMO_OIDC_ISSUER:-}" ]; then
     curl -fs "${DEMO_OIDC_ISSUER}/.well-known/openid-configuration" >/dev/null 2>&1 && break; sleep 0.5
   done
 fi
+echo "==> Starting the identity provider fakes (Entra ID, Okta, Google Workspace)"
+$BIN/python scripts/fake_idps.py &
+fakes_pid=$!
+for _ in $(seq 30); do
+  kill -0 "$fakes_pid" 2>/dev/null || break
+  $BIN/python scripts/fake_idps.py --dump >/dev/null 2>&1 && break; sleep 0.5
+done
+kill -0 "$fakes_pid" 2>/dev/null \
+  || echo "    The fakes did not start (see above): acme's Entra ID recoveries fail until they run."
 echo "==> Seeding demo data (idempotent)"
 $BIN/python manage.py seed_demo
 
@@ -51,6 +66,6 @@ $BIN/celery -A config worker --beat --pool=solo --loglevel=WARNING \
 echo
 echo "    Vouchsafe is running at ${PUBLIC_BASE_URL}/ (owner portal: ${PUBLIC_BASE_URL}/owner/)"
 echo "    Demo logins (password + TOTP secret + backup codes): var/demo-credentials.json"
-echo "    Ctrl-C stops the web server, worker and beat."
+echo "    Ctrl-C stops the web server, worker, beat and the identity provider fakes."
 echo
 $BIN/python manage.py runserver "127.0.0.1:${PORT}" --noreload

@@ -109,6 +109,9 @@ class FakeService:
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Where `start` listens: 0 (tests) takes a free port; the development runner
+        # (scripts/fake_idps.py) sets a fixed one, which the dev connector settings name.
+        self.listen_port = 0
 
     # --- test controls --------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class FakeService:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.listen_port or free_port()), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

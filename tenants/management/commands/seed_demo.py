@@ -1,6 +1,7 @@
 """Idempotent demo data: DeskCo (MSP), tenants acme and globex, staff in every role, and demo
 cases whose evidence each verifier produced (a code read back, a manager's attestation, a
-development proofing provider's verdict, an attended session)."""
+development proofing provider's verdict, an attended session). Under the development settings
+acme's connector is Entra ID, reaching the fake that scripts/fake_idps.py serves."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -34,6 +36,11 @@ from recovery.challenges.services import (
     challenge_send,
     challenge_verify,
 )
+from recovery.connectors.choices import ConnectorKind
+from recovery.connectors.models import ConnectorChange, ConnectorChangeStatus
+from recovery.connectors.selectors import connector_config_get
+from recovery.connectors.services import connector_change_approve, connector_change_request
+from recovery.connectors.validation import validate_settings
 from recovery.imports import AccountRecord, ContactRecord
 from recovery.models import ContactMethod, ProtectedAccount
 from recovery.owner.codes import code_display, code_set_current, codes_issue
@@ -120,6 +127,10 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     ],
 }
 CONTACTS_SINCE = datetime(2023, 1, 1, tzinfo=UTC)
+# The tenant whose recoveries go through the development Entra ID fake (settings.FAKE_IDPS), and
+# the settings that say where the fake is: the seed follows them when its port moves.
+CLOUD_TENANT = "acme"
+FAKE_ADDRESS = ("authority_host", "graph_url", "ca_bundle")
 # Owner portal demo: an owner who saved recovery codes long ago, and one who gets a fresh
 # enrolment link on every run (to enrol a passkey in the browser).
 ENROLLED_OWNER = "E1005"
@@ -142,12 +153,13 @@ API_KEYS: dict[str, tuple[str, str, list[str]]] = {
 }  # long before any demo case: no quarantine
 
 
-def _demo_records(
+def demo_records(
     rows: list[tuple[str, str, str, dict[str, Any]]], manager: User | None = None
 ) -> list[AccountRecord]:
     """The system of record's view of the demo accounts: attributes, enrolment references
     and contacts held since 2023; with `manager`, their manager (an account of the same
-    person as that staff user) and the manager's address."""
+    person as that staff user) and the manager's address. The identity provider fakes
+    (scripts/fake_idps.py) hold the same accounts."""
     records = []
     for number, (external_id, username, name, attributes) in enumerate(rows, start=1):
         contacts = [
@@ -259,10 +271,13 @@ class Command(BaseCommand):
             accounts_import(
                 actor=Actor.system("seed_demo"),
                 tenant=tenants[slug],
-                records=_demo_records(rows, manager if slug == "acme" else None),
+                records=demo_records(rows, manager if slug == "acme" else None),
                 source="demo-hris",
             )
         keys = self._api_keys(tenants, known_keys)
+        # Before the first cases: an approved demo case was approved for this connector.
+        connector = self._cloud_connector(tenants[CLOUD_TENANT])
+        self.stdout.write(f"Connector of {CLOUD_TENANT}: {connector}")
         if not RecoveryCase.objects.for_tenant(tenants["acme"]).exists():
             self._cases(tenants["acme"])
         owners = self._owner_portal(tenants["acme"], known_owners)
@@ -276,7 +291,49 @@ class Command(BaseCommand):
             "users": users,
             "api_keys": keys,
             "owners": owners,
+            "connectors": {CLOUD_TENANT: connector},
         }
+
+    def _cloud_connector(self, tenant: Tenant) -> str:
+        """The tenant's connector: Entra ID through the development fake, when the settings
+        define one, proposed by acme-admin and approved by acme-admin2 (dual control, R-27).
+        Once configured it only follows the fake's address; a configuration set in the
+        console (another kind, another directory, inactive) or a pending change is left alone.
+        Answers what the connector is, for the credentials file."""
+        fake = getattr(settings, "FAKE_IDPS", {}).get(ConnectorKind.ENTRA)
+        if fake is None:
+            return "manual (these settings define no identity provider fake)"
+        ours = fake["settings"]
+        config = connector_config_get(tenant=tenant)
+        if config is None:
+            wanted = validate_settings(ConnectorKind.ENTRA, ours)
+        elif (
+            config.kind == ConnectorKind.ENTRA
+            and config.is_active
+            and (config.settings["tenant_id"], config.settings["client_id"])
+            == (ours["tenant_id"], ours["client_id"])
+        ):
+            moved = {name: ours[name] for name in FAKE_ADDRESS}
+            wanted = validate_settings(ConnectorKind.ENTRA, {**config.settings, **moved})
+        else:
+            return f"{config} (set in the console, left as it is)"
+        described = f"entra, the development fake at {wanted['graph_url']}"
+        if config is not None and config.settings == wanted:
+            return described
+        pending = ConnectorChange.objects.for_tenant(tenant).filter(
+            status=ConnectorChangeStatus.PENDING
+        )
+        if pending.exists():
+            return f"{config or 'manual connector'} (a change waits in the console, left as it is)"
+        change = connector_change_request(
+            actor=User.objects.get(username=f"{tenant.slug}-admin"),
+            tenant=tenant,
+            kind=ConnectorKind.ENTRA,
+            settings=wanted,
+        )
+        approver = User.objects.get(username=f"{tenant.slug}-admin2")
+        connector_change_approve(actor=approver, change=change, step_up=_fresh_step_up(approver))
+        return described
 
     def _owner_portal(self, tenant: Tenant, known: dict[str, Any]) -> dict[str, Any]:
         """The owner portal's demo: saved codes for one owner, an enrolment link for another,
@@ -515,6 +572,11 @@ class Command(BaseCommand):
 
 
 def _fresh_step_up(user: User) -> StepUpProof:
-    """A step-up with the demo user's current TOTP code (the command holds their secrets)."""
+    """A step-up with the demo user's TOTP code (the command holds their secrets): the current
+    one, or the next one when this run already spent it (a code counts once, and one user may
+    step up twice within a 30-second step; the device accepts a code one step ahead)."""
     device = TOTPDevice.objects.get(user=user, confirmed=True)
-    return step_up_verify(user=user, token=f"{totp(device.bin_key):06d}")
+    now = int((time.time() - device.t0) // device.step)
+    ahead = max(0, device.last_t + 1 - now)
+    code = totp(device.bin_key, device.step, device.t0, device.digits, drift=ahead)
+    return step_up_verify(user=user, token=f"{code:06d}")
