@@ -372,6 +372,27 @@ ACTIONS: dict[str, str] = {
         "A person recorded a pending containment step as done in the directory's console, "
         "with a fresh passkey step-up bound to the case (data carries the proof)."
     ),
+    # the re-establishment window after a recovery (R-35)
+    "window.account_frozen": (
+        "A change was reported inside the account's re-establishment window: the account is "
+        "frozen pending review (no execution, owner enrolment or binding on it); data carries "
+        "the recovery's case, the kind of change and the provider's event id."
+    ),
+    "window.change_undone": (
+        "The connector undid a change reported inside the re-establishment window (a new "
+        "authenticator deleted, a role grant removed ...); data carries the kind, the "
+        "provider's event id, the connector path and answer."
+    ),
+    "window.change_undo_manual": (
+        "A change reported inside the re-establishment window could not be undone by the "
+        "connector (it lacks the capability, or failed): a person undoes it in the directory's "
+        "console; data carries the connector's answer and the manual step."
+    ),
+    "window.poll_failed": (
+        "The window poll could not read an account's changes through the tenant's connector; "
+        "the tenant's other windows wait for the next round, other tenants go on; data carries "
+        "the connector, the recovery's case and the error."
+    ),
     "owner.account_repudiated": (
         'The owner said "this wasn\'t me" about an owner portal change: the account is frozen '
         "and the portal change undone."

@@ -1,6 +1,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from recovery.connectors.cloud import ChangeKind
+
 
 class WebhookEventType(models.TextChoices):
     """What a webhook subscription can ask for; each is raised by one audit action."""
@@ -53,3 +55,21 @@ class IngestEventType(models.TextChoices):
     PORT_OUT = "port_out", _("The phone number was ported to another carrier")
     ADMIN_ROLE_GRANTED = "admin_role_granted", _("An admin role was granted")
     SIGN_IN_NEW_ASN = "sign_in_new_asn", _("A sign-in from a network (ASN) not seen before")
+    RECOVERY_ADDRESS_CHANGED = (
+        "recovery_address_changed",
+        _("A recovery or notification address was changed"),
+    )
+    DELEGATE_GRANTED = "delegate_granted", _("A mailbox or account delegate was added")
+    OAUTH_CONSENT_GRANTED = "oauth_consent_granted", _("Consent was granted to an OAuth app")
+
+
+# The R-35 change each ingested type reports: inside an account's re-establishment window it is
+# undone and the account frozen (recovery.cases.services.window). Other types are context.
+WINDOW_CHANGE_KINDS: dict[str, ChangeKind] = {
+    IngestEventType.MFA_DEVICE_ADDED: ChangeKind.MFA_ENROLLED,
+    IngestEventType.RECOVERY_ADDRESS_CHANGED: ChangeKind.ADDRESS_CHANGED,
+    IngestEventType.MAILBOX_RULE_CREATED: ChangeKind.MAILBOX_RULE,
+    IngestEventType.DELEGATE_GRANTED: ChangeKind.DELEGATE_GRANTED,
+    IngestEventType.OAUTH_CONSENT_GRANTED: ChangeKind.OAUTH_CONSENT,
+    IngestEventType.ADMIN_ROLE_GRANTED: ChangeKind.PRIVILEGED_ROLE,
+}

@@ -69,6 +69,18 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     },
     IngestEventType.ADMIN_ROLE_GRANTED: {
         "role": Field(str),
+        "role_id": Field(str, required=False),
+    },
+    IngestEventType.RECOVERY_ADDRESS_CHANGED: {
+        "address_type": Field(str),
+    },
+    IngestEventType.DELEGATE_GRANTED: {
+        "delegate": Field(str),
+        "permission": Field(str, required=False),
+    },
+    IngestEventType.OAUTH_CONSENT_GRANTED: {
+        "app_id": Field(str),
+        "app_name": Field(str, required=False),
     },
     IngestEventType.SIGN_IN_NEW_ASN: {
         "asn": Field(int, min_value=1, max_value=4_294_967_295),

@@ -13,15 +13,17 @@ from django.utils import timezone
 from audit.context import Actor
 from audit.services import record
 from recovery.addresses import destination_problem, url_syntax_problem
-from recovery.cases.services.execution import post_recovery_event_check
+from recovery.cases.choices import ChangeSource
+from recovery.cases.services.window import window_change_act_after_commit, window_change_report
 from recovery.choices import PHONE_KINDS
+from recovery.connectors.cloud import ReportedChange
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.access import TenantAccess, access_in
 from tenants.exceptions import InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import enforce
 
-from .choices import DeliveryStatus, IngestEventType, WebhookEventType
+from .choices import WINDOW_CHANGE_KINDS, DeliveryStatus, IngestEventType, WebhookEventType
 from .ingest import event_data_clean
 from .models import IngestedEvent, WebhookDelivery, WebhookSubscription, url_origin
 from .policies import can_ingest_events, can_manage_webhooks
@@ -335,9 +337,33 @@ def event_ingest(
         )
         # R-04: a SIM change or port-out bars the phone from codes, artifacts and notices now.
         _risk_signal_apply(_actor(actor, access, tenant), account, event)
-        # R-35: inside a recovered account's re-establishment window this raises an alert.
-        post_recovery_event_check(account=account, event_type=event_type, ref=event.pk)
+        # R-35: inside a recovered account's re-establishment window the change is undone and
+        # the account frozen.
+        _window_change_report(account, event)
     return event, True
+
+
+def _window_change_report(account: ProtectedAccount, event: IngestedEvent) -> None:
+    """An ingested R-35 change inside the account's window: kept and the account frozen in the
+    ingest's transaction, undone through the connector once it has committed. The sender's
+    `external_id` should be the provider's own event id, so the poll reading the same change
+    acts on it once."""
+    kind = WINDOW_CHANGE_KINDS.get(event.event_type)
+    if kind is None:
+        return
+    details = ", ".join(f"{name}={value}" for name, value in sorted(event.data.items()))
+    change = ReportedChange(
+        id=event.external_id or f"ingested-{event.pk}",
+        at=event.occurred_at,
+        kind=kind,
+        summary=f"{event.event_type} ({details})" if details else event.event_type,
+        target=dict(event.data),
+    )
+    kept = window_change_report(
+        account=account, change=change, source=ChangeSource.INGEST, ingested_event=event.pk
+    )
+    if kept is not None:
+        window_change_act_after_commit(kept)
 
 
 def _digits(value: str) -> str:

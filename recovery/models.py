@@ -139,6 +139,8 @@ from .cases.models import (  # noqa: E402,F401
     Evidence,
     EvidenceAttachment,
     RecoveryCase,
+    ReestablishmentWindow,
+    WindowChange,
 )
 from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401

@@ -7,6 +7,7 @@ from .artifacts.services import artifact_sweep
 from .cases.choices import CaseStatus
 from .cases.models import RecoveryCase
 from .cases.services import case_expire_sweep, case_release_cooled
+from .cases.services.window import window_change_act, window_poll
 from .notifications.services import notice_send, notice_sweep, notices_derive, notices_enqueue
 
 SWEEP_BATCH = 200
@@ -66,3 +67,19 @@ def notices_derive_task(tenant_id: int) -> int:
 def notice_sweep_task() -> int:
     """Sweep: plan what no task planned, then send owner notices the broker never carried."""
     return notice_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def window_poll_task() -> int:
+    """Sweep (R-35): read the changes the connectors report on accounts in their
+    re-establishment window and act on each new one (undo, freeze, alert); also act on
+    ingested changes whose task was lost. SKIP LOCKED batches with a lease per window."""
+    return window_poll()
+
+
+# Queued after an ingest commits: no result to store.
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def window_change_act_task(change_id: int) -> str:
+    """Undo one change reported inside a window, or make it a manual step, and raise the
+    alert; a second delivery finds it acted on and does nothing."""
+    return window_change_act(change_id=change_id).outcome

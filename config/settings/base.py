@@ -230,6 +230,8 @@ CELERY_TIMEZONE = "UTC"
 AUDIT_VERIFY_INTERVAL_SECONDS = env.int("AUDIT_VERIFY_INTERVAL_SECONDS", default=3600)
 # Validated policy versions kept per process (least recently used dropped; about 17 KB each).
 POLICY_CACHE_SIZE = env.int("POLICY_CACHE_SIZE", default=2048)
+# How often the re-establishment window's poll reads the connectors' change logs (R-35).
+WINDOW_POLL_INTERVAL_SECONDS = env.int("WINDOW_POLL_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
     "audit-verify-chains": {
         "task": "audit.tasks.audit_verify_task",
@@ -256,6 +258,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recovery.tasks.case_expire_sweep_task",
         "schedule": float(env.int("CASE_EXPIRE_SWEEP_INTERVAL_SECONDS", default=300)),
         "options": {"expires": float(env.int("CASE_EXPIRE_SWEEP_INTERVAL_SECONDS", default=300))},
+    },
+    # R-35: changes the connectors report on accounts in their re-establishment window.
+    "window-poll": {
+        "task": "recovery.tasks.window_poll_task",
+        "schedule": float(WINDOW_POLL_INTERVAL_SECONDS),
+        "options": {"expires": float(WINDOW_POLL_INTERVAL_SECONDS)},
     },
     # Webhook outbox: rows the broker never carried, and retries after their backoff.
     "webhook-outbox-sweep": {

@@ -13,6 +13,7 @@ from ..cases.choices import Channel, SignalClass, Verifier
 from ..cases.methods import method_get
 from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
+from ..cases.services.containment import METHOD_REMOVE, SESSIONS_REVOKE, TEMPORARY_ACCESS_REVOKE
 from ..connectors.choices import ConnectorKind
 from ..connectors.models import ConnectorChange, ConnectorChangeStatus, ConnectorConfig
 from ..connectors.summary import settings_sha256, settings_summary
@@ -109,9 +110,64 @@ class TimelineEntryOutput(serializers.Serializer):
     summary = serializers.CharField()
 
 
+class TemporaryPassOutput(serializers.Serializer):
+    given_at = serializers.DateTimeField(
+        help_text="When the provider's one-time pass began, in the owner's recovery session."
+    )
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the provider ends it (null: the provider did not say)."
+    )
+
+
+class ContainmentStepOutput(serializers.Serializer):
+    id = serializers.CharField(
+        help_text="`<operation>:<target>`: the `step` to send to `containment/record/`."
+    )
+    operation = serializers.ChoiceField(
+        choices=[METHOD_REMOVE, SESSIONS_REVOKE, TEMPORARY_ACCESS_REVOKE],
+        help_text="Remove a lost sign-in method, end every session and refresh token, or "
+        "delete the one-time pass.",
+    )
+    target = serializers.CharField(
+        help_text="The method's or the pass's id at the provider, or the account's username."
+    )
+    code = serializers.CharField(
+        help_text="Why the connector did not do it, e.g. `connector.capability_missing` or "
+        "`entra.forbidden`."
+    )
+    manual_step = serializers.CharField(
+        help_text="What a person does in the directory's own admin console instead."
+    )
+
+
+class CaseContainmentOutput(serializers.Serializer):
+    """A cloud recovery's pass (its times, never the pass) and the containment steps a person
+    still has to do and record (R-34)."""
+
+    temporary_pass = TemporaryPassOutput(
+        allow_null=True, help_text="The pass the owner was given (null: none yet)."
+    )
+    done_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When containment ran after the owner's new method was verified (null: not "
+        "yet). The connector's steps are in the timeline (`containment.step_done`).",
+    )
+    pending = ContainmentStepOutput(
+        many=True,
+        help_text="Steps the connector failed or cannot do: the case cannot be closed "
+        "(`case.containment_pending`) until each is recorded.",
+    )
+
+
 class CaseDetailOutput(CaseOutput):
     needs = CaseNeedsOutput(read_only=True, help_text="What the policy still needs.")
     timeline = TimelineEntryOutput(many=True, read_only=True)
+    containment = CaseContainmentOutput(
+        read_only=True,
+        allow_null=True,
+        help_text="Null unless the case was executed through a connector that gives the owner "
+        "a one-time pass (Entra ID, Okta, Google Workspace).",
+    )
 
     class Meta(CaseOutput.Meta):
         fields = [
@@ -120,6 +176,7 @@ class CaseDetailOutput(CaseOutput):
             "justification",
             "needs",
             "timeline",
+            "containment",
         ]
 
 
@@ -246,6 +303,17 @@ class ExecuteInput(serializers.Serializer):
         "The executor's passkey answer (the PublicKeyCredential as JSON text) to the options "
         "of `step-up/options/?action=execute`: required for every execution by a person; API "
         "keys send none (they execute T0 only)."
+    )
+
+
+class ContainmentRecordInput(serializers.Serializer):
+    step = serializers.CharField(
+        max_length=1000, help_text="The id of a step in the case's `containment.pending`."
+    )
+    step_up_assertion = _step_up_assertion(
+        "The passkey answer (the PublicKeyCredential as JSON text) to the options of "
+        "`step-up/options/?action=execute`, bound to this case as it stands: recording a "
+        "containment step takes the execution's own step-up. No code is accepted."
     )
 
 

@@ -57,6 +57,11 @@ urlpatterns = [
     ),
     path("cases/<int:case_id>/close/", views.CaseCloseApi.as_view(), name="api-case-close"),
     path(
+        "cases/<int:case_id>/containment/record/",
+        views.CaseContainmentRecordApi.as_view(),
+        name="api-case-containment-record",
+    ),
+    path(
         "cases/<int:case_id>/manual-step/",
         views.CaseManualStepApi.as_view(),
         name="api-case-manual-step",

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.http import FileResponse
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -36,7 +37,7 @@ from tenants.policies import can_administer_tenant, enforce
 from tenants.stepup import step_up_verify
 
 from ..cases.choices import Decision
-from ..cases.models import Evidence, EvidenceAttachment, RecoveryCase
+from ..cases.models import CaseExecution, Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.selectors import (
     approval_list,
     case_get_for_change,
@@ -62,6 +63,7 @@ from ..cases.services.attachments import (
     case_summary_attach,
     note_add,
 )
+from ..cases.services.containment import containment_pending, containment_step_record
 from ..cases.services.execution import case_close, case_execute, case_manual_step_record
 from ..cases.services.step_up import APPROVE, DENY, EXECUTE, step_up_options, step_up_presented
 from ..imports import parse_account_items
@@ -102,6 +104,26 @@ def _with_etag(response: Response, case: RecoveryCase) -> Response:
     return response
 
 
+def _containment(execution: CaseExecution | None) -> dict[str, Any] | None:
+    """A cloud recovery's pass (its times; the execution holds no pass) and its pending
+    containment steps, for `CaseContainmentOutput`; None for an execution that gave no pass
+    and ran no containment."""
+    if execution is None or not (execution.temporary_pass or execution.containment_done_at):
+        return None
+    given = execution.temporary_pass
+    expires = given.get("expires_at") if given else None
+    return {
+        "temporary_pass": {
+            "given_at": parse_datetime(given["started_at"]),
+            "expires_at": parse_datetime(expires) if expires else None,
+        }
+        if given
+        else None,
+        "done_at": execution.containment_done_at,
+        "pending": containment_pending(execution),
+    }
+
+
 def _case_detail(case: RecoveryCase, tenant: Any) -> dict[str, Any]:
     needs = case_needs(case)
     data = s.CaseDetailOutput(case).data
@@ -112,6 +134,8 @@ def _case_detail(case: RecoveryCase, tenant: Any) -> dict[str, Any]:
         "summary": needs.summary(),
     }
     data["timeline"] = [entry.as_dict() for entry in case_timeline(tenant=tenant, case=case)]
+    containment = _containment(CaseExecution.objects.for_tenant(tenant).filter(case=case).first())
+    data["containment"] = s.CaseContainmentOutput(containment).data if containment else None
     return data
 
 
@@ -452,6 +476,44 @@ class CaseManualStepApi(_CaseTransitionApi):
             actor=request.user, case=case, path_used=data.validated_data["path"]
         )
         return self.answer(s.CaseOutput(case).data, case)
+
+
+class CaseContainmentRecordApi(_CaseTransitionApi):
+    """Record that a person did a pending containment step (R-34) in the directory's own
+    console: `step` in the body is an id from the case's `containment.pending`.
+
+    People only, with a fresh passkey answer (`step_up_assertion`) to the options of
+    `step-up/options/?action=execute`, bound to the case as it stands: the execution's own
+    step-up, spent on this record. Refusals: no answer (`stepup.required`; a code is no
+    answer), one made for another case or action (`stepup.challenge_unknown`,
+    `stepup.wrong_binding`), a case changed since (`stepup.snapshot_changed`), a case not
+    executed (`case.wrong_state`), an id with nothing pending (`containment.step_unknown`).
+    Once nothing is pending, the case can be closed.
+    """
+
+    scopes = {"POST": StaffScope.CASES_EXECUTE}
+
+    @extend_schema(
+        operation_id="cases_containment_record",
+        summary="Record a pending containment step as done by hand (staff, passkey step-up)",
+        request=s.ContainmentRecordInput,
+        responses=s.CaseContainmentOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        data = s.ContainmentRecordInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        case = self.locked_case(request, case_id)
+        proof = step_up_presented(
+            actor=request.user,
+            case=case,
+            action=EXECUTE,
+            assertion=data.validated_data.get("step_up_assertion", ""),
+        )
+        execution = containment_step_record(
+            actor=request.user, case=case, step=data.validated_data["step"], step_up=proof
+        )
+        return self.answer(s.CaseContainmentOutput(_containment(execution)).data, case)
 
 
 class CaseCloseApi(_CaseEndApi):

@@ -93,3 +93,15 @@ COUNTING_VERIFIERS = frozenset(
 class Decision(models.TextChoices):
     APPROVED = "approved", _("Approved")
     DENIED = "denied", _("Denied")
+
+
+# Where a change inside the re-establishment window came from, and what became of it.
+class ChangeSource(models.TextChoices):
+    INGEST = "ingest", _("An event an integration sent")
+    POLL = "poll", _("The connector's change log, read by the window poll")
+
+
+class ChangeOutcome(models.TextChoices):
+    PENDING = "pending", _("Reported; the undo has not been tried yet")
+    UNDONE = "undone", _("Undone by the connector")
+    MANUAL = "manual", _("A person must undo it in the directory's console")

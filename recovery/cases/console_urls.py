@@ -81,5 +81,10 @@ urlpatterns = [
         name="case-step-up-options",
     ),
     path("cases/<int:pk>/manual-step/", views.case_manual_step_view, name="case-manual-step"),
+    path(
+        "cases/<int:pk>/containment/record/",
+        views.case_containment_record_view,
+        name="case-containment-record",
+    ),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
 ]

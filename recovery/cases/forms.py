@@ -24,6 +24,8 @@ from .models import Evidence, RecoveryCase
 from .review_forms import step_up_assertion_field
 from .services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
 
+# A containment step's id, "<operation>:<target>": the target is a provider's id or a username.
+CONTAINMENT_STEP_ID_MAX = 1000
 # An agent is talking to someone: every channel but the API's.
 AGENT_CHANNELS = [(value, label) for value, label in Channel.choices if value != Channel.API]
 
@@ -194,6 +196,18 @@ class ExecuteForm(CaseForm):
 
     prefix = "execute"
 
+    step_up_assertion = step_up_assertion_field()
+
+
+class ContainmentStepForm(CaseForm):
+    """Record a pending containment step (its id, a hidden field of the step's own form) as
+    done in the directory's console. Like executing, it takes the person's passkey over a
+    challenge issued for "execute" on the case as it stands (static/staff/passkey.js fills
+    the answer in)."""
+
+    prefix = "containment"
+
+    step = forms.CharField(max_length=CONTAINMENT_STEP_ID_MAX, widget=forms.HiddenInput)
     step_up_assertion = step_up_assertion_field()
 
 

@@ -11,9 +11,12 @@ from django.db.models.signals import post_save
 from tenants.choices import CaseType, Tier
 from tenants.querysets import TenantOwnedManager
 
+from ..connectors.cloud import ChangeKind
 from .choices import (
     COUNTING_VERIFIERS,
     CaseStatus,
+    ChangeOutcome,
+    ChangeSource,
     Channel,
     Decision,
     EvidenceResult,
@@ -356,3 +359,79 @@ class CaseExecution(models.Model):
 
     def __str__(self) -> str:
         return f"execution of case {self.case_id} via {self.connector}"
+
+
+# --- the re-establishment window after a recovery (R-35, recovery.cases.services.window) ---
+
+
+class ReestablishmentWindow(models.Model):
+    """An account's window since its last T1/T2 recovery: when it opened, the recovery that
+    opened it, and how far the poll has read the connector's change log."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    account = models.OneToOneField(
+        "recovery.ProtectedAccount", on_delete=models.CASCADE, related_name="+"
+    )
+    case = models.ForeignKey("recovery.RecoveryCase", on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField(
+        help_text="The execution that opened it; earlier changes are not the window's."
+    )
+    polled_until = models.DateTimeField(
+        help_text="The connector's changes up to here have been read."
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A poll of this window is running until then."
+    )
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"window of account {self.account_id} (case {self.case_id})"
+
+
+class WindowChange(models.Model):
+    """A change reported inside a window (ingested or polled), acted on once: one row per
+    account and vendor event id, whichever way it came first."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        "recovery.ProtectedAccount", on_delete=models.CASCADE, related_name="+"
+    )
+    case = models.ForeignKey("recovery.RecoveryCase", on_delete=models.PROTECT, related_name="+")
+    vendor_id = models.CharField(
+        max_length=255, help_text="The provider's event id (an ingested event's external id)."
+    )
+    kind = models.CharField(
+        max_length=32, choices=[(kind.value, kind.value) for kind in ChangeKind]
+    )
+    occurred_at = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    summary = models.CharField(max_length=300, blank=True)
+    target = models.JSONField(default=dict, blank=True, help_text="What undoing it needs.")
+    ingested_event = models.BigIntegerField(null=True, blank=True)
+    reported_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(
+        max_length=16, choices=ChangeOutcome.choices, default=ChangeOutcome.PENDING
+    )
+    acted_at = models.DateTimeField(null=True, blank=True)
+    answer = models.JSONField(default=dict, blank=True, help_text="The connector's answer.")
+    manual_step = models.TextField(blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "vendor_id"], name="window_change_once_per_vendor_event"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["reported_at"],
+                condition=models.Q(outcome="pending"),
+                name="window_change_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on account {self.account_id} ({self.outcome})"

@@ -31,6 +31,7 @@ from django.views import View
 from django.views.decorators.http import require_GET, require_POST
 from django.views.defaults import permission_denied
 
+from audit.models import AuditEvent
 from tenants.access import TenantAccess
 from tenants.console import tenant_view
 from tenants.exceptions import DomainError, PolicyDenied
@@ -67,6 +68,7 @@ from .forms import (
     CaseOpenForm,
     ChallengeSendForm,
     ChallengeVerifyForm,
+    ContainmentStepForm,
     ContextForm,
     EndCaseForm,
     ExecuteForm,
@@ -85,6 +87,7 @@ from .policies import (
 )
 from .review_selectors import evidence_with_verifiers
 from .selectors import (
+    CASE_LABEL,
     account_cases,
     case_get,
     case_get_for_change,
@@ -102,6 +105,14 @@ from .services import (
     context_record,
 )
 from .services.attachments import attachment_add, attachment_open, note_add
+from .services.containment import (
+    METHOD_REMOVE,
+    RECORDED,
+    SESSIONS_REVOKE,
+    TEMPORARY_ACCESS_REVOKE,
+    containment_pending,
+    containment_step_record,
+)
 from .services.execution import case_close, case_execute, case_manual_step_record
 from .services.step_up import EXECUTE, step_up_options, step_up_presented
 from .transitions import TRANSITIONS, Move, Party, moves_allowed
@@ -120,6 +131,7 @@ CASE_FORMS: dict[str, type[CaseForm]] = {
         EndCaseForm,
         ExecuteForm,
         ManualStepForm,
+        ContainmentStepForm,
     )
 }
 
@@ -386,6 +398,106 @@ def verifier_menu(req: Requirements) -> dict[str, list[MethodOffer]]:
     return groups
 
 
+# --- containment after a cloud recovery (R-34) -----------------------------------------------
+
+CONTAINMENT_OPERATIONS = {
+    METHOD_REMOVE: _l("Remove a lost sign-in method"),
+    SESSIONS_REVOKE: _l("End every session and refresh token"),
+    TEMPORARY_ACCESS_REVOKE: _l("Delete the owner's one-time pass"),
+}
+
+
+@dataclass(frozen=True)
+class ContainmentStep:
+    """One containment step as the case page shows it: done by the connector (with its path),
+    done by a person (who recorded it, when), or pending (the words for a person)."""
+
+    id: str
+    operation: str
+    target: str
+    connector: str = ""
+    path: str = ""
+    code: str = ""
+    manual_step: str = ""
+    recorded_at: datetime | None = None
+    recorded_by: str = ""
+
+    @property
+    def label(self) -> str:
+        return str(CONTAINMENT_OPERATIONS.get(self.operation, self.operation))
+
+
+@dataclass(frozen=True)
+class Containment:
+    """The owner's one-time pass (when it was given and until when; never the pass, which no
+    row holds) and the containment steps, by who did them."""
+
+    pass_given_at: datetime | None
+    pass_expires_at: datetime | None
+    done_at: datetime | None
+    done: list[ContainmentStep]
+    recorded: list[ContainmentStep]
+    pending: list[ContainmentStep]
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def case_containment(case: RecoveryCase, execution: CaseExecution | None) -> Containment | None:
+    """The pass and containment of a cloud recovery (None when the execution gave no pass and
+    ran no containment). Steps the connector did come from their `containment.step_done`
+    events (one query); steps left to a person from the execution, with the username of whoever
+    recorded each (one more query once one is recorded)."""
+    if execution is None or not (execution.temporary_pass or execution.containment_done_at):
+        return None
+    given = execution.temporary_pass or {}
+    done_events = (
+        AuditEvent.objects.filter(
+            tenant_id=case.tenant_id,
+            target_type=CASE_LABEL,
+            target_id=str(case.pk),
+            action="containment.step_done",
+        )
+        .order_by("seq")
+        .values_list("data", flat=True)
+    )
+    done = [
+        ContainmentStep(
+            id=f"{data['operation']}:{data['target']}",
+            operation=data["operation"],
+            target=data["target"],
+            connector=data.get("connector", ""),
+            path=data.get("path", ""),
+        )
+        for data in done_events
+    ]
+    manual = execution.containment_steps
+    recorders = {step["recorded_by"] for step in manual if step["recorded_by"]}
+    usernames = dict(User.objects.filter(pk__in=recorders).values_list("pk", "username"))
+    steps = [
+        ContainmentStep(
+            id=step["id"],
+            operation=step["operation"],
+            target=step["target"],
+            code=step["code"],
+            manual_step=step["manual_step"],
+            recorded_at=_moment(step["recorded_at"]),
+            recorded_by=usernames.get(step["recorded_by"], ""),
+        )
+        for step in manual
+    ]
+    recorded_ids = {step["id"] for step in manual if step["state"] == RECORDED}
+    return Containment(
+        pass_given_at=_moment(given.get("started_at")),
+        pass_expires_at=_moment(given.get("expires_at")),
+        done_at=execution.containment_done_at,
+        done=done,
+        recorded=[step for step in steps if step.id in recorded_ids],
+        pending=[step for step in steps if step.id not in recorded_ids],
+    )
+
+
 # What the "Next step" panel says when the table offers this user no move from the status.
 NEXT_STEP_HINTS = {
     CaseStatus.COLLECTING_EVIDENCE: _l("Evidence is being collected by the case's workers."),
@@ -436,6 +548,9 @@ def _actions(
         "manual": may(Move.RECORD_MANUAL_STEP, Party.WORKER)
         and bool(detail.get("requires_confirmation"))
         and not detail.get("path_used"),
+        # a containment step left to a person (R-34), recorded like a manual step
+        "containment": may(Move.RECORD_MANUAL_STEP, Party.WORKER)
+        and bool(containment_pending(execution)),
     }
 
 
@@ -501,6 +616,7 @@ def _case_context(
         .select_related("author")
         .order_by("created_at", "pk"),
         "execution": execution,
+        "containment": case_containment(case, execution),
         **owner_signals_context(case, req, bound),
         **idp_sign_in_context(case),
         "owner_bindings": case_owner_bindings(tenant=tenant, case=case) if execution else [],
@@ -792,6 +908,35 @@ class ManualStepView(CaseAction):
         return messages.SUCCESS, _("The path you followed is recorded.")
 
 
+class ContainmentStepView(CaseAction):
+    """Record one pending containment step as done in the directory's console, with the
+    person's fresh passkey step-up for "execute" on this case (the service decides, and
+    refuses no step-up)."""
+
+    form_class = ContainmentStepForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        proof = step_up_presented(
+            actor=self.request.user,
+            case=self.case,
+            action=EXECUTE,
+            assertion=data["step_up_assertion"],
+        )
+        execution = containment_step_record(
+            actor=self.request.user, case=self.case, step=data["step"], step_up=proof
+        )
+        left = len(containment_pending(execution))
+        if not left:
+            return messages.SUCCESS, _(
+                "Step recorded as done. No containment step is pending: the case can be closed."
+            )
+        return messages.SUCCESS, ngettext(
+            "Step recorded as done. %(n)d containment step is still pending.",
+            "Step recorded as done. %(n)d containment steps are still pending.",
+            left,
+        ) % {"n": left}
+
+
 class CloseView(CaseAction):
     form_class = EndCaseForm
 
@@ -813,6 +958,7 @@ case_submit_view = tenant_view(SubmitView.as_view())
 case_cancel_view = tenant_view(CancelView.as_view())
 case_execute_view = tenant_view(ExecuteView.as_view())
 case_manual_step_view = tenant_view(ManualStepView.as_view())
+case_containment_record_view = tenant_view(ContainmentStepView.as_view())
 case_close_view = tenant_view(CloseView.as_view())
 
 

@@ -20,28 +20,26 @@ that is already held is left alone, and `revert` converges on its snapshot, so a
 died mid-sequence runs it again. A failed step is reported with the ones done; the others still
 run (sessions are revoked even when a method could not be removed). Results carry ids, kinds,
 times and Graph's own error code and message, never a secret: the client secret is read from
-the environment variable the settings name, and a pass value exists only in the
-`TemporaryPass` handed to the owner's session.
+the environment variable the settings name, at each operation, and a pass value exists only in
+the `TemporaryPass` handed to the owner's session.
+
+What the three cloud connectors share (settings checks, the credential, failures as results,
+steps that all run and report, roles, the same-user guard) is in `vendor_connector`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import os
 import re
-from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from tenants.choices import CaseType
 from tenants.models import Tenant
 
 from ..models import ProtectedAccount
 from . import validation
-from .base import Capability, ExecutionResult, Health, Snapshot, capability_missing
+from .base import Capability, ExecutionResult, Health, capability_missing
 from .cloud import (
     AuthMethod,
     ChangeKind,
@@ -50,10 +48,19 @@ from .cloud import (
     RoleAssignment,
     TemporaryPass,
 )
-from .graph_client import AUTHORITY_HOST, DELETABLE_KINDS, MAX_PASS_MINUTES, GraphClient
+from .graph_client import AUTHORITY_HOST, DELETABLE_KINDS, GraphClient
+from .vendor_connector import (
+    MAX_PASS_MINUTES,
+    Step,
+    Undo,
+    VendorConnector,
+    check_credential_reference,
+    check_service_url,
+    read_credential,
+    settings_filled,
+    target_unknown,
+)
 from .vendor_http import AUTH, FORBIDDEN, NOT_FOUND, THROTTLED, VendorError
-
-logger = logging.getLogger(__name__)
 
 KIND = "entra"
 GRAPH_ROOT = "https://graph.microsoft.com"
@@ -74,7 +81,6 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 DOMAIN = re.compile(
     r"^(?=.{4,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 # The built-in roles Microsoft labels PRIVILEGED (Entra built-in roles reference), by template
 # id, which is also their role definition id in every tenant. R-19 suspends these by default.
@@ -110,8 +116,9 @@ PRIVILEGED_ROLES: dict[str, str] = {
     "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
 }
 
-REQUIRED = ("tenant_id", "client_id", "client_secret_env")
+REQUIRED = ("tenant_id", "client_id")
 DEFAULTS: dict[str, Any] = {
+    "client_secret_env": "",
     "authority_host": AUTHORITY_HOST,
     "graph_url": GRAPH_ROOT,
     "ca_bundle": "",
@@ -140,8 +147,6 @@ MANUAL_UNDO = {
     "connector does not reach: remove the delegate in the Exchange admin center.",
 }
 
-Step = tuple[str, Callable[[], object]]
-
 
 # --- settings ------------------------------------------------------------------------------
 
@@ -149,17 +154,7 @@ Step = tuple[str, Callable[[], object]]
 def validate_entra_settings(raw: dict[str, Any], errors: validation._Errors) -> dict[str, Any]:
     """The entra settings with defaults filled in; problems go to `errors` by setting name.
     The client secret is only named (`client_secret_env`), never given."""
-    for name in sorted(set(raw) - {*REQUIRED, *DEFAULTS}):
-        errors.add(name, "Unknown setting.")
-    data: dict[str, Any] = {}
-    for name in REQUIRED:
-        text = validation._text(raw.get(name, ""))
-        if text is None:
-            errors.add(name, "Give text of at most 500 characters, without control characters.")
-        elif not text:
-            errors.add(name, "This setting is required.")
-        data[name] = text or ""
-
+    data = settings_filled(errors, raw, DEFAULTS, required=REQUIRED)
     tenant_id = data["tenant_id"]
     if tenant_id and not (GUID.match(tenant_id) or DOMAIN.match(tenant_id)):
         errors.add(
@@ -169,21 +164,13 @@ def validate_entra_settings(raw: dict[str, Any], errors: validation._Errors) -> 
         )
     if data["client_id"] and not GUID.match(data["client_id"]):
         errors.add("client_id", "Give the application (client) id of the app registration, a GUID.")
-    if data["client_secret_env"] and not validation.ENV_NAME.match(data["client_secret_env"]):
-        errors.add(
-            "client_secret_env",
-            "Name the environment variable that holds the client secret (A-Z, 0-9, _); "
-            "never the secret itself.",
-        )
+    check_credential_reference(errors, data, env=("client_secret_env",))
     for name in ("authority_host", "graph_url"):
-        data[name] = _service_url(errors, name, raw.get(name, DEFAULTS[name]))
-
-    ca_bundle = validation._text(raw.get("ca_bundle", ""))
-    if ca_bundle is None or (ca_bundle and not ca_bundle.startswith("/")):
+        data[name] = check_service_url(errors, name, data[name])
+    if data["ca_bundle"] and not data["ca_bundle"].startswith("/"):
         errors.add("ca_bundle", "Give an absolute path to a PEM file of CA certificates.")
-    data["ca_bundle"] = ca_bundle or ""
 
-    lifetime = raw.get("tap_lifetime_minutes", DEFAULTS["tap_lifetime_minutes"])
+    lifetime = data["tap_lifetime_minutes"]
     if (
         isinstance(lifetime, bool)
         or not isinstance(lifetime, int)
@@ -194,39 +181,8 @@ def validate_entra_settings(raw: dict[str, Any], errors: validation._Errors) -> 
             f"A whole number of minutes from {MIN_PASS_MINUTES} to {MAX_PASS_MINUTES} "
             "(R-31: a pass lives at most 8 hours).",
         )
-    data["tap_lifetime_minutes"] = lifetime
-    data["privileged_roles"] = _role_ids(
-        errors, raw.get("privileged_roles", DEFAULTS["privileged_roles"])
-    )
+    data["privileged_roles"] = _role_ids(errors, data["privileged_roles"])
     return data
-
-
-def _service_url(errors: validation._Errors, name: str, value: Any) -> str:
-    """`value` as `https://host[:port]`; plain http only on this machine (a development fake)."""
-    text = validation._text(value, validation.MAX_URL_LENGTH)
-    problem = "Give https://host[:port] without a path (http only for 127.0.0.1 or localhost)."
-    if not text:
-        errors.add(name, problem)
-        return ""
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        errors.add(name, "The URL cannot be parsed.")
-        return ""
-    local = parts.hostname in LOCAL_HOSTS
-    if (
-        not parts.hostname
-        or parts.scheme not in ("https", "http")
-        or (parts.scheme == "http" and not local)
-        or parts.username is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        errors.add(name, problem)
-        return ""
-    return text.rstrip("/")
 
 
 def _role_ids(errors: validation._Errors, value: Any) -> list[str]:
@@ -246,9 +202,6 @@ def _role_ids(errors: validation._Errors, value: Any) -> list[str]:
     return ids
 
 
-# --- helpers -------------------------------------------------------------------------------
-
-
 def user_key(account: ProtectedAccount) -> str:
     """How Graph finds the account's user: its object id when `idp_subject` holds one, else the
     UPN. An OpenID `sub` from Entra is pairwise per application, not the object id, so a
@@ -257,272 +210,29 @@ def user_key(account: ProtectedAccount) -> str:
     return subject if GUID.match(subject) else account.username
 
 
-def _method_state(method: AuthMethod) -> dict[str, Any]:
-    created = method.created_at.isoformat() if method.created_at else None
-    return {"id": method.id, "kind": method.kind, "created_at": created}
-
-
-def _role_state(assignment: RoleAssignment) -> dict[str, str]:
-    return {
-        "id": assignment.id,
-        "role_id": assignment.role_id,
-        "role_name": assignment.role_name,
-        "scope": assignment.scope,
-    }
-
-
-def _role_label(role: dict[str, str]) -> str:
-    return f"{role['role_name'] or role['role_id']} at {role['scope']}"
-
-
-def _planned(label: str, plan: Callable[[], list[Step]]) -> list[Step]:
-    """The steps `plan` makes; when reading what it needs fails, one step `label` that fails
-    with that error, so that the steps not needing it still run."""
-    try:
-        return plan()
-    except VendorError as error:
-        failure = error
-
-    def fail() -> None:
-        raise failure
-
-    return [(label, fail)]
-
-
-def _describe(error: VendorError) -> str:
-    """Graph's refusal in words: its code and message, and what to do about it."""
-    hint = HINTS.get(error.kind)
-    return f"Microsoft Graph: {str(error).rstrip('.')}." + (f" {hint}" if hint else "")
-
-
-class EntraConnector:
+class EntraConnector(VendorConnector[GraphClient]):
     """One tenant's Entra ID, through one app registration with application permissions."""
 
     kind = KIND
+    vendor = "Entra ID"
     # Everything through Graph, except a password Vouchsafe would set (see the module's doc).
-    capabilities = frozenset(Capability) - {Capability.PASSWORD_SET}
+    native = frozenset(Capability) - {Capability.PASSWORD_SET}
+    execute_case_types = EXECUTE_CASE_TYPES
+    pass_case_types = PASS_CASE_TYPES
+    not_set_here = (
+        "Vouchsafe never sets an Entra ID password: the owner signs in with the temporary "
+        "pass shown in their recovery session and chooses their own."
+    )
+    hints = HINTS
+    not_undone = MANUAL_UNDO
 
     def __init__(
         self, *, tenant: Tenant, settings: dict[str, Any], client: GraphClient | None = None
     ) -> None:
-        self.tenant = tenant
-        self.settings = settings
+        super().__init__(tenant=tenant, settings=settings, client=client)
         self.privileged_roles = frozenset(settings["privileged_roles"])
-        self._client = client
 
-    # --- plumbing ----------------------------------------------------------------------------
-
-    def _graph(self) -> GraphClient:
-        """The Graph client; built on first use from the settings and the secret's variable,
-        so a connector whose secret is missing fails in its result, not when it is built."""
-        if self._client is None:
-            variable = self.settings["client_secret_env"]
-            secret = os.environ.get(variable, "")
-            if not secret:
-                message = f"The client secret is not set: environment variable {variable} is empty."
-                raise VendorError(AUTH, None, "secret_missing", message)
-            self._client = GraphClient(
-                tenant_id=self.settings["tenant_id"],
-                client_id=self.settings["client_id"],
-                client_secret=secret,
-                authority_host=self.settings["authority_host"],
-                graph_url=self.settings["graph_url"] + GRAPH_VERSION,
-                verify=self.settings.get("ca_bundle") or True,
-            )
-        return self._client
-
-    def _failure(self, path: str, error: VendorError, **detail: Any) -> ExecutionResult:
-        code = f"entra.{error.kind}"
-        logger.warning("entra connector: %s failed: %s", path, error)
-        return ExecutionResult(
-            ok=False,
-            connector=KIND,
-            path=path,
-            detail={"code": code, "vendor_code": error.code, "status": error.status, **detail},
-            error=_describe(error),
-        )
-
-    def _refusal(
-        self, path: str, code: str, error: str, snapshot: Snapshot | None = None
-    ) -> ExecutionResult:
-        logger.warning("entra connector: %s refused: %s", path, error)
-        return ExecutionResult(
-            ok=False,
-            connector=KIND,
-            path=path,
-            snapshot=snapshot,
-            detail={"code": f"entra.{code}"},
-            error=error,
-        )
-
-    def _run(self, path: str, work: Callable[[GraphClient], ExecutionResult]) -> ExecutionResult:
-        try:
-            return work(self._graph())
-        except VendorError as error:
-            return self._failure(path, error)
-
-    def _steps(
-        self,
-        path: str,
-        steps: list[Step],
-        *,
-        snapshot: Snapshot | None = None,
-        **detail: Any,
-    ) -> ExecutionResult:
-        """Run every step, each on its own: one that fails does not stop the others, and the
-        result names what was done and what was not (running it all again is safe)."""
-        done: list[str] = []
-        failed: list[dict[str, str]] = []
-        for label, step in steps:
-            try:
-                step()
-            except VendorError as error:
-                logger.warning("entra connector: %s: %s failed: %s", path, label, error)
-                failed.append(
-                    {"step": label, "code": f"entra.{error.kind}", "error": _describe(error)}
-                )
-            else:
-                done.append(label)
-        summary = {"done": done, "failed": failed, **detail}
-        if not failed:
-            return ExecutionResult(
-                ok=True, connector=KIND, path=path, snapshot=snapshot, detail=summary
-            )
-        return ExecutionResult(
-            ok=False,
-            connector=KIND,
-            path=path,
-            snapshot=snapshot,
-            detail={"code": failed[0]["code"], **summary},
-            error=f"{len(failed)} of {len(steps)} steps failed, {len(done)} done; "
-            f"first failure: {failed[0]['step']}: {failed[0]['error']}",
-        )
-
-    def _read(
-        self, client: GraphClient, account: ProtectedAccount, **extra: Any
-    ) -> tuple[DirectoryUser, Snapshot]:
-        """The user and what a revert needs: enabled state, methods, role assignments. A tenant
-        that did not grant the role permission gets `roles: None` (role steps stay manual)."""
-        user = client.user_get(user_key(account))
-        methods = client.methods_list(user.id)
-        try:
-            roles: list[dict[str, str]] | None = [
-                _role_state(held) for held in client.role_assignments_list(user.id)
-            ]
-        except VendorError as error:
-            if error.kind != FORBIDDEN:
-                raise
-            roles = None
-        state = {
-            "connector": KIND,
-            "user_id": user.id,
-            "username": user.username,
-            "enabled": user.enabled,
-            "methods": [_method_state(method) for method in methods],
-            "roles": roles,
-            **extra,
-        }
-        return user, Snapshot(account_external_id=account.external_id, state=state)
-
-    def _same_user(
-        self, client: GraphClient, account: ProtectedAccount, user_id: str | None, path: str
-    ) -> tuple[DirectoryUser, ExecutionResult | None]:
-        """The account's user now, and a refusal when it is not `user_id` (the snapshot's or
-        the change's): a user deleted and re-created under the same UPN gets nothing back."""
-        user = client.user_get(user_key(account))
-        if user_id is not None and user.id != user_id:
-            return user, self._refusal(
-                path,
-                "user_changed",
-                f"{account.username} is now the Entra user {user.id}, not {user_id} as "
-                "recorded; nothing was changed.",
-            )
-        return user, None
-
-    @staticmethod
-    def _ours(snapshot: Snapshot) -> bool:
-        return snapshot.state.get("connector") == KIND and "user_id" in snapshot.state
-
-    # --- the connector interface -------------------------------------------------------------
-
-    def snapshot(self, *, account: ProtectedAccount, case_type: str) -> Snapshot | None:
-        if case_type not in EXECUTE_CASE_TYPES:
-            return None
-        try:
-            return self._read(self._graph(), account, case_type=case_type)[1]
-        except VendorError as error:
-            logger.warning("entra connector: snapshot of %s failed: %s", account.username, error)
-            return None
-
-    def execute(
-        self, *, account: ProtectedAccount, case_type: str, case_id: int
-    ) -> ExecutionResult:
-        if case_type not in EXECUTE_CASE_TYPES:
-            return capability_missing(KIND, f"execute {case_type}")
-        path = f"/users/{user_key(account)}"
-
-        def work(client: GraphClient) -> ExecutionResult:
-            user, taken = self._read(client, account, case_type=case_type, case_id=case_id)
-            if case_type == CaseType.UNLOCK:
-                if not user.enabled:
-                    client.user_enabled_set(user.id, True)
-                return ExecutionResult(
-                    ok=True,
-                    connector=KIND,
-                    path=f"PATCH {path}",
-                    snapshot=taken,
-                    detail={"changed": not user.enabled},
-                )
-            if not user.enabled:
-                return self._refusal(
-                    f"GET {path}",
-                    "user_disabled",
-                    f"{user.username} is disabled in Entra ID, so a temporary pass would not "
-                    "let the owner sign in: unlock the account first.",
-                    taken,
-                )
-            return ExecutionResult(
-                ok=True,
-                connector=KIND,
-                path=f"GET {path}",
-                snapshot=taken,
-                detail={"changed": False, "next": "temporary_pass"},
-            )
-
-        return self._run(f"execute {path}", work)
-
-    def revert(self, *, account: ProtectedAccount, snapshot: Snapshot) -> ExecutionResult:
-        """Converge on the snapshot: remove the methods added since, grant back the roles it
-        held, put back the enabled state, then end sessions. Methods removed since cannot be
-        re-created (a key or an app is the owner's to bind): the result names them."""
-        path = f"revert /users/{user_key(account)}"
-        if not self._ours(snapshot):
-            return self._refusal(
-                path, "snapshot_foreign", "This snapshot was not taken by the entra connector."
-            )
-        state = snapshot.state
-
-        def work(client: GraphClient) -> ExecutionResult:
-            user, refused = self._same_user(client, account, state["user_id"], path)
-            if refused:
-                return refused
-            methods: dict[str, list[dict[str, Any]]] = {}
-            steps = _planned(
-                "read the authentication methods",
-                partial(self._removals, client, user.id, state["methods"], methods),
-            )
-            if state["roles"] is not None:
-                steps += _planned(
-                    "read the role assignments",
-                    partial(self._grants, client, user.id, state["roles"]),
-                )
-            if user.enabled != state["enabled"]:
-                label = "account enabled" if state["enabled"] else "account disabled"
-                steps.append((label, partial(client.user_enabled_set, user.id, state["enabled"])))
-            steps.append(("sessions revoked", partial(client.sessions_revoke, user.id)))
-            return self._steps(path, steps, **methods, roles_unknown=state["roles"] is None)
-
-        return self._run(path, work)
+    # --- the operations that are Entra's own ------------------------------------------------
 
     def revoke_temporary_access(self, *, account: ProtectedAccount) -> ExecutionResult:
         """Delete the user's Temporary Access Pass, if any (Entra keeps at most one)."""
@@ -539,16 +249,9 @@ class EntraConnector:
 
         return self._run(path, work)
 
-    def password_set(self, *, account: ProtectedAccount, password: str) -> ExecutionResult:
-        return replace(
-            capability_missing(KIND, "password_set"),
-            error="Vouchsafe never sets an Entra ID password: the owner signs in with the "
-            "temporary pass shown in their recovery session and chooses their own.",
-        )
-
     def health(self) -> Health:
         try:
-            self._graph().user_get(NOBODY)
+            self._vendor().user_get(NOBODY)
         except VendorError as error:
             if error.kind == NOT_FOUND:
                 return Health(
@@ -556,8 +259,6 @@ class EntraConnector:
                     detail=f"Signed in to tenant {self.settings['tenant_id']} as application "
                     f"{self.settings['client_id']}; Microsoft Graph answers.",
                 )
-            if error.code == "secret_missing":
-                return Health(ok=False, detail=error.message)
             if error.kind == AUTH:
                 return Health(
                     ok=False,
@@ -570,46 +271,29 @@ class EntraConnector:
                     detail="The app registration may not read users: grant the Microsoft Graph "
                     "application permission User.Read.All, with admin consent.",
                 )
-            return Health(ok=False, detail=_describe(error))
+            return Health(ok=False, detail=self._describe(error))
         return Health(ok=True, detail="Microsoft Graph answers.")
-
-    # --- the cloud operations ----------------------------------------------------------------
 
     def temporary_pass_issue(
         self, *, account: ProtectedAccount, case_type: str, lifetime_minutes: int
     ) -> tuple[ExecutionResult, TemporaryPass | None]:
-        """A one-time Temporary Access Pass, living the shortest of what was asked, the tenant's
-        setting and 8 hours (R-31). Entra keeps one pass per user: a repeat replaces it."""
+        """A one-time Temporary Access Pass, living the shorter of what was asked and the
+        tenant's setting (R-31: asking for more than 8 hours is refused). Entra keeps one pass
+        per user: a repeat replaces it. Unlike the shared one, addressed by the account's key
+        without a read first, with Graph's path (the workflow records it)."""
         key = user_key(account)
         path = f"POST /users/{key}/authentication/temporaryAccessPassMethods"
-        if case_type not in PASS_CASE_TYPES:
+        if case_type not in self.pass_case_types:
             return capability_missing(KIND, f"temporary_pass_issue {case_type}"), None
-        lifetime = min(lifetime_minutes, self.settings["tap_lifetime_minutes"], MAX_PASS_MINUTES)
+        refusal = self._lifetime_refused(path, lifetime_minutes)
+        if refusal is not None:
+            return refusal, None
+        lifetime = min(lifetime_minutes, self.settings["tap_lifetime_minutes"])
         try:
-            issued = self._graph().temporary_pass_create(key, lifetime, usable_once=True)
+            issued = self._vendor().temporary_pass_create(key, lifetime, usable_once=True)
         except VendorError as error:
             return self._failure(path, error, lifetime_minutes=lifetime), None
-        except ValueError as error:  # a lifetime below one minute: the client's own refusal
-            return self._refusal(path, "lifetime_invalid", str(error)), None
-        logger.info(
-            "entra connector: temporary pass %s issued for %s (%d minutes)",
-            issued.id,
-            key,
-            lifetime,
-        )
-        expires = issued.expires_at.isoformat() if issued.expires_at else None
-        result = ExecutionResult(
-            ok=True,
-            connector=KIND,
-            path=path,
-            detail={
-                "pass_id": issued.id,
-                "lifetime_minutes": lifetime,
-                "expires_at": expires,
-                "usable_once": issued.usable_once,
-            },
-        )
-        return result, issued
+        return self._issued(path, issued, lifetime)
 
     def sessions_revoke(self, *, account: ProtectedAccount) -> ExecutionResult:
         key = user_key(account)
@@ -617,177 +301,114 @@ class EntraConnector:
 
         def work(client: GraphClient) -> ExecutionResult:
             if not client.sessions_revoke(key):
-                return self._refusal(path, "not_revoked", "Graph did not confirm the revocation.")
-            return ExecutionResult(ok=True, connector=KIND, path=path, detail={"revoked": True})
+                return self._refused(path, "not_revoked", "Graph did not confirm the revocation.")
+            return self._ok(path, revoked=True)
 
         return self._run(path, work)
 
-    def methods_list(self, *, account: ProtectedAccount) -> list[AuthMethod]:
-        """The user's methods; `VendorError` when Graph cannot answer."""
-        return self._graph().methods_list(user_key(account))
-
     def method_remove(self, *, account: ProtectedAccount, method: AuthMethod) -> ExecutionResult:
+        """Remove one method, addressed by the account's key (no user read first), with Graph's
+        path as the result's (the workflow records it)."""
         key = user_key(account)
         path = f"DELETE /users/{key}/authentication/{method.kind}Methods/{method.id}"
-        if method.kind not in DELETABLE_KINDS:
-            return replace(
-                capability_missing(KIND, path),
-                error=f"Graph cannot remove a {method.kind} method: it stays until the owner "
-                "changes it.",
-            )
+        why = self._removal_refused(method)
+        if why is not None:
+            return self._not_native(path, why)
 
         def work(client: GraphClient) -> ExecutionResult:
             client.method_delete(key, method)
-            detail = {"method_id": method.id, "kind": method.kind}
-            return ExecutionResult(ok=True, connector=KIND, path=path, detail=detail)
+            return self._ok(path, method_id=method.id, kind=method.kind)
 
         return self._run(path, work)
 
-    def roles_suspend(self, *, account: ProtectedAccount) -> ExecutionResult:
-        """Remove the user's assignments of the privileged roles (R-19). The snapshot lists
-        every one found, removed or not, for `roles_restore`. A caller that needs to survive a
-        crash between the removal and storing the result keeps `snapshot()` first: it lists
-        all the user's roles, and `roles_restore` accepts it too."""
-        path = "DELETE /roleManagement/directory/roleAssignments"
+    # --- Entra's part of the shared operations ----------------------------------------------
 
-        def work(client: GraphClient) -> ExecutionResult:
-            user = client.user_get(user_key(account))
-            held = [
-                _role_state(assignment)
-                for assignment in client.role_assignments_list(user.id)
-                if assignment.role_id.lower() in self.privileged_roles
-            ]
-            taken = Snapshot(
-                account_external_id=account.external_id,
-                state={
-                    "connector": KIND,
-                    "user_id": user.id,
-                    "username": user.username,
-                    "roles": held,
-                },
-            )
-            steps: list[Step] = [
-                (f"removed {_role_label(role)}", partial(client.role_assignment_delete, role["id"]))
-                for role in held
-            ]
-            return self._steps(path, steps, snapshot=taken)
+    def _client_built(self) -> GraphClient:
+        return GraphClient(
+            tenant_id=self.settings["tenant_id"],
+            client_id=self.settings["client_id"],
+            client_secret=read_credential(env=self.settings["client_secret_env"]),
+            authority_host=self.settings["authority_host"],
+            graph_url=self.settings["graph_url"] + GRAPH_VERSION,
+            verify=self.settings.get("ca_bundle") or True,
+        )
 
-        return self._run(path, work)
+    def _user(self, client: GraphClient, account: ProtectedAccount) -> DirectoryUser:
+        return client.user_get(user_key(account))
 
-    def roles_restore(self, *, account: ProtectedAccount, snapshot: Snapshot) -> ExecutionResult:
-        """Grant back the snapshot's roles the user no longer holds, to the same user only."""
-        path = "POST /roleManagement/directory/roleAssignments"
-        if not self._ours(snapshot) or snapshot.state.get("roles") is None:
-            return self._refusal(
-                path,
-                "snapshot_foreign",
-                "This snapshot holds no Entra role assignments to restore.",
-            )
-        state = snapshot.state
+    def _methods(self, client: GraphClient, user: DirectoryUser) -> list[AuthMethod]:
+        return client.methods_list(user.id)
 
-        def work(client: GraphClient) -> ExecutionResult:
-            user, refused = self._same_user(client, account, state["user_id"], path)
-            if refused:
-                return refused
-            return self._steps(path, self._grants(client, user.id, state["roles"]))
+    def _method_delete(self, client: GraphClient, user: DirectoryUser, method: AuthMethod) -> None:
+        client.method_delete(user.id, method)
 
-        return self._run(path, work)
+    def _removal_refused(self, method: AuthMethod) -> str | None:
+        if method.kind in DELETABLE_KINDS:
+            return None
+        return f"Graph cannot remove a {method.kind} method: it stays until the owner changes it."
 
-    def _removals(
-        self,
-        client: GraphClient,
-        user_id: str,
-        recorded: list[dict[str, Any]],
-        report: dict[str, list[dict[str, Any]]],
-    ) -> list[Step]:
-        """Steps removing the methods that are not in `recorded`; `report` gets those Graph
-        cannot remove and the recorded ones gone since (which no one can re-create)."""
-        known = {method["id"] for method in recorded}
-        current = client.methods_list(user_id)
-        added = [method for method in current if method.id not in known]
-        present = {method.id for method in current}
-        report["not_removable"] = [_method_state(m) for m in added if m.kind not in DELETABLE_KINDS]
-        report["not_restorable"] = [m for m in recorded if m["id"] not in present]
-        return [
-            (f"removed {m.kind} method {m.id}", partial(client.method_delete, user_id, m))
-            for m in added
-            if m.kind in DELETABLE_KINDS
-        ]
+    def _roles_held(self, client: GraphClient, user: DirectoryUser) -> list[RoleAssignment]:
+        return client.role_assignments_list(user.id)
 
-    def _grants(self, client: GraphClient, user_id: str, roles: list[dict[str, str]]) -> list[Step]:
-        """Steps granting back the `roles` the user does not hold now."""
-        held = {(a.role_id, a.scope) for a in client.role_assignments_list(user_id)}
-        return [
-            (
-                f"restored {_role_label(role)}",
-                partial(client.role_assignment_create, user_id, role["role_id"], role["scope"]),
-            )
-            for role in roles
-            if (role["role_id"], role["scope"]) not in held
-        ]
+    def _suspends(self, assignment: RoleAssignment) -> bool:
+        """Only the privileged roles the settings name are suspended (R-19)."""
+        return assignment.role_id.lower() in self.privileged_roles
 
-    def changes_since(
-        self, *, account: ProtectedAccount, since: dt.datetime
+    def _role_unassign(
+        self, client: GraphClient, user: DirectoryUser, assignment: RoleAssignment
+    ) -> None:
+        client.role_assignment_delete(assignment.id)
+
+    def _role_assign(self, client: GraphClient, user: DirectoryUser, role: dict[str, Any]) -> None:
+        client.role_assignment_create(user.id, role["role_id"], role["scope"])
+
+    def _enabled_set(self, client: GraphClient, user: DirectoryUser, enabled: bool) -> None:
+        client.user_enabled_set(user.id, enabled)
+
+    def _changes(
+        self, client: GraphClient, user: DirectoryUser, since: dt.datetime
     ) -> list[ReportedChange]:
-        """R-35's changes Graph's audit log reports on the user since `since`; `VendorError`
-        when Graph cannot answer. The log names users by object id, so the UPN is resolved."""
-        client = self._graph()
-        return client.changes_since(client.user_get(user_key(account)).id, since)
+        """Graph's audit log names users by object id (the account may know only the UPN)."""
+        return client.changes_since(user.id, since)
 
-    def change_undo(self, *, account: ProtectedAccount, change: ReportedChange) -> ExecutionResult:
-        """Delete the authenticator a reported registration added, or the role assignment a
-        reported grant made. What Graph cannot undo is `capability_missing`, with the manual
-        step in words."""
-        if change.kind in MANUAL_UNDO:
-            return replace(
-                capability_missing(KIND, f"change_undo {change.kind}"),
-                error=MANUAL_UNDO[change.kind],
-            )
-        path = f"change_undo {change.kind} /users/{user_key(account)}"
+    def _sessions_end(self, client: GraphClient, user: DirectoryUser) -> Step:
+        return "sessions revoked", partial(client.sessions_revoke, user.id)
 
-        def work(client: GraphClient) -> ExecutionResult:
-            user, refused = self._same_user(client, account, change.target.get("user_id"), path)
-            if refused:
-                return refused
-            if change.kind == ChangeKind.MFA_ENROLLED:
-                return self._enrolment_undo(client, user, change, path)
-            role_id = str(change.target.get("role_id", "")).lower()
-            if not role_id:
-                return self._refusal(path, "change_unnamed", "The audit record names no role.")
-            steps: list[Step] = [
-                (
-                    f"removed {_role_label(_role_state(a))}",
-                    partial(client.role_assignment_delete, a.id),
-                )
-                for a in client.role_assignments_list(user.id)
-                if a.role_id.lower() == role_id
-            ]
-            return self._steps(path, steps, change_id=change.id)
-
-        return self._run(path, work)
+    def _undoers(self) -> dict[str, Undo]:
+        return {
+            ChangeKind.MFA_ENROLLED: self._enrolment_undo,
+            ChangeKind.PRIVILEGED_ROLE: self._role_undo,
+        }
 
     def _enrolment_undo(
-        self, client: GraphClient, user: DirectoryUser, change: ReportedChange, path: str
+        self, client: GraphClient, user: DirectoryUser, change: ReportedChange
     ) -> ExecutionResult:
         """The audit record does not name the method: the one created closest to the record's
         time (within ENROLMENT_MATCH) is the one it reports, a password being no enrolment.
         None left means already removed."""
         near = [
             (abs(method.created_at - change.at), method)
-            for method in client.methods_list(user.id)
+            for method in self._methods(client, user)
             if method.created_at is not None and method.kind != PASSWORD
         ]
         near = [(apart, method) for apart, method in near if apart <= ENROLMENT_MATCH]
         if not near:
-            return self._steps(path, [], change_id=change.id)
+            return self._undone(change, [])
         added = min(near, key=lambda pair: pair[0])[1]
-        if added.kind not in DELETABLE_KINDS:
-            return replace(
-                capability_missing(KIND, path),
-                error=f"Graph cannot remove the {added.kind} method {added.id}: remove it in "
-                "the Entra admin center.",
+        if self._removal_refused(added) is not None:
+            return self._not_native(
+                "change_undo",
+                f"Graph cannot remove the {added.kind} method {added.id}: remove it in the "
+                "Entra admin center.",
             )
-        label = f"removed {added.kind} method {added.id}"
-        return self._steps(
-            path, [(label, partial(client.method_delete, user.id, added))], change_id=change.id
-        )
+        return self._undone(change, [self._method_removal(client, user, added)])
+
+    def _role_undo(
+        self, client: GraphClient, user: DirectoryUser, change: ReportedChange
+    ) -> ExecutionResult:
+        """Remove the user's assignments of the role the audit record names."""
+        role_id = str(change.target.get("role_id", "")).lower()
+        if not role_id:
+            raise target_unknown("The audit record names no role.")
+        granted = [a for a in self._roles_held(client, user) if a.role_id.lower() == role_id]
+        return self._undone(change, [self._role_removal(client, user, a) for a in granted])

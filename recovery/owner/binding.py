@@ -237,15 +237,24 @@ def effective_tier(case: RecoveryCase) -> str:
 
 
 def case_owner_bindings(*, tenant: Any, case: RecoveryCase) -> list[dict[str, Any]]:
-    """What the agent's case page may show of the owner's binding: what and when, nothing else
-    (never the password, which no row holds; never the credential itself)."""
+    """What the agent's case page may show of the owner's binding: what and when, who verified
+    it (the connector, for a method bound at the provider) and the kinds of the new methods;
+    nothing else (never the password, which no row holds; never the credential itself)."""
     rows = (
         OwnerPortalSession.objects.for_tenant(tenant)
         .filter(case=case, kind=PortalSessionKind.ARTIFACT, bound_at__isnull=False)
         .order_by("bound_at")
         .values_list("bound_at", "bound_detail")
     )
-    return [{"at": at, "credential": detail.get("credential", "")} for at, detail in rows]
+    return [
+        {
+            "at": at,
+            "credential": detail.get("credential", ""),
+            "verified_by": detail.get("verified_by", ""),
+            "kinds": [method.get("kind", "") for method in detail.get("methods", [])],
+        }
+        for at, detail in rows
+    ]
 
 
 # --- opening the session --------------------------------------------------------------------

@@ -107,6 +107,12 @@ def _summary(
         f"any case within {duration(req.repeat_after_denial_window_seconds)} of a denied one, "
         "goes to the security queue."
     )
+    if req.reestablishment_window_seconds:
+        lines.append(
+            f"After the recovery, for {duration(req.reestablishment_window_seconds)}: a new "
+            "authenticator, address, mailbox rule, delegate, OAuth consent or privileged role "
+            "is undone and the account frozen pending review (R-35)."
+        )
     if policy.source == "tenant":
         lines.append(
             f"Policy: version {policy.number} of this tenant (sha256 {policy.sha256[:12]})."

@@ -20,7 +20,7 @@ from typing import Any
 from recovery.cases.methods import CATALOGUE, METHODS
 from tenants.choices import CaseType, Role, StepUpKind, Tier
 
-from .document import ParsedDocument, Path, effective, requirement_blocks
+from .document import ParsedDocument, Path, effective, lookup, requirement_blocks
 from .errors import PolicyError
 
 SIGNAL_CLASSES = ("S1", "S2", "S3", "S4", "S5")
@@ -80,6 +80,12 @@ TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {
             15 * MINUTE,
             "T1 waits at least 15 min before execution (R-36, platform choice).",
         ),
+        (
+            "R-35.T1.reestablishment_window_seconds",
+            ("reestablishment_window_seconds",),
+            DAY,
+            "After a T1 recovery the re-establishment window lasts at least 24 h (R-35).",
+        ),
     ),
     Tier.T2: (
         (
@@ -100,6 +106,12 @@ TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {
             ("cooling_off_seconds",),
             4 * HOUR,
             "T2 waits at least 4 h before execution (R-36, platform choice).",
+        ),
+        (
+            "R-35.T2.reestablishment_window_seconds",
+            ("reestablishment_window_seconds",),
+            DAY,
+            "After a T2 recovery the re-establishment window lasts at least 24 h (R-35).",
         ),
     ),
 }
@@ -133,6 +145,11 @@ LONG_COOLING_OFF = 23 * HOUR
 # phishing-resistant step-up for every T2 approval and every execution.
 PHISHING_RESISTANT = (StepUpKind.PASSKEY.value,)
 EXECUTION_STEP_UP = PHISHING_RESISTANT
+
+
+# the re-establishment window after a recovery when the policy names none (our default;
+# no standard gives a number). T0 recoveries get none unless the tenant sets one.
+REESTABLISHMENT_WINDOW_DEFAULT = {Tier.T0: 0, Tier.T1: 3 * DAY, Tier.T2: 3 * DAY}
 
 
 def approval_lifetime_default(cooling_off_seconds: int) -> int:
@@ -239,7 +256,9 @@ def _entry_errors(doc: ParsedDocument) -> Iterator[PolicyError]:
 
 def _bounds(req: dict[str, Any], bounds: tuple, *, ceiling: bool) -> Iterator[Problem]:
     for rule, field, bound, why in bounds:
-        value = req[field[0]] if len(field) == 1 else req[field[0]][field[1]]
+        value = lookup(req, field)
+        if value is None:  # an optional field left out: its platform default meets the bound
+            continue
         if (value > bound) if ceiling else (value < bound):
             limit = "at most" if ceiling else "at least"
             yield rule, field, f"{'.'.join(field)} is {value}, must be {limit} {bound}. {why}"

@@ -13,7 +13,7 @@ from tenants.exceptions import InvalidInput
 
 from ..cases.methods import METHOD_NAMES
 from .document import effective
-from .floors import approval_lifetime_default, step_up_default
+from .floors import REESTABLISHMENT_WINDOW_DEFAULT, approval_lifetime_default, step_up_default
 from .schema import ATTESTATION_FORMATS, CASE_IDLE_LIMIT_DEFAULT
 from .validation import source_sha256, validated
 
@@ -57,6 +57,7 @@ class Requirements:
     repeat_after_denial_window_seconds: int
     case_idle_limit_seconds: int
     approval_lifetime_seconds: int
+    reestablishment_window_seconds: int
     step_up_kinds: tuple[str, ...]
     policy_versions: tuple[int, ...]
 
@@ -143,6 +144,7 @@ STRICTER: dict[str, Callable[[Any, Any], Any]] = {
     "repeat_after_denial_window_seconds": max,
     "case_idle_limit_seconds": min,  # a case expires sooner
     "approval_lifetime_seconds": min,
+    "reestablishment_window_seconds": max,  # changes are undone for longer
     "step_up_kinds": _in_both,
     "policy_versions": _both_named,
 }
@@ -215,6 +217,9 @@ class TenantPolicy:
             case_idle_limit_seconds=req.get("case_idle_limit_seconds", CASE_IDLE_LIMIT_DEFAULT),
             approval_lifetime_seconds=req.get(
                 "approval_lifetime_seconds", approval_lifetime_default(req["cooling_off_seconds"])
+            ),
+            reestablishment_window_seconds=req.get(
+                "reestablishment_window_seconds", REESTABLISHMENT_WINDOW_DEFAULT[tier]
             ),
             step_up_kinds=tuple(req.get("step_up", step_up_default(tier))),
             policy_versions=(self.number,),

@@ -45,9 +45,16 @@ def _lifetimes(*, complete: bool) -> dict[str, Any]:
     return schema
 
 
-# Optional: absent, rules.py derives them (floors.approval_lifetime_default, step_up_default).
+# Optional: absent, rules.py derives them (floors.approval_lifetime_default, step_up_default,
+# floors.REESTABLISHMENT_WINDOW_DEFAULT).
 OPTIONAL_FIELDS = frozenset(
-    {"accepted_methods", "approval_lifetime_seconds", "step_up", "case_idle_limit_seconds"}
+    {
+        "accepted_methods",
+        "approval_lifetime_seconds",
+        "step_up",
+        "case_idle_limit_seconds",
+        "reestablishment_window_seconds",
+    }
 )
 # An open case idle this long expires (the `expire` sweep); absent, the default applies.
 CASE_IDLE_LIMIT_DEFAULT = 14 * DAY
@@ -103,6 +110,9 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         "repeat_case_window_seconds": _SECONDS,
         "repeat_after_denial_window_seconds": _SECONDS,
         "case_idle_limit_seconds": CASE_IDLE_LIMIT,
+        # How long after a recovery changes are undone and freeze the account; 0 is
+        # none. floors.py keeps T1 and T2 at 24 h or more.
+        "reestablishment_window_seconds": _SECONDS,
         # How long an approval counts; floors.py bounds it by the platform maximum and
         # the cooling-off, naming the rule.
         "approval_lifetime_seconds": {"type": "integer", "minimum": 60, "maximum": 366 * DAY},

@@ -394,6 +394,10 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "CaseCancelApi.POST": lambda objs: Body({"reason": "duplicate of another case"}),
     "CaseCloseApi.POST": lambda objs: Body({"reason": "the owner set a new password"}),
     "CaseManualStepApi.POST": lambda objs: Body({"path": "Entra admin center > Users > reset"}),
+    # the case was never executed, so nothing is pending: refused after the case lookup
+    "CaseContainmentRecordApi.POST": lambda objs: Body(
+        {"step": f"sessions_revoke:{objs.get('account').username}"}
+    ),
     "CaseNoteApi.POST": lambda objs: Body({"text": "Called back on the HR number."}),
     "CaseSummaryApi.POST": _summary_body,
     "CaseApproveApi.POST": lambda objs: Body({"reason": "manager confirmed", "otp": "000000"}),

@@ -68,6 +68,7 @@ ROUTE_SCOPES = {
     "POST /cases/<int:case_id>/execute/": StaffScope.CASES_EXECUTE,
     "GET /cases/<int:case_id>/step-up/options/": StaffScope.CASES_DECIDE,  # ?action=approve
     "POST /cases/<int:case_id>/close/": Scope.CASES_WRITE,
+    "POST /cases/<int:case_id>/containment/record/": StaffScope.CASES_EXECUTE,
     "POST /cases/<int:case_id>/manual-step/": Scope.CASES_WRITE,
     "POST /cases/<int:case_id>/notes/": Scope.CASES_WRITE,
     "POST /cases/<int:case_id>/summaries/": Scope.CASES_DRAFT,

@@ -12,9 +12,13 @@ service app", the Management API reference, the error-code and OAuth 2.0 error-c
   last 3600 s on the fake's clock. Errors are `{"error", "error_description"}` with Okta's texts.
 - `Authorization: SSWS <api token>` (all scopes) or `Bearer <access token>` (its scopes); a
   bad or expired token is 401 `E0000011`, a missing scope 403 `E0000006`.
-- Users (by id or login), factors (list, unenroll, reset all), sessions (with `oauthTokens`
-  and `forgetDevices`), `reset_password` (`sendEmail` required; `false` answers a one-time
-  `resetPasswordUrl`), `expire_password`, admin role assignments (duplicate: 409 `E0000090`).
+- Users (by id or login; `POST` is the partial profile update, `null` clearing an attribute),
+  `unlock` (a `LOCKED_OUT` user only, else 403 `E0000038`), factors (list, unenroll, reset
+  all), sessions (with `oauthTokens` and `forgetDevices`), `reset_password` (`sendEmail`
+  required; `false` answers a one-time `resetPasswordUrl`), `expire_password`, admin role
+  assignments (duplicate: 409 `E0000090`), and revoking the consent grants and the refresh
+  tokens one OAuth client holds for a user (`/clients/{clientId}/grants`, `.../tokens`: 204,
+  nothing left to revoke included).
 - `GET /api/v1/logs`: polling requests (no `until`: a `next` link on every page, even empty)
   and bounded ones (`since` and `until`: no `next` link on the last page); `limit`; a
   `filter` of `eq` comparisons on `eventType`, `target.id` and `actor.id` joined by `and` /
@@ -245,9 +249,10 @@ def user_api(method: str, subpath: str, scope: str) -> Callable[..., Any]:
 
 class FakeOkta(FakeService):
     """One Okta org. Test controls: `register_app`, `add_api_token`, `end_access_tokens`,
-    `add_user`, `add_factor`, `add_role`, `give_sessions`, `log_event`, `rate_limit`;
-    state: `users`, `factors`, `roles`, `sessions`, `oauth_tokens`, `revocations`,
-    `reset_urls`, `events`."""
+    `add_user`, `add_factor`, `add_role`, `give_sessions`, `give_consent`, `log_event`,
+    `rate_limit`; state: `users`, `factors`, `roles`, `sessions`, `oauth_tokens`,
+    `revocations`, `reset_urls`, `consents` and `refresh_tokens` (user id -> the OAuth client
+    ids holding a grant, a refresh token), `events`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -262,6 +267,8 @@ class FakeOkta(FakeService):
         self.oauth_tokens: dict[str, int] = {}
         self.revocations: list[dict[str, Any]] = []  # one per sessions DELETE
         self.reset_urls: dict[str, str] = {}  # user id -> the live reset_password URL
+        self.consents: dict[str, set[str]] = {}
+        self.refresh_tokens: dict[str, set[str]] = {}
         self.events: list[dict[str, Any]] = []
         self.rate_limit = 600  # requests a minute, org-wide (Okta's limits are per endpoint)
         self._window_start = 0.0
@@ -356,6 +363,11 @@ class FakeOkta(FakeService):
     def give_sessions(self, user_id: str, sessions: int = 1, oauth_tokens: int = 1) -> None:
         self.sessions[user_id] = self.sessions.get(user_id, 0) + sessions
         self.oauth_tokens[user_id] = self.oauth_tokens.get(user_id, 0) + oauth_tokens
+
+    def give_consent(self, user_id: str, client_id: str) -> None:
+        """The user consented to an OAuth client, which holds a refresh token for them."""
+        self.consents.setdefault(user_id, set()).add(client_id)
+        self.refresh_tokens.setdefault(user_id, set()).add(client_id)
 
     def log_event(
         self,
@@ -493,6 +505,36 @@ class FakeOkta(FakeService):
     @user_api("GET", "", "okta.users.read")
     def user_get(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
         return FakeResponse(200, user)
+
+    @user_api("POST", "", "okta.users.manage")
+    def user_update(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        """The partial update: the attributes given are set (`null` clears one), the others
+        keep their values."""
+        for name, value in ((request.json() or {}).get("profile") or {}).items():
+            if value is None:
+                user["profile"].pop(name, None)
+            else:
+                user["profile"][name] = value
+        user["lastUpdated"] = _timestamp(self.now())
+        return FakeResponse(200, user)
+
+    @user_api("POST", "/lifecycle/unlock", "okta.users.manage")
+    def unlock(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        if user["status"] != "LOCKED_OUT":
+            summary = "This operation is not allowed in the user's current status."
+            return FakeResponse(403, okta_error("E0000038", summary))
+        user["status"] = "ACTIVE"
+        return FakeResponse(200, {})
+
+    @user_api("DELETE", "/clients/(?P<client>[^/]+)/grants", "okta.users.manage")
+    def client_grants_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        self.consents.get(user["id"], set()).discard(request.params["client"])
+        return FakeResponse(204)
+
+    @user_api("DELETE", "/clients/(?P<client>[^/]+)/tokens", "okta.users.manage")
+    def client_tokens_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
+        self.refresh_tokens.get(user["id"], set()).discard(request.params["client"])
+        return FakeResponse(204)
 
     @user_api("GET", "/factors", "okta.users.read")
     def factors_list(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:

@@ -1,7 +1,7 @@
 """The Okta fake against Okta's documented requests and answers: the service-app token request
 ("Implement OAuth for Okta with a service app"), the OAuth 2.0 and Management API error codes,
-the Users, Factors, User Sessions, Role Assignment and System Log references, and the rate-limit
-headers ("Rate limit best practices")."""
+the Users (partial update, unlock), User Grants, Factors, User Sessions, Role Assignment and
+System Log references, and the rate-limit headers ("Rate limit best practices")."""
 
 from __future__ import annotations
 
@@ -206,6 +206,46 @@ def test_a_user_is_found_by_id_or_url_encoded_login_and_a_missing_one_is_e000000
     assert missing.json()["errorSummary"] == (
         "Not found: Resource not found: missing@example.com (User)"
     )
+
+
+def test_a_partial_update_sets_the_attributes_given_and_keeps_the_others(okta):
+    user = okta.add_user("isaac.brock@example.com", "Isaac", "Brock", secondEmail="ib@home.example")
+    changes = {"email": "isaac.brock@update.example.com", "mobilePhone": "555-415-1337"}
+    answer = _call(okta, "POST", f"/api/v1/users/{user['id']}", json={"profile": changes})
+    assert answer.status_code == 200 and answer.json()["id"] == user["id"]
+    profile = answer.json()["profile"]
+    assert (profile["email"], profile["mobilePhone"]) == (changes["email"], changes["mobilePhone"])
+    assert (profile["lastName"], profile["secondEmail"]) == ("Brock", "ib@home.example")
+    cleared = {"profile": {"secondEmail": None}}
+    assert _call(okta, "POST", f"/api/v1/users/{user['id']}", json=cleared).status_code == 200
+    assert "secondEmail" not in okta.users[user["id"]]["profile"]
+
+
+def test_unlock_returns_a_locked_out_user_to_active_and_refuses_any_other_status(okta):
+    user = okta.add_user("dade.murphy@example.com", status="LOCKED_OUT")
+    path = f"/api/v1/users/{user['id']}/lifecycle/unlock"
+    answer = _call(okta, "POST", path)
+    assert answer.status_code == 200 and okta.users[user["id"]]["status"] == "ACTIVE"
+    again = _call(okta, "POST", path)
+    assert again.status_code == 403
+    assert again.json()["errorSummary"] == (
+        "This operation is not allowed in the user's current status."
+    )
+    assert again.json()["errorCode"] == "E0000038"
+
+
+def test_a_clients_grants_and_refresh_tokens_are_revoked_apart_and_twice_is_204(okta):
+    user = okta.add_user("dade.murphy@example.com")
+    okta.give_consent(user["id"], "0oaevil")
+    okta.give_consent(user["id"], "0oamail")
+    client = f"/api/v1/users/{user['id']}/clients/0oaevil"
+    revoked = _call(okta, "DELETE", f"{client}/grants")
+    assert revoked.status_code == 204 and revoked.content == b""
+    assert okta.consents[user["id"]] == {"0oamail"}
+    assert okta.refresh_tokens[user["id"]] == {"0oaevil", "0oamail"}
+    assert _call(okta, "DELETE", f"{client}/tokens").status_code == 204
+    assert okta.refresh_tokens[user["id"]] == {"0oamail"}
+    assert _call(okta, "DELETE", f"{client}/grants").status_code == 204  # nothing left
 
 
 def test_factors_are_listed_unenrolled_one_by_one_and_reset_all_at_once(okta):

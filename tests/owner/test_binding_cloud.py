@@ -361,7 +361,7 @@ def test_a_connector_without_a_capability_leaves_that_step_to_a_person(
     owner = entra_owner(entra)
     recovery = mfa_session(acme, sms_outbox, external_id=owner.external_id)
     monkeypatch.setattr(
-        EntraConnector, "capabilities", EntraConnector.capabilities - {Capability.SESSIONS_REVOKE}
+        EntraConnector, "native", EntraConnector.native - {Capability.SESSIONS_REVOKE}
     )
     recovery.client.post(PASS_URL)
     registered_at_microsoft(entra, owner)

@@ -385,6 +385,24 @@ FLOOR_CASES = [
         "  T2:",
     ),
     (
+        "R-35.T1.reestablishment_window_seconds",
+        "    reestablishment_window_seconds: 259200  # R-35: 72 h after a recovery; floor 24 h\n"
+        "    cooling_off_seconds: 3600\n",
+        "    reestablishment_window_seconds: 86399\n    cooling_off_seconds: 3600\n",
+        "$.tiers.T1.reestablishment_window_seconds",
+        "reestablishment_window_seconds: 86399",
+        "  T1:",
+    ),
+    (
+        "R-35.T2.reestablishment_window_seconds",
+        T2_STEP_UP,
+        T2_STEP_UP
+        + "    case_types:\n      mfa_reset:\n        reestablishment_window_seconds: 0\n",
+        "$.tiers.T2.case_types.mfa_reset.reestablishment_window_seconds",
+        "reestablishment_window_seconds: 0",
+        "  T2:",
+    ),
+    (
         "R-22.approval_lifetime_max",
         T2_STEP_UP,
         T2_STEP_UP + "    approval_lifetime_seconds: 259201\n",

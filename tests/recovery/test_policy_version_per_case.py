@@ -103,6 +103,7 @@ LOOSER_STRICTER = {
     "repeat_after_denial_window_seconds": (259200, 604800),
     "case_idle_limit_seconds": (2592000, 604800),
     "approval_lifetime_seconds": (86400, 3600),
+    "reestablishment_window_seconds": (259200, 604800),
     "step_up_kinds": (("passkey", "totp"), ("passkey",)),
 }
 

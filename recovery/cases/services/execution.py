@@ -9,8 +9,6 @@ opener) even if this code were bypassed.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -61,12 +59,7 @@ from .base import (
 )
 from .containment import containment_pass_end, containment_pending
 from .step_up import EXECUTE, case_snapshot_hash, require_bound_step_up
-
-# R-35: the re-establishment window after a recovery (our default; T0 gets none).
-RESTRICTED_WINDOW = {Tier.T1: timedelta(hours=72), Tier.T2: timedelta(hours=72)}
-# Ingested events that, inside the window, look like an attacker settling in (AS-09).
-RISKY_AFTER_RECOVERY = frozenset({"mfa_device_added", "mailbox_rule_created", "admin_role_granted"})
-
+from .window import window_open
 
 VOIDED_MESSAGES = {
     LOST_ROLE: "An approver of this case no longer holds the role they approved with; the case "
@@ -320,12 +313,7 @@ def _executed(
         if result.snapshot is not None:
             connector.revert(account=case.account, snapshot=result.snapshot)
         raise
-    window = RESTRICTED_WINDOW.get(case.tier)
-    restricted_until = timezone.now() + window if window else None
-    if restricted_until:
-        ProtectedAccount.objects.filter(pk=case.account_id).update(
-            restricted_until=restricted_until
-        )
+    restricted_until = window_open(case=case, req=req)  # R-35
     case_move(case, Move.EXECUTE, CaseStatus.EXECUTED)
     case.revision += 1
     case.save(update_fields=["status", "revision", "updated_at"])
@@ -420,30 +408,6 @@ def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
                 robust=True,
             )
     return case
-
-
-def post_recovery_event_check(*, account: ProtectedAccount, event_type: str, ref: int) -> None:
-    """Inside the re-establishment window (R-35), a risky change raises an alert on the case
-    that recovered the account (AS-09). Runs in the ingesting transaction."""
-    if event_type not in RISKY_AFTER_RECOVERY or account.restricted_until is None:
-        return
-    if account.restricted_until <= timezone.now():
-        return
-    case = (
-        RecoveryCase.objects.for_tenant(account.tenant)
-        .filter(account=account, status=CaseStatus.EXECUTED)
-        .order_by("-pk")
-        .first()
-    )
-    if case is None:
-        return
-    record(
-        action="alert.raised",
-        actor=Actor.system("detection"),
-        tenant=account.tenant,
-        target=case,
-        data={"type": "post_recovery_change", "event_type": event_type, "ingested_event": ref},
-    )
 
 
 def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:

@@ -161,7 +161,7 @@ def test_settings_are_filled_with_the_defaults():
         ({"client_secret_env": 42}, "client_secret_env", "text"),
         ({"authority_host": "http://login.example.com"}, "authority_host", "https"),
         ({"graph_url": "https://graph.microsoft.com/v1.0"}, "graph_url", "without a path"),
-        ({"graph_url": "https://me@graph.microsoft.com"}, "graph_url", "https://host"),
+        ({"graph_url": "https://me@graph.microsoft.com"}, "graph_url", "no credentials"),
         ({"graph_url": "https://graph.microsoft.com:99999"}, "graph_url", "parsed"),
         ({"ca_bundle": "certs/ca.pem"}, "ca_bundle", "absolute"),
         ({"tap_lifetime_minutes": 9}, "tap_lifetime_minutes", "10 to 480"),
@@ -322,9 +322,9 @@ def test_other_case_types_are_capability_missing_without_calling_graph(graph, en
 
 
 @pytest.mark.parametrize(
-    ("setting", "asked", "sent"), [(120, 240, 120), (480, 60, 60), (480, 600, 480)]
+    ("setting", "asked", "sent"), [(120, 240, 120), (480, 60, 60), (480, 480, 480)]
 )
-def test_a_pass_lives_the_shortest_of_the_request_the_setting_and_eight_hours(
+def test_a_pass_lives_the_shorter_of_the_request_and_the_setting(
     graph, slept, ada, account, setting, asked, sent
 ):
     entra = connector_for(graph, slept, tap_lifetime_minutes=setting)
@@ -338,6 +338,17 @@ def test_a_pass_lives_the_shortest_of_the_request_the_setting_and_eight_hours(
     }
     assert issued.secret == graph.pass_values[issued.id] and issued.usable_once
     assert result.detail["pass_id"] == issued.id and result.detail["usable_once"] is True
+
+
+@pytest.mark.parametrize("minutes", [0, 481, 600])
+def test_a_pass_lifetime_outside_r31_is_refused_before_graph_is_asked(
+    graph, entra, account, minutes
+):
+    result, issued = entra.temporary_pass_issue(
+        account=account, case_type="mfa_reset", lifetime_minutes=minutes
+    )
+    assert issued is None and result.detail["code"] == "entra.lifetime_invalid"
+    assert graph.requests == []
 
 
 def test_issuing_again_leaves_only_the_new_pass(graph, entra, ada, account):
@@ -521,7 +532,7 @@ def test_roles_restore_refuses_a_snapshot_without_roles(graph, slept, entra, ada
     graph.permissions -= {"RoleManagement.ReadWrite.Directory"}
     taken = connector_for(graph, slept).snapshot(account=account, case_type="mfa_reset")
     result = entra.roles_restore(account=account, snapshot=taken)
-    assert (result.ok, result.detail["code"]) == (False, "entra.snapshot_foreign")
+    assert (result.ok, result.detail["code"]) == (False, "entra.snapshot_without_roles")
 
 
 # --- the re-establishment window (R-35) ----------------------------------------------------
@@ -623,12 +634,13 @@ def test_revert_puts_the_account_back_as_the_snapshot_recorded(graph, entra, ada
     graph.add_role_assignment(ada, GLOBAL_ADMIN)
     taken = entra.execute(account=account, case_type="mfa_reset", case_id=4).snapshot
     # What happened since: a pass, two new authenticators, the old phone removed, the role
-    # suspended, the account disabled.
+    # suspended, another role granted, the account disabled.
     entra.temporary_pass_issue(account=account, case_type="mfa_reset", lifetime_minutes=60)
     graph.add_method(ada, "fido2", displayName="Key")
     graph.add_method(ada, "microsoftAuthenticator", displayName="Phone")
     entra.method_remove(account=account, method=AuthMethod(id=phone, kind="phone"))
     entra.roles_suspend(account=account)
+    graph.add_role_assignment(ada, USER_ADMIN)
     graph.users[ada]["accountEnabled"] = False
     graph.advance(60)
 
@@ -735,7 +747,7 @@ def test_a_missing_secret_variable_fails_in_words_not_with_an_exception(
     monkeypatch.delenv(SECRET_ENV, raising=False)
     entra = EntraConnector(tenant=Tenant(slug="contoso"), settings=settings_for(graph))
     result = entra.execute(account=account, case_type="mfa_reset", case_id=1)
-    assert (result.ok, result.detail["code"]) == (False, "entra.auth")
+    assert (result.ok, result.detail["code"]) == (False, "entra.credential_missing")
     assert SECRET_ENV in result.error
     assert SECRET_ENV in entra.health().detail and not entra.health().ok
     with pytest.raises(VendorError):

@@ -1,7 +1,7 @@
 """The Google Workspace connector against the Workspace fake over HTTP: each operation's
 outcome read back from the fake's state, each repeated without changing anything more, a revert
-cut by a fault and finished by a second call, every documented failure as a result, backup codes
-kept out of results and logs, and the settings validator."""
+that runs every step past a fault and finishes on a second call, every documented failure as a
+result, backup codes kept out of results and logs, and the settings validator."""
 
 from __future__ import annotations
 
@@ -275,14 +275,17 @@ def test_sessions_revoke_signs_out_and_deletes_grants_and_app_passwords(
 ):
     first = connector.sessions_revoke(account=account)
     assert first.ok and first.detail == {
-        "signed_out": True,
-        "oauth_grants_revoked": ["42.apps"],
-        "app_passwords_deleted": [str(google.app_password_id)],
+        "done": [
+            "revoked the OAuth grant of 42.apps",
+            f"removed app_password method {google.app_password_id}",
+            "signed out",
+        ],
+        "failed": [],
     }
     assert google.signed_out == [bob.id] and google.grants[bob.id] == {}
     assert google.app_passwords[bob.id] == {}
     again = connector.sessions_revoke(account=account)
-    assert again.detail["oauth_grants_revoked"] == again.detail["app_passwords_deleted"] == []
+    assert again.detail["done"] == ["signed out"]
     assert len(google.sent("DELETE", USERS)) == 2
 
 
@@ -319,10 +322,8 @@ def test_roles_are_suspended_and_restored_from_the_snapshot(connector, google, b
 def test_without_the_role_scope_roles_stay_manual(google, bob, account):
     narrow = _connector(google, manage_roles=False)
     assert narrow.roles_suspend(account=account).detail["code"] == CAPABILITY_MISSING
-    assert (
-        "roles"
-        not in narrow.execute(account=account, case_type="mfa_reset", case_id=1).snapshot.state
-    )
+    executed = narrow.execute(account=account, case_type="mfa_reset", case_id=1)
+    assert executed.snapshot.state["roles"] is None
     assert google.sent("GET", "/roleassignments") == [] and len(google.role_assignments) == 1
 
 
@@ -340,7 +341,10 @@ def test_a_2sv_enrolment_in_the_window_turns_2sv_off_and_signs_out(connector, go
     change = _change(connector, account, ChangeKind.MFA_ENROLLED)
     for _ in range(2):
         result = connector.change_undo(account=account, change=change)
-        assert result.ok and result.detail == {"two_step_turned_off": True, "signed_out": True}
+        assert result.ok and result.detail["done"] == [
+            "2-Step Verification turned off",
+            "signed out",
+        ]
     assert bob.enrolled_2sv is False and google.signed_out == [bob.id, bob.id]
 
 
@@ -408,23 +412,35 @@ def test_revert_contains_and_restores_what_the_snapshot_had(connector, google, b
     assert google.grants[bob.id] == {} and google.app_passwords[bob.id] == {}
     assert bob.id not in google.backup_codes and google.signed_out == [bob.id]
     assert [a["roleId"] for a in google.role_assignments.values()] == [google.helpdesk]
-    assert len(result.detail["roles_removed"]) == 1
+    assert {"removed _SEED_ADMIN_ROLE at /", "account disabled"} <= set(result.detail["done"])
+    assert result.detail["done"][-1] == "signed out"  # last: no session outlives the revert
     assert len(result.detail["not_restored"]) == 1  # the 2SV methods: reviewed by a person
 
     again = connector.revert(account=account, snapshot=snapshot)
-    assert again.ok and again.detail["roles_restored"] == [] and not again.detail["suspended_again"]
+    assert again.ok and again.detail["done"] == ["backup codes invalidated", "signed out"]
     assert len(google.sent("POST", "/roleassignments$")) == 1
 
 
-def test_a_revert_cut_by_a_fault_finishes_when_called_again(connector, google, bob, account, slept):
+def test_a_revert_runs_every_step_past_a_fault_and_finishes_when_called_again(
+    connector, google, bob, account, slept
+):
+    """A grant Google cannot delete now does not keep the roles, the suspension or the
+    sessions (R-34)."""
     snapshot = _recovered_by_someone_else(connector, google, bob, account)
-    google.fail_with("POST", "/roleassignments$", 503, "backendError", times=NUM_RETRIES + 1)
+    google.fail_with("DELETE", "/tokens/42.apps$", 503, "backendError", times=NUM_RETRIES + 1)
+
     cut = connector.revert(account=account, snapshot=snapshot)
+
     assert not cut.ok and cut.detail["code"] == "google_workspace.unavailable"
-    assert google.grants[bob.id] == {} and google.role_assignments == {}  # before the fault
-    assert connector.revert(account=account, snapshot=snapshot).ok
+    assert [f["step"] for f in cut.detail["failed"]] == ["revoked the OAuth grant of 42.apps"]
+    assert list(google.grants[bob.id]) == ["42.apps"] and len(slept) == NUM_RETRIES
+    # every step after the failed one ran
+    assert google.app_passwords[bob.id] == {} and bob.id not in google.backup_codes
     assert [a["roleId"] for a in google.role_assignments.values()] == [google.helpdesk]
-    assert bob.suspended is True and len(slept) == NUM_RETRIES
+    assert bob.suspended is True and google.signed_out == [bob.id]
+    finished = connector.revert(account=account, snapshot=snapshot)
+    assert finished.ok and finished.detail["done"][0] == "revoked the OAuth grant of 42.apps"
+    assert google.grants[bob.id] == {}
 
 
 def test_a_user_created_again_under_the_same_address_gets_nothing_back(

@@ -18,55 +18,11 @@ from joserfc.jwk import ECKey, RSAKey
 from recovery.connectors.cloud import ChangeKind
 from recovery.connectors.okta_client import OktaApiToken, OktaClient, OktaServiceApp
 from recovery.connectors.vendor_http import VendorError
-from tests.fakes.base import FakeRequest, FakeResponse
-from tests.fakes.okta import FakeOkta, okta_error, user_api
+from tests.fakes.okta import FakeOkta
 
 CLIENT_ID = "0oavouchsafe1234567"
 API_TOKEN = "00QCjAl4MlV-WPXM-vouchsafe-0HmjFx-vbGua"
 SCOPES = {"okta.users.manage", "okta.roles.manage", "okta.logs.read"}
-
-
-class OktaOrg(FakeOkta):
-    """The Okta fake with three Users API routes the connector needs and `tests/fakes/okta.py`
-    does not serve yet (to move there): unlock, the partial profile update, and revoking a
-    client's consent grants and refresh tokens, as Okta's Users API reference describes them.
-    State: `consents` (user id -> client ids with grants), `refresh_tokens` (likewise)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.consents: dict[str, set[str]] = {}
-        self.refresh_tokens: dict[str, set[str]] = {}
-
-    def give_consent(self, user_id: str, client_id: str) -> None:
-        self.consents.setdefault(user_id, set()).add(client_id)
-        self.refresh_tokens.setdefault(user_id, set()).add(client_id)
-
-    @user_api("POST", "/lifecycle/unlock", "okta.users.manage")
-    def unlock(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
-        if user["status"] != "LOCKED_OUT":
-            summary = "This operation is not allowed in the user's current status."
-            return FakeResponse(403, okta_error("E0000038", summary))
-        user["status"] = "ACTIVE"
-        return FakeResponse(200, {})
-
-    @user_api("POST", "", "okta.users.manage")
-    def profile_update(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
-        for name, value in ((request.json() or {}).get("profile") or {}).items():
-            if value is None:
-                user["profile"].pop(name, None)
-            else:
-                user["profile"][name] = value
-        return FakeResponse(200, user)
-
-    @user_api("DELETE", "/clients/(?P<client>[^/]+)/grants", "okta.users.manage")
-    def grants_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
-        self.consents.get(user["id"], set()).discard(request.params["client"])
-        return FakeResponse(204)
-
-    @user_api("DELETE", "/clients/(?P<client>[^/]+)/tokens", "okta.users.manage")
-    def tokens_revoke(self, request: FakeRequest, user: dict[str, Any]) -> FakeResponse:
-        self.refresh_tokens.get(user["id"], set()).discard(request.params["client"])
-        return FakeResponse(204)
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +31,8 @@ def app_key() -> RSAKey:
 
 
 @pytest.fixture
-def okta(app_key: RSAKey) -> Iterator[OktaOrg]:
-    with OktaOrg() as fake:
+def okta(app_key: RSAKey) -> Iterator[FakeOkta]:
+    with FakeOkta() as fake:
         fake.register_app(CLIENT_ID, [app_key.as_dict(private=False)], SCOPES)
         fake.add_api_token(API_TOKEN)
         yield fake

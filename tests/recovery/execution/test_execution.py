@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from config.celery import app as celery_app
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import ArtifactRefused, artifact_consume, artifact_sweep
 from recovery.cases.models import CaseExecution, RecoveryCase
@@ -263,8 +264,11 @@ def test_a_recovery_link_page_needs_a_post_to_use_the_token(acme):
 # --- re-establishment window (R-35, AS-09) --------------------------------------------------
 
 
-def test_a_new_mfa_device_inside_the_window_raises_an_alert(acme):
-    """AS-09: after a T1 recovery, a second MFA device within minutes is flagged."""
+def test_a_new_mfa_device_inside_the_window_raises_an_alert(
+    acme, django_capture_on_commit_callbacks
+):
+    """AS-09: after a T1 recovery, a second MFA device within minutes is flagged, and (R-35)
+    the account frozen; the manual connector leaves the undo to a person."""
     from integrations.services import event_ingest
 
     case = ready_case(acme, groups=["finance"])
@@ -277,18 +281,26 @@ def test_a_new_mfa_device_inside_the_window_raises_an_alert(acme):
     account = ProtectedAccount.objects.get(pk=case.account_id)
     assert account.restricted_until > timezone.now() + timedelta(hours=71)
     admin = factories.staff(Role.SECURITY_OFFICER, tenant=acme)
-    event_ingest(
-        actor=admin,
-        tenant=acme,
-        event_type="mfa_device_added",
-        account_external_id=account.external_id,
-        occurred_at=timezone.now(),
-        data={"device_type": "authenticator_app"},
-    )
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True  # the worker's task, in-process after the commit
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            event_ingest(
+                actor=admin,
+                tenant=acme,
+                event_type="mfa_device_added",
+                account_external_id=account.external_id,
+                occurred_at=timezone.now(),
+                data={"device_type": "authenticator_app"},
+            )
+    finally:
+        celery_app.conf.task_always_eager = eager
     alerts = [
         e for e in _events(acme, "alert.raised") if e.data.get("type") == "post_recovery_change"
     ]
     assert len(alerts) == 1 and alerts[0].target_id == str(case.pk)
+    assert alerts[0].data["undo"] == "manual"
+    assert ProtectedAccount.objects.get(pk=account.pk).frozen_at is not None
 
 
 def test_with_the_manual_connector_the_agent_records_the_path_followed(acme):

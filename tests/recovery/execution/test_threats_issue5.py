@@ -19,11 +19,12 @@ from unittest import mock
 import pytest
 from django.core import mail
 from django.db.models.functions import Now
-from django.test import Client
+from django.test import Client, TestCase
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.verify import verify_chain
+from config.celery import app as celery_app
 from integrations.services import event_ingest
 from recovery.artifacts.models import RecoveryArtifact
 from recovery.artifacts.services import ArtifactRefused, artifact_consume, artifact_sweep
@@ -286,14 +287,22 @@ def test_as07_after_the_sweep_gina_has_no_active_artifact(acme, sms_outbox):
 
 
 def _ingest(tenant: Tenant, account: ProtectedAccount, event_type: str, **data) -> None:
-    event_ingest(
-        actor=factories.staff(Role.SECURITY_OFFICER, tenant=tenant),
-        tenant=tenant,
-        event_type=event_type,
-        account_external_id=account.external_id,
-        occurred_at=timezone.now(),
-        data=data,
-    )
+    """The event stored; then, as a worker does once it has committed, the window's task (R-35)
+    runs."""
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            event_ingest(
+                actor=factories.staff(Role.SECURITY_OFFICER, tenant=tenant),
+                tenant=tenant,
+                event_type=event_type,
+                account_external_id=account.external_id,
+                occurred_at=timezone.now(),
+                data=data,
+            )
+    finally:
+        celery_app.conf.task_always_eager = eager
 
 
 def _in_order(trail: list[str], wanted: list[str]) -> bool:
@@ -327,7 +336,9 @@ def test_as09_persistence_after_recovery_alerts_and_this_wasnt_me_freezes_and_re
     )
     _ingest(acme, clerk, "sign_in_new_asn", asn=64500)  # not a persistence change
     alerts = _alerts(acme, case, "post_recovery_change")
-    assert [a.data["event_type"] for a in alerts] == ["mfa_device_added", "mailbox_rule_created"]
+    assert [a.data["kind"] for a in alerts] == ["mfa_enrolled", "mailbox_rule"]
+    # R-35: the first change froze the account pending review.
+    assert ProtectedAccount.objects.get(pk=clerk.pk).frozen_at is not None
 
     # The owner, on the address held before the case, says "this wasn't me".
     factories.notices_planned(acme)
@@ -383,3 +394,4 @@ def test_as09_the_same_changes_after_the_window_raise_nothing(acme, sms_outbox):
     _ingest(acme, clerk, "mfa_device_added", device_type="authenticator_app")
     _ingest(acme, clerk, "mailbox_rule_created", rule_name="invoice")
     assert _alerts(acme, case, "post_recovery_change") == []
+    assert ProtectedAccount.objects.get(pk=clerk.pk).frozen_at is None
