@@ -32,7 +32,8 @@ def ready_case(
         case = case_release_cooled(case=case)
     case.refresh_from_db()
     assert case.status == "ready", case.status
-    notices_planned(tenant)  # long done by a worker: the cooling-off has passed
+    if case.tier != "T0":  # T1/T2 execution waits for them: a worker planned them meanwhile
+        notices_planned(tenant)
     return case
 
 
