@@ -9,6 +9,7 @@ auditors (`can_read_connector`); proposing, deciding and testing for its tenant_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,36 +202,37 @@ def connector_approve_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(request.tenant)
 
 
-@require_POST
-@tenant_view
-def connector_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+def _closed_with_reason(
+    request: HttpRequest, pk: int, service: Callable[..., Any], done: str
+) -> HttpResponse:
+    """Reject or withdraw change `pk` with the reason the form gives; `done` on success."""
     change = connector_change_get_visible(tenant=request.tenant, pk=pk)
     _require(can_administer_tenant(request.tenant_access))
     form = ReasonForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        connector_change_reject(actor=request.user, change=change, reason=reason)
+        service(actor=request.user, change=change, reason=reason)
     except DomainError as error:
         _refused(request, error)
     else:
-        messages.success(request, _("The change is rejected; nothing was applied."))
+        messages.success(request, done)
     return _back(request.tenant)
+
+
+@require_POST
+@tenant_view
+def connector_reject_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _closed_with_reason(
+        request, pk, connector_change_reject, _("The change is rejected; nothing was applied.")
+    )
 
 
 @require_POST
 @tenant_view
 def connector_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
-    change = connector_change_get_visible(tenant=request.tenant, pk=pk)
-    _require(can_administer_tenant(request.tenant_access))
-    form = ReasonForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    try:
-        connector_change_withdraw(actor=request.user, change=change, reason=reason)
-    except DomainError as error:
-        _refused(request, error)
-    else:
-        messages.success(request, _("Your change is withdrawn."))
-    return _back(request.tenant)
+    return _closed_with_reason(
+        request, pk, connector_change_withdraw, _("Your change is withdrawn.")
+    )
 
 
 # --- test connection --------------------------------------------------------------------------
