@@ -23,7 +23,14 @@ from recovery.proofing.models import AttendedSession, ProofingSession
 from tenants.choices import Role
 
 from ..conftest import signed_in_client
-from ..factories import active_grant, execute, make_account_with, staff, totp_token
+from ..factories import (
+    active_grant,
+    execute,
+    make_account_with,
+    notices_planned,
+    staff,
+    totp_token,
+)
 from ..pages import page
 from ..recovery.casework import contact, decide, signal, submitted
 from ..recovery.execution.helpers import owner_email, ready_case
@@ -535,6 +542,7 @@ def repudiated(tenant) -> RecoveryCase:
     case = ready_case(tenant, case_type="password_reset")
     owner_email(case)
     case = execute(case, staff(Role.AGENT, tenant=tenant))
+    notices_planned(tenant)  # what a worker does once the execution committed
     return case_repudiate(notice=OwnerNotice.objects.filter(case=case).first())
 
 

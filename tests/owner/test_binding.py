@@ -357,6 +357,7 @@ def test_a_repudiated_case_binds_nothing(ldap_acme, slapd):  # noqa: F811
     from recovery.cases.services.execution import case_repudiate
 
     recovery = password_session(ldap_acme, slapd)
+    notices_planned(recovery.case.tenant)  # what a worker does once the execution committed
     case_repudiate(notice=OwnerNotice.objects.filter(case=recovery.case).first())
     with pytest.raises(BindingRefused) as caught:  # the repudiation ended the session
         owner_password_set(session=recovery.session, password=GOOD_PASSWORD)
