@@ -4,16 +4,16 @@ Per case type, `execute` puts the account in the recovery state and never create
 
 - `unlock`: the account may sign in again (`accountEnabled`). Graph can only enable a disabled
   account; Entra's smart lockout ends by itself and has no unlock call.
-- `password_reset`, `mfa_reset`, `temporary_access`: nothing changes. The connector checks that
+- `password_reset`: refused (R-12): the pass that would complete it can also enrol MFA.
+- `mfa_reset`, `temporary_access`: nothing changes. The connector checks that
   the user exists and may sign in, and the snapshot records the methods, roles and enabled
   state. The credential is a one-time Temporary Access Pass that the workflow asks for later,
   inside the owner's artifact session only (`temporary_pass_issue`, R-10, R-12). With it the
   owner binds a new authenticator, and the workflow then removes the lost ones
   (`method_remove`) and ends sessions (`sessions_revoke`, R-34).
 
-Vouchsafe never sets an Entra password (PASSWORD_SET is not among its capabilities): the
-owner finishes a password reset with the pass, at Microsoft's sign-in, so no password passes
-through anyone.
+Vouchsafe never sets an Entra password (PASSWORD_SET is not among its capabilities), so no
+password passes through anyone.
 
 Every operation is safe to repeat: deletes of something gone count as done, a role granted back
 that is already held is left alone, and `revert` converges on its snapshot, so a worker that
@@ -68,8 +68,14 @@ GRAPH_VERSION = "/v1.0"
 TEMPORARY_PASS = "temporaryAccessPass"  # noqa: S105 - Graph's name of the method kind
 PASSWORD = "password"  # noqa: S105 - Graph's name of the method kind
 MIN_PASS_MINUTES = 10
-PASS_CASE_TYPES = frozenset(
-    {CaseType.PASSWORD_RESET, CaseType.MFA_RESET, CaseType.TEMPORARY_ACCESS}
+PASS_CASE_TYPES = frozenset({CaseType.MFA_RESET, CaseType.TEMPORARY_ACCESS})
+# A Temporary Access Pass lets its holder register sign-in methods, so it cannot complete a
+# password reset: password evidence never yields an MFA enrolment.
+RESET_NOT_NATIVE = (
+    "A Temporary Access Pass lets whoever holds it register new sign-in methods, which a "
+    "password reset may not give (R-12). The owner resets their password with Microsoft's "
+    "self-service password reset and an authenticator they still have; if they have none, "
+    "open an MFA reset instead."
 )
 EXECUTE_CASE_TYPES = PASS_CASE_TYPES | {CaseType.UNLOCK}
 # How far apart a method's creation and the audit record of its registration may lie.
@@ -219,10 +225,8 @@ class EntraConnector(VendorConnector[GraphClient]):
     native = frozenset(Capability) - {Capability.PASSWORD_SET}
     execute_case_types = EXECUTE_CASE_TYPES
     pass_case_types = PASS_CASE_TYPES
-    not_set_here = (
-        "Vouchsafe never sets an Entra ID password: the owner signs in with the temporary "
-        "pass shown in their recovery session and chooses their own."
-    )
+    not_executed = {CaseType.PASSWORD_RESET: RESET_NOT_NATIVE}
+    not_set_here = RESET_NOT_NATIVE
     hints = HINTS
     not_undone = MANUAL_UNDO
 

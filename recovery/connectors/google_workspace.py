@@ -149,6 +149,7 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
     execute_case_types = PASS_CASES | {CaseType.UNLOCK}
     pass_case_types = PASS_CASES
     not_set_here = RESET_NOT_NATIVE
+    not_executed = {CaseType.PASSWORD_RESET: RESET_NOT_NATIVE}
     roles_unmanaged = (
         "This connector leaves admin roles alone (manage_roles is off: the rolemanagement "
         "scope is not delegated); change them in the Google Admin console."
@@ -156,13 +157,6 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
     not_undone = NOT_UNDONE
 
     # --- the operations that are Google's own -----------------------------------------------
-
-    def execute(
-        self, *, account: ProtectedAccount, case_type: str, case_id: int
-    ) -> ExecutionResult:
-        if case_type == CaseType.PASSWORD_RESET:
-            return self._not_native("execute", RESET_NOT_NATIVE)
-        return super().execute(account=account, case_type=case_type, case_id=case_id)
 
     def revoke_temporary_access(self, *, account: ProtectedAccount) -> ExecutionResult:
         """Invalidate the user's backup codes (the issued set; none is left)."""
@@ -183,15 +177,6 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
             detail = f"Google Workspace as {admin}: {self._describe(error)}"
             return Health(ok=False, detail=detail)
         return Health(ok=True, detail=f"Google Workspace answered as the administrator {admin}.")
-
-    def temporary_pass_issue(
-        self, *, account: ProtectedAccount, case_type: str, lifetime_minutes: int
-    ) -> tuple[ExecutionResult, TemporaryPass | None]:
-        if case_type == CaseType.PASSWORD_RESET:
-            return self._not_native("temporary_pass_issue", RESET_NOT_NATIVE), None
-        return super().temporary_pass_issue(
-            account=account, case_type=case_type, lifetime_minutes=lifetime_minutes
-        )
 
     def sessions_revoke(self, *, account: ProtectedAccount) -> ExecutionResult:
         """Delete every OAuth grant and app password (they let mail clients in whatever the

@@ -281,6 +281,9 @@ class VendorConnector(Generic[VendorClient]):
     roles_unmanaged = ""  # why roles are left alone when `manage_roles` is off, and where to go
     # Why Vouchsafe does not set the owner's password at this vendor, and how the owner does.
     not_set_here: str
+    # Case types the vendor has no safe native path for, and why (the case falls back to a
+    # person); refused at execution and for a pass alike.
+    not_executed: dict[str, str] = {}
     hints: dict[str, str] = {}  # what to do about a vendor refusal, by error kind
     not_undone: dict[str, str] = {}  # the changes it cannot undo, and where a person does
 
@@ -320,6 +323,8 @@ class VendorConnector(Generic[VendorClient]):
         nothing and answer `next: temporary_pass`: the credential is the pass the owner gets
         in their artifact session (R-10, R-12), for a user who can use it."""
         path = "execute"
+        if case_type in self.not_executed:
+            return self._not_native(path, self.not_executed[case_type])
         if case_type not in self.execute_case_types:
             return capability_missing(self.kind, f"{path} {case_type}")
 
@@ -366,6 +371,8 @@ class VendorConnector(Generic[VendorClient]):
         """The vendor's one-time pass, for the owner's artifact session only (R-10, R-12), to a
         user who can use it. A lifetime outside R-31 is refused before the vendor is asked."""
         path = "temporary_pass_issue"
+        if case_type in self.not_executed:
+            return self._not_native(path, self.not_executed[case_type]), None
         if case_type not in self.pass_case_types:
             return capability_missing(self.kind, path), None
         refusal = self._lifetime_refused(path, lifetime_minutes)

@@ -37,7 +37,7 @@ from tests.fakes.graph import PASSWORD_METHOD_ID, FakeGraph, graph_error, iso
 
 from ..conftest import signed_in_client
 from ..factories import execute, notices_sent, staff, step_up, unique
-from ..recovery.execution.helpers import last_recovery_mail, link_token, owner_email, ready_case
+from ..recovery.execution.helpers import owner_email, ready_case
 from .binding_helpers import events, mfa_session, outbound_texts, tables_containing
 from .owners import enrolled_client, owner_account
 
@@ -447,25 +447,20 @@ def test_a_t2_account_needs_a_phishing_resistant_new_method(acme, entra, sms_out
     assert bound.data["tier"] == "T2" and bound.data["phishing_resistant"] is True
 
 
-def test_a_password_recovery_never_removes_the_owners_mfa(acme, entra, sms_outbox):
-    """R-12: a password reset never removes MFA. Sessions end and the pass goes; the methods
-    the owner had stay."""
+def test_a_password_reset_is_refused_and_changes_nothing_at_microsoft(acme, entra, sms_outbox):
+    """R-12: the pass that would complete a password reset could also enrol MFA, so the Entra
+    connector refuses the execution: nothing changes at Microsoft and no artifact leaves."""
     owner = entra_owner(entra)
     case = ready_case(acme, case_type="password_reset", external_id=owner.external_id)
     owner_email(case)
-    case = execute(case, staff(Role.AGENT, tenant=acme))
-    client = Client()
-    assert client.post(f"/recover/{link_token(last_recovery_mail().body)}/").status_code == 302
-    assert "Show my one-time pass" in client.get(PAGE).content.decode()
-    client.post(PASS_URL)
-    new_key = registered_at_microsoft(entra, owner)
-
-    assert client.post(CONFIRM_URL).status_code == 302
-
-    assert entra.method_ids(owner.user_id) == [PASSWORD_METHOD_ID, *owner.lost, new_key]
-    assert owner.user_id in entra.sessions_revoked_at and passes(entra, owner) == []
-    operations = [op for _action, op, _target in step_events(acme, case)]
-    assert sorted(operations) == ["revoke_temporary_access", "sessions_revoke"]
+    before = list(entra.method_ids(owner.user_id))
+    with pytest.raises(DomainError):
+        execute(case, staff(Role.AGENT, tenant=acme))
+    assert RecoveryCase.objects.get(pk=case.pk).status == "ready"
+    [failed] = events(acme, "case.execution_failed", case)
+    assert "R-12" in failed.data["error"]
+    assert entra.method_ids(owner.user_id) == before and passes(entra, owner) == []
+    assert not CaseExecution.objects.filter(case=case).exists()
 
 
 # --- the pure parts -----------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_every_capability_but_a_password_and_the_password_is_never_set(graph, en
     assert entra.kind == "entra" and Capability.PASSWORD_SET not in entra.capabilities
     result = entra.password_set(account=account, password="Correct-Horse-9")
     assert (result.ok, result.detail["code"]) == (False, CAPABILITY_MISSING)
-    assert "temporary pass" in result.error and "Correct-Horse-9" not in repr(result)
+    assert "R-12" in result.error and "Correct-Horse-9" not in repr(result)
     assert graph.requests == []
 
 
@@ -291,7 +291,20 @@ def test_unlock_enables_a_disabled_account_and_a_repeat_changes_nothing(graph, e
     assert len(graph.sent("PATCH", r"/users/")) == 1
 
 
-@pytest.mark.parametrize("case_type", ["password_reset", "mfa_reset", "temporary_access"])
+def test_a_password_reset_is_refused_because_the_pass_could_enrol_mfa(graph, entra, ada, account):
+    """R-12: the only credential Entra can give the owner, a Temporary Access Pass, also lets
+    its holder register sign-in methods; password evidence never yields that."""
+    result = entra.execute(account=account, case_type="password_reset", case_id=3)
+    assert (result.ok, result.detail["code"]) == (False, CAPABILITY_MISSING)
+    assert "R-12" in result.error and "self-service password reset" in result.error
+    issued, secret = entra.temporary_pass_issue(
+        account=account, case_type="password_reset", lifetime_minutes=60
+    )
+    assert (issued.ok, secret) == (False, None)
+    assert writes(graph) == [] and graph.pass_values == {}
+
+
+@pytest.mark.parametrize("case_type", ["mfa_reset", "temporary_access"])
 def test_a_recovery_checks_the_user_and_creates_no_credential(
     graph, entra, ada, account, case_type
 ):
