@@ -13,6 +13,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ..policy.floors import TEMPORARY_PASS_CEILING_SECONDS
+
+# R-31, in the minutes the vendors' pass APIs take.
+MAX_PASS_MINUTES = TEMPORARY_PASS_CEILING_SECONDS // 60
+
 
 class ChangeKind(StrEnum):
     """The six changes R-35 refuses during the re-establishment window."""

@@ -41,6 +41,7 @@ from ..models import ProtectedAccount
 from . import validation
 from .base import Capability, ExecutionResult, Health, capability_missing
 from .cloud import (
+    MAX_PASS_MINUTES,
     AuthMethod,
     ChangeKind,
     DirectoryUser,
@@ -50,7 +51,6 @@ from .cloud import (
 )
 from .graph_client import AUTHORITY_HOST, DELETABLE_KINDS, GraphClient
 from .vendor_connector import (
-    MAX_PASS_MINUTES,
     Step,
     Undo,
     VendorConnector,

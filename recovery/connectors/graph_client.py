@@ -27,6 +27,7 @@ import msal
 import requests
 
 from .cloud import (
+    MAX_PASS_MINUTES,
     AuthMethod,
     ChangeKind,
     DirectoryUser,
@@ -49,7 +50,6 @@ GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 # a temporary credential lives at most 8 hours.
-MAX_PASS_MINUTES = 8 * 60
 
 # The application permission each operation needs, least privileged (docs/connectors.md).
 PERMISSIONS = {

@@ -42,6 +42,7 @@ from ..models import ProtectedAccount
 from . import validation
 from .base import Capability, ExecutionResult, Snapshot, capability_missing
 from .cloud import (
+    MAX_PASS_MINUTES,
     AuthMethod,
     ChangeKind,
     DirectoryUser,
@@ -64,7 +65,6 @@ from .vendor_http import (
 if TYPE_CHECKING:
     from .validation import _Errors
 
-MAX_PASS_MINUTES = 480  # no temporary credential outlives a working day
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # The kinds of a vendor's refusals (`vendor_http`). A connector raises other kinds for what it
 # finds itself, before or instead of an answer, so that every failure takes one path to a result.

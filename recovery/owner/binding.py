@@ -68,7 +68,7 @@ from ..cases.services.containment import (
     containment_run,
 )
 from ..connectors.base import CAPABILITY_MISSING, Capability, CloudConnector, ExecutionResult
-from ..connectors.cloud import AuthMethod, TemporaryPass
+from ..connectors.cloud import MAX_PASS_MINUTES, AuthMethod, TemporaryPass
 from ..connectors.vendor_http import VendorError
 from ..policy.selectors import policy_active, policy_for_case
 from . import webauthn
@@ -104,7 +104,6 @@ PASS_CASE_TYPES = frozenset(
 )
 PASS_PURPOSES = frozenset({ArtifactPurpose.MFA, ArtifactPurpose.PASSWORD})
 # an agent-issued temporary pass lives at most 8 hours, whatever the policy says.
-MAX_PASS_MINUTES = 8 * 60
 
 
 class BindingRefused(PolicyDenied):

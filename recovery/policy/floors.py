@@ -29,6 +29,8 @@ _CLASS_SHAPE = re.compile(r"[Ss]\d+\Z")
 T0_CLASSES = frozenset({"S1", "S2", "S3", "S5"})
 APPROVER_ROLES = frozenset({Role.SUPERVISOR.value, Role.SECURITY_OFFICER.value})
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
+# an agent-issued temporary access pass (any vendor's one-time pass) lives at most 8 h.
+TEMPORARY_PASS_CEILING_SECONDS = 8 * HOUR
 
 # (rule, field of the effective requirements, bound, why): value must be <= bound.
 CEILINGS: tuple[tuple[str, Path, int, str], ...] = (
@@ -38,7 +40,7 @@ CEILINGS: tuple[tuple[str, Path, int, str], ...] = (
     (
         "R-31.temporary_access_pass",
         ("artifact_lifetimes", "temporary_access_pass"),
-        8 * HOUR,
+        TEMPORARY_PASS_CEILING_SECONDS,
         "A temporary access pass lives at most 8 h.",
     ),
     ("R-53.max_failed_attempts", ("max_failed_attempts",), 5, "At most 5 failed attempts."),
