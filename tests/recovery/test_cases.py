@@ -32,7 +32,9 @@ pytestmark = pytest.mark.django_db
 
 def events(case, action):
     return list(
-        AuditEvent.objects.filter(tenant=case.tenant, action=action, target_id=str(case.pk))
+        AuditEvent.objects.filter(
+            tenant=case.tenant, action=action, target_id=str(case.pk)
+        ).order_by("seq")
     )
 
 
