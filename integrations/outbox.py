@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save
 from django.utils import timezone
 
-from audit.consumers import CONSUME_BATCH, chain_consume, chain_lagging
+from audit.consumers import CONSUME_BATCH, chain_consume, chain_consume_soon, chain_lagging
 from audit.models import AuditEvent
 from tenants.models import Tenant
 from tenants.rls import tenant_scope
@@ -131,7 +131,7 @@ def _derive_soon(tenant_id: int) -> None:
     if not _subscribed(tenant_id):
         return  # no task to queue: no one to tell (the sweep catches a subscription made since)
     try:
-        webhooks_derive_task.delay(tenant_id)
+        chain_consume_soon(WebhookCursor, tenant_id, webhooks_derive_task)
     except Exception:  # the broker is down: the sweep derives it
         logger.warning("webhooks of tenant %s not queued; the sweep will derive them", tenant_id)
 

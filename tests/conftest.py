@@ -16,14 +16,18 @@ def django_db_setup(django_test_environment, django_db_blocker, django_db_keepdb
     """Always create the test database, also for a run of only `committed` tests.
 
     pytest-django creates it only for tests that use its `db` fixtures; a `committed` test
-    run alone would otherwise reach the development database.
+    run alone would otherwise reach the development database. The test cache is emptied
+    too: a new database gives out the same ids again, and keys an earlier run left (rate-limit
+    counters, a pending-consumer flag) name them.
     """
+    from django.core.cache import caches
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock():
         config = setup_databases(
             verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"}
         )
+    caches["default"].clear()
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0, keepdb=django_db_keepdb)

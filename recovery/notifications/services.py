@@ -22,7 +22,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
-from audit.consumers import chain_consume, chain_consumed, chain_lagging
+from audit.consumers import chain_consume, chain_consume_soon, chain_consumed, chain_lagging
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import record
@@ -304,7 +304,7 @@ def _derive_soon(tenant_id: int) -> None:
     from ..tasks import notices_derive_task  # tasks import this module
 
     try:
-        notices_derive_task.delay(tenant_id)
+        chain_consume_soon(NoticeCursor, tenant_id, notices_derive_task)
     except Exception:  # the broker is down: the sweep derives them
         logger.warning("notices of tenant %s not queued; the sweep will derive them", tenant_id)
 

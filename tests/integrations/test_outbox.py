@@ -146,6 +146,41 @@ def test_a_worker_is_asked_only_for_a_tenant_with_subscriptions(
     assert queued == [acme.pk]
 
 
+def test_one_task_is_queued_until_it_starts_reading_the_chain(
+    acme, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks_derive_task, "delay", queued.append)
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = emit(acme, derive=False)
+    assert queued == [acme.pk]  # the first task reads all three: one broker message
+    webhooks_derive(tenant_id=acme.pk)  # the task starts: the flag comes down first
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(acme, derive=False)
+    assert queued == [acme.pk, acme.pk]  # committed after the read began: a task of its own
+    assert WebhookDelivery.objects.for_tenant(acme).filter(audit_event=first).exists()
+
+
+def test_a_broker_failure_lowers_the_flag_for_the_next_event(
+    acme, monkeypatch, django_capture_on_commit_callbacks
+):
+    subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
+
+    def broker_down(tenant_id: int) -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(webhooks_derive_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(acme, derive=False)
+    queued: list[int] = []
+    monkeypatch.setattr(webhooks_derive_task, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(acme, derive=False)
+    assert queued == [acme.pk]
+
+
 def test_platform_events_make_no_delivery(acme):
     subscribe(acme, "http://127.0.0.1:9/a", ["alert.raised"])
     with transaction.atomic():
