@@ -283,8 +283,8 @@ auditlog.register(RecoveryCase, exclude_fields=["claimant_statement"])
 post_save.disconnect(
     sender=RecoveryCase, dispatch_uid=auditlog._dispatch_uid(post_save, log_create)
 )
-auditlog.register(Evidence)
-auditlog.register(Approval)
+# Evidence and approvals are written only by services that record each write in the chain
+# (`verification.signal_*`, `approval.*`): a field diff would repeat it in an unchained store.
 auditlog.register(EvidenceAttachment, exclude_fields=["stored_name"])
 # Masking is a heuristic: the note text stays out of the field diffs entirely.
 auditlog.register(CaseNote, exclude_fields=["text"])

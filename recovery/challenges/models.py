@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from auditlog.registry import auditlog
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -121,4 +120,6 @@ class VerificationChallenge(models.Model):
         return f"{self.kind} challenge {self.pk} via {self.channel} {self.contact_hint}"
 
 
-auditlog.register(VerificationChallenge, exclude_fields=["code_hash", "link_hash"])
+# No django-auditlog diffs: every write of a challenge is a service that records it in the chain
+# (`verification.challenge_sent`, `verification.challenge_failed`, `verification.signal_accepted`,
+# ...), see recovery/cases/models.py.

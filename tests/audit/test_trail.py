@@ -242,3 +242,18 @@ def test_the_audit_guide_lists_every_registered_action():
         "missing": sorted(set(ACTIONS) - listed),
         "stale": sorted(listed - set(ACTIONS)),
     }
+
+
+@pytest.mark.django_db
+def test_what_the_chain_records_write_by_write_has_no_auditlog_diff(acme):
+    from auditlog.models import LogEntry
+
+    from tests.recovery.execution.helpers import ready_case
+
+    ready_case(acme, groups=["Finance"])  # T1: two verified signals, then an approval
+    actions = set(AuditEvent.objects.filter(tenant=acme).values_list("action", flat=True))
+    assert {"verification.challenge_sent", "verification.signal_accepted"} <= actions
+    assert "approval.approved" in actions
+    logged = set(LogEntry.objects.values_list("content_type__model", flat=True))
+    assert "recoverycase" in logged  # the case's later changes still have their diffs
+    assert not logged & {"evidence", "approval", "verificationchallenge"}
