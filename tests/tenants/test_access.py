@@ -175,6 +175,28 @@ def test_spent_step_up_proofs_are_pruned_after_they_expire(acme):
     assert not StepUpUse.objects.filter(nonce="old").exists()
 
 
+def test_spent_staff_passkey_answers_are_pruned_once_their_challenge_is_gone(acme):
+    from datetime import timedelta
+
+    from tenants.models import StaffPasskey, StaffPasskeyUse
+    from tenants.tasks import step_up_prune_task
+
+    from ..factories import passkey_of
+
+    admin = staff(Role.TENANT_ADMIN, tenant=acme)
+    passkey_of(admin)
+    passkey = StaffPasskey.objects.get(user=admin, status="active")
+    for digest in ("old".ljust(64, "0"), "recent".ljust(64, "0")):
+        StaffPasskeyUse.objects.create(digest=digest, passkey=passkey)
+    StaffPasskeyUse.objects.filter(digest="old".ljust(64, "0")).update(
+        used_at=timezone.now() - timedelta(hours=2)
+    )
+    assert step_up_prune_task() == 1
+    assert list(StaffPasskeyUse.objects.values_list("digest", flat=True)) == [
+        "recent".ljust(64, "0")
+    ]
+
+
 def test_grant_list_is_for_the_tenants_own_admins_security_and_auditors(acme, deskco):
     from ..conftest import signed_in_client
 
