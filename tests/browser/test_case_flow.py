@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import urlsplit
 
-from django.core import mail
 from playwright.sync_api import Page, expect
 
 from audit.models import AuditEvent
@@ -18,9 +16,10 @@ from tenants.choices import Role
 from tenants.models import User
 
 from .. import factories
-from ..recovery.casework import code_in, contact, submitted
+from ..recovery.casework import contact, submitted
 from ..recovery.verifiers import enrolled
 from .authenticator import authenticator_for
+from .casework import code_read_back, identity_proofing
 from .pages import authenticator_code, sign_in, signed_in
 
 REASON = "Owner read back the emailed code and passed identity proofing."
@@ -46,29 +45,6 @@ def _approve(page: Page, code: str, reason: str = REASON) -> None:
 def _wrong(code: str) -> str:
     """A six-digit code other than `code`."""
     return f"{(int(code) + 500_000) % 1_000_000:06d}"
-
-
-def _code_read_back(page: Page) -> None:
-    """Send a code to the email on record, read it from the owner's mailbox, check it."""
-    sent = len(mail.outbox)
-    page.locator("#verifier-code").get_by_role("button", name=re.compile("^Send a code to")).click()
-    expect(page.locator("#messages")).to_contain_text("A code was sent to")
-    assert len(mail.outbox) == sent + 1
-    code = code_in(mail.outbox[-1].body)  # the owner reads it out on the phone
-    box = page.locator("#case-verifiers input[name$='-code']")
-    box.fill(code)
-    box.locator("xpath=ancestor::form").get_by_role("button", name="Check the code").click()
-    expect(page.locator("#messages")).to_contain_text("Signal S2 accepted.")
-
-
-def _proofing(page: Page, person: Page) -> None:
-    """Start identity proofing; the person opens the address on the provider's page."""
-    page.get_by_role("button", name="Start identity proofing (S4)").click()
-    link = page.locator("#messages a.proofing-link")
-    expect(link).to_be_visible()
-    person.goto(urlsplit(link.get_attribute("href")).path)  # the live server, not PUBLIC_BASE_URL
-    person.get_by_role("button", name="The person matches the enrolment record").click()
-    expect(person.get_by_role("status")).to_contain_text("the person matched")
 
 
 def _status(page: Page):
@@ -118,9 +94,9 @@ def test_agent_then_supervisor_then_execution_end_to_end(new_page, webauthn_site
     expect(evidence_item).to_have_class("unmet")
 
     # Two distinct signal classes, as T1 needs, each from its verifier, then submit.
-    _code_read_back(desk)
+    code_read_back(desk)
     expect(evidence_item).to_have_class("unmet")
-    _proofing(desk, new_page())  # the person's own browser
+    identity_proofing(desk, new_page())  # the person's own browser
     desk.reload()
     expect(evidence_item).to_have_class("met")
     expect(desk.locator("#case-evidence")).to_contain_text("at provider dev, verdict")
@@ -218,9 +194,9 @@ def test_the_agent_verifies_and_submits_without_javascript(new_page):
     signed_in(desk, agent)
     desk.goto(f"/t/{tenant.slug}/cases/{case.pk}/")
     with desk.expect_navigation():  # each a plain POST, redirected to the case
-        _code_read_back(desk)
+        code_read_back(desk)
     with desk.expect_navigation():
-        _proofing(desk, new_page(java_script_enabled=False))
+        identity_proofing(desk, new_page(java_script_enabled=False))
     desk.reload()
     expect(desk.locator("#case-checklist li").first).to_have_class("met")
     desk.get_by_role("button", name="Submit for approval").click()
