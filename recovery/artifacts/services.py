@@ -35,11 +35,11 @@ PURPOSE_OF = {
     "unlock": ArtifactPurpose.PASSWORD,
     "mfa_reset": ArtifactPurpose.MFA,
     "temporary_access": ArtifactPurpose.MFA,
-    "privileged_role_restore": ArtifactPurpose.MFA,
     "mailbox_access": ArtifactPurpose.MAILBOX,
     "exception": ArtifactPurpose.PASSWORD,
 }
-PASS_CASE_TYPES = frozenset({"mfa_reset", "temporary_access", "privileged_role_restore"})
+# A privileged role restore issues nothing: the connector grants the roles back (R-19).
+PASS_CASE_TYPES = frozenset({"mfa_reset", "temporary_access"})
 SWEEP_BATCH = 200
 
 
@@ -162,7 +162,13 @@ def artifact_issue(*, case: RecoveryCase, req: Requirements, actor: Actor) -> Re
     """Create the case's artifact, revoke any older one of the account, and send it to the
     owner. Runs inside the caller's (execution's) transaction; if the message cannot be sent,
     it raises and nothing is issued. The token never leaves this function but in the message.
+    A mailbox access case is a delegation (recovery.delegation): it never gets an artifact.
     """
+    if case.case_type == "mailbox_access":
+        raise InvalidInput(
+            "A mailbox access case grants a delegation; no artifact or reset link is issued.",
+            code="artifact.not_for_mailbox_access",
+        )
     contact = artifact_delivery_contact(case, req)
     kind = (
         ArtifactKind.TEMPORARY_ACCESS_PASS
