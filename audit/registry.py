@@ -204,8 +204,31 @@ ACTIONS: dict[str, str] = {
     ),
     "case.closed": "An executed case was closed; its active artifacts were revoked.",
     "case.repudiated": (
-        'The owner used "this wasn\'t me": account and case frozen, artifacts revoked, the '
-        "change reverted (R-41)."
+        'The owner used "this wasn\'t me" (R-41): the account frozen, and this case (the one '
+        "repudiated, or another active recovery of the account: `via_case`) frozen with its "
+        "artifacts revoked; an executed one is then reverted (`change.reverted`)."
+    ),
+    "change.reverted": (
+        "One step of a repudiated recovery's revert done by the connector that made the change "
+        "(R-37): the one-time pass deleted, a sign-in method registered since the execution "
+        "removed, sessions ended, or the snapshot restored; data carries the connector's answer."
+    ),
+    "revert.step_pending": (
+        "A revert step the connector failed or cannot do, or one the manual connector lists: "
+        "a person does it in the directory's console; the case stays frozen until recorded."
+    ),
+    "revert.step_recorded": (
+        "A person recorded a pending revert step as done in the directory's console, with a "
+        "fresh passkey step-up bound to the case (data carries the proof)."
+    ),
+    "case.reverted": (
+        "Every revert step of a repudiated recovery is done (by the connector or recorded by "
+        "a person): the case is reverted."
+    ),
+    "account.unfrozen": (
+        "A security officer lifted an account's freeze (a repudiation's or the "
+        "re-establishment window's) with a reason and a fresh step-up; no revert step was "
+        "pending."
     ),
     "artifact.issued": (
         "A recovery link or temporary access pass was sent to the owner's pre-registered "
@@ -371,6 +394,61 @@ ACTIONS: dict[str, str] = {
     "containment.step_recorded": (
         "A person recorded a pending containment step as done in the directory's console, "
         "with a fresh passkey step-up bound to the case (data carries the proof)."
+    ),
+    # standing privileged roles after a T2 recovery (R-19)
+    "roles.suspended": (
+        "A T2 recovery's execution removed the subject's standing admin roles through the "
+        "connector; data carries the connector's answer and the roles snapshot a "
+        "privileged_role_restore case grants back (a failure is a containment step instead)."
+    ),
+    "roles.restored": (
+        "An approved privileged_role_restore case granted the suspended roles back through the "
+        "connector (or left a tracked manual step); data carries the connector's answer and "
+        "the suspension it closed."
+    ),
+    "roles.regrant_expired": (
+        "The time box of a privileged_role_restore case's re-grant ended: the expiry sweep "
+        "removed the roles again through the connector (with its answer) or left a person a "
+        "tracked step on the restore case; the account is suspended again (data names the new "
+        "suspension), so another restore case is needed."
+    ),
+    "roles.regrant_expiry_failed": (
+        "The connector failed to remove the roles of a re-grant whose time box ended; the "
+        "re-grant stays due and the next sweep tries again. Data carries the connector's answer."
+    ),
+    # time-bound delegation of a shared or functional mailbox (issue 14, recovery.delegation)
+    "access.delegation_requested": (
+        "A mailbox access case asked for a time-bound delegation of a shared or functional "
+        "mailbox to its subject; data names the mailbox, its registered owner and the length."
+    ),
+    "access.delegation_owner_approved": (
+        "The mailbox's registered owner approved a delegation request in their own portal "
+        "session (identity provider sign-in); data carries the session."
+    ),
+    "access.delegation_owner_refused": (
+        "The mailbox's registered owner refused a delegation request in their own portal session."
+    ),
+    "access.delegation_granted": (
+        "A mailbox delegation took effect: granted by the connector (with its answer) or "
+        "recorded by a person who made it in the mail system; data carries the expiry."
+    ),
+    "access.delegation_step_pending": (
+        "The connector cannot grant or remove a mailbox delegation: the step is kept for a "
+        "person to do in the mail system and record with a step-up."
+    ),
+    "access.delegation_step_recorded": (
+        "A person recorded a pending delegation step as done, with a fresh passkey step-up."
+    ),
+    "access.delegation_expired": (
+        "A mailbox delegation reached its expiry; the sweep removes it next."
+    ),
+    "access.delegation_removed": (
+        "An expired mailbox delegation was removed: by the connector (with its answer) or by "
+        "a person who recorded it."
+    ),
+    "access.delegation_removal_failed": (
+        "The connector failed to remove an expired mailbox delegation; the next sweep tries "
+        "again. Data carries the connector's answer."
     ),
     # the re-establishment window after a recovery (R-35)
     "window.account_frozen": (

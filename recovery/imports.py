@@ -51,6 +51,7 @@ class AccountRecord:
     admin_roles: tuple[str, ...] = ()
     delegations: tuple[str, ...] = ()
     mailbox_type: str = MailboxType.USER
+    mailbox_owner_external_id: str = ""  # a shared/functional mailbox's registered owner
     no_helpdesk_reset: bool = False
     proofing_level: str = ProofingLevel.NONE
     enrolment_reference: str = ""
@@ -179,6 +180,7 @@ class _Row:
             admin_roles=self.items("admin_roles"),
             delegations=self.items("delegations"),
             mailbox_type=self.choice("mailbox_type", MailboxType, MailboxType.USER),
+            mailbox_owner_external_id=self.text("mailbox_owner_external_id"),
             no_helpdesk_reset=self.flag("no_helpdesk_reset"),
             proofing_level=self.choice("proofing_level", ProofingLevel, ProofingLevel.NONE),
             enrolment_reference=self.reference("enrolment_reference", MAX_ENROLMENT_REFERENCE),

@@ -29,6 +29,12 @@ class ProtectedAccount(models.Model):
     delegations = models.JSONField(
         default=list, blank=True, help_text="External ids of accounts that delegate to this one."
     )
+    mailbox_owner_external_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="For a shared or functional mailbox: the external id of its registered owner "
+        "in the system of record, who approves access to it in their own portal session.",
+    )
     no_helpdesk_reset = models.BooleanField(
         default=False, help_text="Only the security queue may act on this account (R-18)."
     )
@@ -144,6 +150,7 @@ from .cases.models import (  # noqa: E402,F401
 )
 from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401
+from .delegation.models import MailboxDelegation  # noqa: E402,F401
 from .notifications.models import NoticeCursor, OwnerNotice  # noqa: E402,F401
 from .owner.models import (  # noqa: E402,F401
     IdpSignIn,

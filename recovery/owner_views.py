@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from .artifacts.models import ArtifactPurpose
 from .artifacts.services import ArtifactRefused
-from .cases.services.execution import case_repudiate
+from .cases.services.repudiation import case_repudiate
 from .notifications.services import notice_from_token
 from .owner.binding import artifact_session_open
 

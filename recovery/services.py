@@ -107,6 +107,7 @@ SYNCED_ATTRIBUTES = (
     "admin_roles",
     "delegations",
     "mailbox_type",
+    "mailbox_owner_external_id",
     "no_helpdesk_reset",
     "proofing_level",
     "enrolment_reference",

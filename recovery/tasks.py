@@ -7,7 +7,10 @@ from .artifacts.services import artifact_sweep
 from .cases.choices import CaseStatus
 from .cases.models import RecoveryCase
 from .cases.services import case_expire_sweep, case_release_cooled
+from .cases.services.repudiation import account_revert_sweep
+from .cases.services.roles import roles_regrant_expire_sweep
 from .cases.services.window import window_change_act, window_poll
+from .delegation.services import delegations_expire_sweep
 from .notifications.services import notice_send, notice_sweep, notices_derive, notices_enqueue
 
 SWEEP_BATCH = 200
@@ -70,11 +73,34 @@ def notice_sweep_task() -> int:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
+def account_revert_sweep_task() -> int:
+    """Sweep (R-37, R-41): revert each repudiated execution whose revert the owner's request
+    did not finish; the recording transaction records each once, whoever runs it."""
+    return account_revert_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def window_poll_task() -> int:
     """Sweep (R-35): read the changes the connectors report on accounts in their
     re-establishment window and act on each new one (undo, freeze, alert); also act on
     ingested changes whose task was lost. SKIP LOCKED batches with a lease per window."""
     return window_poll()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def delegations_expire_sweep_task() -> int:
+    """Sweep: remove each mailbox delegation past its expiry through the connector that
+    granted it (or leave the removal as a manual step), one audited step each; a row another
+    sweep holds is skipped, and one removed already is left as it is."""
+    return delegations_expire_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def roles_regrant_expire_sweep_task() -> int:
+    """Sweep (R-19): remove again, through the connector, the privileged roles of each
+    re-grant whose time box has ended and suspend the account again (or leave a person a
+    tracked step); a failure stays due for the next sweep. SKIP LOCKED with a lease per row."""
+    return roles_regrant_expire_sweep()
 
 
 # Queued after an ingest commits: no result to store.

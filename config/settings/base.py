@@ -265,6 +265,24 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(WINDOW_POLL_INTERVAL_SECONDS),
         "options": {"expires": float(WINDOW_POLL_INTERVAL_SECONDS)},
     },
+    # A repudiated recovery whose revert the owner's request did not finish.
+    "account-revert-sweep": {
+        "task": "recovery.tasks.account_revert_sweep_task",
+        "schedule": float(env.int("REVERT_SWEEP_INTERVAL_SECONDS", default=60)),
+        "options": {"expires": float(env.int("REVERT_SWEEP_INTERVAL_SECONDS", default=60))},
+    },
+    # Mailbox delegations past their expiry are removed through the connector (issue 14).
+    "delegation-expire-sweep": {
+        "task": "recovery.tasks.delegations_expire_sweep_task",
+        "schedule": float(env.int("DELEGATION_SWEEP_INTERVAL_SECONDS", default=60)),
+        "options": {"expires": float(env.int("DELEGATION_SWEEP_INTERVAL_SECONDS", default=60))},
+    },
+    # privileged roles granted back by a restore case are removed when its time box ends.
+    "role-regrant-expire-sweep": {
+        "task": "recovery.tasks.roles_regrant_expire_sweep_task",
+        "schedule": float(env.int("ROLE_REGRANT_SWEEP_INTERVAL_SECONDS", default=60)),
+        "options": {"expires": float(env.int("ROLE_REGRANT_SWEEP_INTERVAL_SECONDS", default=60))},
+    },
     # Webhook outbox: rows the broker never carried, and retries after their backoff.
     "webhook-outbox-sweep": {
         "task": "integrations.tasks.webhook_outbox_sweep_task",

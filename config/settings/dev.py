@@ -53,6 +53,7 @@ FAKE_IDPS = {
             "service_account_key_file": str(FAKE_IDPS_DIR / "google-service-account.json"),
             "token_uri": f"http://127.0.0.1:{_google_port}/token",
             "api_endpoint": f"http://127.0.0.1:{_google_port}",
+            "gmail_endpoint": f"http://127.0.0.1:{_google_port}",
         },
     },
 }

@@ -13,12 +13,13 @@ from ..cases.choices import Channel, SignalClass, Verifier
 from ..cases.methods import method_get
 from ..cases.models import Approval, CaseNote, Evidence, EvidenceAttachment, RecoveryCase
 from ..cases.services import CONTEXT_STATEMENT_MAX, CONTEXT_TOPIC_MAX
-from ..cases.services.containment import METHOD_REMOVE, SESSIONS_REVOKE, TEMPORARY_ACCESS_REVOKE
 from ..connectors.choices import ConnectorKind
 from ..connectors.models import ConnectorChange, ConnectorChangeStatus, ConnectorConfig
 from ..connectors.summary import settings_sha256, settings_summary
+from ..delegation.serializers import CaseDelegationOutput
 from ..models import ContactMethod, ProtectedAccount
 from ..policy.models import PolicyVersion
+from .revert_serializers import CaseRevertOutput
 
 CONTEXT_LABEL = _("Context the caller gave (never counted)")
 
@@ -44,6 +45,7 @@ class AccountOutput(serializers.ModelSerializer):
             "proofing_level",
             "source",
             "synced_at",
+            "frozen_at",
             "created_at",
         ]
 
@@ -123,10 +125,12 @@ class ContainmentStepOutput(serializers.Serializer):
     id = serializers.CharField(
         help_text="`<operation>:<target>`: the `step` to send to `containment/record/`."
     )
-    operation = serializers.ChoiceField(
-        choices=[METHOD_REMOVE, SESSIONS_REVOKE, TEMPORARY_ACCESS_REVOKE],
-        help_text="Remove a lost sign-in method, end every session and refresh token, or "
-        "delete the one-time pass.",
+    operation = serializers.CharField(
+        help_text="What to do: `method_remove` (a lost sign-in method), `sessions_revoke` "
+        "(every session and refresh token), `revoke_temporary_access` (the one-time pass), "
+        "`roles_suspend` / `roles_restore` (standing admin roles, R-19), "
+        "`roles_regrant_expire` (a re-grant's time box ended), or `change_undo <kind>` (a "
+        "change inside the re-establishment window, R-35). `manual_step` says it in words.",
     )
     target = serializers.CharField(
         help_text="The method's or the pass's id at the provider, or the account's username."
@@ -168,6 +172,16 @@ class CaseDetailOutput(CaseOutput):
         help_text="Null unless the case was executed through a connector that gives the owner "
         "a one-time pass (Entra ID, Okta, Google Workspace).",
     )
+    revert = CaseRevertOutput(
+        read_only=True,
+        allow_null=True,
+        help_text="Null unless the case is a repudiated recovery whose revert ran (R-37).",
+    )
+    delegation = CaseDelegationOutput(
+        read_only=True,
+        allow_null=True,
+        help_text="Null unless the case is a mailbox access case: the delegation it asks for.",
+    )
 
     class Meta(CaseOutput.Meta):
         fields = [
@@ -177,6 +191,8 @@ class CaseDetailOutput(CaseOutput):
             "needs",
             "timeline",
             "containment",
+            "revert",
+            "delegation",
         ]
 
 
@@ -189,6 +205,25 @@ class CaseCreateInput(serializers.Serializer):
     )
     justification = serializers.CharField(
         required=False, allow_blank=True, max_length=5000, default=""
+    )
+    mailbox_id = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="mailbox_access only: the shared or functional mailbox the subject (the "
+        "requester's own account) asks access to.",
+    )
+    delegation_hours = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="mailbox_access only: how long the delegation lasts (default and maximum "
+        "from the tenant's policy).",
+    )
+    regrant_hours = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="privileged_role_restore only: how long the suspended roles are granted back "
+        "before they are removed again (R-19; default and maximum: the policy's "
+        "role_regrant_max_seconds).",
     )
 
 
@@ -306,14 +341,18 @@ class ExecuteInput(serializers.Serializer):
     )
 
 
-class ContainmentRecordInput(serializers.Serializer):
+class StepRecordInput(serializers.Serializer):
+    """A tracked step (containment, revert or delegation) a person did by hand."""
+
     step = serializers.CharField(
-        max_length=1000, help_text="The id of a step in the case's `containment.pending`."
+        max_length=1000,
+        help_text="The id of a pending step of the case (`containment.pending`, "
+        "`revert.pending` or `delegation.steps`).",
     )
     step_up_assertion = _step_up_assertion(
         "The passkey answer (the PublicKeyCredential as JSON text) to the options of "
-        "`step-up/options/?action=execute`, bound to this case as it stands: recording a "
-        "containment step takes the execution's own step-up. No code is accepted."
+        "`step-up/options/?action=execute`, bound to this case as it stands: recording a step "
+        "takes the execution's own step-up. No code is accepted."
     )
 
 

@@ -10,6 +10,7 @@ from . import (
     owner_idp,
     owner_signals,
     proofing,
+    revert,
     views,
 )
 
@@ -38,6 +39,11 @@ urlpatterns = [
     path("policy/simulate/", views.PolicySimulateApi.as_view(), name="api-policy-simulate"),
     path("accounts/", views.AccountListApi.as_view(), name="api-accounts"),
     path("accounts/<int:account_id>/", views.AccountDetailApi.as_view(), name="api-account"),
+    path(
+        "accounts/<int:account_id>/unfreeze/",
+        revert.AccountUnfreezeApi.as_view(),
+        name="api-account-unfreeze",
+    ),
     path("cases/", views.CaseListApi.as_view(), name="api-cases"),
     path("cases/<int:case_id>/", views.CaseDetailApi.as_view(), name="api-case"),
     path(
@@ -60,6 +66,16 @@ urlpatterns = [
         "cases/<int:case_id>/containment/record/",
         views.CaseContainmentRecordApi.as_view(),
         name="api-case-containment-record",
+    ),
+    path(
+        "cases/<int:case_id>/revert/record/",
+        revert.CaseRevertRecordApi.as_view(),
+        name="api-case-revert-record",
+    ),
+    path(
+        "cases/<int:case_id>/delegation/record/",
+        views.CaseDelegationRecordApi.as_view(),
+        name="api-case-delegation-record",
     ),
     path(
         "cases/<int:case_id>/manual-step/",

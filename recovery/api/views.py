@@ -65,7 +65,11 @@ from ..cases.services.attachments import (
 )
 from ..cases.services.containment import containment_pending, containment_step_record
 from ..cases.services.execution import case_close, case_execute, case_manual_step_record
+from ..cases.services.repudiation import revert_pending
 from ..cases.services.step_up import APPROVE, DENY, EXECUTE, step_up_options, step_up_presented
+from ..delegation.selectors import delegation_of_case
+from ..delegation.serializers import CaseDelegationOutput
+from ..delegation.services import delegation_step_record
 from ..imports import parse_account_items
 from ..models import ContactMethod
 from ..policy.selectors import policy_active, policy_version_get_visible, policy_version_list
@@ -106,9 +110,11 @@ def _with_etag(response: Response, case: RecoveryCase) -> Response:
 
 def _containment(execution: CaseExecution | None) -> dict[str, Any] | None:
     """A cloud recovery's pass (its times; the execution holds no pass) and its pending
-    containment steps, for `CaseContainmentOutput`; None for an execution that gave no pass
-    and ran no containment."""
-    if execution is None or not (execution.temporary_pass or execution.containment_done_at):
+    containment steps, for `CaseContainmentOutput`; None for an execution that gave no pass,
+    ran no containment and left no step to a person (a role suspension's, a window undo's)."""
+    if execution is None or not (
+        execution.temporary_pass or execution.containment_done_at or execution.containment_steps
+    ):
         return None
     given = execution.temporary_pass
     expires = given.get("expires_at") if given else None
@@ -124,6 +130,18 @@ def _containment(execution: CaseExecution | None) -> dict[str, Any] | None:
     }
 
 
+def _revert(execution: CaseExecution | None) -> dict[str, Any] | None:
+    """A repudiated execution's revert and its pending steps, for `CaseRevertOutput`; None
+    before any revert ran."""
+    if execution is None or not (execution.revert_ran_at or execution.revert_steps):
+        return None
+    return {
+        "ran_at": execution.revert_ran_at,
+        "reverted_at": execution.reverted_at,
+        "pending": revert_pending(execution),
+    }
+
+
 def _case_detail(case: RecoveryCase, tenant: Any) -> dict[str, Any]:
     needs = case_needs(case)
     data = s.CaseDetailOutput(case).data
@@ -134,8 +152,13 @@ def _case_detail(case: RecoveryCase, tenant: Any) -> dict[str, Any]:
         "summary": needs.summary(),
     }
     data["timeline"] = [entry.as_dict() for entry in case_timeline(tenant=tenant, case=case)]
-    containment = _containment(CaseExecution.objects.for_tenant(tenant).filter(case=case).first())
+    execution = CaseExecution.objects.for_tenant(tenant).filter(case=case).first()
+    containment = _containment(execution)
     data["containment"] = s.CaseContainmentOutput(containment).data if containment else None
+    revert = _revert(execution)
+    data["revert"] = s.CaseRevertOutput(revert).data if revert else None
+    delegation = delegation_of_case(case) if case.case_type == "mailbox_access" else None
+    data["delegation"] = CaseDelegationOutput(delegation).data if delegation else None
     return data
 
 
@@ -205,6 +228,13 @@ class CaseListApi(TenantListApiView):
         fields = dict(data.validated_data)
         # Read once, locked, by case_open (a missing or foreign id is a 404 there).
         account = account_reference(tenant=request.tenant, pk=fields.pop("account_id"))
+        if "mailbox_id" in fields:  # read in the tenant by case_open: a foreign id is a 404
+            mailbox_id = fields.pop("mailbox_id")
+            fields["mailbox"] = account_reference(tenant=request.tenant, pk=mailbox_id)
+        if "delegation_hours" in fields:
+            fields["delegation_seconds"] = fields.pop("delegation_hours") * 3600
+        if "regrant_hours" in fields:
+            fields["regrant_seconds"] = fields.pop("regrant_hours") * 3600
         case = case_open(actor=request.user, account=account, **fields)
         response = Response(s.CaseOutput(case).data, status=status.HTTP_201_CREATED)
         response["Location"] = request.build_absolute_uri(f"{case.pk}/")
@@ -478,30 +508,29 @@ class CaseManualStepApi(_CaseTransitionApi):
         return self.answer(s.CaseOutput(case).data, case)
 
 
-class CaseContainmentRecordApi(_CaseTransitionApi):
-    """Record that a person did a pending containment step (R-34) in the directory's own
-    console: `step` in the body is an id from the case's `containment.pending`.
+class StepRecordApi(_CaseTransitionApi):
+    """Record that a person did a pending tracked step (`recovery.cases.steps`) in the
+    directory's own console: `step` in the body is the id of one of the case's pending steps.
 
     People only, with a fresh passkey answer (`step_up_assertion`) to the options of
     `step-up/options/?action=execute`, bound to the case as it stands: the execution's own
     step-up, spent on this record. Refusals: no answer (`stepup.required`; a code is no
     answer), one made for another case or action (`stepup.challenge_unknown`,
-    `stepup.wrong_binding`), a case changed since (`stepup.snapshot_changed`), a case not
-    executed (`case.wrong_state`), an id with nothing pending (`containment.step_unknown`).
-    Once nothing is pending, the case can be closed.
+    `stepup.wrong_binding`), a case changed since (`stepup.snapshot_changed`), a case in
+    another state (`case.wrong_state`), an id with nothing pending (`<kind>.step_unknown`).
+    Each subclass names its service and what it answers.
     """
 
     scopes = {"POST": StaffScope.CASES_EXECUTE}
 
-    @extend_schema(
-        operation_id="cases_containment_record",
-        summary="Record a pending containment step as done by hand (staff, passkey step-up)",
-        request=s.ContainmentRecordInput,
-        responses=s.CaseContainmentOutput,
-        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
-    )
+    def recorded(self, *, actor: Any, case: RecoveryCase, step: str, step_up: Any) -> Any:
+        raise NotImplementedError
+
+    def output(self, row: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
     def post(self, request: Request, case_id: int) -> Response:
-        data = s.ContainmentRecordInput(data=request.data)
+        data = s.StepRecordInput(data=request.data)
         data.is_valid(raise_exception=True)
         case = self.locked_case(request, case_id)
         proof = step_up_presented(
@@ -510,10 +539,48 @@ class CaseContainmentRecordApi(_CaseTransitionApi):
             action=EXECUTE,
             assertion=data.validated_data.get("step_up_assertion", ""),
         )
-        execution = containment_step_record(
+        row = self.recorded(
             actor=request.user, case=case, step=data.validated_data["step"], step_up=proof
         )
-        return self.answer(s.CaseContainmentOutput(_containment(execution)).data, case)
+        return self.answer(self.output(row), case)
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="cases_containment_record",
+        summary="Record a pending containment step as done by hand (staff, passkey step-up)",
+        description="A containment step (R-34) or a role or window step left to a person; "
+        "once nothing is pending, the case can be closed.",
+        request=s.StepRecordInput,
+        responses=s.CaseContainmentOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+)
+class CaseContainmentRecordApi(StepRecordApi):
+    recorded = staticmethod(containment_step_record)
+
+    def output(self, row: Any) -> dict[str, Any]:
+        return s.CaseContainmentOutput(_containment(row)).data
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="cases_delegation_record",
+        summary="Record a pending mailbox delegation step as done by hand (staff, passkey step-up)",
+        description="`grant` or `remove` of a mailbox access case's delegation, made in the "
+        "mail system's own console where the connector cannot (e.g. Exchange Online's "
+        "`Add-MailboxPermission`); a grant after the delegation's expiry is refused "
+        "(`delegation.expired`).",
+        request=s.StepRecordInput,
+        responses=CaseDelegationOutput,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+    )
+)
+class CaseDelegationRecordApi(StepRecordApi):
+    recorded = staticmethod(delegation_step_record)
+
+    def output(self, row: Any) -> dict[str, Any]:
+        return CaseDelegationOutput(row).data
 
 
 class CaseCloseApi(_CaseEndApi):

@@ -4,13 +4,19 @@ page of a trusted referee."""
 
 from django.urls import path
 
+from ..delegation import console_views as delegation_console_views
 from ..owner import case_views as owner_case_views
 from ..owner import idp_case_views
-from . import attended_views, views
+from . import attended_views, revert_views, views
 
 urlpatterns = [
     path("workspace/", views.workspace_view, name="workspace"),
     path("workspace/accounts/<int:pk>/", views.workspace_account_view, name="workspace-account"),
+    path(
+        "workspace/accounts/<int:pk>/unfreeze/",
+        revert_views.account_unfreeze_view,
+        name="account-unfreeze",
+    ),
     path("workspace/accounts/<int:pk>/open/", views.case_open_view, name="case-open"),
     path("cases/<int:pk>/", views.case_detail_view, name="case-detail"),
     path("cases/<int:pk>/take/", views.case_take_view, name="case-take"),
@@ -85,6 +91,16 @@ urlpatterns = [
         "cases/<int:pk>/containment/record/",
         views.case_containment_record_view,
         name="case-containment-record",
+    ),
+    path(
+        "cases/<int:pk>/revert/record/",
+        revert_views.case_revert_record_view,
+        name="case-revert-record",
+    ),
+    path(
+        "cases/<int:pk>/delegation/record/",
+        delegation_console_views.case_delegation_step_view,
+        name="case-delegation-record",
     ),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
 ]

@@ -17,7 +17,7 @@ from tenants.choices import CaseType
 from tenants.models import Tenant
 
 from ..challenges.services import CHANNEL_OF_KIND
-from ..models import ContactMethod
+from ..models import ContactMethod, ProtectedAccount
 from ..proofing.choices import AttendedMode
 from .choices import Channel
 from .models import Evidence, RecoveryCase
@@ -88,11 +88,58 @@ class CaseOpenForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Why the standard path cannot be used: at least 30 characters."),
     )
+    mailbox = forms.ModelChoiceField(
+        label=_("Shared mailbox (mailbox access only)"),
+        queryset=ProtectedAccount.objects.none(),
+        required=False,
+        help_text=_(
+            "The shared or functional mailbox this person needs; its registered owner approves "
+            "in their own sign-in, and a supervisor approves the case."
+        ),
+    )
+    delegation_hours = forms.IntegerField(
+        label=_("For how many hours (mailbox access only)"),
+        required=False,
+        min_value=1,
+        help_text=_("Empty for the policy's default; never more than the policy's maximum."),
+    )
+    regrant_hours = forms.IntegerField(
+        label=_("Grant the roles back for how many hours (privileged role restore only)"),
+        required=False,
+        min_value=1,
+        help_text=_(
+            "Empty for the policy's maximum; the roles are removed again when the time is up "
+            "and another restore case is needed."
+        ),
+    )
 
-    def __init__(self, *args: Any, case_types: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        case_types: list[str],
+        mailboxes: QuerySet[ProtectedAccount] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         labels = dict(CaseType.choices)
         self.fields["case_type"].choices = [(value, labels[value]) for value in case_types]
+        if mailboxes is None or CaseType.MAILBOX_ACCESS not in case_types:
+            del self.fields["mailbox"], self.fields["delegation_hours"]
+        else:
+            self.fields["mailbox"].queryset = mailboxes
+        if CaseType.PRIVILEGED_ROLE_RESTORE not in case_types:
+            del self.fields["regrant_hours"]
+
+    def clean(self) -> dict[str, Any]:
+        """`case_open`'s arguments: the mailbox as an account, the lengths in seconds."""
+        data = super().clean() or {}
+        if "delegation_hours" in self.fields:
+            hours = data.pop("delegation_hours", None)
+            data["delegation_seconds"] = hours * 3600 if hours else None
+        if "regrant_hours" in self.fields:
+            hours = data.pop("regrant_hours", None)
+            data["regrant_seconds"] = hours * 3600 if hours else None
+        return data
 
 
 class CaseForm(forms.Form):

@@ -79,6 +79,12 @@ class RecoveryCase(models.Model):
     cooling_off_until = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.TextField(blank=True)
+    regrant_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="privileged_role_restore only: how long the suspended roles are granted back "
+        "(R-19, within the policy's role_regrant_max_seconds); then removed again.",
+    )
 
     objects = RecoveryCaseManager()
 
@@ -94,6 +100,14 @@ class RecoveryCase(models.Model):
                 fields=["tenant", "submitted_at", "id"],
                 condition=Q(status=CaseStatus.PENDING_APPROVAL),
                 name="case_pending_queue",
+            ),
+        ]
+        constraints = [
+            # R-19: only a role restore is time-boxed, and for at least an hour.
+            models.CheckConstraint(
+                condition=Q(regrant_seconds__isnull=True)
+                | Q(case_type=CaseType.PRIVILEGED_ROLE_RESTORE, regrant_seconds__gte=3600),
+                name="case_regrant_only_for_restore",
             ),
         ]
 
@@ -340,6 +354,11 @@ class CaseExecution(models.Model):
     # the connector failed or cannot do, each a manual step until a person records it done.
     containment_done_at = models.DateTimeField(null=True, blank=True)
     containment_steps = models.JSONField(default=list, blank=True)
+    # A repudiation's revert (R-37, R-41, recovery.cases.services.repudiation): when it ran
+    # through the connector, and every step the connector failed or cannot do (or, under the
+    # manual connector, every listed step), each pending until a person records it done.
+    revert_ran_at = models.DateTimeField(null=True, blank=True)
+    revert_steps = models.JSONField(default=list, blank=True)
 
     objects = TenantOwnedManager()
 
@@ -435,3 +454,82 @@ class WindowChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on account {self.account_id} ({self.outcome})"
+
+
+# --- standing privileged roles suspended by a T2 recovery (R-19, services/roles.py) ---------
+
+
+class RoleSuspension(models.Model):
+    """The standing admin roles a T2 recovery took from an account, and what grants them back.
+
+    One active suspension per account (`restored_at` empty): a second T2 recovery while it is
+    active adds what it took to the same snapshot. A `privileged_role_restore` case closes it.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        "recovery.ProtectedAccount", on_delete=models.PROTECT, related_name="+"
+    )
+    case = models.ForeignKey(
+        RecoveryCase,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The T2 recovery that suspended the roles.",
+    )
+    connector = models.CharField(max_length=16)
+    snapshot = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The connector's snapshot of the roles (what a restore grants back); empty "
+        "when the connector could not read them (a person removed them).",
+    )
+    suspended_at = models.DateTimeField(auto_now_add=True)
+    restored_at = models.DateTimeField(null=True, blank=True)
+    restore_case = models.ForeignKey(
+        RecoveryCase, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # R-19: the re-grant is time-boxed. When it ends (`regrant_until`), the expiry sweep removes
+    # the roles again through the connector (or leaves a person a tracked step) and the
+    # account is suspended again (`regrant_ended_at`, the next suspension `follows` this one).
+    regrant_until = models.DateTimeField(
+        null=True, blank=True, help_text="When the roles granted back are removed again."
+    )
+    regrant_ended_at = models.DateTimeField(null=True, blank=True)
+    regrant_lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="An expiry sweep is removing the roles until then."
+    )
+    follows = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The suspension whose time-boxed re-grant ended when this one began.",
+    )
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(restored_at__isnull=True),
+                name="role_suspension_one_active_per_account",
+            ),
+            # Never granted back for good: a restore carries the end of its time box.
+            models.CheckConstraint(
+                condition=Q(restored_at__isnull=True) | Q(regrant_until__isnull=False),
+                name="role_suspension_regrant_time_boxed",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["regrant_until"],
+                condition=Q(restored_at__isnull=False, regrant_ended_at__isnull=True),
+                name="role_regrant_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "restored" if self.restored_at else "active"
+        return f"role suspension of account {self.account_id} ({state})"

@@ -177,7 +177,75 @@ def _execution_refused(data: dict[str, Any], actor: str) -> str:
     return _("Refused: %(actor)s may not execute this case (%(code)s)") % values
 
 
+# What a containment or role step did, in words (its recorded `operation`).
+STEP_WORDS = {
+    "method_remove": gettext_noop("a lost sign-in method removed"),
+    "sessions_revoke": gettext_noop("every session and refresh token ended"),
+    "revoke_temporary_access": gettext_noop("the one-time pass deleted"),
+    "roles_suspend": gettext_noop("standing admin roles removed"),
+    "roles_restore": gettext_noop("suspended admin roles granted back"),
+}
+# R-35's six kinds of change inside the re-establishment window (`ChangeKind`).
+CHANGE_WORDS = {
+    "mfa_enrolled": gettext_noop("a new authenticator"),
+    "address_changed": gettext_noop("a changed recovery or notification address"),
+    "mailbox_rule": gettext_noop("a new mailbox forwarding, redirect or hiding rule"),
+    "delegate_granted": gettext_noop("a new delegate"),
+    "oauth_consent": gettext_noop("a consent given to an OAuth application"),
+    "privileged_role": gettext_noop("a privileged role grant"),
+}
+# Why an approval stopped counting (`approval.invalidated`).
+VOID_WORDS = {
+    "expired": gettext_noop("it expired"),
+    "snapshot_changed": gettext_noop("the case changed after it"),
+    "approver_lost_role": gettext_noop("the approver no longer holds the role"),
+}
+
+
+def _words(table: dict[str, str], value: Any) -> str:
+    """A recorded code in words, translated; the code itself if it has none."""
+    words = table.get(str(value or ""))
+    return _(words) if words else str(value or "").replace("_", " ")
+
+
+def _containment_done(data: dict[str, Any], actor: str) -> str:
+    return _("Containment: %(step)s (the %(connector)s connector)") % {
+        "step": _words(STEP_WORDS, data.get("operation")),
+        "connector": data.get("connector", ""),
+    }
+
+
+def _containment_failed(data: dict[str, Any], actor: str) -> str:
+    return _("Containment step left to a person: %(step)s") % {
+        "step": data.get("manual_step") or _words(STEP_WORDS, data.get("operation"))
+    }
+
+
+def _window(message: str) -> Callable[[dict[str, Any], str], str]:
+    def summary(data: dict[str, Any], actor: str) -> str:
+        return _(message) % {"change": _words(CHANGE_WORDS, data.get("kind"))}
+
+    return summary
+
+
+def _invalidated(data: dict[str, Any], actor: str) -> str:
+    return _("The approval by %(approver)s no longer counts: %(why)s") % {
+        "approver": data.get("approver", ""),
+        "why": _words(VOID_WORDS, data.get("reason")),
+    }
+
+
+def _execution_failed(data: dict[str, Any], actor: str) -> str:
+    return _("Execution failed; nothing was issued: %(error)s") % {
+        "error": _quote(data.get("error") or data.get("code"))
+    }
+
+
 def _alert(data: dict[str, Any], actor: str) -> str:
+    if data.get("type") == "post_recovery_change":
+        return _("Alert for the security queue: %(change)s inside the re-establishment window") % {
+            "change": _words(CHANGE_WORDS, data.get("kind"))
+        }
     return _("Alert for the security queue: %(type)s") % {"type": data.get("type", "unknown")}
 
 
@@ -261,6 +329,16 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "policy.violation": _violation,
     "alert.raised": _alert,
     "verification.challenge_sent": _by_actor(gettext_noop("Verification code sent by %(actor)s")),
+    "roles.suspended": _by_actor(
+        gettext_noop("Standing admin roles suspended at the directory (R-19), by %(actor)s")
+    ),
+    "roles.restored": _by_actor(gettext_noop("Suspended admin roles restored by %(actor)s")),
+    "roles.regrant_expired": _by_actor(
+        gettext_noop("The re-grant's time box ended: admin roles suspended again (R-19)")
+    ),
+    "roles.regrant_expiry_failed": _by_actor(
+        gettext_noop("The connector could not remove the re-granted roles; retried next sweep")
+    ),
     "verification.challenge_verified": _by_actor(
         gettext_noop("The owner's verification code was confirmed (%(actor)s)")
     ),
@@ -298,6 +376,74 @@ SUMMARIES: dict[str, Callable[[dict[str, Any], str], str]] = {
     "case.repudiated": _by_actor(
         gettext_noop('The owner said "this wasn\'t me": account and case frozen')
     ),
+    "change.reverted": lambda data, actor: (
+        _("Reverted through the connector: %(step)s")
+        % {"step": f"{data.get('operation', '')} {data.get('target', '')}".strip()}
+    ),
+    "revert.step_pending": lambda data, actor: (
+        _("A revert step is left to a person: %(step)s") % {"step": data.get("manual_step", "")}
+    ),
+    "revert.step_recorded": _by_actor(
+        gettext_noop("Revert step recorded as done by %(actor)s, with a passkey step-up")
+    ),
+    "case.reverted": _by_actor(gettext_noop("Every change of this recovery was reverted")),
+    # A mailbox access case's delegation (recovery.delegation).
+    "access.delegation_requested": _by_actor(
+        gettext_noop("Access to a shared mailbox requested by %(actor)s")
+    ),
+    "access.delegation_owner_approved": _by_actor(
+        gettext_noop("The mailbox's owner approved, signed in with their organisation's account")
+    ),
+    "access.delegation_owner_refused": _by_actor(gettext_noop("The mailbox's owner refused")),
+    "access.delegation_granted": _by_actor(gettext_noop("Mailbox delegation in place")),
+    "access.delegation_step_pending": lambda data, actor: (
+        _("A delegation step is left to a person: %(step)s") % {"step": data.get("manual_step", "")}
+    ),
+    "access.delegation_step_recorded": _by_actor(
+        gettext_noop("Delegation step recorded as done by %(actor)s, with a passkey step-up")
+    ),
+    "access.delegation_expired": _by_actor(gettext_noop("Mailbox delegation expired")),
+    "access.delegation_removed": _by_actor(gettext_noop("Mailbox delegation removed")),
+    "access.delegation_removal_failed": _by_actor(
+        gettext_noop("The connector could not remove the mailbox delegation; retried next sweep")
+    ),
+    "approval.invalidated": _invalidated,
+    "case.execution_failed": _execution_failed,
+    "case.expired": _by_actor(gettext_noop("Expired: idle past the policy's limit")),
+    "step_up.challenge_issued": _by_actor(
+        gettext_noop("Passkey step-up asked for by %(actor)s, bound to the case as it stands")
+    ),
+    "containment.step_done": _containment_done,
+    "containment.step_failed": _containment_failed,
+    "containment.step_recorded": _by_actor(
+        gettext_noop("Containment step recorded as done by %(actor)s, with a passkey step-up")
+    ),
+    "window.change_undone": _window(
+        gettext_noop("Inside the re-establishment window: %(change)s, undone by the connector")
+    ),
+    "window.change_undo_manual": _window(
+        gettext_noop("Inside the re-establishment window: %(change)s; a person must undo it")
+    ),
+    "window.account_frozen": _window(
+        gettext_noop("Account frozen pending review: %(change)s inside the window")
+    ),
+    "owner.session_started": _by_actor(
+        gettext_noop("The owner opened their recovery session from the artifact")
+    ),
+    "owner.session_refused": _by_actor(gettext_noop("An owner recovery session was refused")),
+    "owner.temporary_pass_issued": _by_actor(
+        gettext_noop("The provider's one-time pass was shown to the owner in their session")
+    ),
+    "owner.authenticator_bound": _by_actor(gettext_noop("The owner bound a new sign-in method")),
+    "owner.password_set": _by_actor(gettext_noop("The owner set their new password")),
+    "owner.binding_refused": _by_actor(gettext_noop("An owner binding attempt was refused")),
+    "verification.challenge_refused": _by_actor(
+        gettext_noop("A verification code could not be sent (%(actor)s)")
+    ),
+    "verification.challenge_disabled": _by_actor(
+        gettext_noop("Too many wrong codes: this verification code no longer counts")
+    ),
+    "token.reuse_attempt": _by_actor(gettext_noop("A used link or code was presented again")),
     "artifact.issued": _by_actor(gettext_noop("Recovery artifact sent to the owner")),
     "artifact.consumed": _by_actor(gettext_noop("The owner used the recovery artifact")),
     "artifact.revoked": _by_actor(gettext_noop("Recovery artifact revoked")),

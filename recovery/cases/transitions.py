@@ -55,6 +55,8 @@ class Move(StrEnum):
     EXPIRE = "expire"
     REJECT = "reject"
     REPUDIATE = "repudiate"
+    RECORD_REVERT_STEP = "record_revert_step"
+    REVERT = "revert"
     FLAG_FRAUD = "flag_fraud"
 
 
@@ -131,6 +133,7 @@ EVIDENCE = "recovery.cases.services.evidence."
 APPROVAL = "recovery.cases.services.approval."
 EXECUTION = "recovery.cases.services.execution."
 LIFECYCLE = "recovery.cases.services.lifecycle."
+REPUDIATION = "recovery.cases.services.repudiation."
 EXPIRABLE = frozenset({S.COLLECTING_EVIDENCE, S.PENDING_APPROVAL, S.READY})
 REPUDIABLE = ALL - {S.FROZEN, S.REVERTED}
 
@@ -241,10 +244,24 @@ TABLE: tuple[Transition, ...] = (
     ),
     _t(
         Move.REPUDIATE,
-        _edges(REPUDIABLE, [S.FROZEN, S.REVERTED]),
+        _edges(REPUDIABLE, [S.FROZEN]),
         [P.OWNER],
         "case.repudiated",
-        (EXECUTION + "case_repudiate",),
+        (REPUDIATION + "case_repudiate",),
+    ),
+    _t(
+        Move.RECORD_REVERT_STEP,
+        _edges([S.FROZEN]),
+        [P.WORKER],
+        "revert.step_recorded",
+        (REPUDIATION + "revert_step_record",),
+    ),
+    _t(
+        Move.REVERT,
+        _edges([S.FROZEN], [S.REVERTED]),
+        [P.WORKER, P.SYSTEM],
+        "case.reverted",
+        (REPUDIATION + "revert_step_record", REPUDIATION + "account_revert"),
     ),
     _t(
         Move.FLAG_FRAUD,

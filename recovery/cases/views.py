@@ -48,6 +48,8 @@ from ..challenges.services import (
     challenge_verify,
 )
 from ..choices import ContactKind
+from ..delegation.policies import SHARED_KINDS, case_types_for
+from ..delegation.selectors import delegation_of_case
 from ..models import ProtectedAccount
 from ..owner.binding import case_owner_bindings
 from ..owner.case_page import owner_signals_context
@@ -85,6 +87,7 @@ from .policies import (
     can_referee_case,
     can_work_case,
 )
+from .revert_panel import case_revert
 from .review_selectors import evidence_with_verifiers
 from .selectors import (
     CASE_LABEL,
@@ -107,14 +110,15 @@ from .services import (
 from .services.attachments import attachment_add, attachment_open, note_add
 from .services.containment import (
     METHOD_REMOVE,
-    RECORDED,
     SESSIONS_REVOKE,
     TEMPORARY_ACCESS_REVOKE,
     containment_pending,
     containment_step_record,
 )
 from .services.execution import case_close, case_execute, case_manual_step_record
+from .services.repudiation import revert_pending
 from .services.step_up import EXECUTE, step_up_options, step_up_presented
+from .steps import RECORDED
 from .transitions import TRANSITIONS, Move, Party, moves_allowed
 
 PAGE_SIZE = 20
@@ -167,6 +171,14 @@ def _require_case_worker(access: TenantAccess) -> None:
 def _case_types(access: TenantAccess) -> list[str]:
     """The case types the actor may open (a delegation grant may limit them)."""
     return grant_case_types(access)
+
+
+def _open_form(request: HttpRequest, account: ProtectedAccount, data: Any = None) -> CaseOpenForm:
+    """The case types the actor may open that the account's kind allows (a shared mailbox has
+    no password or MFA recovery), and the shared mailboxes a mailbox access case may name."""
+    types = case_types_for(account, _case_types(request.tenant_access))
+    mailboxes = account_list(tenant=request.tenant).filter(mailbox_type__in=sorted(SHARED_KINDS))
+    return CaseOpenForm(data, case_types=types, mailboxes=mailboxes.exclude(pk=account.pk))
 
 
 def _refused(request: HttpRequest, form: forms.Form, error: DomainError) -> None:
@@ -230,7 +242,7 @@ def _account_page(
         "tier": tier,
         "tier_reasons": tier_reasons,
         "tier_decision": tier_in_grant(access, tier),
-        "form": form or CaseOpenForm(case_types=_case_types(access)),
+        "form": form or _open_form(request, account),
         "contacts": contacts_on_record(request.tenant).filter(account=account),
         "prior_cases": account_cases(tenant=request.tenant, access=access, account=account)[
             :PRIOR_CASES
@@ -253,7 +265,7 @@ def case_open_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Open a case on the account (`case_open`, as the API does) and go to its page."""
     account = account_get_visible(tenant=request.tenant, pk=pk)
     _require_case_worker(request.tenant_access)
-    form = CaseOpenForm(request.POST, case_types=_case_types(request.tenant_access))
+    form = _open_form(request, account, request.POST)
     if form.is_valid():
         try:
             case = case_open(actor=request.user, account=account, **form.cleaned_data)
@@ -445,11 +457,14 @@ def _moment(value: str | None) -> datetime | None:
 
 
 def case_containment(case: RecoveryCase, execution: CaseExecution | None) -> Containment | None:
-    """The pass and containment of a cloud recovery (None when the execution gave no pass and
-    ran no containment). Steps the connector did come from their `containment.step_done`
-    events (one query); steps left to a person from the execution, with the username of whoever
-    recorded each (one more query once one is recorded)."""
-    if execution is None or not (execution.temporary_pass or execution.containment_done_at):
+    """The pass and containment of a recovery (None when the execution gave no pass, ran no
+    containment and left no step to a person: a role suspension's or a window undo's).
+    Steps the connector did come from their `containment.step_done` events (one query); steps
+    left to a person from the execution, with the username of whoever recorded each (one more
+    query once one is recorded)."""
+    if execution is None or not (
+        execution.temporary_pass or execution.containment_done_at or execution.containment_steps
+    ):
         return None
     given = execution.temporary_pass or {}
     done_events = (
@@ -551,6 +566,8 @@ def _actions(
         # a containment step left to a person (R-34), recorded like a manual step
         "containment": may(Move.RECORD_MANUAL_STEP, Party.WORKER)
         and bool(containment_pending(execution)),
+        # a revert step of a repudiated recovery left to a person (R-37)
+        "revert": may(Move.RECORD_REVERT_STEP, Party.WORKER) and bool(revert_pending(execution)),
     }
 
 
@@ -617,6 +634,8 @@ def _case_context(
         .order_by("created_at", "pk"),
         "execution": execution,
         "containment": case_containment(case, execution),
+        "revert": case_revert(case, execution),
+        "delegation": delegation_of_case(case) if case.case_type == "mailbox_access" else None,
         **owner_signals_context(case, req, bound),
         **idp_sign_in_context(case),
         "owner_bindings": case_owner_bindings(tenant=tenant, case=case) if execution else [],

@@ -80,6 +80,8 @@ class Capability(StrEnum):
     ROLES_SUSPEND = "roles_suspend"  # remove standing admin roles and restore them (R-19)
     CHANGES_READ = "changes_read"  # report changes for the re-establishment window (R-35)
     CHANGE_UNDO = "change_undo"  # undo a change reported inside the window (R-35)
+    # grant and remove a time-bound delegation of a shared or functional mailbox (issue 14)
+    MAILBOX_DELEGATE = "mailbox_delegate"
 
 
 def capability_missing(connector: str, operation: str) -> ExecutionResult:
@@ -130,6 +132,30 @@ class Connector(Protocol):
         ...
 
     def health(self) -> Health: ...
+
+
+class MailboxDelegating(Protocol):
+    """A connector with `Capability.MAILBOX_DELEGATE`: it gives one account access to another's
+    mailbox and takes it back. Both are safe to repeat (one already there, or already gone,
+    counts as done). A connector without the capability is never asked: the workflow tracks
+    the grant and the removal as manual steps."""
+
+    kind: str
+    capabilities: frozenset[Capability]
+
+    def mailbox_delegate_add(
+        self, *, mailbox: ProtectedAccount, delegate: ProtectedAccount
+    ) -> ExecutionResult:
+        """Give `delegate` access to `mailbox`; `detail` names both as the vendor knows them
+        (`mailbox_address`, `delegate_address`), which `mailbox_delegate_remove` takes back."""
+        ...
+
+    def mailbox_delegate_remove(
+        self, *, mailbox_address: str, delegate_address: str
+    ) -> ExecutionResult:
+        """Take back exactly the access `mailbox_delegate_add` answered (by the addresses it
+        named), whoever holds those names now."""
+        ...
 
 
 class CloudConnector(Connector, Protocol):

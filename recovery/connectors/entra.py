@@ -222,7 +222,12 @@ class EntraConnector(VendorConnector[GraphClient]):
     kind = KIND
     vendor = "Entra ID"
     # Everything through Graph, except a password Vouchsafe would set (see the module's doc).
-    native = frozenset(Capability) - {Capability.PASSWORD_SET}
+    native = frozenset(Capability) - {Capability.PASSWORD_SET, Capability.MAILBOX_DELEGATE}
+    no_mailbox_delegation = (
+        "Microsoft Graph has no mailbox-permission API (Exchange Online PowerShell's "
+        "Add-MailboxPermission and Remove-MailboxPermission do): a person grants and removes "
+        "the delegation."
+    )
     execute_case_types = EXECUTE_CASE_TYPES
     pass_case_types = PASS_CASE_TYPES
     not_executed = {CaseType.PASSWORD_RESET: RESET_NOT_NATIVE}

@@ -96,6 +96,14 @@ KIND_SETTINGS: dict[str, tuple[Setting, ...]] = {
             _("Temporary-access group DN"),
             _("The group that grants temporary access; empty for none."),
         ),
+        Setting(
+            "admin_group_dns",
+            _("Admin group DNs"),
+            _(
+                "Groups whose membership is a standing admin role, separated by ';': a T2 "
+                "recovery takes the account out of them until an approved restore (R-19)."
+            ),
+        ),
         Setting("tls_ca_file", _("CA bundle file"), _("An absolute path."), advanced=True),
         Setting(
             "allow_unencrypted",
@@ -324,6 +332,27 @@ KIND_SETTINGS: dict[str, tuple[Setting, ...]] = {
             _("Admin SDK address"),
             _(
                 "Without a path. Empty for https://admin.googleapis.com; change it only for a "
+                "test server."
+            ),
+            URL,
+            advanced=True,
+        ),
+        Setting(
+            "manage_delegates",
+            _("Grant and remove mailbox delegations"),
+            _(
+                "Tick only if the gmail.settings.sharing scope is delegated. Unticked, a shared "
+                "mailbox's time-bound delegation is granted and removed by a person (tracked "
+                "manual steps)."
+            ),
+            BOOL,
+            initial=True,
+        ),
+        Setting(
+            "gmail_endpoint",
+            _("Gmail API address"),
+            _(
+                "Without a path. Empty for https://gmail.googleapis.com; change it only for a "
                 "test server."
             ),
             URL,

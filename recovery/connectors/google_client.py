@@ -1,8 +1,9 @@
 """Google Workspace through the Admin SDK, with Google's own client library.
 
 `GoogleClient` speaks to the Directory API (users, 2-Step Verification, backup codes, OAuth
-grants, app passwords, admin roles) and the Reports API (audit activities for the
-re-establishment window) and answers in the vocabulary of `cloud.py`.
+grants, app passwords, admin roles), the Reports API (audit activities for the
+re-establishment window) and the Gmail API's delegates (a shared mailbox's time-bound
+delegation, acting as the mailbox's own user) and answers in the vocabulary of `cloud.py`.
 
 Credentials: a service account with domain-wide delegation, acting as a Workspace
 administrator (`admin_email`, the `sub` of its token request). Its key arrives as the parsed
@@ -77,12 +78,16 @@ USER = _AUTH + "admin.directory.user"
 USER_SECURITY = _AUTH + "admin.directory.user.security"
 ROLE_MANAGEMENT = _AUTH + "admin.directory.rolemanagement"
 AUDIT_READONLY = _AUTH + "admin.reports.audit.readonly"
+# Gmail delegates (a shared or functional mailbox's time-bound delegation): asked for as the
+# mailbox's own user, never as the administrator.
+GMAIL_SHARING = _AUTH + "gmail.settings.sharing"
 # Every scope the client can ask for: what the super admin grants the service account's
 # client id under Security > API controls > Domain-wide delegation.
-SCOPES = (USER_READONLY, USER, USER_SECURITY, ROLE_MANAGEMENT, AUDIT_READONLY)
+SCOPES = (USER_READONLY, USER, USER_SECURITY, ROLE_MANAGEMENT, AUDIT_READONLY, GMAIL_SHARING)
 
 _DIRECTORY = ("admin", "directory_v1")
 _REPORTS = ("admin", "reports_v1")
+_GMAIL = ("gmail", "v1")
 
 _KIND_OF_STATUS = {
     401: AUTH,
@@ -127,8 +132,9 @@ class OAuthGrant:
 class GoogleClient:
     """One Workspace customer, reached as `admin_email` through a delegated service account.
 
-    `api_endpoint` replaces `https://admin.googleapis.com/` (the tests' fake); the token
-    endpoint is the key's own `token_uri`.
+    `api_endpoint` replaces `https://admin.googleapis.com/` and `gmail_endpoint`
+    `https://gmail.googleapis.com/` (the tests' fake); the token endpoint is the key's own
+    `token_uri`.
     """
 
     def __init__(
@@ -138,6 +144,7 @@ class GoogleClient:
         *,
         customer: str = "my_customer",
         api_endpoint: str | None = None,
+        gmail_endpoint: str | None = None,
         timeout: float = 10.0,
         num_retries: int = 3,
     ) -> None:
@@ -145,9 +152,10 @@ class GoogleClient:
         self._admin_email = admin_email
         self._customer = customer
         self._api_endpoint = api_endpoint
+        self._gmail_endpoint = gmail_endpoint
         self._timeout = timeout
         self._num_retries = num_retries
-        self._services: dict[tuple[str, str, str], Resource] = {}
+        self._services: dict[tuple[str, str, str, str], Resource] = {}
 
     # --- the user and their sessions ------------------------------------------------------
 
@@ -272,6 +280,30 @@ class GoogleClient:
         request = assignments.delete(customer=self._customer, roleAssignmentId=assignment_id)
         self._execute_unless_gone(request)
 
+    # --- Gmail delegates (a mailbox's time-bound delegation) -------------------------------
+
+    def delegate_create(self, mailbox: str, delegate: str) -> bool:
+        """Let `delegate` (an address of the same Workspace) read and send from `mailbox`
+        (Gmail's `users.settings.delegates.create`, status `accepted` at once, no e-mail). The
+        call acts as the mailbox's user. False when the delegate was there already (409)."""
+        delegates = self._gmail_delegates(mailbox)
+        try:
+            self._execute(delegates.create(userId=mailbox, body={"delegateEmail": delegate}))
+        except VendorError as error:
+            if error.status != 409:
+                raise
+            return False
+        return True
+
+    def delegate_delete(self, mailbox: str, delegate: str) -> None:
+        """Take the delegate away; one already gone (404) counts as done."""
+        delegates = self._gmail_delegates(mailbox)
+        self._execute_unless_gone(delegates.delete(userId=mailbox, delegateEmail=delegate))
+
+    def _gmail_delegates(self, mailbox: str) -> Resource:
+        gmail = self._service(_GMAIL, GMAIL_SHARING, subject=mailbox)
+        return gmail.users().settings().delegates()
+
     # --- the re-establishment window ------------------------------------------------------
 
     def changes_since(self, user_key: str, since: datetime) -> list[ReportedChange]:
@@ -309,20 +341,23 @@ class GoogleClient:
     def _directory(self, scope: str) -> Resource:
         return self._service(_DIRECTORY, scope)
 
-    def _service(self, api: tuple[str, str], scope: str) -> Resource:
-        """The API's client with a token for `scope` only, built from the library's bundled
-        discovery document and kept for the next call."""
-        key = (*api, scope)
+    def _service(self, api: tuple[str, str], scope: str, *, subject: str = "") -> Resource:
+        """The API's client with a token for `scope` only, acting as `subject` (the
+        administrator unless named), built from the library's bundled discovery document and
+        kept for the next call."""
+        subject = subject or self._admin_email
+        key = (*api, scope, subject.lower())
         if key not in self._services:
             credentials = (
                 service_account.Credentials.from_service_account_info(self._key_info)
-                .with_subject(self._admin_email)
+                .with_subject(subject)
                 .with_scopes([scope])
             )
             http = google_auth_httplib2.AuthorizedHttp(
                 credentials, http=httplib2.Http(timeout=self._timeout), max_refresh_attempts=1
             )
-            options = {"api_endpoint": self._api_endpoint} if self._api_endpoint else None
+            endpoint = self._gmail_endpoint if api == _GMAIL else self._api_endpoint
+            options = {"api_endpoint": endpoint} if endpoint else None
             self._services[key] = build(
                 *api,
                 http=http,

@@ -15,6 +15,10 @@ delegation acting as the administrator `admin_email`), it takes each step of a c
   `roles_restore` remove and assign back admin roles (R-19).
 - The window (R-35): `changes_since` reads the Reports API; `change_undo` turns 2SV off for a
   new enrolment (and signs the user out), deletes a new OAuth grant, or removes a new role.
+- Mailbox delegation (issue 14): `mailbox_delegate_add` / `mailbox_delegate_remove` are
+  Gmail's `users.settings.delegates` create and delete, acting as the mailbox's own user
+  (scope `gmail.settings.sharing`); without that scope delegated (`manage_delegates` off) they
+  are tracked manual steps.
 - `revert`: OAuth grants and app passwords deleted, backup codes invalidated, admin roles and
   the suspension as the snapshot had them, then signed out; every step runs, and the result
   names those that failed.
@@ -114,7 +118,16 @@ GOOGLE_DEFAULTS: dict[str, Any] = {
     # Role management needs the `admin.directory.rolemanagement` scope delegated; without it,
     # R-19 stays a tracked manual step.
     "manage_roles": True,
+    # Gmail delegates need `gmail.settings.sharing` delegated; without it, a mailbox
+    # delegation is granted and removed by a person (tracked manual steps).
+    "manage_delegates": True,
+    "gmail_endpoint": "https://gmail.googleapis.com",
 }
+DELEGATES_UNMANAGED = (
+    "This connector leaves Gmail delegates alone (manage_delegates is off: the "
+    "gmail.settings.sharing scope is not delegated); a person grants and removes the "
+    "delegation in the Admin console or the mailbox's Gmail settings."
+)
 
 
 def validate_google_settings(raw: dict[str, Any], errors: _Errors) -> dict[str, Any]:
@@ -134,6 +147,7 @@ def validate_google_settings(raw: dict[str, Any], errors: _Errors) -> dict[str, 
         errors.add("customer_id", "Give the customer ID (C0...) or my_customer.")
     data["token_uri"] = check_service_url(errors, "token_uri", data["token_uri"], path_allowed=True)
     data["api_endpoint"] = check_service_url(errors, "api_endpoint", data["api_endpoint"])
+    data["gmail_endpoint"] = check_service_url(errors, "gmail_endpoint", data["gmail_endpoint"])
     check_credential_reference(
         errors, data, env=("service_account_key_env",), file=("service_account_key_file",)
     )
@@ -155,6 +169,13 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
         "scope is not delegated); change them in the Google Admin console."
     )
     not_undone = NOT_UNDONE
+    no_mailbox_delegation = DELEGATES_UNMANAGED
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manage_delegates: bool = self.settings.get("manage_delegates", True)
+        if not self.manage_delegates:
+            self.capabilities = self.capabilities - {Capability.MAILBOX_DELEGATE}
 
     # --- the operations that are Google's own -----------------------------------------------
 
@@ -189,6 +210,47 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
 
         return self._run("sessions_revoke", work)
 
+    def mailbox_delegate_add(
+        self, *, mailbox: ProtectedAccount, delegate: ProtectedAccount
+    ) -> ExecutionResult:
+        """Make `delegate` a Gmail delegate of `mailbox` (both users of this Workspace). The
+        answer names both by primary address and id; a delegate already there counts as done."""
+        path = "mailbox_delegate_add"
+        if not self.manage_delegates:
+            return self._not_native(path, DELEGATES_UNMANAGED)
+
+        def work(google: GoogleClient) -> ExecutionResult:
+            owner = self._user(google, mailbox)
+            member = self._user(google, delegate)
+            added = google.delegate_create(owner.username, member.username)
+            return self._ok(
+                path,
+                mailbox_address=owner.username,
+                mailbox_user_id=owner.id,
+                delegate_address=member.username,
+                delegate_user_id=member.id,
+                already_there=not added,
+            )
+
+        return self._run(path, work)
+
+    def mailbox_delegate_remove(
+        self, *, mailbox_address: str, delegate_address: str
+    ) -> ExecutionResult:
+        """Take away the delegate `mailbox_delegate_add` made, by the addresses it answered;
+        one already gone counts as removed."""
+        path = "mailbox_delegate_remove"
+        if not self.manage_delegates:
+            return self._not_native(path, DELEGATES_UNMANAGED)
+
+        def work(google: GoogleClient) -> ExecutionResult:
+            google.delegate_delete(mailbox_address, delegate_address)
+            return self._ok(
+                path, mailbox_address=mailbox_address, delegate_address=delegate_address
+            )
+
+        return self._run(path, work)
+
     # --- Google's part of the shared operations ---------------------------------------------
 
     def _client_built(self) -> GoogleClient:
@@ -206,6 +268,7 @@ class GoogleWorkspaceConnector(VendorConnector[GoogleClient]):
             settings["admin_email"],
             customer=settings["customer_id"],
             api_endpoint=settings["api_endpoint"],
+            gmail_endpoint=settings.get("gmail_endpoint") or None,
         )
 
     def _user(self, google: GoogleClient, account: ProtectedAccount) -> WorkspaceUser:

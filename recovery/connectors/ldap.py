@@ -53,7 +53,7 @@ from ldap3.utils.dn import parse_dn
 from tenants.choices import CaseType
 
 from ..models import ProtectedAccount
-from .base import Capability, ExecutionResult, Health, Snapshot
+from .base import Capability, ExecutionResult, Health, Snapshot, capability_missing
 from .choices import Directory, PasswordMode
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,11 @@ LOCK_PREFIX = b"{CRYPT}!vouchsafe-case-"
 TEMPORARY_ACCESS_TYPES = frozenset({CaseType.MFA_RESET, CaseType.TEMPORARY_ACCESS})
 SUPPORTED = frozenset({CaseType.PASSWORD_RESET, CaseType.UNLOCK, *TEMPORARY_ACCESS_TYPES})
 UAC = "userAccountControl"
+
+
+def admin_groups(setting: str) -> list[str]:
+    """The admin group DNs of the `admin_group_dns` setting (separated by `;`)."""
+    return [dn.strip() for dn in setting.split(";") if dn.strip()]
 
 
 class _Failure(Exception):
@@ -92,6 +97,15 @@ def _same_dn(a: str, b: str) -> bool:
         return norm(a) == norm(b)
     except (LDAPException, ValueError, IndexError):
         return a.lower() == b.lower()
+
+
+def _group_role(group: str) -> dict[str, Any]:
+    """An admin group as a snapshot's role (the shape the cloud connectors' roles have)."""
+    try:
+        name = parse_dn(group)[0][1]
+    except (LDAPException, ValueError, IndexError):
+        name = group
+    return {"id": group, "role_id": group, "role_name": name, "scope": "/"}
 
 
 @dataclass
@@ -132,6 +146,10 @@ class LdapConnector:
     def __init__(self, *, settings: dict[str, Any]) -> None:
         self.s = settings
         self.directory = settings["directory"]
+        # R-19: with admin groups configured, a T2 recovery takes the account out of them.
+        self.admin_groups = admin_groups(settings.get("admin_group_dns", ""))
+        if self.admin_groups:
+            self.capabilities = LdapConnector.capabilities | {Capability.ROLES_SUSPEND}
 
     # --- connection ----------------------------------------------------------------------
 
@@ -656,6 +674,103 @@ class LdapConnector:
                 )
 
         return self._run("password_set", work)
+
+    # --- standing admin groups (R-19) ----------------------------------------------------
+
+    def _groups_result(
+        self,
+        path: str,
+        done: list[str],
+        failed: list[dict[str, str]],
+        snapshot: Snapshot | None = None,
+    ) -> ExecutionResult:
+        """Every group step was tried; like the cloud connectors, the result names what was
+        done and what failed, and carries the first failure's words."""
+        detail: dict[str, Any] = {"done": done, "failed": failed}
+        if not failed:
+            return ExecutionResult(
+                ok=True, connector=self.kind, path=path, snapshot=snapshot, detail=detail
+            )
+        error = (
+            f"{len(failed)} of {len(done) + len(failed)} steps failed, {len(done)} done; first "
+            f"failure: {failed[0]['step']}: {failed[0]['error']}"
+        )
+        detail["code"] = "ldap.refused"
+        return ExecutionResult(
+            ok=False, connector=self.kind, path=path, snapshot=snapshot, detail=detail, error=error
+        )
+
+    def _membership_change(
+        self, conn: Connection, group: str, dn: str, op: str, label: str, report: dict[str, Any]
+    ) -> None:
+        if conn.modify(group, {self.s["group_member_attribute"]: [(op, [dn])]}):
+            report["done"].append(label)
+        else:
+            report["failed"].append(
+                {"step": label, "code": "ldap.refused", "error": self._why(conn)}
+            )
+
+    def roles_suspend(self, *, account: ProtectedAccount) -> ExecutionResult:
+        """Take the account out of every configured admin group it is a direct member of
+        (R-19). The snapshot lists each such group, removed or not, for `roles_restore`; a
+        group the account is not in is left alone, so a second call changes nothing."""
+        if not self.admin_groups:
+            return capability_missing(self.kind, "roles_suspend")
+
+        def work() -> ExecutionResult:
+            with self._session() as conn:
+                entry = self._find(conn, account, set())
+                held = [g for g in self.admin_groups if self._is_member(conn, g, entry.dn)]
+                snapshot = Snapshot(
+                    account.external_id,
+                    {
+                        "connector": self.kind,
+                        "user_id": entry.dn,
+                        "username": account.username,
+                        "roles": [_group_role(group) for group in held],
+                    },
+                )
+                report: dict[str, Any] = {"done": [], "failed": []}
+                for group in held:
+                    label = f"removed from {group}"
+                    self._membership_change(conn, group, entry.dn, MODIFY_DELETE, label, report)
+                return self._groups_result(
+                    self._path(entry.dn), report["done"], report["failed"], snapshot
+                )
+
+        return self._run("roles_suspend", work)
+
+    def roles_restore(self, *, account: ProtectedAccount, snapshot: Snapshot) -> ExecutionResult:
+        """Put the account back into the snapshot's admin groups it is not in now, for the same
+        entry only (one moved or re-created since gets nothing)."""
+        state = snapshot.state
+        if state.get("connector") != self.kind or state.get("roles") is None:
+            return ExecutionResult(
+                ok=False,
+                connector=self.kind,
+                path=self._path(),
+                detail={"code": "ldap.snapshot_without_roles"},
+                error="The snapshot holds no admin groups of the ldap connector to restore.",
+            )
+
+        def work() -> ExecutionResult:
+            with self._session() as conn:
+                entry = self._find(conn, account, set())
+                if not _same_dn(entry.dn, state["user_id"]):
+                    raise _Failure(
+                        f"The account's entry is now {entry.dn}, not {state['user_id']} as in "
+                        "the snapshot; nothing was changed."
+                    )
+                report: dict[str, Any] = {"done": [], "failed": []}
+                for role in state["roles"]:
+                    group = role["role_id"]
+                    if self._is_member(conn, group, entry.dn):
+                        continue
+                    label = f"restored to {group}"
+                    self._membership_change(conn, group, entry.dn, MODIFY_ADD, label, report)
+                return self._groups_result(self._path(entry.dn), report["done"], report["failed"])
+
+        return self._run("roles_restore", work)
 
     def health(self) -> Health:
         try:

@@ -126,7 +126,11 @@ class OktaConnector(VendorConnector[OktaClient]):
 
     kind = KIND
     vendor = "Okta"
-    native = frozenset(Capability) - {Capability.PASSWORD_SET}
+    native = frozenset(Capability) - {Capability.PASSWORD_SET, Capability.MAILBOX_DELEGATE}
+    no_mailbox_delegation = (
+        "Okta holds no mailboxes: a person grants and removes the delegation in the mail "
+        "system that holds the mailbox."
+    )
     execute_case_types = PASS_CASES | {CaseType.UNLOCK}
     pass_case_types = PASS_CASES
     not_set_here = (

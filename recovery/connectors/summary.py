@@ -48,6 +48,7 @@ SHOWN: dict[str, dict[str, str]] = {
             "unlock_attribute",
             "unlock_value",
             "temporary_access_group_dn",
+            "admin_group_dns",
             "group_member_attribute",
             "temporary_access_attribute",
             "temporary_access_value",
@@ -81,6 +82,8 @@ SHOWN: dict[str, dict[str, str]] = {
         "token_uri": ORIGIN,
         "api_endpoint": ORIGIN,
         "manage_roles": PLAIN,
+        "manage_delegates": PLAIN,
+        "gmail_endpoint": ORIGIN,
     },
 }
 

@@ -66,6 +66,8 @@ LDAP_COMMON_DEFAULTS: dict[str, Any] = {
     "group_member_attribute": "member",
     "temporary_access_attribute": "",
     "temporary_access_value": "",
+    # the groups whose membership is a standing admin role, separated by ";"
+    "admin_group_dns": "",
 }
 LDAP_REQUIRED = ("server_uri", "bind_dn", "bind_password_env", "base_dn")
 
@@ -202,6 +204,8 @@ def _validate_ldap(raw: dict[str, Any], errors: _Errors) -> dict[str, Any]:
     _check_dn(
         errors, "temporary_access_group_dn", data["temporary_access_group_dn"], required=False
     )
+    for group in data["admin_group_dns"].split(";") if data["admin_group_dns"] else []:
+        _check_dn(errors, "admin_group_dns", group.strip(), required=True)
     if "bind_password_env" in raw and not ENV_NAME.match(data["bind_password_env"]):
         errors.add(
             "bind_password_env",

@@ -286,6 +286,8 @@ class VendorConnector(Generic[VendorClient]):
     not_executed: dict[str, str] = {}
     hints: dict[str, str] = {}  # what to do about a vendor refusal, by error kind
     not_undone: dict[str, str] = {}  # the changes it cannot undo, and where a person does
+    # Why it cannot grant mailbox access (when MAILBOX_DELEGATE is not native), and who does.
+    no_mailbox_delegation = ""
 
     def __init__(
         self, *, tenant: Tenant, settings: dict[str, Any], client: VendorClient | None = None
@@ -469,6 +471,17 @@ class VendorConnector(Generic[VendorClient]):
             return undo(vendor, user, change)
 
         return self._run(path, work)
+
+    def mailbox_delegate_add(
+        self, *, mailbox: ProtectedAccount, delegate: ProtectedAccount
+    ) -> ExecutionResult:
+        """Mailbox delegation is the vendor's own where it has one (Google overrides this)."""
+        return self._not_native("mailbox_delegate_add", self.no_mailbox_delegation)
+
+    def mailbox_delegate_remove(
+        self, *, mailbox_address: str, delegate_address: str
+    ) -> ExecutionResult:
+        return self._not_native("mailbox_delegate_remove", self.no_mailbox_delegation)
 
     # --- the vendor's part ------------------------------------------------------------------
 

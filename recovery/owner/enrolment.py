@@ -457,11 +457,15 @@ def portal_credentials_take_back(account: ProtectedAccount) -> TakenBack:
 
 def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
     """The owner's "this wasn't me" on an account notice (a passkey or codes added): freeze the
-    account, take back the portal credentials registered in the last quarantine window, end
-    its portal sessions and alert the security team. Idempotent."""
+    account and every active recovery on it (revoked, and once committed reverted through the
+    connector, as for a case's repudiation, R-41), take back the portal credentials registered
+    in the last quarantine window, end its portal sessions and alert the security team.
+    Idempotent."""
+    from ..cases.services.repudiation import account_cases_locked, account_revert, case_frozen
     from ..messaging import email_send
 
     with tenant_scope([notice.tenant_id]):
+        recoveries = account_cases_locked(tenant=notice.tenant, account_id=notice.account_id)
         account = (
             ProtectedAccount.objects.for_tenant(notice.tenant)
             .select_for_update()
@@ -470,11 +474,24 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
         )
         taken = portal_credentials_take_back(account)
         was_frozen = account.frozen_at is not None
-        if was_frozen and not (taken.passkeys or taken.code_sets or taken.sessions):
+        if was_frozen and not (taken.passkeys or taken.code_sets or taken.sessions or recoveries):
             return account  # a second click changes nothing more
         if not was_frozen:
             account.frozen_at = timezone.now()
             account.save(update_fields=["frozen_at"])
+        for recovery in recoveries:
+            case_frozen(
+                recovery,
+                notice=notice,
+                was_frozen=was_frozen,
+                reason=f"Frozen: the account owner reported a change ({notice.event}) as not "
+                "theirs.",
+                extra={"via_account_notice": notice.event},
+            )
+        tenant, account_id = account.tenant, account.pk
+        transaction.on_commit(
+            lambda: account_revert(tenant=tenant, account_id=account_id), robust=True
+        )
         record(
             action="owner.account_repudiated",
             actor=OWNER,
@@ -486,6 +503,7 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
                 "event": notice.event,
                 **taken.as_data(),
                 "was_frozen": was_frozen,
+                "cases_frozen": [recovery.pk for recovery in recoveries],
             },
         )
         record(

@@ -67,7 +67,7 @@ from ..cases.services.base import (
     requirements_for,
     work_access,
 )
-from ..cases.services.execution import case_repudiate
+from ..cases.services.repudiation import case_repudiate
 from ..cases.transitions import Move, transition_require
 from ..choices import ContactKind
 from ..models import ContactMethod, ProtectedAccount

@@ -7,6 +7,7 @@ credential after a recovery (views_recovery).
 
 from django.urls import path
 
+from ..delegation import owner_views as delegation_views
 from . import views, views_confirm, views_enrol, views_idp, views_recovery
 
 urlpatterns = [
@@ -98,5 +99,16 @@ urlpatterns += [
         "owner/recovery/confirm/",
         views_recovery.recovery_cloud_confirm_view,
         name="owner-recovery-confirm",
+    ),
+]
+
+# [E] The mailbox owner's answer to a request for access to a mailbox they own (issue 14):
+# in their own session, an identity provider sign-in (recovery.delegation).
+urlpatterns += [
+    path("owner/mailbox-access/", delegation_views.delegations_view, name="owner-delegations"),
+    path(
+        "owner/mailbox-access/<int:pk>/decide/",
+        delegation_views.delegation_decide_view,
+        name="owner-delegation-decide",
     ),
 ]

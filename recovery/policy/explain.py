@@ -113,6 +113,11 @@ def _summary(
             "authenticator, address, mailbox rule, delegate, OAuth consent or privileged role "
             "is undone and the account frozen pending review (R-35)."
         )
+    if req.case_type == CaseType.PRIVILEGED_ROLE_RESTORE:
+        lines.append(
+            f"The suspended roles are granted back for at most "
+            f"{duration(req.role_regrant_max_seconds)}, then removed again (R-19)."
+        )
     if policy.source == "tenant":
         lines.append(
             f"Policy: version {policy.number} of this tenant (sha256 {policy.sha256[:12]})."

@@ -44,6 +44,12 @@ CEILINGS: tuple[tuple[str, Path, int, str], ...] = (
         "A temporary access pass lives at most 8 h.",
     ),
     ("R-53.max_failed_attempts", ("max_failed_attempts",), 5, "At most 5 failed attempts."),
+    (
+        "R-19.role_regrant_max_seconds",
+        ("role_regrant_max_seconds",),
+        90 * DAY,
+        "Privileged roles are granted back for at most 90 days at a time (R-19).",
+    ),
 )
 # Same shape: value must be >= bound. Applied to every tier and case type.
 MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
@@ -152,6 +158,9 @@ EXECUTION_STEP_UP = PHISHING_RESISTANT
 # the re-establishment window after a recovery when the policy names none (our default;
 # no standard gives a number). T0 recoveries get none unless the tenant sets one.
 REESTABLISHMENT_WINDOW_DEFAULT = {Tier.T0: 0, Tier.T1: 3 * DAY, Tier.T2: 3 * DAY}
+# the longest a privileged_role_restore case grants the suspended roles back when the
+# policy names no maximum (our default); the CEILINGS entry above keeps any policy at 90 days.
+ROLE_REGRANT_MAX_DEFAULT = 7 * DAY
 
 
 def approval_lifetime_default(cooling_off_seconds: int) -> int:

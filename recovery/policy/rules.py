@@ -13,7 +13,12 @@ from tenants.exceptions import InvalidInput
 
 from ..cases.methods import METHOD_NAMES
 from .document import effective
-from .floors import REESTABLISHMENT_WINDOW_DEFAULT, approval_lifetime_default, step_up_default
+from .floors import (
+    REESTABLISHMENT_WINDOW_DEFAULT,
+    ROLE_REGRANT_MAX_DEFAULT,
+    approval_lifetime_default,
+    step_up_default,
+)
 from .schema import ATTESTATION_FORMATS, CASE_IDLE_LIMIT_DEFAULT
 from .validation import source_sha256, validated
 
@@ -58,6 +63,7 @@ class Requirements:
     case_idle_limit_seconds: int
     approval_lifetime_seconds: int
     reestablishment_window_seconds: int
+    role_regrant_max_seconds: int
     step_up_kinds: tuple[str, ...]
     policy_versions: tuple[int, ...]
 
@@ -145,6 +151,7 @@ STRICTER: dict[str, Callable[[Any, Any], Any]] = {
     "case_idle_limit_seconds": min,  # a case expires sooner
     "approval_lifetime_seconds": min,
     "reestablishment_window_seconds": max,  # changes are undone for longer
+    "role_regrant_max_seconds": min,  # roles come back for less long
     "step_up_kinds": _in_both,
     "policy_versions": _both_named,
 }
@@ -168,6 +175,21 @@ class OwnerPortalRules:
     password_min_length: int = 15
     confirmation_lifetime_seconds: int = 300
     enrolment_link_lifetime_seconds: int = 86_400
+
+
+@dataclass(frozen=True)
+class DelegationRules:
+    """The tenant's mailbox delegation lengths (`mailbox_delegation` in the policy document):
+    a request names a length up to `max_lifetime_seconds`, else gets the default."""
+
+    default_lifetime_seconds: int = 86_400
+    max_lifetime_seconds: int = 7 * 86_400
+
+    def lifetime(self, requested_seconds: int | None) -> int | None:
+        """The length a request gets, or None when it asks for more than the maximum."""
+        if requested_seconds is None:
+            return min(self.default_lifetime_seconds, self.max_lifetime_seconds)
+        return requested_seconds if requested_seconds <= self.max_lifetime_seconds else None
 
 
 def _texts(value: Any) -> list[str]:
@@ -221,6 +243,7 @@ class TenantPolicy:
             reestablishment_window_seconds=req.get(
                 "reestablishment_window_seconds", REESTABLISHMENT_WINDOW_DEFAULT[tier]
             ),
+            role_regrant_max_seconds=req.get("role_regrant_max_seconds", ROLE_REGRANT_MAX_DEFAULT),
             step_up_kinds=tuple(req.get("step_up", step_up_default(tier))),
             policy_versions=(self.number,),
         )
@@ -232,6 +255,11 @@ class TenantPolicy:
         if "allowed_attestation_formats" in given:
             given["allowed_attestation_formats"] = tuple(given["allowed_attestation_formats"])
         return OwnerPortalRules(**given)
+
+    @property
+    def mailbox_delegation(self) -> DelegationRules:
+        """The mailbox delegation lengths, defaults filled in."""
+        return DelegationRules(**dict(self.document.get("mailbox_delegation") or {}))
 
     def compute_tier(self, account: TierSubject) -> tuple[str, list[str]]:
         """The account's tier by the document's tier rules, and the rules that matched.

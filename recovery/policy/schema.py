@@ -46,7 +46,7 @@ def _lifetimes(*, complete: bool) -> dict[str, Any]:
 
 
 # Optional: absent, rules.py derives them (floors.approval_lifetime_default, step_up_default,
-# floors.REESTABLISHMENT_WINDOW_DEFAULT).
+# floors.REESTABLISHMENT_WINDOW_DEFAULT, floors.ROLE_REGRANT_MAX_DEFAULT).
 OPTIONAL_FIELDS = frozenset(
     {
         "accepted_methods",
@@ -54,6 +54,7 @@ OPTIONAL_FIELDS = frozenset(
         "step_up",
         "case_idle_limit_seconds",
         "reestablishment_window_seconds",
+        "role_regrant_max_seconds",
     }
 )
 # An open case idle this long expires (the `expire` sweep); absent, the default applies.
@@ -88,6 +89,27 @@ OWNER_PORTAL_SCHEMA: dict[str, Any] = {
 }
 
 
+# Time-bound mailbox delegation (issue 14): how long a delegation lasts when the request names
+# no length, and the longest a tenant allows; both under the platform ceiling (our choice).
+DELEGATION_LIFETIME_CEILING = 30 * DAY
+MAILBOX_DELEGATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "default_lifetime_seconds": {
+            "type": "integer",
+            "minimum": 3600,
+            "maximum": DELEGATION_LIFETIME_CEILING,
+        },
+        "max_lifetime_seconds": {
+            "type": "integer",
+            "minimum": 3600,
+            "maximum": DELEGATION_LIFETIME_CEILING,
+        },
+    },
+}
+
+
 def _requirements(*, complete: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {
         # Items are any text here: floors.py refuses anything but S1-S5 naming the rule (R-01,
@@ -113,6 +135,9 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         # How long after a recovery changes are undone and freeze the account; 0 is
         # none. floors.py keeps T1 and T2 at 24 h or more.
         "reestablishment_window_seconds": _SECONDS,
+        # The longest a privileged_role_restore case grants suspended roles back: the
+        # restore asks for a length up to it. floors.py keeps it at 90 days or less.
+        "role_regrant_max_seconds": {"type": "integer", "minimum": 3600, "maximum": 366 * DAY},
         # How long an approval counts; floors.py bounds it by the platform maximum and
         # the cooling-off, naming the rule.
         "approval_lifetime_seconds": {"type": "integer", "minimum": 60, "maximum": 366 * DAY},
@@ -191,6 +216,7 @@ SCHEMA: dict[str, Any] = {
         },
         "case_types": _BY_CASE_TYPE,
         "owner_portal": OWNER_PORTAL_SCHEMA,
+        "mailbox_delegation": MAILBOX_DELEGATION_SCHEMA,
     },
 }
 

@@ -398,6 +398,11 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "CaseContainmentRecordApi.POST": lambda objs: Body(
         {"step": f"sessions_revoke:{objs.get('account').username}"}
     ),
+    "CaseRevertRecordApi.POST": lambda objs: Body({"step": "manual_step:1"}),
+    "CaseDelegationRecordApi.POST": lambda objs: Body({"step": "grant"}),
+    "AccountUnfreezeApi.POST": lambda objs: Body(
+        {"reason": "Reviewed with the owner; nothing left to revert.", "otp": "000000"}
+    ),
     "CaseNoteApi.POST": lambda objs: Body({"text": "Called back on the HR number."}),
     "CaseSummaryApi.POST": _summary_body,
     "CaseApproveApi.POST": lambda objs: Body({"reason": "manager confirmed", "otp": "000000"}),

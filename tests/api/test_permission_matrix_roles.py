@@ -54,6 +54,7 @@ ROUTE_SCOPES = {
     "POST /policy/simulate/": Scope.POLICY_READ,
     "GET /accounts/": Scope.ACCOUNTS_READ,
     "GET /accounts/<int:account_id>/": Scope.ACCOUNTS_READ,
+    "POST /accounts/<int:account_id>/unfreeze/": StaffScope.CASES_EXECUTE,
     "GET /cases/": Scope.CASES_READ,
     "POST /cases/": Scope.CASES_DRAFT,
     "GET /cases/<int:case_id>/": Scope.CASES_READ,
@@ -69,6 +70,8 @@ ROUTE_SCOPES = {
     "GET /cases/<int:case_id>/step-up/options/": StaffScope.CASES_DECIDE,  # ?action=approve
     "POST /cases/<int:case_id>/close/": Scope.CASES_WRITE,
     "POST /cases/<int:case_id>/containment/record/": StaffScope.CASES_EXECUTE,
+    "POST /cases/<int:case_id>/revert/record/": StaffScope.CASES_EXECUTE,
+    "POST /cases/<int:case_id>/delegation/record/": StaffScope.CASES_EXECUTE,
     "POST /cases/<int:case_id>/manual-step/": Scope.CASES_WRITE,
     "POST /cases/<int:case_id>/notes/": Scope.CASES_WRITE,
     "POST /cases/<int:case_id>/summaries/": Scope.CASES_DRAFT,

@@ -283,6 +283,7 @@ CLOUD: dict[str, dict[str, Any]] = {
         "service_account_key_file": "/etc/vouchsafe/acme-google.json",
         "api_endpoint": "http://127.0.0.1:9000",
         "manage_roles": True,
+        "manage_delegates": True,
     },
 }
 # One configuration per cloud kind that its validator refuses, and the fields it blames.

@@ -16,7 +16,7 @@ from audit.services import record
 from recovery.cases import review_views
 from recovery.cases.models import Approval, Evidence, RecoveryCase
 from recovery.cases.services import case_open, case_submit, context_record
-from recovery.cases.services.execution import case_repudiate
+from recovery.cases.services.repudiation import case_repudiate
 from recovery.challenges.models import VerificationChallenge
 from recovery.notifications.models import OwnerNotice
 from recovery.proofing.models import AttendedSession, ProofingSession

@@ -18,6 +18,13 @@ What it implements, as Google documents it:
   (409 `duplicate` on a second identical assignment). Each method takes only the scopes its
   discovery document lists; the delegated admin must be an administrator (else 403 `forbidden`,
   "Not Authorized to access this resource/api").
+- Gmail API delegates (`/gmail/v1/users/{userId}/settings/delegates`): `create`, `delete`,
+  `get`, `list`. The call acts as the mailbox's own user: the token's subject must be the user
+  `userId` names (or `userId` is `me`), else 403 "Delegation denied"; `create` and `delete`
+  need `gmail.settings.sharing`, `get` and `list` `gmail.settings.basic` (or broader). A
+  delegate must be another user of the same Workspace (400 `invalidArgument`); a second
+  `create` is 409 `alreadyExists`; deleting one that is not there is 404. Delegates made this
+  way are `accepted` at once (no verification e-mail, as for domain-wide delegation).
 - Reports API: `activities.list` on `/admin/reports/v1/activity/users/{userKey}/applications/
   {applicationName}` with `startTime`, `endTime`, `eventName`, `filters` (`==`, `<>`),
   `maxResults` (default 1000) and `pageToken`, newest first.
@@ -52,6 +59,14 @@ USER_SECURITY = AUTH + "admin.directory.user.security"
 ROLES = AUTH + "admin.directory.rolemanagement"
 ROLES_READONLY = AUTH + "admin.directory.rolemanagement.readonly"
 AUDIT_READONLY = AUTH + "admin.reports.audit.readonly"
+GMAIL_SHARING = AUTH + "gmail.settings.sharing"
+GMAIL_READ_SCOPES = (
+    "https://mail.google.com/",
+    AUTH + "gmail.modify",
+    AUTH + "gmail.readonly",
+    AUTH + "gmail.settings.basic",
+)
+GMAIL_DELEGATE_LIMIT = 1000  # Gmail's documented cap on one user's delegates
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # `aud` of every assertion
@@ -61,6 +76,7 @@ CLOCK_SKEW = 300
 DIRECTORY = "/admin/directory/v1"
 USER_PATH = DIRECTORY + r"/users/(?P<user_key>[^/]+)"
 CUSTOMER_PATH = DIRECTORY + r"/customer/(?P<customer>[^/]+)"
+DELEGATES = r"/gmail/v1/users/(?P<user_id>[^/]+)/settings/delegates"
 REPORTS = r"/admin/reports/v1/activity/users/(?P<user_key>[^/]+)/applications/(?P<app>[^/]+)"
 
 STATUS_NAMES = {
@@ -112,6 +128,22 @@ def api(method: str, pattern: str, *scopes: str) -> Callable[[Callable], Callabl
         def guarded(self: FakeGoogle, request: FakeRequest) -> FakeResponse:
             request.params = {key: unquote(value) for key, value in request.params.items()}
             return self._refusal(request, scopes) or handler(self, request)
+
+        return route(method, pattern)(guarded)
+
+    return mark
+
+
+def gmail(method: str, pattern: str, *scopes: str) -> Callable[[Callable], Callable]:
+    """A route of the Gmail API: a valid bearer token with one of `scopes`, acting as the
+    mailbox's own user (`userId` is that user's address, id or `me`). The handler gets the
+    user as `request.mailbox`."""
+
+    def mark(handler: Callable) -> Callable:
+        @wraps(handler)
+        def guarded(self: FakeGoogle, request: FakeRequest) -> FakeResponse:
+            request.params = {key: unquote(value) for key, value in request.params.items()}
+            return self._gmail_refusal(request, scopes) or handler(self, request)
 
         return route(method, pattern)(guarded)
 
@@ -183,6 +215,7 @@ class FakeGoogle(FakeService):
         self.role_assignments: dict[str, dict[str, Any]] = {}
         self.activities: dict[str, list[dict[str, Any]]] = {}
         self.signed_out: list[str] = []  # user ids, in the order of the signOut calls
+        self.delegates: dict[str, dict[str, str]] = {}  # mailbox user id -> address -> status
         self._page_tokens: dict[str, int] = {}
         self._serial = 1000
 
@@ -561,6 +594,76 @@ class FakeGoogle(FakeService):
     def role_assignments_delete(self, request: FakeRequest) -> FakeResponse:
         if self.role_assignments.pop(request.params["assignment_id"], None) is None:
             return _not_found("roleAssignmentId")
+        return NO_CONTENT
+
+    # --- Gmail: delegates -------------------------------------------------------------------
+
+    def delegates_of(self, user_key: str) -> list[str]:
+        """The delegate addresses of a mailbox (test control)."""
+        return sorted(self.delegates.get(self.user(user_key).id, {}))
+
+    def _gmail_refusal(self, request: FakeRequest, scopes: tuple[str, ...]) -> FakeResponse | None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        token = self.tokens.get(value) if scheme == "Bearer" else None
+        if token is None or token.expires_at <= self.now():
+            return google_error(
+                401,
+                "authError",
+                "Request had invalid authentication credentials.",
+                {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            )
+        if not token.scopes & set(scopes):
+            return google_error(
+                403, "insufficientPermissions", "Request had insufficient authentication scopes."
+            )
+        named = request.params["user_id"]
+        acting = self.users.get(token.subject_id)
+        mailbox = acting if named == "me" else self._find_user(named)
+        if acting is None or mailbox is None or mailbox.id != acting.id:
+            return google_error(403, "forbidden", f"Delegation denied for {acting.primary_email}")
+        request.mailbox = mailbox  # type: ignore[attr-defined]
+        return None
+
+    @staticmethod
+    def _delegate_resource(address: str, status: str) -> dict[str, str]:
+        return {"delegateEmail": address, "verificationStatus": status}
+
+    @gmail("GET", DELEGATES, *GMAIL_READ_SCOPES)
+    def delegates_list(self, request: FakeRequest) -> FakeResponse:
+        mine = self.delegates.get(request.mailbox.id, {})  # type: ignore[attr-defined]
+        items = [self._delegate_resource(a, status) for a, status in sorted(mine.items())]
+        return FakeResponse(200, {"delegates": items} if items else {})
+
+    @gmail("POST", DELEGATES, GMAIL_SHARING)
+    def delegates_create(self, request: FakeRequest) -> FakeResponse:
+        mailbox = request.mailbox  # type: ignore[attr-defined]
+        address = str((request.json() or {}).get("delegateEmail", ""))
+        member = self._find_user(address)
+        if member is None or member.id == mailbox.id:
+            return google_error(400, "invalidArgument", "Invalid delegate")
+        mine = self.delegates.setdefault(mailbox.id, {})
+        if member.primary_email in mine:
+            return google_error(409, "alreadyExists", "Delegate already exists")
+        if len(mine) >= GMAIL_DELEGATE_LIMIT:
+            return google_error(400, "failedPrecondition", "Too many delegates")
+        mine[member.primary_email] = "accepted"
+        return FakeResponse(200, self._delegate_resource(member.primary_email, "accepted"))
+
+    @gmail("GET", DELEGATES + r"/(?P<address>[^/]+)", *GMAIL_READ_SCOPES)
+    def delegates_get(self, request: FakeRequest) -> FakeResponse:
+        mine = self.delegates.get(request.mailbox.id, {})  # type: ignore[attr-defined]
+        member = self._find_user(request.params["address"])
+        if member is None or member.primary_email not in mine:
+            return _not_found("delegateEmail")
+        status = mine[member.primary_email]
+        return FakeResponse(200, self._delegate_resource(member.primary_email, status))
+
+    @gmail("DELETE", DELEGATES + r"/(?P<address>[^/]+)", GMAIL_SHARING)
+    def delegates_delete(self, request: FakeRequest) -> FakeResponse:
+        mine = self.delegates.get(request.mailbox.id, {})  # type: ignore[attr-defined]
+        member = self._find_user(request.params["address"])
+        if member is None or mine.pop(member.primary_email, None) is None:
+            return _not_found("delegateEmail")
         return NO_CONTENT
 
     # --- Reports --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .google import (
     AUDIT_READONLY,
+    GMAIL_SHARING,
     JWT_BEARER,
     ROLES,
     TOKEN_AUDIENCE,
@@ -371,3 +372,69 @@ def test_an_injected_failure_has_googles_error_shape(google, key, bob):
     first = _call(google, token, "GET", f"{DIRECTORY}/users/{bob.id}")
     assert _error(first) == (403, "userRateLimitExceeded", "PERMISSION_DENIED")
     assert _call(google, token, "GET", f"{DIRECTORY}/users/{bob.id}").status_code == 200
+
+
+# --- Gmail delegates ------------------------------------------------------------------------
+
+SETTINGS_BASIC = "https://www.googleapis.com/auth/gmail.settings.basic"
+DELEGATES = "/gmail/v1/users/{}/settings/delegates"
+
+
+@pytest.fixture
+def mailbox(google, key):
+    """A shared mailbox user (no admin) and the service account allowed Gmail's settings."""
+    google.delegate(key["client_id"], GMAIL_SHARING, SETTINGS_BASIC)
+    google.add_user("alice@example.com", "Alice Able")
+    return google.add_user("payroll@example.com", "Payroll")
+
+
+def test_a_delegate_is_created_accepted_at_once_listed_got_and_deleted(google, key, mailbox):
+    token = _token(google, key, GMAIL_SHARING, SETTINGS_BASIC, sub="payroll@example.com")
+    path = DELEGATES.format("payroll@example.com")
+    created = _call(google, token, "POST", path, json={"delegateEmail": "alice@example.com"})
+    assert created.status_code == 200
+    assert created.json() == {
+        "delegateEmail": "alice@example.com",
+        "verificationStatus": "accepted",
+    }
+    assert google.delegates_of("payroll@example.com") == ["alice@example.com"]
+    listed = _call(google, token, "GET", DELEGATES.format("me"))
+    assert listed.json()["delegates"] == [created.json()]
+    got = _call(google, token, "GET", f"{path}/alice@example.com")
+    assert got.status_code == 200 and got.json()["verificationStatus"] == "accepted"
+    again = _call(google, token, "POST", path, json={"delegateEmail": "alice@example.com"})
+    assert again.status_code == 409
+    assert again.json()["error"]["errors"][0]["reason"] == "alreadyExists"
+    assert _call(google, token, "DELETE", f"{path}/alice@example.com").status_code == 204
+    assert _call(google, token, "DELETE", f"{path}/alice@example.com").status_code == 404
+    assert google.delegates_of("payroll@example.com") == []
+    assert "delegates" not in _call(google, token, "GET", path).json()  # empty: no key
+
+
+def test_delegates_are_managed_only_as_the_mailbox_s_own_user(google, key, mailbox):
+    as_admin = _token(google, key, GMAIL_SHARING)  # the administrator, not the mailbox
+    body = {"delegateEmail": "alice@example.com"}
+    answer = _call(google, as_admin, "POST", DELEGATES.format("payroll@example.com"), json=body)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["message"] == "Delegation denied for admin@example.com"
+    assert google.delegates_of("payroll@example.com") == []
+
+
+def test_creating_and_deleting_need_the_sharing_scope(google, key, mailbox):
+    basic = _token(google, key, SETTINGS_BASIC, sub="payroll@example.com")
+    path = DELEGATES.format("payroll@example.com")
+    answer = _call(google, basic, "POST", path, json={"delegateEmail": "alice@example.com"})
+    assert answer.status_code == 403
+    assert answer.json()["error"]["errors"][0]["reason"] == "insufficientPermissions"
+    assert _call(google, basic, "GET", path).status_code == 200  # reading is allowed
+
+
+@pytest.mark.parametrize("delegate", ["stranger@elsewhere.example", "payroll@example.com"])
+def test_a_delegate_outside_the_workspace_or_the_mailbox_itself_is_invalid(
+    google, key, mailbox, delegate
+):
+    token = _token(google, key, GMAIL_SHARING, sub="payroll@example.com")
+    path = DELEGATES.format("payroll@example.com")
+    answer = _call(google, token, "POST", path, json={"delegateEmail": delegate})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["errors"][0]["reason"] == "invalidArgument"

@@ -354,7 +354,7 @@ def test_an_expired_session_is_refused(ldap_acme, slapd):  # noqa: F811
 
 
 def test_a_repudiated_case_binds_nothing(ldap_acme, slapd):  # noqa: F811
-    from recovery.cases.services.execution import case_repudiate
+    from recovery.cases.services.repudiation import case_repudiate
 
     recovery = password_session(ldap_acme, slapd)
     notices_planned(recovery.case.tenant)  # what a worker does once the execution committed

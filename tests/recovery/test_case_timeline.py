@@ -112,6 +112,52 @@ def test_context_only_facts_and_unknown_actions_still_read(acme):
     assert summarise("case.unheard_of", {}, "alice") == "case.unheard_of by alice"
 
 
+@pytest.mark.parametrize(
+    ("action", "data", "words"),
+    [
+        (
+            "containment.step_done",
+            {"operation": "method_remove", "connector": "entra"},
+            "Containment: a lost sign-in method removed (the entra connector)",
+        ),
+        (
+            "containment.step_failed",
+            {"operation": "sessions_revoke", "manual_step": "End every session of ada."},
+            "Containment step left to a person: End every session of ada.",
+        ),
+        (
+            "window.change_undone",
+            {"kind": "mfa_enrolled"},
+            "Inside the re-establishment window: a new authenticator, undone by the connector",
+        ),
+        (
+            "window.account_frozen",
+            {"kind": "mailbox_rule"},
+            "Account frozen pending review: a new mailbox forwarding, redirect or hiding rule "
+            "inside the window",
+        ),
+        (
+            "alert.raised",
+            {"type": "post_recovery_change", "kind": "privileged_role"},
+            "Alert for the security queue: a privileged role grant inside the re-establishment "
+            "window",
+        ),
+        (
+            "approval.invalidated",
+            {"approver": "sam", "reason": "snapshot_changed"},
+            "The approval by sam no longer counts: the case changed after it",
+        ),
+        (
+            "owner.temporary_pass_issued",
+            {},
+            "The provider's one-time pass was shown to the owner in their session",
+        ),
+    ],
+)
+def test_recovery_steps_after_execution_read_in_words(action, data, words):
+    assert summarise(action, data, "ana") == words
+
+
 def test_summaries_follow_the_active_language():
     from django.utils import translation
 

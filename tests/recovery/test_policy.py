@@ -418,6 +418,15 @@ FLOOR_CASES = [
         "approval_lifetime_seconds: 86400",
         "  exception:",
     ),
+    (
+        "R-19.role_regrant_max_seconds",
+        "  role_regrant_max_seconds: 604800        "
+        "# R-19: re-grants last at most 7 days; ceiling 90\n",
+        "  role_regrant_max_seconds: 7776001\n",
+        "$.defaults.role_regrant_max_seconds",
+        "role_regrant_max_seconds: 7776001",
+        "",
+    ),
 ]
 
 

@@ -104,6 +104,7 @@ LOOSER_STRICTER = {
     "case_idle_limit_seconds": (2592000, 604800),
     "approval_lifetime_seconds": (86400, 3600),
     "reestablishment_window_seconds": (259200, 604800),
+    "role_regrant_max_seconds": (604800, 86400),
     "step_up_kinds": (("passkey", "totp"), ("passkey",)),
 }
 

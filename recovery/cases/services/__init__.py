@@ -28,6 +28,7 @@ from .evidence import (
 )
 from .lifecycle import case_cancel, case_expire_idle, case_expire_sweep, case_release_cooled
 from .opening import case_open, case_take, case_taken_decision
+from .repudiation import account_unfreeze, case_repudiate, revert_step_record
 from .step_up import case_snapshot_hash, case_step_up_verify, step_up_options
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "CaseNeeds",
     "VerifiedSignal",
     "accepted_classes",
+    "account_unfreeze",
     "approval_decide",
     "approval_refusal",
     "approvals_void_stale",
@@ -48,6 +50,7 @@ __all__ = [
     "case_needs",
     "case_open",
     "case_release_cooled",
+    "case_repudiate",
     "case_snapshot_hash",
     "case_step_up_verify",
     "case_submit",
@@ -57,6 +60,7 @@ __all__ = [
     "counted_evidence",
     "evidence_from_verifier",
     "evidence_refusal_record",
+    "revert_step_record",
     "step_up_options",
     "subject_and_delegate_persons",
 ]

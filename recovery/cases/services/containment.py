@@ -31,18 +31,16 @@ from tenants.stepup import StepUpProof
 from ...connectors.base import Capability, CloudConnector, ExecutionResult, capability_missing
 from ...connectors.cloud import AuthMethod
 from ...models import ProtectedAccount
-from ...policy.floors import EXECUTION_STEP_UP
 from ..models import CaseExecution, RecoveryCase
+from ..steps import step_pending, step_record_proof, steps_pending, steps_recorded
 from ..transitions import Move, transition_require
 from .base import audit_actor_of, case_locked, work_access
-from .step_up import EXECUTE, case_snapshot_hash, require_bound_step_up
 
 METHOD_REMOVE = "method_remove"
 SESSIONS_REVOKE = "sessions_revoke"
 TEMPORARY_ACCESS_REVOKE = "revoke_temporary_access"
 # Never removed by containment: the owner changes a password; it is no lost authenticator.
 PASSWORD_KINDS = frozenset({"password"})
-PENDING, RECORDED = "pending", "recorded"
 
 
 @dataclass(frozen=True)
@@ -210,16 +208,13 @@ def containment_record(
             data={**data, "code": outcome.code, "error": outcome.error, "manual_step": manual},
         )
         steps.append(
-            {
-                "id": outcome.step_id,
-                "operation": outcome.operation,
-                "target": outcome.target,
-                "code": outcome.code,
-                "manual_step": manual,
-                "state": PENDING,
-                "recorded_at": None,
-                "recorded_by": None,
-            }
+            step_pending(
+                step_id=outcome.step_id,
+                operation=outcome.operation,
+                target=outcome.target,
+                code=outcome.code,
+                words=manual,
+            )
         )
     execution.containment_steps = steps
     execution.containment_done_at = timezone.now()
@@ -255,7 +250,7 @@ def containment_pending(execution: CaseExecution | None) -> list[dict[str, Any]]
     """The manual containment steps nobody has recorded yet."""
     if execution is None:
         return []
-    return [step for step in execution.containment_steps if step["state"] == PENDING]
+    return steps_pending(execution.containment_steps)
 
 
 def containment_step_record(
@@ -276,26 +271,10 @@ def containment_step_record(
                 "There is no pending containment step with this id on the case.",
                 code="containment.step_unknown",
             )
-        proof = require_bound_step_up(
-            step_up,
-            actor,
-            case=case,
-            action=EXECUTE,
-            snapshot=case_snapshot_hash(case),
-            kinds=EXECUTION_STEP_UP,
+        proof = step_record_proof(step_up, actor, case)
+        execution.containment_steps = steps_recorded(
+            execution.containment_steps, step, by=actor, at=timezone.now()
         )
-        recorded_at = timezone.now()
-        execution.containment_steps = [
-            {
-                **item,
-                "state": RECORDED,
-                "recorded_at": recorded_at.isoformat(),
-                "recorded_by": actor.pk,
-            }
-            if item["id"] == step
-            else item
-            for item in execution.containment_steps
-        ]
         execution.save(update_fields=["containment_steps"])
         record(
             action="containment.step_recorded",

@@ -1,5 +1,5 @@
-"""Execution and repudiation: where a ready case really changes the account, and how the
-owner undoes it ("this wasn't me", R-41).
+"""Execution: where a ready case really changes the account. How the owner undoes it ("this
+wasn't me", R-41) is `repudiation`.
 
 Execution is a privileged act (R-21, R-23): `executor_refusal` says who may not carry a case
 out, a fresh passkey step-up bound to the case is spent on every execution by a person (keys
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
-from tenants.choices import Scope, Tier
+from tenants.choices import CaseType, Scope, Tier
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
 from tenants.models import User
 from tenants.policies import Decision, enforce
 from tenants.principals import ai_blocked, api_scopes
-from tenants.rls import tenant_scope
 from tenants.stepup import StepUpProof
 
 from ...artifacts.services import (
@@ -28,17 +26,19 @@ from ...artifacts.services import (
     artifact_issue,
     artifacts_revoke_for_case,
 )
-from ...connectors.base import Connector, ExecutionResult, Snapshot
-from ...messaging import email_send
-from ...models import ProtectedAccount
-from ...notifications.models import OwnerNotice
+from ...connectors.base import Connector, ExecutionResult
+from ...delegation.services import (
+    delegation_close_refusal,
+    delegation_execution_refusal,
+    delegation_grant,
+)
 from ...notifications.services import notices_block_execution
 from ...policy.floors import EXECUTION_STEP_UP
 from ...policy.rules import CasePolicy
 from ...policy.selectors import policy_for_case
 from ..choices import CaseStatus
 from ..models import Approval, CaseExecution, RecoveryCase
-from ..transitions import TRANSITIONS, Move, case_move, transition_require
+from ..transitions import Move, case_move, transition_require
 from .approval import (
     EXPIRED,
     LOST_ROLE,
@@ -58,6 +58,14 @@ from .base import (
     workflow_move,
 )
 from .containment import containment_pass_end, containment_pending
+from .roles import (
+    roles_regrant_close_refusal,
+    roles_restore_execute,
+    roles_suspend_call,
+    roles_suspend_undo,
+    roles_suspended_record,
+    roles_suspension_due,
+)
 from .step_up import EXECUTE, case_snapshot_hash, require_bound_step_up
 from .window import window_open
 
@@ -198,12 +206,30 @@ def case_execute(
                 f"longer meets it: it is {case.get_status_display().lower()} again.",
                 code="case.policy_tightened",
             )
+        elif (refused := delegation_execution_refusal(case)) is not None:
+            refusal = refused  # the mailbox owner's approval is checked before any step-up
+            _execution_refused_record(case, actor, audit_actor, refused)
         else:
             refusal, proof = _executor_checked(case, actor, audit_actor, step_up)
+        restore = case.case_type == CaseType.PRIVILEGED_ROLE_RESTORE  # R-19: no artifact
+        # A mailbox delegation (recovery.delegation): no artifact, never a reset link.
+        delegated = case.case_type == CaseType.MAILBOX_ACCESS
         if refusal is None:
             notices_block_execution(case)
-            refusal = _no_delivery_channel(case, audit_actor)
-        if refusal is None:
+            refusal = None if restore or delegated else _no_delivery_channel(case, audit_actor)
+        if refusal is None and restore:
+            refusal = roles_restore_execute(
+                case=case, actor=actor, audit_actor=audit_actor, step_up=proof
+            )
+        elif refusal is None and delegated:
+            refusal = delegation_grant(
+                case=case,
+                actor=actor,
+                audit_actor=audit_actor,
+                proof=proof,
+                connector=connector_for(case.tenant),
+            )
+        elif refusal is None:
             connector = connector_for(case.tenant)
             result = connector.execute(
                 account=case.account, case_type=case.case_type, case_id=case.pk
@@ -225,7 +251,26 @@ def case_execute(
                     code="case.execution_failed",
                 )
             else:
-                _executed(case, actor, audit_actor, result, connector, proof)
+                # R-19: a T2 recovery takes the standing admin roles too, asked before anything
+                # is recorded; if the execution is then refused, they are granted back.
+                suspended = (
+                    roles_suspend_call(connector=connector, account=case.account)
+                    if roles_suspension_due(case)
+                    else None
+                )
+                try:
+                    _executed(case, actor, audit_actor, result, connector, proof)
+                except Exception:
+                    if suspended is not None and suspended.snapshot is not None:
+                        roles_suspend_undo(connector, case.account, suspended)
+                    raise
+                if suspended is not None:
+                    roles_suspended_record(
+                        case=case,
+                        result=suspended,
+                        execution_snapshot=result.snapshot.state if result.snapshot else None,
+                        actor=audit_actor,
+                    )
     if refusal is not None:
         raise refusal
     return case
@@ -254,6 +299,18 @@ def _executor_checked(
             data={"code": refusal.code, "tier": case.tier, "executor_kind": actor.kind},
         )
     return refusal, proof
+
+
+def _execution_refused_record(
+    case: RecoveryCase, actor: User, audit_actor: Actor, refusal: DomainError
+) -> None:
+    record(
+        action="case.execution_refused",
+        actor=audit_actor,
+        tenant=case.tenant,
+        target=case,
+        data={"code": refusal.code, "tier": case.tier, "executor_kind": actor.kind},
+    )
 
 
 def _no_delivery_channel(case: RecoveryCase, audit_actor: Actor) -> DomainError | None:
@@ -336,80 +393,6 @@ def _executed(
     )
 
 
-def case_repudiate(*, notice: OwnerNotice) -> RecoveryCase:
-    """The owner's "this wasn't me" (R-41): freeze the account and the case, revoke every
-    artifact, revert what the connector changed, and page the tenant's security contact.
-
-    Idempotent: a second click changes nothing more. Runs in the owner's request, so it is
-    done long before the one-minute target.
-    """
-    from ...connectors import connector_for
-    from ...owner.enrolment import portal_credentials_take_back  # the portal sits beside
-
-    owner = Actor.system("account-owner")
-    with tenant_scope([notice.tenant_id]):  # the owner has no session: the notice names it
-        case = case_locked(notice.case)
-        if not TRANSITIONS[Move.REPUDIATE].allows(case.status):  # repudiated already
-            return case
-        previous = case.status
-        ProtectedAccount.objects.filter(pk=case.account_id).update(frozen_at=timezone.now())
-        # A passkey bound after this recovery (R-11) was the recoverer's: it goes too.
-        taken = portal_credentials_take_back(case.account)
-        revoked = artifacts_revoke_for_case(case=case, reason="repudiated", actor=owner)
-        reverted = None
-        execution = CaseExecution.objects.for_tenant(case.tenant).filter(case=case).first()
-        if execution is not None and execution.reverted_at is None and execution.snapshot:
-            result = connector_for(case.tenant).revert(
-                account=case.account,
-                snapshot=Snapshot(case.account.external_id, execution.snapshot),
-            )
-            reverted = {"ok": result.ok, "path": result.path, "error": result.error}
-            if result.ok:
-                execution.reverted_at = timezone.now()
-                execution.save(update_fields=["reverted_at"])
-        case_end(
-            case,
-            Move.REPUDIATE,
-            status=CaseStatus.REVERTED if reverted and reverted["ok"] else CaseStatus.FROZEN,
-            reason="Repudiated by the account owner.",
-        )
-        record(
-            action="case.repudiated",
-            actor=owner,
-            tenant=case.tenant,
-            target=case,
-            data={
-                "notice": notice.pk,
-                "from": previous,
-                "artifacts_revoked": revoked,
-                "reverted": reverted,
-                **taken.as_data(),
-            },
-        )
-        record(
-            action="alert.raised",
-            actor=Actor.system("detection"),
-            tenant=case.tenant,
-            target=case,
-            data={"type": "repudiation", "notice": notice.pk},
-        )
-        contact = case.tenant.security_contact_email
-        if contact:
-            transaction.on_commit(
-                lambda: email_send(
-                    contact,
-                    subject=f"URGENT: recovery repudiated (case {case.pk})",
-                    body=(
-                        f"The owner of {case.account.username} reported case {case.pk} as not "
-                        "theirs. The account is frozen and the recovery was revoked; review "
-                        "the case in Vouchsafe now."
-                    ),
-                ),
-                robust=True,
-            )
-    return case
-
-
 def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
     """Close an executed case: every artifact still active is revoked (R-33).
 
@@ -435,6 +418,10 @@ def case_close(*, actor: User, case: RecoveryCase, reason: str) -> RecoveryCase:
                 + " ".join(step["manual_step"] for step in pending),
                 code="case.containment_pending",
             )
+        if (delegation_open := delegation_close_refusal(case)) is not None:
+            raise delegation_open  # a mailbox delegation is still in place
+        if (regrant_live := roles_regrant_close_refusal(case)) is not None:
+            raise regrant_live  # R-19: the roles granted back are held until the time box ends
         containment_pass_end(case=case, execution=execution)
         audit_actor = audit_actor_of(actor, access, case.tenant)
         revoked = artifacts_revoke_for_case(case=case, reason="case_closed", actor=audit_actor)

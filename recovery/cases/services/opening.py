@@ -15,11 +15,13 @@ from tenants.exceptions import InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import ALLOW, Decision, enforce
 
+from ...delegation.policies import case_type_allowed
+from ...delegation.services import delegation_request_open
 from ...models import ProtectedAccount
 from ...policy.explain import route_for
 from ...policy.rules import Requirements
 from ...policy.selectors import policy_active
-from ...selectors import account_locked
+from ...selectors import account_get_visible, account_locked
 from ..choices import (
     ABANDONED_STATUSES,
     Channel,
@@ -29,6 +31,8 @@ from ..models import RecoveryCase
 from ..policies import can_work_case
 from ..transitions import Move, transition_require
 from .base import audit_actor_of, case_locked, work_access
+from .repudiation import case_open_refusal
+from .roles import role_regrant_seconds, role_restore_open_check
 
 MIN_JUSTIFICATION = 30
 
@@ -53,11 +57,20 @@ def case_open(
     channel: str,
     claimant_statement: str = "",
     justification: str = "",
+    mailbox: ProtectedAccount | None = None,
+    delegation_seconds: int | None = None,
+    regrant_seconds: int | None = None,
 ) -> RecoveryCase:
     """Open a case; tier, route and repeat-attempt flag come from the server, never the caller.
 
     An exception request is its own case type and needs a written justification (R-24); the
     policy gives it two security-officer approvals and a waiting period, never lower floors.
+    A shared or functional mailbox (by its kind in the system of record) refuses the case
+    types that would recover its own credential (`case.type_not_for_account_kind`); a
+    `mailbox_access` case is opened on the requester's account and names the `mailbox` (and
+    how long, `delegation_seconds`), recorded as its delegation request (recovery.delegation).
+    A `privileged_role_restore` case grants the suspended roles back for `regrant_seconds`
+    (R-19: at most the policy's `role_regrant_max_seconds`, which it gets when None).
     """
     if case_type == CaseType.EXCEPTION and len(justification.strip()) < MIN_JUSTIFICATION:
         raise InvalidInput(
@@ -76,6 +89,9 @@ def case_open(
     with transaction.atomic():
         # Serialise case openings per account so two agents cannot both miss each other.
         account = account_locked(tenant=tenant, pk=account.pk)
+        enforce(case_type_allowed(account, case_type))
+        if mailbox is not None:  # read in the tenant: another tenant's is the same 404
+            mailbox = account_get_visible(tenant=tenant, pk=mailbox.pk)
         access = access_in(actor, tenant)
         policy = policy_active(tenant)
         tier, tier_reasons = policy.compute_tier(account)
@@ -85,7 +101,19 @@ def case_open(
         if repeat:
             route = Route.SECURITY
         enforce(can_work_case(access, route=Route.STANDARD, tier=tier, case_type=case_type))
+        enforce(case_open_refusal(account, access))  # a frozen account: security officers only
+        if account.frozen_at is not None:
+            route = Route.SECURITY
+            route_reasons = [
+                *route_reasons,
+                "the account is frozen (R-41): a security officer opened this case",
+            ]
         assert access is not None  # guaranteed by the policy above
+        if case_type == CaseType.PRIVILEGED_ROLE_RESTORE:
+            role_restore_open_check(account)  # R-19: only roles a T2 recovery suspended
+        regrant = role_regrant_seconds(  # R-19: the re-grant is time-boxed
+            case_type=case_type, requested_seconds=regrant_seconds, req=req
+        )
         drafted = actor.kind == PrincipalKind.AI_ASSISTANT
         case = RecoveryCase.objects.create(
             tenant=tenant,
@@ -107,10 +135,12 @@ def case_open(
             # challenge leaves for it until a person takes it (case_take).
             taken_by=None if drafted else actor,
             taken_at=None if drafted else timezone.now(),
+            regrant_seconds=regrant,
         )
+        opened_by = audit_actor_of(actor, access, tenant)
         record(
             action="case.opened",
-            actor=audit_actor_of(actor, access, tenant),
+            actor=opened_by,
             tenant=tenant,
             target=case,
             data={
@@ -125,7 +155,15 @@ def case_open(
                 "policy_version": policy.number,
                 "policy_source": policy.source,
                 "drafted_by_ai": drafted,
+                **({"regrant_seconds": regrant} if regrant is not None else {}),
             },
+        )
+        delegation_request_open(
+            case=case,
+            mailbox=mailbox,
+            requested_seconds=delegation_seconds,
+            policy=policy,
+            actor=opened_by,
         )
     return case
 

@@ -51,7 +51,8 @@ from ...models import ProtectedAccount
 from ...policy.rules import Requirements
 from ..choices import CaseStatus, ChangeOutcome, ChangeSource
 from ..models import CaseExecution, RecoveryCase, ReestablishmentWindow, WindowChange
-from .containment import PENDING as STEP_PENDING
+from ..steps import step_pending
+from .roles import role_grant_restored
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ def window_change_report(
     with tenant_scope([account.tenant_id]):
         window = _window_for(account, change.at)
         if window is None or _owner_enrolment(account.tenant, window, change):
+            return None
+        if role_grant_restored(account, change):  # approved by a restore case
             return None
         existing = WindowChange.objects.for_tenant(account.tenant).filter(
             account=account, vendor_id=change.id
@@ -368,16 +371,13 @@ def _case_step_add(change: WindowChange, code: str, words: str) -> None:
         return
     execution.containment_steps = [
         *execution.containment_steps,
-        {
-            "id": step_id,
-            "operation": CHANGE_UNDO,
-            "target": change.vendor_id,
-            "code": code,
-            "manual_step": words,
-            "state": STEP_PENDING,
-            "recorded_at": None,
-            "recorded_by": None,
-        },
+        step_pending(
+            step_id=step_id,
+            operation=CHANGE_UNDO,
+            target=change.vendor_id,
+            code=code,
+            words=words,
+        ),
     ]
     execution.save(update_fields=["containment_steps"])
 

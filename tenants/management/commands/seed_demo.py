@@ -114,7 +114,13 @@ ACCOUNTS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
         ("E1001", "jdoe@acme.example", "Jane Doe", {}),
         ("E1002", "cfo@acme.example", "Carla Finch (CFO)", {"groups": ("Finance",)}),
         ("E1003", "it-admin@acme.example", "Ian Admin", {"admin_roles": ("Global Admin",)}),
-        ("E1004", "payroll@acme.example", "Payroll mailbox", {"mailbox_type": "shared"}),
+        (
+            "E1004",
+            "payroll@acme.example",
+            "Payroll mailbox",
+            # its registered owner (Pat) approves access to it in the owner portal (issue 14)
+            {"mailbox_type": "shared", "mailbox_owner_external_id": "E1008"},
+        ),
         ("E1005", "sam@acme.example", "Sam Sales", {}),
         ("E1006", "fiona@acme.example", "Fiona Finch", {"groups": ("Finance",)}),
         ("E1007", "tom@acme.example", "Tom Treasury", {"groups": ("Finance",)}),

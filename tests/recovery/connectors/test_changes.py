@@ -495,10 +495,12 @@ CLOUD_AUDITED = {
             "service_account_key_env": "ACME_GOOGLE_KEY",
             "service_account_key_file": "",
             "manage_roles": False,
+            "manage_delegates": True,
         },
         {
             "token_uri": "https://oauth2.googleapis.com",
             "api_endpoint": "https://admin.googleapis.com",
+            "gmail_endpoint": "https://gmail.googleapis.com",
         },
     ),
 }

@@ -124,6 +124,8 @@ def test_settings_fill_google_s_defaults_and_keep_only_the_key_s_name():
         "token_uri": "https://oauth2.googleapis.com/token",
         "api_endpoint": "https://admin.googleapis.com",
         "manage_roles": True,
+        "manage_delegates": True,
+        "gmail_endpoint": "https://gmail.googleapis.com",
     }
 
 

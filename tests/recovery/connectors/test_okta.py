@@ -152,7 +152,8 @@ def test_the_development_fake_on_localhost_may_use_http():
 
 
 def test_capabilities_are_what_okta_does_natively(connector, okta):
-    assert connector.capabilities == frozenset(Capability) - {Capability.PASSWORD_SET}
+    manual = {Capability.PASSWORD_SET, Capability.MAILBOX_DELEGATE}  # Okta holds no mailboxes
+    assert connector.capabilities == frozenset(Capability) - manual
     narrow = OktaConnector(tenant=TENANT, settings=settings(okta, manage_roles=False))
     assert Capability.ROLES_SUSPEND not in narrow.capabilities
 

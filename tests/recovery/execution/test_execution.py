@@ -325,7 +325,7 @@ def test_repudiation_works_as_the_restricted_app_role(acme, app_role):
     """The owner has no session: the service itself must open the notice's tenant scope."""
     from django.db import connection
 
-    from recovery.cases.services.execution import case_repudiate
+    from recovery.cases.services.repudiation import case_repudiate
     from recovery.notifications.services import notice_from_token, repudiation_token
 
     from ...approle import as_app_role
