@@ -14,6 +14,7 @@ lock is never held across a call to the vendor).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -172,16 +173,19 @@ def manual_step_words(outcome: StepOutcome, username: str) -> str:
     return words
 
 
-def containment_record(
+def outcomes_record(
+    outcomes: list[StepOutcome],
     *,
     case: RecoveryCase,
-    execution: CaseExecution,
-    outcomes: list[StepOutcome],
     actor: Actor,
-) -> None:
-    """Record each outcome, keep the failed ones as manual steps on the locked `execution`,
-    and mark containment done."""
-    steps = list(execution.containment_steps)
+    done: str,
+    left: str,
+    words: Callable[[StepOutcome], str],
+) -> list[dict[str, Any]]:
+    """Record the connector's answer to each step on `case`: action `done` for a step it did,
+    `left` (with its code, error and the `words` for a person) for one it failed or cannot
+    do. Returns the new pending steps (`recovery.cases.steps`) for the caller's row."""
+    pending: list[dict[str, Any]] = []
     for outcome in outcomes:
         data = {
             "operation": outcome.operation,
@@ -191,23 +195,17 @@ def containment_record(
             "detail": outcome.detail,
         }
         if outcome.ok:
-            record(
-                action="containment.step_done",
-                actor=actor,
-                tenant=case.tenant,
-                target=case,
-                data=data,
-            )
+            record(action=done, actor=actor, tenant=case.tenant, target=case, data=data)
             continue
-        manual = manual_step_words(outcome, case.account.username)
+        manual = words(outcome)
         record(
-            action="containment.step_failed",
+            action=left,
             actor=actor,
             tenant=case.tenant,
             target=case,
             data={**data, "code": outcome.code, "error": outcome.error, "manual_step": manual},
         )
-        steps.append(
+        pending.append(
             step_pending(
                 step_id=outcome.step_id,
                 operation=outcome.operation,
@@ -216,7 +214,27 @@ def containment_record(
                 words=manual,
             )
         )
-    execution.containment_steps = steps
+    return pending
+
+
+def containment_record(
+    *,
+    case: RecoveryCase,
+    execution: CaseExecution,
+    outcomes: list[StepOutcome],
+    actor: Actor,
+) -> None:
+    """Record each outcome, keep the failed ones as manual steps on the locked `execution`,
+    and mark containment done."""
+    left = outcomes_record(
+        outcomes,
+        case=case,
+        actor=actor,
+        done="containment.step_done",
+        left="containment.step_failed",
+        words=lambda outcome: manual_step_words(outcome, case.account.username),
+    )
+    execution.containment_steps = [*execution.containment_steps, *left]
     execution.containment_done_at = timezone.now()
     execution.save(update_fields=["containment_steps", "containment_done_at"])
 

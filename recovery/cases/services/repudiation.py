@@ -74,7 +74,6 @@ from ..choices import OPEN_STATUSES, CaseStatus, ChangeOutcome
 from ..models import CaseExecution, RecoveryCase, WindowChange
 from ..steps import (
     RECORDED,
-    step_pending,
     step_record_proof,
     steps_pending,
     steps_recorded,
@@ -89,6 +88,7 @@ from .containment import (
     StepOutcome,
     containment_pending,
     manual_step_words,
+    outcomes_record,
 )
 from .roles import role_regrant_end_early
 from .window import CHANGE_UNDO
@@ -502,43 +502,15 @@ def revert_record(*, execution_id: int, tenant: Tenant, outcomes: list[StepOutco
         )
         if execution.revert_ran_at is not None or case.status != CaseStatus.FROZEN:
             return 0
-        username = case.account.username
-        steps = list(execution.revert_steps)
-        for outcome in outcomes:
-            data = {
-                "operation": outcome.operation,
-                "target": outcome.target,
-                "connector": outcome.connector,
-                "path": outcome.path,
-                "detail": outcome.detail,
-            }
-            if outcome.ok:
-                record(
-                    action="change.reverted",
-                    actor=REVERT_ACTOR,
-                    tenant=tenant,
-                    target=case,
-                    data=data,
-                )
-                continue
-            words = _step_words(outcome, username)
-            record(
-                action="revert.step_pending",
-                actor=REVERT_ACTOR,
-                tenant=tenant,
-                target=case,
-                data={**data, "code": outcome.code, "error": outcome.error, "manual_step": words},
-            )
-            steps.append(
-                step_pending(
-                    step_id=outcome.step_id,
-                    operation=outcome.operation,
-                    target=outcome.target,
-                    code=outcome.code,
-                    words=words,
-                )
-            )
-        execution.revert_steps = steps
+        left = outcomes_record(
+            outcomes,
+            case=case,
+            actor=REVERT_ACTOR,
+            done="change.reverted",
+            left="revert.step_pending",
+            words=lambda outcome: _step_words(outcome, case.account.username),
+        )
+        execution.revert_steps = [*execution.revert_steps, *left]
         execution.revert_ran_at = timezone.now()
         execution.save(update_fields=["revert_steps", "revert_ran_at"])
         if not revert_pending(execution):
