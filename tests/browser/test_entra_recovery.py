@@ -289,7 +289,10 @@ def test_an_mfa_reset_through_entra_from_the_call_to_a_frozen_account(
     # The console shows it: the alert on the case, the frozen account, both on the review.
     console.reload()
     expect(console.locator("#case-timeline")).to_contain_text(
-        "Alert for the security queue: post_recovery_change"
+        "Alert for the security queue: a new authenticator inside the re-establishment window"
+    )
+    expect(console.locator("#case-timeline")).to_contain_text(
+        "Inside the re-establishment window: a new authenticator, undone by the connector"
     )
     console.get_by_role("link", name=account.display_name).first.click()
     expect(console.get_by_role("heading", name=account.display_name)).to_be_visible()
