@@ -178,6 +178,7 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("recover", "token"): NOTHING,  # the owner's artifact link
     ("enrol", "token"): NOTHING,  # the owner's enrolment link
     ("passkeys", "passkey_id"): NOTHING,  # an owner's passkey (portal session only)
+    ("mailbox-access", "pk"): NOTHING,  # a mailbox owner's decision (portal session only)
     ("not-me", "token"): NOTHING,  # the owner's "this wasn't me" link
     ("dev-proofing", "nonce"): NOTHING,  # the development provider's vendor page
 }
