@@ -53,6 +53,14 @@ ACTIONS: dict[str, str] = {
     # audit trail itself
     "audit.integrity_violation": "A chain verification found a modified, missing or extra row.",
     "audit.verified": "A verification run finished; its data counts chains checked and broken.",
+    "audit.checkpoint_signed": (
+        "The chain's head was signed with the checkpoint key (outside the database) and "
+        "published; data carries the signed statement, its digest, the signature and the stores."
+    ),
+    "audit.checkpoint_failed": (
+        "A checkpoint could not be signed or published to a store; data names the store, the "
+        "chain and the error."
+    ),
     "audit.exported": (
         "Someone exported the tenant's trail as NDJSON (API or console); data carries the filters."
     ),

@@ -3,6 +3,7 @@ from django.db import transaction
 
 from tenants.jobs import JOB_RETENTION
 
+from .checkpoints import checkpoints_sign
 from .context import Actor
 from .jobs import exports_prune
 from .services import record
@@ -10,9 +11,13 @@ from .verify import verify_all
 
 
 @shared_task(acks_late=True)
-def audit_verify_task() -> dict[str, int]:
-    """Periodic verifier: records `audit.integrity_violation` for each broken chain (R-46)."""
-    reports = verify_all()
+def audit_verify_task(incremental: bool = False) -> dict[str, int]:
+    """Periodic verifier: records `audit.integrity_violation` for each broken chain (R-46).
+
+    `incremental` walks each chain only from its newest signed checkpoint (hourly); the full
+    walk (daily) recomputes every row.
+    """
+    reports = verify_all(incremental=incremental)
     broken = [r for r in reports if not r.intact]
     with transaction.atomic():
         for report in broken:
@@ -23,14 +28,30 @@ def audit_verify_task() -> dict[str, int]:
                     "chain": report.chain,
                     "first_bad_seq": report.first_bad_seq,
                     "reason": report.reason,
+                    "window": list(report.window) if report.window else None,
                 },
             )
         record(
             action="audit.verified",
             actor=Actor.system("audit-verifier"),
-            data={"chains": len(reports), "broken": len(broken)},
+            data={"chains": len(reports), "broken": len(broken), "incremental": incremental},
         )
     return {"chains": len(reports), "broken": len(broken)}
+
+
+@shared_task(acks_late=True)
+def audit_checkpoint_task() -> dict[str, int]:
+    """Sign and publish every chain head that moved (R-46); a store that refused or failed is
+    recorded as `audit.checkpoint_failed` in the platform chain."""
+    run = checkpoints_sign(actor=Actor.system("audit-checkpointer"))
+    with transaction.atomic():
+        for store, chain, error in run.failures:
+            record(
+                action="audit.checkpoint_failed",
+                actor=Actor.system("audit-checkpointer"),
+                data={"store": store, "chain": chain, "error": error[:500]},
+            )
+    return {"signed": len(run.signed), "failures": len(run.failures)}
 
 
 @shared_task(acks_late=True)

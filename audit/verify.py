@@ -12,19 +12,32 @@ reports, only sooner.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import pairwise
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 
 from tenants.models import Tenant
 from tenants.rls import system_scope
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, canonical_json, chain_key, row_hash
+from .checkpoints import (
+    CHECKPOINT_ACTION,
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+    checkpoints_read,
+    signature_problem,
+    stores_load,
+    trusted_keys,
+)
 from .models import AuditChainHead, AuditEvent
 
 CHUNK = 10_000
@@ -70,31 +83,40 @@ def record_check_register(check: RecordCheck) -> None:
 
 @dataclass(frozen=True)
 class ChainReport:
+    """One chain's verdict. When it is broken, `window` is the (first, last) seq that can no
+    longer be trusted: from the first bad row to the end of what was read, or for a checkpoint
+    finding, the rows between the last checkpoint that still matches and the one that does not.
+    """
+
     chain: str
     rows: int
     first_bad_seq: int | None = None
     reason: str = ""
+    window: tuple[int, int] | None = None
+    checkpoints: int = 0  # signed checkpoints compared with the rows
 
     @property
     def intact(self) -> bool:
         return self.first_bad_seq is None
 
 
-# What a walk found: the first bad row (if any), the rows before it, the hash at the head's seq.
-_Walked = tuple[ChainReport | None, int, str | None]
+# What a walk found: the first bad row (if any), the rows read (up to it), the hashes at the
+# seqs asked for (the head's and the checkpoints').
+_Walked = tuple[ChainReport | None, int, dict[int, str]]
 
 
-def chain_rows(tenant_id: int | None) -> Iterator[tuple]:
-    """Rows of one chain in seq order, as tuples in HASHED_FIELDS order followed by the hash."""
+def chain_rows(tenant_id: int | None, start: int = 1) -> Iterator[tuple]:
+    """Rows of one chain from seq `start` on, in seq order, as tuples in HASHED_FIELDS order
+    followed by the hash."""
     rows = (
         AuditEvent.objects.filter(tenant_id=tenant_id)
         if tenant_id
         else (AuditEvent.objects.filter(tenant__isnull=True))
-    )
+    ).filter(seq__gte=start)
     return rows.order_by("seq").values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
 
 
-def _parts_sql(tenant_id: int | None) -> tuple[str, list[int]]:
+def _parts_sql(tenant_id: int | None, start: int) -> tuple[str, list[int]]:
     quote = connection.ops.quote_name
     joiner = f" || '{_JOIN}' || "  # `||` (not concat_ws): a NULL field makes the whole part NULL
     before = joiner.join(quote(name) for name in _BEFORE_DATA)
@@ -105,9 +127,9 @@ def _parts_sql(tenant_id: int | None) -> tuple[str, list[int]]:
             quote("prev_hash"),
         ]
     )
-    where, params = "tenant_id = %s", [tenant_id]
+    where, params = "tenant_id = %s AND seq >= %s", [tenant_id, start]
     if tenant_id is None:
-        where, params = "tenant_id IS NULL", []
+        where, params = "tenant_id IS NULL AND seq >= %s", [start]
     # Only our own identifiers and literals are interpolated; the tenant id is a parameter.
     sql = (
         f"SELECT id, seq, hash, prev_hash, data::text, {before}, {after} "  # noqa: S608
@@ -116,14 +138,15 @@ def _parts_sql(tenant_id: int | None) -> tuple[str, list[int]]:
     return sql, params
 
 
-def chain_parts(tenant_id: int | None) -> Iterator[list[tuple]]:
-    """One chain in seq order, in chunks of rows that carry the parts of their canonical form.
+def chain_parts(tenant_id: int | None, start: int = 1) -> Iterator[list[tuple]]:
+    """One chain from seq `start` on, in seq order, in chunks of rows that carry the parts of
+    their canonical form.
 
     Each row is (id, seq, hash, prev_hash, data as jsonb text, the text fields before `data`
     joined by '","', the text fields after it with created_at and prev_hash joined likewise).
     Call it inside a transaction: the rows come from one server-side cursor.
     """
-    sql, params = _parts_sql(tenant_id)
+    sql, params = _parts_sql(tenant_id, start)
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchmany(CHUNK)
@@ -214,31 +237,38 @@ def _recheck(rows: list[tuple], label: str) -> ChainReport | None:
     return None
 
 
-def _walk_rows(tenant_id: int | None, label: str, head_seq: int) -> _Walked:
+def _walk_start(start: int) -> tuple[int, str | None, int]:
+    """expected seq, expected prev_hash (None: take the first row's own) and rows counted so
+    far, for a walk from seq `start` (1, or a signed checkpoint's seq for an incremental walk:
+    rows before it count as read, and the checkpoint's row is checked against its hash)."""
+    return start, (GENESIS_HASH if start == 1 else None), start - 1
+
+
+def _walk_rows(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
     """The reference walk: row by row over the ORM's values (used where there is no shortcut)."""
-    expected_seq, prev, count, hash_at_head = 1, GENESIS_HASH, 0, None
-    for row in chain_rows(tenant_id):
+    (expected_seq, prev, count), hashes = _walk_start(start), {}
+    for row in chain_rows(tenant_id, start):
         seq, stored_prev, stored_hash = row[1], row[15], row[16]
         if seq != expected_seq:
             reason = f"expected seq {expected_seq}, found {seq}"
-            return ChainReport(label, count, expected_seq, reason), count, None
-        if stored_prev != prev:
+            return ChainReport(label, count, expected_seq, reason), count, hashes
+        if stored_prev != (prev or stored_prev):
             reason = "prev_hash does not match the previous row"
-            return ChainReport(label, count, seq, reason), count, None
+            return ChainReport(label, count, seq, reason), count, hashes
         if row_hash(row[:16]) != stored_hash:
             reason = "row content does not match its hash"
-            return ChainReport(label, count, seq, reason), count, None
-        if seq == head_seq:
-            hash_at_head = stored_hash
+            return ChainReport(label, count, seq, reason), count, hashes
+        if seq in marks:
+            hashes[seq] = stored_hash
         prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
-    return None, count, hash_at_head
+    return None, count, hashes
 
 
-def _walk_parts(tenant_id: int | None, label: str, head_seq: int) -> _Walked:
+def _walk_parts(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
     """The same walk over chain_parts (PostgreSQL), hashing through the shortcut."""
     tenant_json = "null" if tenant_id is None else str(int(tenant_id))
-    expected_seq, prev, count, hash_at_head = 1, GENESIS_HASH, 0, None
-    with transaction.atomic(), closing(chain_parts(tenant_id)) as chunks:
+    (expected_seq, prev, count), hashes = _walk_start(start), {}
+    with transaction.atomic(), closing(chain_parts(tenant_id, start)) as chunks:
         for rows in chunks:
             # Rows the shortcut could not confirm are rechecked (in order) before a break in
             # the links further on is reported: the first bad row wins, as in _walk_rows.
@@ -250,57 +280,207 @@ def _walk_parts(tenant_id: int | None, label: str, head_seq: int) -> _Walked:
                     reason = f"expected seq {expected_seq}, found {seq}"
                     broken = ChainReport(label, count, expected_seq, reason)
                     break
-                if stored_prev != prev:
+                if stored_prev != (prev or stored_prev):
                     reason = "prev_hash does not match the previous row"
                     broken = ChainReport(label, count, seq, reason)
                     break
                 if not confirms(tenant_json, seq, data, before, after, stored_hash):
                     unconfirmed.append((pk, count, seq, stored_prev, stored_hash))
-                if seq == head_seq:
-                    hash_at_head = stored_hash
+                if seq in marks:
+                    hashes[seq] = stored_hash
                 prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
             if unconfirmed and (bad_row := _recheck(unconfirmed, label)):
-                return bad_row, bad_row.rows, None
+                return bad_row, bad_row.rows, hashes
             if broken:
-                return broken, count, None
-    return None, count, hash_at_head
+                return broken, count, hashes
+    return None, count, hashes
 
 
-def verify_chain(tenant_id: int | None, label: str) -> ChainReport:
-    """Recompute one chain; report the first seq that is missing, extra, modified or reordered.
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where verification reads signed checkpoints, and the keys it trusts for them.
+
+    `complete` says the stores hold every checkpoint ever signed (the configured stores): then
+    a checkpoint the chain records (`audit.checkpoint_signed`) but no store holds is a finding.
+    An auditor's own copies (`audit_verify --checkpoints DIR`) may stop earlier.
+    """
+
+    stores: list[CheckpointStore]
+    keys: dict[str, Ed25519PublicKey]
+    complete: bool = True
+
+    @classmethod
+    def configured(cls) -> CheckpointSource:
+        return cls(stores_load(), trusted_keys())
+
+
+# A finding: the first seq it concerns, what is wrong, the window of seqs it puts in doubt.
+_Finding = tuple[int, str, tuple[int, int]]
+
+
+def _readable_checkpoints(
+    source: CheckpointSource, key: str, since_seq: int
+) -> tuple[list[Checkpoint], list[_Finding]]:
+    """The chain's checkpoints whose signature verifies (seq ascending), and findings for the
+    ones that cannot be read or are not genuine."""
+    genuine: list[Checkpoint] = []
+    findings: list[_Finding] = []
+    for store, item in checkpoints_read(source.stores, key, since_seq=since_seq):
+        if isinstance(item, CheckpointError):
+            findings.append(
+                (
+                    since_seq + 1,
+                    f"a checkpoint in store {store} is unreadable: {item}",
+                    (since_seq + 1, since_seq + 1),
+                )
+            )
+            continue
+        problem = signature_problem(item, source.keys)
+        if problem or item.chain != key:
+            why = problem or f"it names chain {item.chain}"
+            reason = f"the checkpoint at seq {item.seq} in store {store} is not genuine: {why}"
+            findings.append((item.seq, reason, (item.seq, item.seq)))
+        else:
+            genuine.append(item)
+    genuine.sort(key=lambda checkpoint: (checkpoint.seq, checkpoint.signed_at))
+    return genuine, findings
+
+
+def _sequence_findings(genuine: list[Checkpoint], full: bool) -> list[_Finding]:
+    """Checkpoints link to their predecessor's digest: a deleted or replaced one shows here."""
+    findings: list[_Finding] = []
+    by_seq: dict[int, list[Checkpoint]] = {}
+    for checkpoint in genuine:
+        by_seq.setdefault(checkpoint.seq, []).append(checkpoint)
+    seqs = sorted(by_seq)
+    for seq in seqs:
+        if len({checkpoint.hash for checkpoint in by_seq[seq]}) > 1:
+            reason = f"two signed checkpoints of seq {seq} name different hashes"
+            findings.append((seq, reason, (seq, seq)))
+    for earlier, later in pairwise(seqs):
+        digests = {checkpoint.digest for checkpoint in by_seq[earlier]}
+        if not any(checkpoint.prev in digests for checkpoint in by_seq[later]):
+            reason = (
+                f"a checkpoint between seq {earlier} and seq {later} is missing or was replaced"
+            )
+            findings.append((earlier + 1, reason, (earlier + 1, later)))
+    if full and seqs and all(c.prev != GENESIS_HASH for c in by_seq[seqs[0]]):
+        reason = f"the checkpoints before seq {seqs[0]} are missing"
+        findings.append((1, reason, (1, seqs[0])))
+    return findings
+
+
+def _row_findings(genuine: list[Checkpoint], count: int, hashes: dict[int, str]) -> list[_Finding]:
+    """The rows against what was signed: a rewrite before a checkpoint, or a cut tail."""
+    findings: list[_Finding] = []
+    last_good = 0
+    for checkpoint in genuine:
+        if checkpoint.seq > count:
+            reason = (
+                f"rows after seq {count} are missing: a checkpoint signed at "
+                f"{checkpoint.signed_at} covers seq {checkpoint.seq}"
+            )
+            findings.append((count + 1, reason, (count + 1, checkpoint.seq)))
+            break
+        if hashes.get(checkpoint.seq) != checkpoint.hash:
+            reason = (
+                f"rows {last_good + 1}-{checkpoint.seq} were rewritten: seq {checkpoint.seq} no "
+                f"longer has the hash signed at {checkpoint.signed_at}"
+            )
+            findings.append((last_good + 1, reason, (last_good + 1, checkpoint.seq)))
+            break
+        last_good = checkpoint.seq
+    return findings
+
+
+def _unpublished_findings(
+    tenant_id: int | None, genuine: list[Checkpoint], since_seq: int
+) -> list[_Finding]:
+    """Checkpoints the chain says were signed that no store holds any more."""
+    kept = {checkpoint.digest for checkpoint in genuine}
+    recorded = AuditEvent.objects.filter(
+        tenant_id=tenant_id, action=CHECKPOINT_ACTION, seq__gt=since_seq
+    ).values_list("seq", "data")
+    findings: list[_Finding] = []
+    for event_seq, data in recorded:
+        statement = (data or {}).get("statement") or {}
+        if data.get("digest") not in kept and int(statement.get("seq", 0)) > since_seq:
+            seq = int(statement.get("seq", event_seq))
+            reason = f"the checkpoint of seq {seq} recorded at seq {event_seq} is in no store"
+            findings.append((seq, reason, (seq, seq)))
+    return findings
+
+
+def verify_chain(
+    tenant_id: int | None,
+    label: str,
+    *,
+    checkpoints: CheckpointSource | None = None,
+    incremental: bool = False,
+) -> ChainReport:
+    """Recompute one chain; report the first seq that is missing, extra, modified or reordered,
+    then compare it with its signed checkpoints (a rewrite before one, a tail cut after one, a
+    checkpoint deleted, forged or replaced).
 
     An intact tenant chain then has the registered record checks run on it: the first record
     that no longer verifies is reported at the seq of the event that recorded it.
 
+    `incremental` walks only from the newest genuine checkpoint on (its row must still carry
+    the signed hash); anything it finds is reported by a full walk, which names the first row.
+
     The head is read before the rows: rows committed meanwhile only extend the chain past it,
     so a concurrent writer never looks like tampering.
     """
-    head = AuditChainHead.objects.filter(key=chain_key(tenant_id)).first()
+    source = checkpoints if checkpoints is not None else CheckpointSource.configured()
+    key = chain_key(tenant_id)
+    head = AuditChainHead.objects.filter(key=key).first()
     head_seq = head.seq if head else 0
+    genuine, not_genuine = _readable_checkpoints(source, key, 0)
+    findings: list[_Finding] = []
+    start = genuine[-1].seq if incremental and genuine and not not_genuine else 1
+    if start > 1:
+        genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
     walk = _walk_parts if connection.vendor == "postgresql" else _walk_rows
-    broken, count, hash_at_head = walk(tenant_id, label, head_seq)
+    marks = {head_seq, *(checkpoint.seq for checkpoint in genuine)}
+    broken, count, hashes = walk(tenant_id, label, marks, start)
+    if start > 1 and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
+        return verify_chain(tenant_id, label, checkpoints=source)
+    end = max(head_seq, count, *(checkpoint.seq for checkpoint in genuine), 0)
     if broken:
-        return broken
+        window = (broken.first_bad_seq or 1, max(end, broken.first_bad_seq or 1))
+        return dataclasses.replace(broken, window=window, checkpoints=len(genuine))
     if head is None:
         if count:
-            return ChainReport(label, count, 1, "chain head is missing")
+            findings.append((1, "chain head is missing", (1, end)))
     elif count < head_seq:
         reason = f"rows after seq {count} are missing (chain head is at seq {head_seq})"
-        return ChainReport(label, count, count + 1, reason)
-    elif head_seq and hash_at_head != head.hash:
-        return ChainReport(label, count, head_seq, "chain head hash does not match its row")
-    if tenant_id is not None:
-        problems = sorted(problem for check in _RECORD_CHECKS for problem in check(tenant_id))
-        if problems:
-            seq, reason = problems[0]
-            return ChainReport(label, count, seq, reason)
-    return ChainReport(label, count)
+        findings.append((count + 1, reason, (count + 1, head_seq)))
+    elif head_seq and hashes.get(head_seq) != head.hash:
+        findings.append((head_seq, "chain head hash does not match its row", (head_seq, end)))
+    findings += _sequence_findings(genuine, full=start == 1)
+    findings += _row_findings(genuine, count, hashes)
+    if source.complete:
+        findings += _unpublished_findings(tenant_id, genuine, start - 1)
+    if tenant_id is not None and not findings:
+        for seq, reason in sorted(p for check in _RECORD_CHECKS for p in check(tenant_id)):
+            findings.append((seq, reason, (seq, seq)))
+    if findings or not_genuine:
+        # A checkpoint that is not genuine explains the gaps it leaves: name it first.
+        seq, reason, window = min(not_genuine or findings)
+        return ChainReport(label, count, seq, reason, window, len(genuine))
+    return ChainReport(label, count, checkpoints=len(genuine))
 
 
 def verify_all(
-    *, tenant_slug: str | None = None, progress: Callable[[str], None] | None = None
+    *,
+    tenant_slug: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    checkpoints: CheckpointSource | None = None,
+    incremental: bool = False,
 ) -> list[ChainReport]:
-    """Verify the platform chain and every tenant's (or only `tenant_slug`'s), in system scope."""
+    """Verify the platform chain and every tenant's (or only `tenant_slug`'s), in system scope,
+    each against its signed checkpoints (the configured stores unless told others)."""
+    source = checkpoints if checkpoints is not None else CheckpointSource.configured()
     with system_scope():
         tenants = Tenant.objects.order_by("slug").values_list("id", "slug")
         if tenant_slug:
@@ -313,5 +493,7 @@ def verify_all(
         for tenant_id, label in chains:
             if progress:
                 progress(f"verifying {label} …")
-            reports.append(verify_chain(tenant_id, label))
+            reports.append(
+                verify_chain(tenant_id, label, checkpoints=source, incremental=incremental)
+            )
     return reports

@@ -38,6 +38,9 @@ cleanup() {
 trap cleanup INT TERM EXIT
 echo "==> Applying migrations"
 $BIN/python manage.py migrate --noinput
+# The key that signs audit checkpoints (var/audit-keys/; never in the database). Production
+# generates its own with the same command and keeps it off the database host.
+$BIN/python manage.py audit_keygen --if-missing
 if [ -n "${DEMO_OIDC_ISSUER:-}" ]; then
   echo "==> Starting the demo OpenID Provider at ${DEMO_OIDC_ISSUER}"
   (cd "$oidc_dir" && OIDC_PORT="$OIDC_PORT" OIDC_CLIENT_ID=vouchsafe-demo \

@@ -228,14 +228,50 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 AUDIT_VERIFY_INTERVAL_SECONDS = env.int("AUDIT_VERIFY_INTERVAL_SECONDS", default=3600)
+AUDIT_VERIFY_FULL_INTERVAL_SECONDS = env.int("AUDIT_VERIFY_FULL_INTERVAL_SECONDS", default=86400)
+# Signed checkpoints (R-46, docs/audit.md): the Ed25519 signing key lives in a file or in the
+# AUDIT_SIGNING_KEY environment variable, never in the database; AUDIT_TRUSTED_KEYS lists the
+# public keys (files or folders of *.pem) verification accepts, retired ones included.
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env.int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", default=3600)
+AUDIT_CHECKPOINT_SIGNER = env(
+    "AUDIT_CHECKPOINT_SIGNER", default="audit.checkpoints.Ed25519KeySigner"
+)
+AUDIT_SIGNING_KEY_FILE = env(
+    "AUDIT_SIGNING_KEY_FILE", default=str(VAR_DIR / "audit-keys" / "signing-key.pem")
+)
+AUDIT_TRUSTED_KEYS = env.list(
+    "AUDIT_TRUSTED_KEYS", default=[str(VAR_DIR / "audit-keys" / "trusted")]
+)
+# Where checkpoints are published (JSON: a list of {"CLASS": dotted path, "OPTIONS": {...}}).
+# Production: at least two, outside the database's administrative domain (a write-once mount,
+# an Object Lock bucket).
+AUDIT_CHECKPOINT_STORES = env.json(
+    "AUDIT_CHECKPOINT_STORES",
+    default=[
+        {
+            "CLASS": "audit.checkpoints.DirectoryStore",
+            "OPTIONS": {"path": str(VAR_DIR / "checkpoints")},
+        }
+    ],
+)
 # Validated policy versions kept per process (least recently used dropped; about 17 KB each).
 POLICY_CACHE_SIZE = env.int("POLICY_CACHE_SIZE", default=2048)
 # How often the re-establishment window's poll reads the connectors' change logs (R-35).
 WINDOW_POLL_INTERVAL_SECONDS = env.int("WINDOW_POLL_INTERVAL_SECONDS", default=300)
 CELERY_BEAT_SCHEDULE = {
+    # Hourly: each chain from its newest signed checkpoint on; daily: every chain from seq 1.
     "audit-verify-chains": {
         "task": "audit.tasks.audit_verify_task",
         "schedule": float(AUDIT_VERIFY_INTERVAL_SECONDS),
+        "kwargs": {"incremental": True},
+    },
+    "audit-verify-full": {
+        "task": "audit.tasks.audit_verify_task",
+        "schedule": float(AUDIT_VERIFY_FULL_INTERVAL_SECONDS),
+    },
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint_task",
+        "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
     },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
     "console-job-prune": {"task": "tenants.tasks.background_job_prune_task", "schedule": 3600.0},

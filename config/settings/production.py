@@ -39,3 +39,12 @@ if any(
     for entry in PROOFING_PROVIDERS.values()  # noqa: F405
 ):
     raise ImproperlyConfigured("The development proofing provider cannot run in production.")
+# Signed checkpoints: the key and the stores must be set explicitly, the stores outside
+# the host's var/ folder and at least two of them (a write-once mount, an Object Lock bucket).
+AUDIT_SIGNING_KEY_FILE = env("AUDIT_SIGNING_KEY_FILE", default="")  # noqa: F405
+AUDIT_TRUSTED_KEYS = env.list("AUDIT_TRUSTED_KEYS")  # noqa: F405
+AUDIT_CHECKPOINT_STORES = env.json("AUDIT_CHECKPOINT_STORES")  # noqa: F405
+if len(AUDIT_CHECKPOINT_STORES) < 2:
+    raise ImproperlyConfigured(
+        "AUDIT_CHECKPOINT_STORES must name at least two checkpoint stores in production."
+    )

@@ -22,3 +22,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # django.core.m
 PROOFING_DEV_SECRET = env("PROOFING_DEV_SECRET", default="test-only-proofing-key-0123456789")  # noqa: F405
 PROOFING_PROVIDERS = {"dev": {"CLASS": "recovery.proofing.providers.DevProofingProvider"}}
 PROOFING_DEFAULT_PROVIDER = "dev"
+# Tests that sign or verify checkpoints give their own keys and stores (tmp_path).
+AUDIT_SIGNING_KEY_FILE = ""
+AUDIT_TRUSTED_KEYS: list[str] = []
+AUDIT_CHECKPOINT_STORES: list[dict] = []

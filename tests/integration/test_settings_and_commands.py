@@ -18,6 +18,14 @@ PRODUCTION_ENV = {
     "CACHE_URL": "rediscache://127.0.0.1:6379/1",
     "EMAIL_URL": "smtp+tls://vouchsafe:secret@mail.example.com:587",
     "PUBLIC_BASE_URL": "https://vouchsafe.example.com",
+    "AUDIT_SIGNING_KEY_FILE": "/run/secrets/audit-signing-key.pem",
+    "AUDIT_TRUSTED_KEYS": "/etc/vouchsafe/audit-keys",
+    "AUDIT_CHECKPOINT_STORES": json.dumps(
+        [
+            {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": "/mnt/worm"}},
+            {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": "/mnt/offsite"}},
+        ]
+    ),
 }
 
 
@@ -48,6 +56,13 @@ def test_production_settings_refuse_to_start_without_secret_key():
     result = manage("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_settings_refuse_to_start_with_one_checkpoint_store():
+    one = json.loads(PRODUCTION_ENV["AUDIT_CHECKPOINT_STORES"])[:1]
+    result = manage("check", env={**PRODUCTION_ENV, "AUDIT_CHECKPOINT_STORES": json.dumps(one)})
+    assert result.returncode != 0
+    assert "at least two checkpoint stores" in result.stderr
 
 
 def test_seed_demo_refuses_production_settings():
