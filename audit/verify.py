@@ -471,6 +471,23 @@ def verify_chain(
     return ChainReport(label, count, checkpoints=len(genuine))
 
 
+def _chains_only_in_stores(
+    source: CheckpointSource, known: set[str]
+) -> list[tuple[int | None, str]]:
+    """Tenant chains with checkpoints in a store but no tenant row any more (labelled by key)."""
+    found: set[str] = set()
+    for store in source.stores:
+        try:
+            found.update(store.chains())
+        except (CheckpointError, OSError):
+            continue
+    return [
+        (int(key.split(":", 1)[1]), key)
+        for key in sorted(found - known)
+        if key.startswith("tenant:") and key.split(":", 1)[1].isdigit()
+    ]
+
+
 def verify_all(
     *,
     tenant_slug: str | None = None,
@@ -489,6 +506,8 @@ def verify_all(
                 raise LookupError(f"No tenant with slug {tenant_slug!r}.")
         chains: list[tuple[int | None, str]] = [] if tenant_slug else [(None, "platform")]
         chains += list(tenants)
+        if not tenant_slug:  # a chain the stores vouch for whose tenant row is gone
+            chains += _chains_only_in_stores(source, {chain_key(t) for t, _ in chains})
         reports = []
         for tenant_id, label in chains:
             if progress:

@@ -308,7 +308,9 @@ def test_the_newest_checkpoint_deleted_from_every_store_is_detected_by_its_recor
     assert check(tenant, stores, trusted, complete=False).intact
 
 
-def test_a_checkpoint_forged_with_another_key_is_detected(tenant, signer, stores, trusted, tmp_path):
+def test_a_checkpoint_forged_with_another_key_is_detected(
+    tenant, signer, stores, trusted, tmp_path
+):
     sign(signer, stores, tenant)
     add_events(tenant, 1)
     rewrite_consistently(tenant, 2, actor_label="forger")
@@ -432,3 +434,20 @@ def test_checkpoint_files_are_plain_json_an_outsider_can_read(tenant, signer, st
         "prev",
         "key_id",
     }
+
+
+def test_a_whole_chain_removed_with_its_head_is_reported_from_the_stores(
+    tenant, signer, stores, trusted
+):
+    from audit.verify import verify_all
+
+    sign(signer, stores, tenant)
+    _triggers(False)
+    AuditEvent.objects.filter(tenant_id=tenant.pk).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditchainhead WHERE tenant_id = %s", [tenant.pk])
+    _triggers(True)
+    source = CheckpointSource(stores, trusted_keys([trusted]))
+    report = next(r for r in verify_all(checkpoints=source) if r.chain == tenant.slug)
+    assert not report.intact and report.window == (1, 6)
+    assert "rows after seq 0 are missing" in report.reason
