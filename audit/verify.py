@@ -425,8 +425,9 @@ def verify_chain(
     An intact tenant chain then has the registered record checks run on it: the first record
     that no longer verifies is reported at the seq of the event that recorded it.
 
-    `incremental` walks only from the newest genuine checkpoint on (its row must still carry
-    the signed hash); anything it finds is reported by a full walk, which names the first row.
+    `incremental` reads only the newest checkpoint and walks only from it (its row must still
+    carry the signed hash): the hourly job stays short however long the chain and its list of
+    checkpoints grow. Anything it finds is reported by a full walk, which names the first row.
 
     The head is read before the rows: rows committed meanwhile only extend the chain past it,
     so a concurrent writer never looks like tampering.
@@ -435,20 +436,22 @@ def verify_chain(
     key = chain_key(tenant_id)
     head = AuditChainHead.objects.filter(key=key).first()
     head_seq = head.seq if head else 0
-    genuine, not_genuine = _readable_checkpoints(source, key, 0)
-    findings: list[_Finding] = []
-    start = genuine[-1].seq if incremental and genuine and not not_genuine else 1
-    if start > 1:
-        genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
+    since = max(_newest_kept_seq(source, key) - 1, 0) if incremental else 0
+    genuine, not_genuine = _readable_checkpoints(source, key, since)
+    start = genuine[-1].seq if incremental and genuine else 1
+    if incremental and (start == 1 or not_genuine):
+        return verify_chain(tenant_id, label, checkpoints=source)  # nothing sure to start from
+    genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
     walk = _walk_parts if connection.vendor == "postgresql" else _walk_rows
     marks = {head_seq, *(checkpoint.seq for checkpoint in genuine)}
     broken, count, hashes = walk(tenant_id, label, marks, start)
-    if start > 1 and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
+    if incremental and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
         return verify_chain(tenant_id, label, checkpoints=source)
     end = max(head_seq, count, *(checkpoint.seq for checkpoint in genuine), 0)
     if broken:
         window = (broken.first_bad_seq or 1, max(end, broken.first_bad_seq or 1))
         return dataclasses.replace(broken, window=window, checkpoints=len(genuine))
+    findings: list[_Finding] = []
     if head is None:
         if count:
             findings.append((1, "chain head is missing", (1, end)))
@@ -457,18 +460,32 @@ def verify_chain(
         findings.append((count + 1, reason, (count + 1, head_seq)))
     elif head_seq and hashes.get(head_seq) != head.hash:
         findings.append((head_seq, "chain head hash does not match its row", (head_seq, end)))
-    findings += _sequence_findings(genuine, full=start == 1)
+    findings += _sequence_findings(genuine, full=not incremental)
     findings += _row_findings(genuine, count, hashes)
     if source.complete:
         findings += _unpublished_findings(tenant_id, genuine, start - 1)
     if tenant_id is not None and not findings:
         for seq, reason in sorted(p for check in _RECORD_CHECKS for p in check(tenant_id)):
             findings.append((seq, reason, (seq, seq)))
+    if incremental and (findings or not_genuine):
+        return verify_chain(tenant_id, label, checkpoints=source)  # the full walk names it
     if findings or not_genuine:
         # A checkpoint that is not genuine explains the gaps it leaves: name it first.
         seq, reason, window = min(not_genuine or findings)
         return ChainReport(label, count, seq, reason, window, len(genuine))
     return ChainReport(label, count, checkpoints=len(genuine))
+
+
+def _newest_kept_seq(source: CheckpointSource, key: str) -> int:
+    """The highest seq any readable store holds a checkpoint of for the chain (0: none)."""
+    newest = 0
+    for store in source.stores:
+        try:
+            seqs = store.seqs(key)
+        except (CheckpointError, OSError):
+            continue
+        newest = max(newest, seqs[-1] if seqs else 0)
+    return newest
 
 
 def _chains_only_in_stores(

@@ -451,3 +451,26 @@ def test_a_whole_chain_removed_with_its_head_is_reported_from_the_stores(
     report = next(r for r in verify_all(checkpoints=source) if r.chain == tenant.slug)
     assert not report.intact and report.window == (1, 6)
     assert "rows after seq 0 are missing" in report.reason
+
+
+def test_the_incremental_walk_reads_only_the_newest_checkpoint(
+    tenant, signer, stores, trusted, monkeypatch
+):
+    for _ in range(4):
+        sign(signer, stores, tenant)
+        add_events(tenant, 2)
+    read: list[int] = []
+    original = DirectoryStore.get
+
+    def counting_get(self, chain, seq):
+        read.append(seq)
+        return original(self, chain, seq)
+
+    monkeypatch.setattr(DirectoryStore, "get", counting_get)
+    report = check(tenant, stores, trusted, incremental=True)
+    assert report.intact
+    newest = stores[0].seqs(f"tenant:{tenant.pk}")[-1]
+    assert set(read) == {newest}
+    read.clear()
+    assert check(tenant, stores, trusted).intact  # the full walk reads every one
+    assert len(set(read)) == 4
