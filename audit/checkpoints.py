@@ -16,6 +16,7 @@ chain afterwards, in a transaction of its own, so writers never wait for a signa
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ from tenants.rls import system_scope
 from .chain import GENESIS_HASH
 from .context import Actor
 from .models import AuditChainHead, AuditEvent
+from .timestamps import TimestampAuthority, TimestampError
 
 FORMAT = "vouchsafe-checkpoint/1"
 CHECKPOINT_ACTION = "audit.checkpoint_signed"
@@ -74,6 +76,7 @@ class Checkpoint:
 
     statement: dict[str, Any]
     signature: bytes
+    timestamp: bytes | None = None  # an RFC 3161 token of `digest` (audit.timestamps)
 
     @property
     def chain(self) -> str:
@@ -107,6 +110,8 @@ class Checkpoint:
     def to_bytes(self) -> bytes:
         """The file a store keeps: the statement and its base64 signature."""
         body = {"statement": self.statement, "signature": base64.b64encode(self.signature).decode()}
+        if self.timestamp is not None:
+            body["timestamp"] = base64.b64encode(self.timestamp).decode()
         return canonical_bytes(body) + b"\n"
 
     @classmethod
@@ -114,12 +119,13 @@ class Checkpoint:
         try:
             body = json.loads(blob)
             statement, signature = body["statement"], base64.b64decode(body["signature"])
+            timestamp = base64.b64decode(body["timestamp"]) if "timestamp" in body else None
             if statement.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} statement")
             int(statement["seq"]), str(statement["hash"]), str(statement["key_id"])
         except (ValueError, KeyError, TypeError, AttributeError) as bad:
             raise CheckpointError("checkpoint.unreadable", f"Not a checkpoint: {bad}") from None
-        return cls(statement=statement, signature=signature)
+        return cls(statement=statement, signature=signature, timestamp=timestamp)
 
 
 # --- signing keys --------------------------------------------------------------------------
@@ -376,6 +382,7 @@ def checkpoints_sign(
     """
     signer = signer or signer_load()
     stores = stores if stores is not None else stores_load()
+    authority = TimestampAuthority.from_settings()
     if not stores:
         raise CheckpointError("checkpoint.no_store", "No checkpoint store is configured.")
     run = SigningRun()
@@ -389,11 +396,26 @@ def checkpoints_sign(
                 continue
             statement = _statement(head, last, signer.key_id)
             checkpoint = Checkpoint(statement, signer.sign(canonical_bytes(statement)))
+            if authority is not None:
+                checkpoint = _timestamped(checkpoint, authority, run)
             kept = _publish(checkpoint, stores, run)
             if kept:
                 _record(checkpoint, kept, actor)
                 run.signed.append(checkpoint)
     return run
+
+
+def _timestamped(
+    checkpoint: Checkpoint, authority: TimestampAuthority, run: SigningRun
+) -> Checkpoint:
+    """The checkpoint with the TSA's token of its digest; without one (reported) if the TSA
+    cannot give one: a TSA outage must not stop checkpoints from being published."""
+    try:
+        token = authority.stamp(checkpoint.digest)
+    except TimestampError as error:
+        run.failures.append(("tsa", checkpoint.chain, f"{error} ({error.code})"))
+        return checkpoint
+    return dataclasses.replace(checkpoint, timestamp=token)
 
 
 def _publish(checkpoint: Checkpoint, stores: list[CheckpointStore], run: SigningRun) -> list[str]:

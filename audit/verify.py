@@ -19,6 +19,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -39,6 +40,7 @@ from .checkpoints import (
     trusted_keys,
 )
 from .models import AuditChainHead, AuditEvent
+from .timestamps import TimestampAuthority, TimestampError
 
 CHUNK = 10_000
 
@@ -308,10 +310,11 @@ class CheckpointSource:
     stores: list[CheckpointStore]
     keys: dict[str, Ed25519PublicKey]
     complete: bool = True
+    tsa: TimestampAuthority | None = None  # checks the RFC 3161 tokens checkpoints carry
 
     @classmethod
     def configured(cls) -> CheckpointSource:
-        return cls(stores_load(), trusted_keys())
+        return cls(stores_load(), trusted_keys(), tsa=TimestampAuthority.from_settings())
 
 
 # A finding: the first seq it concerns, what is wrong, the window of seqs it puts in doubt.
@@ -335,7 +338,7 @@ def _readable_checkpoints(
                 )
             )
             continue
-        problem = signature_problem(item, source.keys)
+        problem = signature_problem(item, source.keys) or _timestamp_problem(item, source.tsa)
         if problem or item.chain != key:
             why = problem or f"it names chain {item.chain}"
             reason = f"the checkpoint at seq {item.seq} in store {store} is not genuine: {why}"
@@ -344,6 +347,24 @@ def _readable_checkpoints(
             genuine.append(item)
     genuine.sort(key=lambda checkpoint: (checkpoint.seq, checkpoint.signed_at))
     return genuine, findings
+
+
+# A token may state a time a little before `signed_at` (two clocks); not more than this.
+TIMESTAMP_SKEW = timedelta(minutes=5)
+
+
+def _timestamp_problem(checkpoint: Checkpoint, tsa: TimestampAuthority | None) -> str | None:
+    """Why the checkpoint's RFC 3161 token does not vouch for it (None: it does, or there is no
+    token or no TSA to check it with)."""
+    if checkpoint.timestamp is None or tsa is None:
+        return None
+    try:
+        stated = tsa.check(checkpoint.timestamp, checkpoint.digest)
+    except TimestampError as error:
+        return f"its RFC 3161 timestamp does not verify ({error})"
+    if stated < datetime.fromisoformat(checkpoint.signed_at) - TIMESTAMP_SKEW:
+        return f"its RFC 3161 timestamp ({stated.isoformat()}) is older than its signing time"
+    return None
 
 
 def _sequence_findings(genuine: list[Checkpoint], full: bool) -> list[_Finding]:

@@ -242,6 +242,11 @@ AUDIT_SIGNING_KEY_FILE = env(
 AUDIT_TRUSTED_KEYS = env.list(
     "AUDIT_TRUSTED_KEYS", default=[str(VAR_DIR / "audit-keys" / "trusted")]
 )
+# An RFC 3161 time-stamping authority that countersigns each checkpoint (optional): its URL and
+# the CA file its certificate must chain to.
+AUDIT_TSA_URL = env("AUDIT_TSA_URL", default="")
+AUDIT_TSA_CA_FILE = env("AUDIT_TSA_CA_FILE", default="")
+AUDIT_TSA_TIMEOUT_SECONDS = env.float("AUDIT_TSA_TIMEOUT_SECONDS", default=10.0)
 # Where checkpoints are published (JSON: a list of {"CLASS": dotted path, "OPTIONS": {...}}).
 # Production: at least two, outside the database's administrative domain (a write-once mount,
 # an Object Lock bucket).
