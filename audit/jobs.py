@@ -7,7 +7,6 @@ served only by `export_open` after the console has checked the job is the reader
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
@@ -27,22 +25,16 @@ from tenants.models import BackgroundJob
 from tenants.policies import can_read_audit, enforce
 from tenants.rls import tenant_scope
 
-from .api.views import EXPORT_FIELDS
 from .context import Actor
 from .forms import AuditTrailFilter
 from .models import AuditEvent
-from .selectors import audit_event_list
+from .selectors import EXPORT_FIELDS, audit_event_list, export_line
 from .services import record
 
 EXPORT_KIND = "audit.export"
 CHUNK = 500
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.ndjson")
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def ndjson_line(values: dict[str, Any]) -> bytes:
-    """One event as a compact JSON line, encoded as the API's export encodes it."""
-    return json.dumps(values, cls=DjangoJSONEncoder, separators=(",", ":")).encode() + b"\n"
 
 
 def _export_path(tenant_id: int, stored_name: str) -> Path:
@@ -109,7 +101,7 @@ def audit_export_run(job: BackgroundJob, progress: Progress) -> dict[str, Any]:
                     rows = list(chunk.order_by("seq").values(*EXPORT_FIELDS)[:CHUNK])
                 if not rows:
                     break
-                file.writelines(ndjson_line(row) for row in rows)
+                file.writelines(export_line(row) for row in rows)
                 done, after = done + len(rows), rows[-1]["seq"]
                 progress(done, total)
             file.flush()

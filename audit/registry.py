@@ -64,6 +64,41 @@ ACTIONS: dict[str, str] = {
     "audit.exported": (
         "Someone exported the tenant's trail as NDJSON (API or console); data carries the filters."
     ),
+    "audit.read": (
+        "Someone read the tenant's trail (R-50): a console trail, case timeline or chain page, a "
+        "verification, an API list of events or alerts; data says what (the surface, filters, "
+        "cursor, case, number of events), never their content."
+    ),
+    "audit.export_downloaded": (
+        "Someone downloaded the file of their finished console export; data names the job and "
+        "its number of events."
+    ),
+    "audit.bundle_downloaded": (
+        "A reader of the trail downloaded a case's evidence bundle (API or console); data names "
+        "the case, the checkpoint seq it is proven to, its number of events and the manifest's "
+        "sha256."
+    ),
+    "audit.integrity_failing": (
+        "Recorded in the tenant's own chain when a new finding on it makes the tenant fail closed "
+        "(no T1/T2 execution or policy activation until an audit_admin acknowledges it); data "
+        "carries the finding (first_bad_seq, reason, window)."
+    ),
+    "audit.integrity_paged": (
+        "A chain finding was paged (platform chain): data names the chain, the finding and how "
+        "many audit_admins and security contacts were e-mailed."
+    ),
+    "audit.integrity_acknowledged": (
+        "An audit_admin acknowledged a chain finding with a fresh passkey step-up (platform "
+        "chain); the chain's tenant works again until a different finding is made."
+    ),
+    "audit.platform_admin_changed": (
+        "A platform operator made a person a platform audit admin (who acknowledges the platform "
+        "chain's findings), or ended it; data names the user and whether it was enabled."
+    ),
+    "audit.integrity_acknowledge_refused": (
+        "An attempt to acknowledge a chain finding was refused (platform chain); data carries "
+        "the chain and the refusal's code."
+    ),
     # protected accounts and their contact methods (synced from a system of record)
     "account.created": "A protected account was created or imported.",
     "account.updated": "A sync changed a protected account's authoritative attributes.",

@@ -1,12 +1,32 @@
-"""Reads of a tenant's trail, each starting from the tenant."""
+"""Reads of a tenant's trail, each starting from the tenant, and the record every read leaves.
+
+Reading the trail is itself an event (R-50): each surface that shows or hands out events calls
+`trail_read_record` inside the transaction that builds its answer, after it has read what it
+shows, so the chain head is locked only briefly. If the event cannot be written the read is
+refused (`TrailReadNotRecorded`) and the reader gets no data.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import QueryDict
 
+from .chain import HASHED_FIELDS
+from .context import Actor
+from .exceptions import AuditError
 from .models import AuditChainHead, AuditEvent
+from .services import record
+
+# An export line: exactly the hashed fields with their stored values, the row's hash, and the
+# database id (not hashed; the documented check script ignores it).
+EXPORT_FIELDS: tuple[str, ...] = (*HASHED_FIELDS, "hash", "id")
+# A filter value longer than this is cut in the read's event (what was asked, not a payload).
+READ_VALUE_LIMIT = 200
 
 
 def audit_event_list(*, tenant: Any) -> QuerySet[AuditEvent]:
@@ -32,3 +52,67 @@ def last_scheduled_verification() -> AuditEvent | None:
         .order_by("-seq")
         .first()
     )
+
+
+def hashed_time(moment: datetime) -> str:
+    """`created_at` as the row's hash covers it: UTC, ISO 8601, six fractional digits."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def export_line(values: Mapping[str, Any]) -> bytes:
+    """One event of an NDJSON export (API and console alike), from `values(*EXPORT_FIELDS)`.
+
+    Every hashed field carries its stored value, `created_at` the exact text that was hashed,
+    so the check script in docs/audit.md recomputes each row's hash from the line alone.
+    """
+    line = {name: values[name] for name in EXPORT_FIELDS}
+    line["created_at"] = hashed_time(values["created_at"])
+    return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+
+
+class TrailReadNotRecorded(AuditError):
+    """A read of the trail could not be recorded, so it is refused (R-50; fails closed)."""
+
+    code = "audit.read_not_recorded"
+    message = (
+        "The audit trail cannot be shown right now: reading it must be recorded in the trail, "
+        "and that failed. Nothing was shown. Try again later."
+    )
+
+
+def read_filters(params: QueryDict, *, leave_out: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """The query parameters a reader asked with, as a read's event keeps them (values cut)."""
+    return {
+        name: [value[:READ_VALUE_LIMIT] for value in values]
+        for name, values in params.lists()
+        if name not in leave_out
+    }
+
+
+def trail_read_record(
+    *,
+    reader: Any,
+    access: Any,
+    tenant: Any,
+    data: dict[str, Any],
+    action: str = "audit.read",
+) -> None:
+    """Record that `reader` read the tenant's trail: `audit.read` with `data` saying what
+    (`read`: the surface, such as "console.trail" or "api.events"; the filters, cursor, case,
+    row count), or `action` for an export or its download. Never the events' content.
+
+    Call it inside the transaction that builds the answer, once the answer is built; an
+    error of any kind becomes `TrailReadNotRecorded` and the transaction must roll back.
+    `access` (the reader's `TenantAccess`) names the organisation they read for.
+    """
+    via_grant = access is not None and access.via_grant
+    organisation = access.organisation if via_grant else tenant.name
+    try:
+        record(
+            action=action,
+            actor=Actor.for_user(reader, organisation=organisation),
+            tenant=tenant,
+            data=data,
+        )
+    except Exception as failure:
+        raise TrailReadNotRecorded(TrailReadNotRecorded.message) from failure

@@ -2,11 +2,19 @@
 
 Every page is for readers of the trail (`can_read_audit`); anyone else gets a 403. Pages are
 cut by seq (a keyset cursor), so a page costs the same queries however long the chain is.
+
+Every answer that shows the trail, its chain or an export's file is recorded (`audit.read`,
+`audit.export_downloaded`) in the page's own transaction once the page is built: one event per
+request, htmx swaps included (each is a reader's new filter or page). When the record cannot
+be written the transaction rolls back and the reader gets a 503 page with nothing of the trail
+(R-50).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +39,14 @@ from tenants.policies import can_read_audit
 from .forms import AuditTrailFilter, CursorForm
 from .jobs import EXPORT_KIND, export_open
 from .models import AuditEvent
-from .selectors import audit_event_list, chain_head, last_scheduled_verification
+from .selectors import (
+    TrailReadNotRecorded,
+    audit_event_list,
+    chain_head,
+    last_scheduled_verification,
+    read_filters,
+    trail_read_record,
+)
 from .verify import ChainReport, verify_chain
 
 # The target_type of a case's events (recovery's RecoveryCase._meta.label; audit does not
@@ -41,6 +56,30 @@ PAGE_SIZE = 50
 SUMMARY_LENGTH = 80
 CURSOR_PARAMS = ("older_than", "newer_than")
 EXPORT_RESULT_TEMPLATE = "console/jobs/audit_export.html"
+
+
+def read_recorded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Around `tenant_view`: a read whose record failed has rolled back; answer 503, no data."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except TrailReadNotRecorded as refused:
+            context = {"message": refused.message, "code": refused.code}
+            return render(request, "console/audit/read_refused.html", context, status=503)
+
+    return wrapper
+
+
+def _record_read(request: HttpRequest, data: dict[str, Any], action: str = "audit.read") -> None:
+    trail_read_record(
+        reader=request.user,
+        access=request.tenant_access,
+        tenant=request.tenant,
+        data=data,
+        action=action,
+    )
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -141,14 +180,18 @@ def _filter_values(request: HttpRequest) -> list[tuple[str, str]]:
 
 
 @require_GET
+@read_recorded
 @tenant_view
 def audit_timeline_view(request: HttpRequest) -> HttpResponse:
     """The tenant's trail, newest first, filtered by the GET form (which htmx also submits)."""
     _require_reader(request)
     filterset = AuditTrailFilter(request.GET, queryset=audit_event_list(tenant=request.tenant))
     context: dict[str, Any] = {"filterset": filterset, "page": None}
+    cursor = CursorForm(request.GET).cursor()
+    read = {"read": "console.trail", "filters": read_filters(request.GET, leave_out=CURSOR_PARAMS)}
     if filterset.is_valid():  # invalid filters show their errors, never the unfiltered trail
-        page = seq_page(filterset.qs, CursorForm(request.GET).cursor(), newest_first=True)
+        page = seq_page(filterset.qs, cursor, newest_first=True)
+        read.update(filters=filterset.params(), cursor=cursor, events=len(page.rows))
         context.update(
             page=page,
             links=_page_links(request, page, newest_first=True),
@@ -158,10 +201,12 @@ def audit_timeline_view(request: HttpRequest) -> HttpResponse:
     template = "console/audit/_events.html" if context["partial"] else "console/audit/timeline.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
+    _record_read(request, read)
     return response
 
 
 @require_GET
+@read_recorded
 @tenant_view
 def audit_case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse:
     """The events whose target is one case of this tenant, oldest first."""
@@ -172,14 +217,18 @@ def audit_case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse
     latest = events.order_by("-seq").first()
     if latest is None:  # no case of this tenant has that id: as missing as another tenant's
         raise CrossTenantNotFound(CASE_LABEL, case_id)
-    page = seq_page(events, CursorForm(request.GET).cursor(), newest_first=False)
+    cursor = CursorForm(request.GET).cursor()
+    page = seq_page(events, cursor, newest_first=False)
     context = {
         "case_id": case_id,
         "case_repr": latest.target_repr,  # as the case last stood in the trail
         "page": page,
         "links": _page_links(request, page, newest_first=False),
     }
-    return render(request, "console/audit/case_timeline.html", context)
+    response = render(request, "console/audit/case_timeline.html", context)
+    read = {"read": "console.case_trail", "case": case_id, "cursor": cursor}
+    _record_read(request, read | {"events": len(page.rows)})
+    return response
 
 
 def _last_run_flagged(tenant: Tenant, last_run: AuditEvent) -> AuditEvent | None:
@@ -201,6 +250,7 @@ def _last_run_flagged(tenant: Tenant, last_run: AuditEvent) -> AuditEvent | None
 
 
 @require_GET
+@read_recorded
 @tenant_view
 def audit_chain_view(request: HttpRequest) -> HttpResponse:
     """The chain's head, the scheduled verifier's last verdict on it, and "Verify now"."""
@@ -211,7 +261,9 @@ def audit_chain_view(request: HttpRequest) -> HttpResponse:
         "last_run": last_run,
         "last_run_flagged": _last_run_flagged(request.tenant, last_run) if last_run else None,
     }
-    return render(request, "console/audit/chain.html", context)
+    response = render(request, "console/audit/chain.html", context)
+    _record_read(request, {"read": "console.chain"})
+    return response
 
 
 def _report_message(report: ChainReport) -> str:
@@ -224,6 +276,7 @@ def _report_message(report: ChainReport) -> str:
 
 
 @require_POST
+@read_recorded
 @tenant_view
 def audit_chain_verify_view(request: HttpRequest) -> HttpResponse:
     """Recompute the tenant's chain now, as the verification API does, and say what it found."""
@@ -231,12 +284,14 @@ def audit_chain_verify_view(request: HttpRequest) -> HttpResponse:
     report = verify_chain(request.tenant.pk, request.tenant.slug)
     if _partial(request):
         context = {"report": report, "checked_at": timezone.now()}
-        return render(request, "console/audit/_verification.html", context)
-    if report.intact:
-        messages.success(request, _report_message(report))
+        response = render(request, "console/audit/_verification.html", context)
     else:
-        messages.error(request, _report_message(report))
-    return redirect("audit-chain", tenant=request.tenant.slug)
+        response = redirect("audit-chain", tenant=request.tenant.slug)
+    _record_read(request, {"read": "console.verification"})
+    if not _partial(request):  # the message is kept only once the read is recorded
+        notify = messages.success if report.intact else messages.error
+        notify(request, _report_message(report))
+    return response
 
 
 @require_POST
@@ -265,6 +320,7 @@ def audit_export_start_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@read_recorded
 @tenant_view
 def audit_export_download_view(request: HttpRequest, pk: int) -> FileResponse:
     """The file of one of the reader's own finished exports in this tenant; 404 otherwise."""
@@ -272,9 +328,11 @@ def audit_export_download_view(request: HttpRequest, pk: int) -> FileResponse:
     job = job_get_visible(tenant=request.tenant, actor=request.user, pk=pk)
     if job.kind != EXPORT_KIND or job.status != JobStatus.DONE:
         raise Http404("Not found.")
+    data = {"job": job.pk, "events": job.result.get("events")}
+    _record_read(request, data, action="audit.export_downloaded")
     try:
         file = export_open(job)
-    except FileNotFoundError:
+    except FileNotFoundError:  # the 404 rolls the record back with it
         raise Http404("Not found.") from None
     return FileResponse(
         file,

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -24,7 +23,7 @@ from django_otp import login as otp_login
 
 from .choices import StaffPasskeyStatus
 from .exceptions import DomainError
-from .lockout import is_locked
+from .lockout import FailureNotRecorded, is_locked
 from .models import StaffPasskey, StaffPasskeyReplacement
 from .passkeys import (
     GROUND_FIRST,
@@ -47,7 +46,7 @@ from .passkeys import (
     staff_passkey_replacements_to_approve,
     staff_passkey_sign_in,
 )
-from .views import LOCKED_MESSAGE, _safe_next
+from .views import LOCKED_MESSAGE, _end_sign_in, _not_recorded, _safe_next
 from .webauthn import registration_answer
 
 SIGN_IN_KEY = "staff_passkey:sign_in"
@@ -109,11 +108,11 @@ def passkey_sign_in_view(request: HttpRequest) -> HttpResponse:
         passkey = staff_passkey_sign_in(
             user=user, challenge=challenge, credential_json=request.POST.get("assertion", "")
         )
+    except FailureNotRecorded as refused:  # counted, but the trail could not record it
+        return _end_sign_in(request, _not_recorded(refused))
     except StaffPasskeyRefused as refused:
         if is_locked(user):
-            logout(request)
-            messages.error(request, _(LOCKED_MESSAGE))
-            return redirect("staff-login")
+            return _end_sign_in(request, _(LOCKED_MESSAGE))
         messages.error(request, f"{refused.message} ({refused.code})")
         target = _safe_next(request, "POST")
         verify = reverse("otp-verify")

@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .choices import StepUpKind
 from .exceptions import StepUpFailed
-from .lockout import is_locked, register_failure, register_success
+from .lockout import FailureNotRecorded, is_locked, register_failure, register_success
 from .models import StepUpUse, User
 from .passkeys import StaffPasskeyRefused, staff_assertion_reverify, staff_assertion_verify
 
@@ -97,6 +97,15 @@ def _canonical(data: dict[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def _count_refusal(user: User) -> None:
+    """Count a refused step-up towards the lockout; if the refusal could not be recorded in
+    the trail, refuse with that instead (it is counted all the same)."""
+    try:
+        register_failure(user, kind="step_up")
+    except FailureNotRecorded as refused:
+        raise StepUpFailed(refused.message, code=refused.code) from refused
+
+
 def step_up_passkey_verify(
     *, user: User, challenge: bytes, credential_json: str, inputs: dict[str, Any]
 ) -> StepUpProof:
@@ -115,7 +124,7 @@ def step_up_passkey_verify(
             user=user, challenge=challenge, credential_json=credential_json
         )
     except StaffPasskeyRefused as refused:
-        register_failure(user, kind="step_up")
+        _count_refusal(user)
         raise StepUpFailed(refused.message, code=refused.code) from refused
     register_success(user)
     assertion = _canonical({**verified.as_data(), "inputs": inputs})
@@ -153,7 +162,7 @@ def step_up_verify(*, user: User, token: str) -> StepUpProof:
             "This account is locked after too many failed attempts.", code="stepup.account_locked"
         )
     if not token.isdigit():
-        register_failure(user, kind="step_up")
+        _count_refusal(user)
         raise StepUpFailed(
             "Enter the 6-digit code from your authenticator app.", code="stepup.token_missing"
         )
@@ -174,7 +183,7 @@ def step_up_verify(*, user: User, token: str) -> StepUpProof:
                     user.pk, device.persistent_id, device_type, verified_at, nonce
                 ),
             )
-    register_failure(user, kind="step_up")
+    _count_refusal(user)
     raise StepUpFailed(
         "That authenticator code is not valid (it may have been used already).",
         code="stepup.invalid_token",

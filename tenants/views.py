@@ -38,7 +38,7 @@ from .forms import (
     TokenForm,
 )
 from .jobs import job_get_visible
-from .lockout import is_locked, register_failure
+from .lockout import FailureNotRecorded, is_locked, register_failure
 from .models import Tenant, User
 from .otp import sign_in_completed, totp_enrolment_confirm
 from .passkeys import staff_passkeys_active
@@ -51,9 +51,21 @@ from .stepup import step_up_verify
 LOCKED_MESSAGE = "Too many failed attempts: this account is locked for a while. Try again later."
 
 
+def _not_recorded(refused: FailureNotRecorded) -> str:
+    return f"{refused.message} ({refused.code})"
+
+
+def _end_sign_in(request: HttpRequest, message: str) -> HttpResponse:
+    """Refuse a half-finished sign-in: end the password session and say why on the login page."""
+    logout(request)
+    messages.error(request, message)
+    return redirect("staff-login")
+
+
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
         user = authenticate(request, username=username, password=form.cleaned_data["password"])
@@ -61,15 +73,23 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if user is not None and is_locked(user):
             form.add_error(None, _(LOCKED_MESSAGE))
         elif user is None:
-            if known is not None and known.is_active and register_failure(known, kind="password"):
-                form.add_error(None, _(LOCKED_MESSAGE))
+            try:
+                locked = (
+                    known is not None
+                    and known.is_active
+                    and register_failure(known, kind="password")
+                )
+            except FailureNotRecorded as refused:
+                form.add_error(None, _not_recorded(refused))
+                status = 503
             else:
-                form.add_error(None, _("The username or password is incorrect."))
+                incorrect = _("The username or password is incorrect.")
+                form.add_error(None, _(LOCKED_MESSAGE) if locked else incorrect)
         else:
             login(request, user)
             verify, target = reverse("otp-verify"), _safe_next(request)
             return redirect(f"{verify}?{urlencode({'next': target})}" if target else verify)
-    return render(request, "auth/login.html", {"form": form})
+    return render(request, "auth/login.html", {"form": form}, status=status)
 
 
 @require_POST
@@ -108,13 +128,15 @@ def otp_verify_view(request: HttpRequest) -> HttpResponse:
             (d for d in devices if d.verify_is_allowed()[0] and d.verify_token(token)), None
         )
         if device is not None and not is_locked(user):
-            otp_login(request, device)
+            # Recorded first: a sign-in whose record fails must not leave a verified session.
             sign_in_completed(user=user, device=device)
+            otp_login(request, device)
             return redirect(_safe_next(request) or "home")
-        if is_locked(user) or register_failure(user, kind="otp"):
-            logout(request)
-            messages.error(request, _(LOCKED_MESSAGE))
-            return redirect("staff-login")
+        try:
+            if is_locked(user) or register_failure(user, kind="otp"):
+                return _end_sign_in(request, _(LOCKED_MESSAGE))
+        except FailureNotRecorded as refused:
+            return _end_sign_in(request, _not_recorded(refused))
         form.add_error("token", _("That code is not valid. Codes can be used once."))
     context = {
         "form": form,
@@ -153,10 +175,11 @@ def otp_enrol_view(request: HttpRequest) -> HttpResponse:
             codes = totp_enrolment_confirm(user=user, device=device)
             otp_login(request, device)
             return render(request, "auth/backup_codes.html", {"codes": codes})
-        if register_failure(user, kind="otp"):
-            logout(request)
-            messages.error(request, _(LOCKED_MESSAGE))
-            return redirect("staff-login")
+        try:
+            if register_failure(user, kind="otp"):
+                return _end_sign_in(request, _(LOCKED_MESSAGE))
+        except FailureNotRecorded as refused:
+            return _end_sign_in(request, _not_recorded(refused))
         form.add_error("token", _("That code does not match. Check the time on your phone."))
     return render(
         request,

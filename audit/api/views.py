@@ -1,16 +1,21 @@
-"""Audit API: the tenant's trail (filtered, paginated), an NDJSON export, chain status, alerts."""
+"""Audit API: the tenant's trail (filtered, paginated), an NDJSON export, chain status, alerts.
+
+Every answer that reads the trail is recorded (`audit.read`, or `audit.exported` for the
+export) in the handler's transaction; when that record fails the reader gets a 503
+`audit.read_not_recorded` and no events (R-50).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,15 +26,30 @@ from tenants.models import Tenant
 from tenants.policies import can_read_audit, enforce
 from tenants.rls import tenant_scope
 
-from ..context import Actor
 from ..models import AuditEvent
-from ..selectors import alert_list, audit_event_list, chain_head, last_scheduled_verification
-from ..services import record
+from ..selectors import (
+    EXPORT_FIELDS,
+    TrailReadNotRecorded,
+    alert_list,
+    audit_event_list,
+    chain_head,
+    export_line,
+    last_scheduled_verification,
+    read_filters,
+    trail_read_record,
+)
 from ..verify import verify_chain
 from . import serializers as s
 from .filters import AlertFilter, AuditEventFilter
 
-EXPORT_FIELDS = s.AuditEventOutput.Meta.fields
+# Query parameters that shape the answer rather than choose events.
+NOT_FILTERS = ("cursor", "format")
+
+
+class ReadNotRecorded(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = TrailReadNotRecorded.code
+    default_detail = TrailReadNotRecorded.message
 
 
 def _require_audit_reader(request: Request) -> None:
@@ -37,12 +57,48 @@ def _require_audit_reader(request: Request) -> None:
         enforce(can_read_audit(request.tenant_access))
 
 
+def _filters(request: Request) -> dict[str, list[str]]:
+    return read_filters(request.query_params, leave_out=NOT_FILTERS)
+
+
+def _record_read(request: Request, data: dict[str, Any], action: str = "audit.read") -> None:
+    """Record this read of the trail in the handler's transaction, or refuse it (503)."""
+    try:
+        trail_read_record(
+            reader=request.user,
+            access=request.tenant_access,
+            tenant=request.tenant,
+            data=data,
+            action=action,
+        )
+    except TrailReadNotRecorded as refused:
+        raise ReadNotRecorded() from refused
+
+
+class RecordedListMixin:
+    """A list of the trail's rows whose every page is recorded as read (`read` names it)."""
+
+    read: str
+
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().get(request, *args, **kwargs)
+        data = {
+            "read": self.read,
+            "filters": _filters(request),
+            "cursor": request.query_params.get("cursor", "")[:200],
+            "events": len(response.data["results"]),
+        }
+        _record_read(request, data)
+        return response
+
+
 @extend_schema_view(
     get=extend_schema(
         operation_id="audit_events_list", summary="The tenant's audit trail, filtered"
     )
 )
-class AuditEventListApi(TenantListApiView):
+class AuditEventListApi(RecordedListMixin, TenantListApiView):
+    read = "api.events"
     scopes = {"GET": Scope.AUDIT_READ}
     serializer_class = s.AuditEventOutput
     filterset_class = AuditEventFilter
@@ -55,10 +111,10 @@ class AuditEventListApi(TenantListApiView):
         _require_audit_reader(request)
 
 
-def _ndjson(tenant: Tenant, events: Iterator[AuditEvent]) -> Iterator[bytes]:
+def _ndjson(tenant: Tenant, events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     with tenant_scope([tenant.pk]):
         for values in events:
-            yield json.dumps(values, cls=DjangoJSONEncoder, separators=(",", ":")).encode() + b"\n"
+            yield export_line(values)
 
 
 class AuditExportApi(TenantApiView):
@@ -74,14 +130,8 @@ class AuditExportApi(TenantApiView):
     def get(self, request: Request) -> StreamingHttpResponse:
         _require_audit_reader(request)
         events = self.filter_queryset(audit_event_list(tenant=request.tenant)).order_by("seq")
-        filters = {k: v for k, v in request.query_params.items() if k != "format"}
-        with transaction.atomic():
-            record(
-                action="audit.exported",
-                actor=Actor.for_user(request.user, organisation=request.tenant.name),
-                tenant=request.tenant,
-                data={"filters": filters},
-            )
+        _record_read(request, {"filters": _filters(request)}, action="audit.exported")
+        # The stream reads in its own transaction, after this one has committed the record.
         rows = events.values(*EXPORT_FIELDS).iterator(chunk_size=2000)
         response = StreamingHttpResponse(
             _ndjson(request.tenant, rows), content_type="application/x-ndjson"
@@ -106,6 +156,7 @@ class AuditVerificationApi(TenantApiView):
         head = chain_head(tenant=request.tenant)
         report = verify_chain(request.tenant.pk, request.tenant.slug)
         last = last_scheduled_verification()
+        _record_read(request, {"read": "api.verification"})
         return Response(
             {
                 "chain": report.chain,
@@ -125,7 +176,8 @@ class AuditVerificationApi(TenantApiView):
 @extend_schema_view(
     get=extend_schema(operation_id="alerts_list", summary="Alerts raised for the security queue")
 )
-class AlertListApi(TenantListApiView):
+class AlertListApi(RecordedListMixin, TenantListApiView):
+    read = "api.alerts"
     scopes = {"GET": Scope.ALERTS_READ}
     serializer_class = s.AlertOutput
     filterset_class = AlertFilter
