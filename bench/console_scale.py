@@ -123,8 +123,9 @@ def check_html(page: Page, slug: str, status: int, html: str, head_seq: int, whe
         problem = f"shows {len(shown)} rows, not {page.rows}"
     elif page.label == "account search" and html.count(f"{SEARCH}-") < page.rows:
         problem = f"rows do not match {SEARCH!r}"
-    elif page.label == "audit timeline" and max(shown) != head_seq:
-        problem = f"newest row is #{max(shown)}, the chain head is #{head_seq}"
+    elif page.label == "audit timeline" and max(shown) < head_seq:
+        # Each view records its read, so the head moves on by one per view measured.
+        problem = f"newest row is #{max(shown)}, older than the filled chain head #{head_seq}"
     if problem:
         raise SystemExit(f"{where} {page.label} /{page.path} {problem}:\n{html[:600]}")
 
