@@ -426,7 +426,8 @@ def _publish(checkpoint: Checkpoint, stores: list[CheckpointStore], run: Signing
             store.put(checkpoint)
             kept.append(store.name)
         except (CheckpointError, OSError) as error:
-            run.failures.append((store.name, checkpoint.chain, str(error)))
+            code = error.code if isinstance(error, CheckpointError) else "checkpoint.store_error"
+            run.failures.append((store.name, checkpoint.chain, f"{error} ({code})"))
     return kept
 
 
@@ -460,8 +461,10 @@ def checkpoints_read(
     for store in stores:
         try:
             seqs = store.seqs(chain)
-        except OSError as error:
-            yield store.name, CheckpointError("checkpoint.store_unreadable", str(error))
+        except (CheckpointError, OSError) as error:
+            if not isinstance(error, CheckpointError):
+                error = CheckpointError("checkpoint.store_unreadable", str(error))
+            yield store.name, error
             continue
         for seq in seqs:
             if seq <= since_seq:

@@ -15,6 +15,10 @@ class WebhookEventType(models.TextChoices):
     APPROVAL_DENIED = "approval.denied", _("An approver denied a case")
     ALERT_RAISED = "alert.raised", _("A detection for the security queue")
     POLICY_ACTIVATED = "policy.activated", _("A recovery policy version became active")
+    AUDIT_CHECKPOINT_SIGNED = (
+        "audit.checkpoint_signed",
+        _("The tenant's audit chain head was signed (a copy of the signed checkpoint)"),
+    )
 
 
 # The audit action that raises each webhook event. Today every name is the same as its action;
@@ -29,6 +33,7 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
     "approval.denied": WebhookEventType.APPROVAL_DENIED,
     "alert.raised": WebhookEventType.ALERT_RAISED,
     "policy.activated": WebhookEventType.POLICY_ACTIVATED,
+    "audit.checkpoint_signed": WebhookEventType.AUDIT_CHECKPOINT_SIGNED,
 }
 
 
