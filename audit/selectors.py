@@ -45,6 +45,12 @@ def chain_head(*, tenant: Any) -> AuditChainHead | None:
     return AuditChainHead.objects.filter(tenant_id=tenant.pk).first()
 
 
+def last_checkpoint(*, tenant: Any) -> AuditEvent | None:
+    """The record of the newest checkpoint signed of the tenant's chain (its data holds the
+    signed statement); what the stores hold is what verification trusts."""
+    return audit_event_list(tenant=tenant).filter(action="audit.checkpoint_signed").first()
+
+
 def last_scheduled_verification() -> AuditEvent | None:
     """The platform verifier's latest run (an `audit.verified` event in the platform chain)."""
     return (

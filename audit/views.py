@@ -43,6 +43,7 @@ from .selectors import (
     TrailReadNotRecorded,
     audit_event_list,
     chain_head,
+    last_checkpoint,
     last_scheduled_verification,
     read_filters,
     trail_read_record,
@@ -258,6 +259,7 @@ def audit_chain_view(request: HttpRequest) -> HttpResponse:
     last_run = last_scheduled_verification()
     context = {
         "head": chain_head(tenant=request.tenant),
+        "checkpoint": last_checkpoint(tenant=request.tenant),
         "last_run": last_run,
         "last_run_flagged": _last_run_flagged(request.tenant, last_run) if last_run else None,
     }
@@ -269,9 +271,14 @@ def audit_chain_view(request: HttpRequest) -> HttpResponse:
 def _report_message(report: ChainReport) -> str:
     if report.intact:
         return _("The chain is intact: %(rows)s events checked.") % {"rows": report.rows}
-    return _("The chain is broken at event #%(seq)s: %(reason)s") % {
+    return _(
+        "The chain is broken at event #%(seq)s: %(reason)s. Events #%(first)s to #%(last)s "
+        "cannot be trusted."
+    ) % {
         "seq": report.first_bad_seq,
         "reason": report.reason,
+        "first": report.window[0] if report.window else report.first_bad_seq,
+        "last": report.window[1] if report.window else report.first_bad_seq,
     }
 
 
@@ -281,7 +288,7 @@ def _report_message(report: ChainReport) -> str:
 def audit_chain_verify_view(request: HttpRequest) -> HttpResponse:
     """Recompute the tenant's chain now, as the verification API does, and say what it found."""
     _require_reader(request)
-    report = verify_chain(request.tenant.pk, request.tenant.slug)
+    report = verify_chain(request.tenant.pk, request.tenant.slug, incremental=True)
     if _partial(request):
         context = {"report": report, "checked_at": timezone.now()}
         response = render(request, "console/audit/_verification.html", context)

@@ -12,6 +12,10 @@ class IntegrationsConfig(AppConfig):
 
         event_recorded.connect(on_event_recorded, dispatch_uid="integrations.webhook_outbox")
 
+        from .siem.stream import on_event_recorded as siem_on_event_recorded
+
+        event_recorded.connect(siem_on_event_recorded, dispatch_uid="integrations.siem_stream")
+
         from recovery.connectors.webhook import outbox_register
 
         from .outbox import connector_request_enqueue

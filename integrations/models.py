@@ -11,6 +11,7 @@ from audit.models import ChainCursor
 from tenants.querysets import TenantOwnedManager
 
 from .choices import DeliveryKind, DeliveryStatus, IngestEventType, WebhookEventType
+from .siem.choices import SiemFormat
 
 
 def url_origin(url: str) -> str:
@@ -200,3 +201,49 @@ class IngestedEvent(models.Model):
 # Field diffs underneath the audit trail. Neither the signing secret nor the URL (whose path or
 # query may hold the receiver's own token) is written there; our events carry its origin and hash.
 auditlog.register(WebhookSubscription, exclude_fields=["secret", "url", "updated_at"])
+
+
+class SiemDestination(models.Model):
+    """The tenant's syslog collector (one per tenant): every event of its chain is sent there.
+
+    TLS is mandatory: the collector's certificate must chain to `ca_pem` and name `host`. The
+    delivery fields are the stream's own state (`integrations.siem.stream`): consecutive failed
+    attempts, the last error, and when the next attempt is due (exponential backoff).
+    """
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    host = models.CharField(max_length=253, help_text="DNS name or IP address of the collector.")
+    port = models.PositiveIntegerField(help_text="TCP port of its syslog-over-TLS listener.")
+    format = models.CharField(max_length=8, choices=SiemFormat.choices)
+    ca_pem = models.TextField(
+        help_text="PEM CA certificate(s) the collector's certificate must chain to."
+    )
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    failures = models.PositiveIntegerField(
+        default=0, help_text="Failed attempts since the last one that got through."
+    )
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="While failing: no attempt before this time."
+    )
+    last_error = models.CharField(max_length=500, blank=True)
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"SIEM destination of tenant {self.tenant_id}: {self.host}:{self.port}"
+
+
+class SiemCursor(ChainCursor):
+    """How far the tenant's committed audit chain has reached its SIEM collector
+    (`integrations.siem.stream.siem_stream`)."""
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"SIEM cursor of tenant {self.tenant_id} at seq {self.seq}"

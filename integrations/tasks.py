@@ -4,6 +4,7 @@ from celery import shared_task
 
 from .delivery import webhook_delivery_attempt, webhook_outbox_sweep
 from .outbox import webhooks_derive, webhooks_derive_lagging
+from .siem.stream import siem_stream, siem_stream_lagging
 
 
 # Sent on the request path: no result to store, so a stalled result backend cannot stall it.
@@ -29,3 +30,16 @@ def webhook_outbox_sweep_task() -> int:
     broker missed, and retries)."""
     webhooks_derive_lagging()
     return webhook_outbox_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def siem_stream_task(tenant_id: int) -> int:
+    """Send the tenant's committed audit events past its cursor to its SIEM collector
+    (queued on commit, or by the sweep)."""
+    return siem_stream(tenant_id=tenant_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def siem_stream_sweep_task() -> int:
+    """Beat: a stream task for every tenant whose SIEM is due and behind its chain."""
+    return siem_stream_lagging()

@@ -78,4 +78,12 @@ if [ ! -d "$oidc_dir/node_modules/oidc-provider" ]; then
   echo "==> Installing the test OpenID Provider (npm ci in tests/oidc_provider)"
   (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed in $oidc_dir" >&2; exit 1; }
 fi
+# Installs Debian's rsyslog with its OpenSSL network driver for the SIEM stream tests; never
+# started here (the tests run their own collector on a free port with throwaway certificates).
+if [ ! -x /usr/sbin/rsyslogd ] \
+  || ! dpkg-query -W -f='${Status}' rsyslog-openssl 2>/dev/null | grep -q 'ok installed'; then
+  echo "==> Installing rsyslog and rsyslog-openssl (the SIEM tests run a real TLS collector)"
+  install_without_starting rsyslog rsyslog-openssl
+  [ -x /usr/sbin/rsyslogd ] || { echo "rsyslog could not be installed" >&2; exit 1; }
+fi
 exit 0

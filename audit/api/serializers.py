@@ -56,6 +56,14 @@ class ChainStatusOutput(serializers.Serializer):
     rows = serializers.IntegerField()
     first_bad_seq = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField()
+    untrusted = serializers.ListField(
+        child=serializers.IntegerField(),
+        allow_null=True,
+        help_text="First and last seq of the rows a broken chain puts in doubt; null if intact.",
+    )
+    checkpoints = serializers.IntegerField(
+        help_text="Signed checkpoints compared with the rows (the newest one per store)."
+    )
     head_seq = serializers.IntegerField()
     head_hash = serializers.CharField()
     checked_at = serializers.DateTimeField()

@@ -154,7 +154,7 @@ class AuditVerificationApi(TenantApiView):
     def get(self, request: Request) -> Response:
         _require_audit_reader(request)
         head = chain_head(tenant=request.tenant)
-        report = verify_chain(request.tenant.pk, request.tenant.slug)
+        report = verify_chain(request.tenant.pk, request.tenant.slug, incremental=True)
         last = last_scheduled_verification()
         _record_read(request, {"read": "api.verification"})
         return Response(
@@ -164,6 +164,8 @@ class AuditVerificationApi(TenantApiView):
                 "rows": report.rows,
                 "first_bad_seq": report.first_bad_seq,
                 "reason": report.reason,
+                "untrusted": list(report.window) if report.window else None,
+                "checkpoints": report.checkpoints,
                 "head_seq": head.seq if head else 0,
                 "head_hash": head.hash if head else "",
                 "checked_at": timezone.now(),

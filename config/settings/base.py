@@ -372,3 +372,29 @@ PROOFING_PROVIDERS = env.json("PROOFING_PROVIDERS", default={})
 PROOFING_DEFAULT_PROVIDER = env("PROOFING_DEFAULT_PROVIDER", default="")
 # Signing key of the development provider ("dev"); dev and test settings give it a default.
 PROOFING_DEV_SECRET = env("PROOFING_DEV_SECRET", default="")
+
+# SIEM streaming of each tenant's audit chain (integrations.siem, R-51; docs/audit.md).
+# SIEM_SYSLOG_HOSTNAME is the syslog HOSTNAME of every message; SIEM_SD_ID names their
+# structured-data element (32473 is the documentation enterprise number: use your own).
+SIEM_SYSLOG_HOSTNAME = env("SIEM_SYSLOG_HOSTNAME", default="vouchsafe")
+SIEM_SD_ID = env("SIEM_SD_ID", default="vouchsafe@32473")
+SIEM_PRODUCT_VERSION = env("VOUCHSAFE_VERSION", default="0.1.0")
+SIEM_TIMEOUT_SECONDS = env.float("SIEM_TIMEOUT_SECONDS", default=5.0)
+SIEM_BATCH_EVENTS = env.int("SIEM_BATCH_EVENTS", default=200)  # events per TLS connection
+# After a failed batch: base · 2^(failures-1) seconds before the next attempt, at most the cap.
+SIEM_BACKOFF_BASE_SECONDS = env.float("SIEM_BACKOFF_BASE_SECONDS", default=10.0)
+SIEM_BACKOFF_CAP_SECONDS = env.float("SIEM_BACKOFF_CAP_SECONDS", default=600.0)
+SIEM_SWEEP_INTERVAL_SECONDS = env.int("SIEM_SWEEP_INTERVAL_SECONDS", default=15)
+# Two enums of fields named "format": the policy's keeps the name it had.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "FormatEnum": "recovery.policy.choices.PolicyFormat",
+        "SiemFormatEnum": "integrations.siem.choices.SiemFormat",
+    }
+)
+# The stream's sweep: tenants whose chain is past their SIEM cursor (a lost task, a retry due).
+CELERY_BEAT_SCHEDULE["siem-stream-sweep"] = {
+    "task": "integrations.tasks.siem_stream_sweep_task",
+    "schedule": float(SIEM_SWEEP_INTERVAL_SECONDS),
+    "options": {"expires": float(SIEM_SWEEP_INTERVAL_SECONDS)},
+}

@@ -6,6 +6,8 @@ from rest_framework import serializers
 
 from ..choices import IngestEventType, WebhookEventType
 from ..models import IngestedEvent, WebhookDelivery, WebhookDeliveryAttempt, WebhookSubscription
+from ..siem.choices import SiemFormat
+from ..siem.selectors import SiemStatus
 
 
 class WebhookOutput(serializers.ModelSerializer):
@@ -103,3 +105,48 @@ class IngestedEventOutput(serializers.ModelSerializer):
             "external_id",
             "data",
         ]
+
+
+class SiemDestinationInput(serializers.Serializer):
+    host = serializers.CharField(max_length=253, help_text="DNS name or IP address.")
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    format = serializers.ChoiceField(choices=SiemFormat.choices)
+    ca_pem = serializers.CharField(
+        max_length=65536,
+        trim_whitespace=False,
+        help_text="PEM CA certificate(s) the collector's TLS certificate must chain to.",
+    )
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class SiemDestinationOutput(serializers.Serializer):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    format = serializers.ChoiceField(choices=SiemFormat.choices)
+    enabled = serializers.BooleanField()
+    ca_pem = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class SiemStatusOutput(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=["not_configured", "disabled", "failing", "behind", "up_to_date"]
+    )
+    destination = SiemDestinationOutput(allow_null=True)
+    ca_sha256 = serializers.ListField(child=serializers.CharField())
+    head_seq = serializers.IntegerField(help_text="The seq of the tenant's newest event.")
+    sent_seq = serializers.IntegerField(help_text="Every event up to this seq was delivered.")
+    events_behind = serializers.IntegerField(source="behind")
+    oldest_unsent_at = serializers.DateTimeField(allow_null=True)
+    oldest_unsent_age_seconds = serializers.SerializerMethodField()
+    failures = serializers.IntegerField(source="destination.failures", default=0)
+    failing_since = serializers.DateTimeField(source="destination.failing_since", default=None)
+    last_error = serializers.CharField(source="destination.last_error", default="")
+    last_attempt_at = serializers.DateTimeField(source="destination.last_attempt_at", default=None)
+    last_success_at = serializers.DateTimeField(source="destination.last_success_at", default=None)
+    next_attempt_at = serializers.DateTimeField(source="destination.next_attempt_at", default=None)
+
+    def get_oldest_unsent_age_seconds(self, status: SiemStatus) -> float | None:
+        age = status.oldest_unsent_age
+        return round(age.total_seconds(), 3) if age is not None else None

@@ -18,4 +18,5 @@ urlpatterns = [
         name="api-webhook-deliveries",
     ),
     path("events/", views.EventListApi.as_view(), name="api-events"),
+    path("siem/", views.SiemDestinationApi.as_view(), name="api-siem"),
 ]

@@ -26,6 +26,9 @@ from ..services import (
     webhook_subscription_delete,
     webhook_subscription_update,
 )
+from ..siem.policies import can_view_siem
+from ..siem.selectors import siem_status
+from ..siem.services import siem_destination_remove, siem_destination_set
 from . import serializers as s
 
 
@@ -170,3 +173,44 @@ class EventListApi(TenantListApiView):
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.IngestedEventOutput(event).data, status=code)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="siem_status",
+        summary="The tenant's SIEM destination and how far its stream is behind",
+        responses=s.SiemStatusOutput,
+    ),
+    put=extend_schema(
+        operation_id="siem_set",
+        summary="Set or change the SIEM collector (syslog over TLS, CEF or OCSF)",
+        request=s.SiemDestinationInput,
+        responses=s.SiemStatusOutput,
+    ),
+    delete=extend_schema(
+        operation_id="siem_remove",
+        summary="Stop streaming to the SIEM",
+        request=None,
+        responses={204: None},
+    ),
+)
+class SiemDestinationApi(TenantApiView):
+    scopes = {
+        "GET": Scope.AUDIT_READ,
+        "PUT": Scope.WEBHOOKS_MANAGE,
+        "DELETE": Scope.WEBHOOKS_MANAGE,
+    }
+
+    def get(self, request: Request) -> Response:
+        enforce(can_view_siem(request.user, request.tenant_access))
+        return Response(s.SiemStatusOutput(siem_status(tenant=request.tenant)).data)
+
+    def put(self, request: Request) -> Response:
+        data = s.SiemDestinationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        siem_destination_set(actor=request.user, tenant=request.tenant, **data.validated_data)
+        return Response(s.SiemStatusOutput(siem_status(tenant=request.tenant)).data)
+
+    def delete(self, request: Request) -> Response:
+        siem_destination_remove(actor=request.user, tenant=request.tenant)
+        return Response(status=status.HTTP_204_NO_CONTENT)
