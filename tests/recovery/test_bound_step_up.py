@@ -164,6 +164,8 @@ def test_an_answer_given_to_approve_cannot_deny_nor_the_reverse(acme):
         step_up=step_up(officer, case=case, action="deny"),
     )
     assert denied.decision == "denied"
+    # The stored denial is checked again as a denial (a false alarm would fail the tenant closed).
+    assert verify_chain(acme.pk, acme.slug).intact
 
 
 def test_a_replayed_answer_is_refused(acme):

@@ -45,6 +45,7 @@ from tenants.stepup import (
 from ...artifacts.services import artifact_delivery_contact
 from ...connectors.models import ConnectorConfig
 from ...policy.rules import Requirements
+from ..choices import Decision as ApprovalDecision
 from ..models import Approval, CaseExecution, Evidence, EvidenceAttachment, RecoveryCase
 from ..models import StepUpChallenge as Challenge
 from .base import audit_actor_of, case_locked, record_digest, requirements_for, work_access
@@ -343,12 +344,11 @@ def step_up_records_verify(tenant_id: int) -> Iterator[tuple[int, str]]:
     approval or execution whose assertion no longer verifies, the seq of the event that
     recorded it and why."""
     approvals = _with_assertion(Approval.objects.filter(tenant_id=tenant_id)).values_list(
-        "pk", "case_id", "snapshot_hash", "step_up"
+        "pk", "case_id", "snapshot_hash", "step_up", "decision"
     )
-    for pk, case_id, snapshot, step_up in approvals.iterator():
-        problem = stored_step_up_problem(
-            step_up, case_id=case_id, action=APPROVE, snapshot=snapshot
-        )
+    for pk, case_id, snapshot, step_up, decision in approvals.iterator():
+        action = APPROVE if decision == ApprovalDecision.APPROVED else DENY  # what it was for
+        problem = stored_step_up_problem(step_up, case_id=case_id, action=action, snapshot=snapshot)
         if problem:
             seq = _seq_of(tenant_id, action__startswith="approval.", data__approval=pk)
             yield seq, f"approval {pk} of case {case_id}: stored step-up {problem}"
