@@ -4,6 +4,7 @@ from django.urls import path
 
 from . import (
     attended,
+    bundle,
     challenges,
     connectors,
     owner_enrolment,
@@ -214,4 +215,9 @@ urlpatterns += [
         name="api-connector-change-withdraw",
     ),
     path("connector/test/", connectors.ConnectorTestApi.as_view(), name="api-connector-test"),
+]
+
+# A case's evidence bundle, for readers of the trail (issue 15).
+urlpatterns += [
+    path("cases/<int:case_id>/bundle/", bundle.CaseBundleApi.as_view(), name="api-case-bundle"),
 ]

@@ -7,7 +7,7 @@ from django.urls import path
 from ..delegation import console_views as delegation_console_views
 from ..owner import case_views as owner_case_views
 from ..owner import idp_case_views
-from . import attended_views, revert_views, views
+from . import attended_views, bundle_views, revert_views, views
 
 urlpatterns = [
     path("workspace/", views.workspace_view, name="workspace"),
@@ -103,4 +103,9 @@ urlpatterns = [
         name="case-delegation-record",
     ),
     path("cases/<int:pk>/close/", views.case_close_view, name="case-close"),
+]
+
+# A case's evidence bundle, from the button on its audit timeline (issue 15).
+urlpatterns += [
+    path("cases/<int:pk>/bundle/", bundle_views.case_bundle_view, name="case-bundle"),
 ]
