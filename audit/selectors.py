@@ -1,10 +1,5 @@
-"""Reads of a tenant's trail, each starting from the tenant, and the record every read leaves.
-
-Reading the trail is itself an event (R-50): each surface that shows or hands out events calls
-`trail_read_record` inside the transaction that builds its answer, after it has read what it
-shows, so the chain head is locked only briefly. If the event cannot be written the read is
-refused (`TrailReadNotRecorded`) and the reader gets no data.
-"""
+"""Reads of a tenant's trail, each starting from the tenant. Each read is recorded
+(`audit.services.trail_read_record`, R-50)."""
 
 from __future__ import annotations
 
@@ -17,10 +12,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 
 from .chain import HASHED_FIELDS
-from .context import Actor
-from .exceptions import AuditError
 from .models import AuditChainHead, AuditEvent
-from .services import record
 
 # An export line: exactly the hashed fields with their stored values, the row's hash, and the
 # database id (not hashed; the documented check script ignores it).
@@ -76,16 +68,6 @@ def export_line(values: Mapping[str, Any]) -> bytes:
     return json.dumps(line, separators=(",", ":")).encode() + b"\n"
 
 
-class TrailReadNotRecorded(AuditError):
-    """A read of the trail could not be recorded, so it is refused (R-50; fails closed)."""
-
-    code = "audit.read_not_recorded"
-    message = (
-        "The audit trail cannot be shown right now: reading it must be recorded in the trail, "
-        "and that failed. Nothing was shown. Try again later."
-    )
-
-
 def read_filters(params: QueryDict, *, leave_out: tuple[str, ...] = ()) -> dict[str, list[str]]:
     """The query parameters a reader asked with, as a read's event keeps them (values cut)."""
     return {
@@ -93,32 +75,3 @@ def read_filters(params: QueryDict, *, leave_out: tuple[str, ...] = ()) -> dict[
         for name, values in params.lists()
         if name not in leave_out
     }
-
-
-def trail_read_record(
-    *,
-    reader: Any,
-    access: Any,
-    tenant: Any,
-    data: dict[str, Any],
-    action: str = "audit.read",
-) -> None:
-    """Record that `reader` read the tenant's trail: `audit.read` with `data` saying what
-    (`read`: the surface, such as "console.trail" or "api.events"; the filters, cursor, case,
-    row count), or `action` for an export or its download. Never the events' content.
-
-    Call it inside the transaction that builds the answer, once the answer is built; an
-    error of any kind becomes `TrailReadNotRecorded` and the transaction must roll back.
-    `access` (the reader's `TenantAccess`) names the organisation they read for.
-    """
-    via_grant = access is not None and access.via_grant
-    organisation = access.organisation if via_grant else tenant.name
-    try:
-        record(
-            action=action,
-            actor=Actor.for_user(reader, organisation=organisation),
-            tenant=tenant,
-            data=data,
-        )
-    except Exception as failure:
-        raise TrailReadNotRecorded(TrailReadNotRecorded.message) from failure

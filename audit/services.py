@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, chain_key, row_hash
 from .context import Actor, current_request
-from .exceptions import AuditError
+from .exceptions import AuditError, TrailReadNotRecorded
 from .models import AuditChainHead, AuditEvent
 from .registry import is_registered
 from .signals import event_recorded
@@ -192,3 +192,32 @@ def record(
         _unappended.events.clear()  # the action fails: nothing of it may be appended later
         raise
     return event
+
+
+def trail_read_record(
+    *,
+    reader: Any,
+    access: Any,
+    tenant: Any,
+    data: dict[str, Any],
+    action: str = "audit.read",
+) -> None:
+    """Record that `reader` read the tenant's trail: `audit.read` with `data` saying what
+    (`read`: the surface, such as "console.trail" or "api.events"; the filters, cursor, case,
+    row count), or `action` for an export or its download. Never the events' content.
+
+    Call it inside the transaction that builds the answer, once the answer is built; an
+    error of any kind becomes `TrailReadNotRecorded` and the transaction must roll back.
+    `access` (the reader's `TenantAccess`) names the organisation they read for.
+    """
+    via_grant = access is not None and access.via_grant
+    organisation = access.organisation if via_grant else tenant.name
+    try:
+        record(
+            action=action,
+            actor=Actor.for_user(reader, organisation=organisation),
+            tenant=tenant,
+            data=data,
+        )
+    except Exception as failure:
+        raise TrailReadNotRecorded(TrailReadNotRecorded.message) from failure

@@ -36,18 +36,18 @@ from tenants.jobs import job_get_visible, job_start
 from tenants.models import JobStatus, Tenant
 from tenants.policies import can_read_audit
 
+from .exceptions import TrailReadNotRecorded
 from .forms import AuditTrailFilter, CursorForm
 from .jobs import EXPORT_KIND, export_open
 from .models import AuditEvent
 from .selectors import (
-    TrailReadNotRecorded,
     audit_event_list,
     chain_head,
     last_checkpoint,
     last_scheduled_verification,
     read_filters,
-    trail_read_record,
 )
+from .services import trail_read_record
 from .verify import ChainReport, verify_chain
 
 # The target_type of a case's events (recovery's RecoveryCase._meta.label; audit does not

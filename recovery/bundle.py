@@ -30,7 +30,8 @@ from audit.bundle import (
 from audit.chain import chain_key
 from audit.checkpoints import Checkpoint
 from audit.models import AuditEvent
-from audit.selectors import hashed_time, trail_read_record
+from audit.selectors import hashed_time
+from audit.services import trail_read_record
 from tenants.access import TenantAccess
 from tenants.models import StaffPasskey, Tenant, User
 from tenants.policies import can_read_audit, enforce

@@ -26,18 +26,18 @@ from tenants.models import Tenant
 from tenants.policies import can_read_audit, enforce
 from tenants.rls import tenant_scope
 
+from ..exceptions import TrailReadNotRecorded
 from ..models import AuditEvent
 from ..selectors import (
     EXPORT_FIELDS,
-    TrailReadNotRecorded,
     alert_list,
     audit_event_list,
     chain_head,
     export_line,
     last_scheduled_verification,
     read_filters,
-    trail_read_record,
 )
+from ..services import trail_read_record
 from ..verify import verify_chain
 from . import serializers as s
 from .filters import AlertFilter, AuditEventFilter

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 from api.base import TenantApiView
 from audit.bundle import BundleUnavailable
-from audit.selectors import TrailReadNotRecorded
+from audit.exceptions import TrailReadNotRecorded
 from tenants.choices import Scope
 
 from ..bundle import CaseBundle, case_bundle_download

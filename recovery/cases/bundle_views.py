@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from audit.bundle import BundleUnavailable
-from audit.selectors import TrailReadNotRecorded
+from audit.exceptions import TrailReadNotRecorded
 from tenants.console import tenant_view_own_scope
 from tenants.exceptions import PolicyDenied
 
