@@ -117,3 +117,101 @@ class ChainCursor(models.Model):
 
     class Meta:
         abstract = True
+
+
+# The acknowledgement an ack row names must be a platform-chain `audit.integrity_acknowledged`
+# event for this chain's current finding: the app role (which may update the row) cannot mark
+# a finding acknowledged without leaving that event in the append-only trail, and no one can
+# take a finding back off the row.
+_INTEGRITY_GUARD = """
+IF TG_OP = 'UPDATE' AND OLD.first_bad_seq IS NOT NULL AND NEW.first_bad_seq IS NULL THEN
+  RAISE EXCEPTION 'chain integrity of % : a finding cannot be cleared', OLD.key;
+END IF;
+IF NEW.first_bad_seq IS NOT NULL
+   AND NEW.acknowledged_seq IS NOT DISTINCT FROM NEW.first_bad_seq
+   AND NEW.acknowledged_reason IS NOT DISTINCT FROM NEW.reason
+   AND NOT EXISTS (
+     SELECT 1 FROM audit_auditevent e
+     WHERE e.tenant_id IS NULL AND e.seq = NEW.acknowledged_event_seq
+       AND e.action = 'audit.integrity_acknowledged'
+       AND e.data ->> 'key' = NEW.key
+       AND e.data ->> 'first_bad_seq' = NEW.first_bad_seq::text
+       AND e.data ->> 'reason' = NEW.reason
+   ) THEN
+  RAISE EXCEPTION 'chain integrity of % : an acknowledgement needs its audit event', NEW.key;
+END IF;
+RETURN NEW;
+"""
+
+
+class ChainIntegrity(models.Model):
+    """What the verifier last found wrong with one chain, and who acknowledged it (audit.integrity).
+
+    One row per chain key (`platform`, `tenant:<id>`), made at its first finding. The finding
+    (first_bad_seq, reason, window) is replaced by a different one, never removed. While it is
+    not acknowledged (acknowledged_seq/reason differ from it), the chain is *failing*: its tenant
+    (every tenant, for the platform chain) refuses T1/T2 executions and policy activations.
+    No row level security on purpose: a missing scope must never hide a failing chain.
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    tenant = models.OneToOneField(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    broken = models.BooleanField(default=False, help_text="What the last verification said.")
+    checked_at = models.DateTimeField(help_text="When the last verification reported.")
+    first_bad_seq = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    window_start = models.BigIntegerField(null=True, blank=True)
+    window_end = models.BigIntegerField(null=True, blank=True)
+    detected_at = models.DateTimeField(null=True, blank=True)
+    finding_event_seq = models.BigIntegerField(
+        null=True, blank=True, help_text="Platform seq of the finding's audit.integrity_violation."
+    )
+    paged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the finding was paged; empty until it has been."
+    )
+    acknowledged_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_seq = models.BigIntegerField(null=True, blank=True)
+    acknowledged_reason = models.TextField(blank=True)
+    acknowledged_event_seq = models.BigIntegerField(
+        null=True, blank=True, help_text="Platform seq of the audit.integrity_acknowledged."
+    )
+
+    class Meta:
+        permissions = [
+            (
+                "acknowledge_platform_integrity",
+                "Acknowledge a finding of the platform audit chain (platform audit_admin)",
+            )
+        ]
+        triggers = [
+            pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete),
+            _no_truncate(),
+            pgtrigger.Trigger(
+                name="finding_guard",
+                operation=pgtrigger.Insert | pgtrigger.Update,
+                when=pgtrigger.Before,
+                func=_INTEGRITY_GUARD,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = "failing" if self.failing else "trusted"
+        return f"{self.key}: {state}"
+
+    @property
+    def window(self) -> tuple[int, int] | None:
+        if self.window_start is None or self.window_end is None:
+            return None
+        return (self.window_start, self.window_end)
+
+    @property
+    def failing(self) -> bool:
+        """A finding nobody has acknowledged (a different finding needs its own)."""
+        return self.first_bad_seq is not None and (
+            self.acknowledged_seq != self.first_bad_seq or self.acknowledged_reason != self.reason
+        )

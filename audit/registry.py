@@ -547,6 +547,23 @@ ACTIONS: dict[str, str] = {
         "An identity or security event about a protected account was received from an "
         "integration (new MFA device, mailbox rule, push-denial burst …)."
     ),
+    # the tenant's SIEM stream (integrations.siem, R-51)
+    "siem.destination_set": (
+        "A tenant_admin set or changed the tenant's SIEM collector (host, port, format, CA "
+        "certificate, enabled); data carries what changed and the CA's SHA-256 fingerprint."
+    ),
+    "siem.destination_removed": (
+        "A tenant_admin removed the tenant's SIEM collector; streaming stops and its cursor is "
+        "dropped, so a new destination receives the whole chain again."
+    ),
+    "siem.delivery_failed": (
+        "The stream to the tenant's SIEM collector failed after working (recorded once, not per "
+        "retry); data carries the error and the next attempt. Nothing is marked sent."
+    ),
+    "siem.delivery_resumed": (
+        "The stream to the tenant's SIEM collector got through again after failing; data "
+        "carries the failed attempts and since when it failed."
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from tenants.jobs import JOB_RETENTION
 
 from .checkpoints import checkpoints_sign
 from .context import Actor
+from .integrity import integrity_apply, integrity_page_pending
 from .jobs import exports_prune
 from .services import record
 from .verify import verify_all
@@ -12,7 +13,9 @@ from .verify import verify_all
 
 @shared_task(acks_late=True)
 def audit_verify_task(incremental: bool = False) -> dict[str, int]:
-    """Periodic verifier: records `audit.integrity_violation` for each broken chain (R-46).
+    """Periodic verifier (R-46): each chain's report goes to its integrity state
+    (`audit.integrity.integrity_apply`), which records `audit.integrity_violation` for each new
+    finding and makes the tenant fail closed; once that commits, unpaged findings are paged.
 
     `incremental` walks each chain only from its newest signed checkpoint (hourly); the full
     walk (daily) recomputes every row.
@@ -20,23 +23,19 @@ def audit_verify_task(incremental: bool = False) -> dict[str, int]:
     reports = verify_all(incremental=incremental)
     broken = [r for r in reports if not r.intact]
     with transaction.atomic():
-        for report in broken:
-            record(
-                action="audit.integrity_violation",
-                actor=Actor.system("audit-verifier"),
-                data={
-                    "chain": report.chain,
-                    "first_bad_seq": report.first_bad_seq,
-                    "reason": report.reason,
-                    "window": list(report.window) if report.window else None,
-                },
-            )
+        found = integrity_apply(reports)
         record(
             action="audit.verified",
             actor=Actor.system("audit-verifier"),
-            data={"chains": len(reports), "broken": len(broken), "incremental": incremental},
+            data={
+                "chains": len(reports),
+                "broken": len(broken),
+                "new_findings": len(found),
+                "incremental": incremental,
+            },
         )
-    return {"chains": len(reports), "broken": len(broken)}
+    paged = integrity_page_pending()
+    return {"chains": len(reports), "broken": len(broken), "paged": paged}
 
 
 @shared_task(acks_late=True)

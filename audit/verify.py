@@ -96,6 +96,7 @@ class ChainReport:
     reason: str = ""
     window: tuple[int, int] | None = None
     checkpoints: int = 0  # signed checkpoints compared with the rows
+    key: str = ""  # the chain's key (`platform`, `tenant:<id>`); `chain` is its label
 
     @property
     def intact(self) -> bool:
@@ -314,7 +315,9 @@ class CheckpointSource:
 
     @classmethod
     def configured(cls) -> CheckpointSource:
-        return cls(stores_load(), trusted_keys(), tsa=TimestampAuthority.from_settings())
+        stores = stores_load()
+        # With no store configured there is nothing a recorded checkpoint could be missing from.
+        return cls(stores, trusted_keys(), bool(stores), TimestampAuthority.from_settings())
 
 
 # A finding: the first seq it concerns, what is wrong, the window of seqs it puts in doubt.
@@ -439,6 +442,18 @@ def verify_chain(
     checkpoints: CheckpointSource | None = None,
     incremental: bool = False,
 ) -> ChainReport:
+    """The verdict on one chain (`_verified`), labelled with the chain's key."""
+    report = _verified(tenant_id, label, checkpoints=checkpoints, incremental=incremental)
+    return dataclasses.replace(report, key=chain_key(tenant_id))
+
+
+def _verified(
+    tenant_id: int | None,
+    label: str,
+    *,
+    checkpoints: CheckpointSource | None,
+    incremental: bool,
+) -> ChainReport:
     """Recompute one chain; report the first seq that is missing, extra, modified or reordered,
     then compare it with its signed checkpoints (a rewrite before one, a tail cut after one, a
     checkpoint deleted, forged or replaced).
@@ -461,13 +476,13 @@ def verify_chain(
     genuine, not_genuine = _readable_checkpoints(source, key, since)
     start = genuine[-1].seq if incremental and genuine else 1
     if incremental and (start == 1 or not_genuine):
-        return verify_chain(tenant_id, label, checkpoints=source)  # nothing sure to start from
+        return _verified(tenant_id, label, checkpoints=source, incremental=False)  # no sure start
     genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
     walk = _walk_parts if connection.vendor == "postgresql" else _walk_rows
     marks = {head_seq, *(checkpoint.seq for checkpoint in genuine)}
     broken, count, hashes = walk(tenant_id, label, marks, start)
     if incremental and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
-        return verify_chain(tenant_id, label, checkpoints=source)
+        return _verified(tenant_id, label, checkpoints=source, incremental=False)
     end = max(head_seq, count, *(checkpoint.seq for checkpoint in genuine), 0)
     if broken:
         window = (broken.first_bad_seq or 1, max(end, broken.first_bad_seq or 1))
@@ -489,7 +504,7 @@ def verify_chain(
         for seq, reason in sorted(p for check in _RECORD_CHECKS for p in check(tenant_id)):
             findings.append((seq, reason, (seq, seq)))
     if incremental and (findings or not_genuine):
-        return verify_chain(tenant_id, label, checkpoints=source)  # the full walk names it
+        return _verified(tenant_id, label, checkpoints=source, incremental=False)  # names it
     if findings or not_genuine:
         # A checkpoint that is not genuine explains the gaps it leaves: name it first.
         seq, reason, window = min(not_genuine or findings)

@@ -9,6 +9,7 @@ class Role(models.TextChoices):
     TENANT_ADMIN = "tenant_admin", _("Tenant admin")
     AUDITOR = "auditor", _("Auditor")
     TRUSTED_REFEREE = "trusted_referee", _("Trusted referee")
+    AUDIT_ADMIN = "audit_admin", _("Audit admin")
 
 
 class Tier(models.TextChoices):
@@ -140,6 +141,10 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     },
     Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
     Role.TRUSTED_REFEREE: frozenset({Scope.CASES_READ, StaffScope.ATTENDED_RUN}),
+    # Audit administration: the trail, its exports and evidence bundles (all under
+    # audit:read) and, in the console with a passkey step-up, integrity acknowledgements
+    # (audit.integrity). No casework, no settings.
+    Role.AUDIT_ADMIN: frozenset({Scope.AUDIT_READ}),
 }
 
 

@@ -61,13 +61,33 @@ def can_view_grants(access: TenantAccess | None) -> Decision:
 
 
 def can_read_audit(access: TenantAccess | None) -> Decision:
-    """The trail, its exports and alerts: the tenant's auditors, security officers and admins."""
+    """The trail, its exports and alerts: the tenant's auditors, audit admins, security officers
+    and admins."""
     if access is None:
         return _deny("tenant.no_access", "You have no access to this tenant.")
-    readers = {Role.AUDITOR, Role.SECURITY_OFFICER, Role.TENANT_ADMIN}
+    readers = {Role.AUDITOR, Role.AUDIT_ADMIN, Role.SECURITY_OFFICER, Role.TENANT_ADMIN}
     if not access.roles & readers:
         return _deny(
             "audit.read_forbidden",
-            "The audit trail is for the tenant's auditors, security officers and admins.",
+            "The audit trail is for the tenant's auditors, audit admins, security officers and "
+            "admins.",
+        )
+    return ALLOW
+
+
+def can_acknowledge_integrity(access: TenantAccess | None) -> Decision:
+    """A finding of the tenant's audit chain is acknowledged by the tenant's own audit_admin
+    (R-48): not a tenant admin, not provider staff through a grant."""
+    if access is None:
+        return _deny("tenant.no_access", "You have no access to this tenant.")
+    if access.via_grant:
+        return _deny(
+            "audit.admin_not_delegable",
+            "Service-provider staff cannot acknowledge a client tenant's audit findings.",
+        )
+    if Role.AUDIT_ADMIN not in access.roles:
+        return _deny(
+            "audit.admin_required",
+            "Only an audit admin of this tenant may acknowledge an audit integrity finding.",
         )
     return ALLOW

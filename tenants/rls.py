@@ -83,7 +83,7 @@ def system_scope() -> Iterator[None]:
 
 # Tables the app role may only append to and read; every other table gets full DML.
 APPEND_ONLY_TABLES = ("audit_auditevent", "auditlog_logentry")
-NO_DELETE_TABLES = ("audit_auditchainhead",)
+NO_DELETE_TABLES = ("audit_auditchainhead", "audit_chainintegrity")
 
 
 def app_role_sql(role: str) -> list[str]:

@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from audit.context import Actor
+from audit.integrity import integrity_refusal
 from audit.services import record
 from tenants.access import access_in
 from tenants.exceptions import DomainError, InvalidInput
@@ -142,6 +143,8 @@ def policy_activation_approve(
     tenant = version.tenant
     with _refusals_recorded(actor, tenant, "approve", version), transaction.atomic():
         _require_tenant_admin(actor, tenant)
+        if failing := integrity_refusal(tenant, what="a policy activation"):
+            raise failing  # the trail is not trusted (audit.integrity)
         Tenant.objects.select_for_update().get(pk=tenant.pk)  # one activation at a time
         locked = _locked(version)
         enforce(can_approve_activation(approver=actor, version=locked))

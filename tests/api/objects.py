@@ -32,6 +32,7 @@ from tenants.models import Tenant, User
 from .. import factories
 from ..conftest import signed_in_client
 from ..factories import unique
+from ..integrations.siem_collector import ca_certificate_pem
 from ..recovery.casework import contact, signal
 
 # --- per-tenant objects ---------------------------------------------------------------------
@@ -441,6 +442,14 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "ConnectorApi.POST": lambda objs: Body({"kind": "manual", "settings": {"console": "generic"}}),
     "ConnectorChangeApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "ConnectorChangeRejectApi.POST": lambda objs: Body({"reason": "the host is not ours"}),
+    "SiemDestinationApi.PUT": lambda objs: Body(
+        {
+            "host": "siem.example.test",
+            "port": 6514,
+            "format": "cef",
+            "ca_pem": ca_certificate_pem("Matrix Test CA"),
+        }
+    ),
 }
 
 

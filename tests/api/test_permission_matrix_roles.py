@@ -122,6 +122,10 @@ ROUTE_SCOPES = {
     "GET /webhooks/<int:subscription_id>/deliveries/": Scope.WEBHOOKS_MANAGE,
     "GET /events/": Scope.EVENTS_INGEST,
     "POST /events/": Scope.EVENTS_INGEST,
+    "GET /siem/": Scope.AUDIT_READ,
+    "PUT /siem/": Scope.WEBHOOKS_MANAGE,
+    "DELETE /siem/": Scope.WEBHOOKS_MANAGE,
+    "GET /cases/<int:case_id>/bundle/": Scope.AUDIT_READ,
 }
 
 _CASES = {
@@ -151,6 +155,7 @@ ROLE_TABLE = {
     },
     Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
     Role.TRUSTED_REFEREE: {Scope.CASES_READ, StaffScope.ATTENDED_RUN},
+    Role.AUDIT_ADMIN: {Scope.AUDIT_READ},
 }
 # Provider staff: the roles they hold at their provider, and what the tenant's grant allows.
 NARROW_ROLES = (Role.AGENT, Role.SUPERVISOR)

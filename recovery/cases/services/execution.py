@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from audit.context import Actor
+from audit.integrity import integrity_refusal
 from audit.services import record
 from tenants.choices import CaseType, Scope, Tier
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
@@ -191,7 +192,12 @@ def case_execute(
             )
         proof: StepUpProof | None = None
         policy = policy_for_case(case)
-        if _tier_rose(case, policy):
+        if case.tier != Tier.T0 and (
+            failing := integrity_refusal(case.tenant, what=f"a {case.tier} recovery")
+        ):
+            refusal = failing  # the trail is not trusted (audit.integrity): T0 goes on
+            _execution_refused_record(case, actor, audit_actor, failing)
+        elif _tier_rose(case, policy):
             refusal = PolicyDenied(
                 f"The account is now {case.tier}: the case needs approval again.",
                 code="case.tier_raised",

@@ -91,6 +91,8 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "acme-security2": ("acme", [Role.SECURITY_OFFICER]),
     "acme-security3": ("acme", [Role.SECURITY_OFFICER]),
     "acme-auditor": ("acme", [Role.AUDITOR]),
+    # Reads and exports the trail; acknowledges an integrity finding with a passkey.
+    "acme-audit-admin": ("acme", [Role.AUDIT_ADMIN]),
     # Runs attended identity-proofing sessions (S4, R-09); certified by acme-admin below.
     "acme-referee": ("acme", [Role.TRUSTED_REFEREE]),
     # No staff role: the manager of acme's demo accounts, who attests (S3) from this sign-in.
