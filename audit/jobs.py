@@ -27,6 +27,7 @@ from tenants.rls import tenant_scope
 
 from .context import Actor
 from .forms import AuditTrailFilter
+from .integrity import untrusted_windows
 from .models import AuditEvent
 from .selectors import EXPORT_FIELDS, audit_event_list, export_line
 from .services import record
@@ -107,6 +108,7 @@ def audit_export_run(job: BackgroundJob, progress: Progress) -> dict[str, Any]:
             file.flush()
             os.fsync(file.fileno())
         with tenant_scope([job.tenant_id]):
+            untrusted = untrusted_windows(job.tenant)
             record(
                 action="audit.exported",
                 actor=Actor.for_user(job.created_by, organisation=job.tenant.name),
@@ -121,6 +123,7 @@ def audit_export_run(job: BackgroundJob, progress: Progress) -> dict[str, Any]:
         "file": stored_name,
         "events": done,
         "filename": f"audit-{job.tenant.slug}-{stamp}.ndjson",
+        "untrusted": [list(window) for window in untrusted],
     }
 
 

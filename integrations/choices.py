@@ -19,6 +19,10 @@ class WebhookEventType(models.TextChoices):
         "audit.checkpoint_signed",
         _("The tenant's audit chain head was signed (a copy of the signed checkpoint)"),
     )
+    AUDIT_INTEGRITY_FAILING = (
+        "audit.integrity_failing",
+        _("The tenant's audit chain failed verification: privileged acts are refused"),
+    )
 
 
 # The audit action that raises each webhook event. Today every name is the same as its action;
@@ -34,6 +38,7 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
     "alert.raised": WebhookEventType.ALERT_RAISED,
     "policy.activated": WebhookEventType.POLICY_ACTIVATED,
     "audit.checkpoint_signed": WebhookEventType.AUDIT_CHECKPOINT_SIGNED,
+    "audit.integrity_failing": WebhookEventType.AUDIT_INTEGRITY_FAILING,
 }
 
 

@@ -59,6 +59,8 @@ SAFE_FIELDS: dict[str, tuple[str, ...]] = {
     # The tenant's own copy of each signed checkpoint of its chain: enough to check the
     # signature with the published public key and the chain against it, without asking us.
     WebhookEventType.AUDIT_CHECKPOINT_SIGNED: ("statement", "digest", "signature"),
+    # A finding on the tenant's chain: the tenant's own security tooling is told at once.
+    WebhookEventType.AUDIT_INTEGRITY_FAILING: ("first_bad_seq", "reason", "window"),
 }
 
 

@@ -8,6 +8,14 @@ from ..models import AuditEvent
 
 
 class AuditEventOutput(serializers.ModelSerializer):
+    untrusted = serializers.SerializerMethodField(
+        help_text="True when a chain verification put this event in doubt (docs/audit.md)."
+    )
+
+    def get_untrusted(self, event: AuditEvent) -> bool:
+        windows = self.context.get("untrusted", ())
+        return any(first <= event.seq <= last for first, last in windows)
+
     class Meta:
         model = AuditEvent
         fields = [
@@ -27,6 +35,7 @@ class AuditEventOutput(serializers.ModelSerializer):
             "created_at",
             "prev_hash",
             "hash",
+            "untrusted",
         ]
 
 

@@ -27,6 +27,7 @@ from tenants.policies import can_read_audit, enforce
 from tenants.rls import tenant_scope
 
 from ..exceptions import TrailReadNotRecorded
+from ..integrity import untrusted_windows
 from ..models import AuditEvent
 from ..selectors import (
     EXPORT_FIELDS,
@@ -43,6 +44,7 @@ from . import serializers as s
 from .filters import AlertFilter, AuditEventFilter
 
 # Query parameters that shape the answer rather than choose events.
+UNTRUSTED_HEADER = "X-Audit-Untrusted-Seqs"
 NOT_FILTERS = ("cursor", "format")
 
 
@@ -110,6 +112,10 @@ class AuditEventListApi(RecordedListMixin, TenantListApiView):
     def check_read(self, request: Request) -> None:
         _require_audit_reader(request)
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        untrusted = untrusted_windows(self.request.tenant)
+        return {**super().get_serializer_context(), "untrusted": untrusted}
+
 
 def _ndjson(tenant: Tenant, events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     with tenant_scope([tenant.pk]):
@@ -140,6 +146,10 @@ class AuditExportApi(TenantApiView):
         response["Content-Disposition"] = (
             f'attachment; filename="audit-{request.tenant.slug}-{stamp}.ndjson"'
         )
+        # Lines carry exactly the hashed fields; the seqs a chain finding put in doubt travel
+        # beside them (empty when none): "3-9,12-12".
+        windows = untrusted_windows(request.tenant)
+        response[UNTRUSTED_HEADER] = ",".join(f"{first}-{last}" for first, last in windows)
         return response
 
 

@@ -71,3 +71,22 @@ def test_a_subscriber_receives_its_own_tenants_signed_checkpoint(acme, globex, r
     assert signature_problem(copy, trusted_keys([trusted])) is None
     assert "stores" not in data  # where we keep ours is not part of their copy
     assert json.loads(by_path["globex"].body)["data"]["statement"]["tenant_id"] == globex.pk
+
+
+def test_a_subscriber_is_told_when_its_tenants_chain_fails_verification(acme, receiver):
+    from audit.tasks import audit_verify_task
+
+    from ..audit.test_fail_closed import break_row
+
+    _, secret = subscribe(acme, f"{receiver.url}/acme", ["audit.integrity_failing"])
+    break_row(acme, 1)
+    audit_verify_task()
+    webhooks_derive(tenant_id=acme.pk)
+    [delivery] = WebhookDelivery.objects.for_tenant(acme)
+    assert webhook_deliver_task(str(delivery.pk)) == DeliveryStatus.DELIVERED
+    [request] = receiver.requests
+    assert verify(secret, request.headers["Vouchsafe-Signature"], request.body)
+    body = json.loads(request.body)
+    assert body["type"] == "audit.integrity_failing"
+    assert body["data"]["first_bad_seq"] == 1 and body["data"]["window"][0] == 1
+    assert {"first_bad_seq", "reason", "window"} <= set(body["data"])
