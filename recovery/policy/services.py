@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.context import Actor
 from audit.integrity import integrity_refusal
@@ -143,7 +144,7 @@ def policy_activation_approve(
     tenant = version.tenant
     with _refusals_recorded(actor, tenant, "approve", version), transaction.atomic():
         _require_tenant_admin(actor, tenant)
-        if failing := integrity_refusal(tenant, what="a policy activation"):
+        if failing := integrity_refusal(tenant, what=gettext("a policy activation")):
             raise failing  # the trail is not trusted (audit.integrity)
         Tenant.objects.select_for_update().get(pk=tenant.pk)  # one activation at a time
         locked = _locked(version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from audit.context import Actor
 from audit.integrity import integrity_refusal
@@ -193,7 +194,9 @@ def case_execute(
         proof: StepUpProof | None = None
         policy = policy_for_case(case)
         if case.tier != Tier.T0 and (
-            failing := integrity_refusal(case.tenant, what=f"a {case.tier} recovery")
+            failing := integrity_refusal(
+                case.tenant, what=gettext("a %(tier)s recovery") % {"tier": case.tier}
+            )
         ):
             refusal = failing  # the trail is not trusted (audit.integrity): T0 goes on
             _execution_refused_record(case, actor, audit_actor, failing)
