@@ -49,7 +49,7 @@ from ..api.conftest import api, staff_api_client
 from ..conftest import signed_in_client
 from ..factories import execute, make_account, make_account_with, make_tenant, notices_sent, staff
 from ..recovery.casework import approved, contact, signal
-from .test_checkpoints import new_signer
+from .checkpointing import new_signer
 from .test_reads_recorded import refused
 
 VERIFIER = Path(django_settings.BASE_DIR) / "verifier" / "vouchsafe_verify.py"

@@ -31,7 +31,6 @@ import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 import pytest
@@ -44,15 +43,14 @@ from audit.checkpoints import (
     Checkpoint,
     CheckpointError,
     DirectoryStore,
-    Ed25519KeySigner,
     stores_load,
     trusted_keys,
 )
 from audit.models import AuditEvent
 from audit.verify import CheckpointSource, verify_chain
 
-from ..factories import make_tenant
-from .test_checkpoints import add_events, new_signer, rewrite_consistently, sign
+from .checkpointing import add_events, sign
+from .test_checkpoints import rewrite_consistently
 
 REGION = "eu-central-1"
 BUCKET = "vouchsafe-checkpoints"
@@ -103,23 +101,6 @@ def s3_store(bucket) -> S3ObjectLockStore:
 @pytest.fixture
 def directory(tmp_path) -> DirectoryStore:
     return DirectoryStore(tmp_path / "worm", "worm")
-
-
-@pytest.fixture
-def trusted(tmp_path) -> Path:
-    return tmp_path / "trusted"
-
-
-@pytest.fixture
-def signer(trusted) -> Ed25519KeySigner:
-    return new_signer(trusted)
-
-
-@pytest.fixture
-def tenant(db):
-    tenant = make_tenant()
-    add_events(tenant, 5)  # seq 1 (tenant.created) … 6
-    return tenant
 
 
 def key_of(tenant, seq: int) -> str:

@@ -22,11 +22,10 @@ from audit.checkpoints import Checkpoint, DirectoryStore, canonical_bytes, trust
 from audit.timestamps import TimestampAuthority
 from audit.verify import CheckpointSource, verify_chain
 
-from . import test_checkpoints as base
+from . import test_checkpoints
+from .checkpointing import add_events, sign
 
-# The keys, stores and tenant of the checkpoint tests.
-trusted, signer, stores, tenant = base.trusted, base.signer, base.stores, base.tenant
-add_events, sign = base.add_events, base.sign
+stores = test_checkpoints.stores  # the two directory stores of the checkpoint tests
 
 
 def _name(common: str) -> x509.Name:

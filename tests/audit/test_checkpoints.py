@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, transaction
+from django.db import connection
 
 from audit.chain import HASHED_FIELDS, row_hash
 from audit.checkpoints import (
@@ -26,40 +25,14 @@ from audit.checkpoints import (
     DirectoryStore,
     Ed25519KeySigner,
     canonical_bytes,
-    checkpoints_sign,
     trusted_keys,
 )
-from audit.context import Actor
 from audit.models import AuditChainHead, AuditEvent
-from audit.services import record
 from audit.verify import CheckpointSource, verify_chain
 
 from ..factories import make_tenant
+from .checkpointing import add_events, new_signer, sign
 from .test_chain_lock import _head_is_free
-
-SYSTEM = Actor.system("test")
-
-
-def new_signer(trusted: Path) -> Ed25519KeySigner:
-    """A fresh key, its public half written to the trusted folder."""
-    key = Ed25519PrivateKey.generate()
-    signer = Ed25519KeySigner(key)
-    trusted.mkdir(exist_ok=True)
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    (trusted / f"{signer.key_id.replace(':', '-')}.pem").write_bytes(public)
-    return signer
-
-
-@pytest.fixture
-def trusted(tmp_path) -> Path:
-    return tmp_path / "trusted"
-
-
-@pytest.fixture
-def signer(trusted) -> Ed25519KeySigner:
-    return new_signer(trusted)
 
 
 @pytest.fixture
@@ -85,24 +58,6 @@ def configured(settings, stores, trusted, signer, tmp_path):
         for s in stores
     ]
     return settings
-
-
-def add_events(tenant, count: int) -> None:
-    with transaction.atomic():
-        for n in range(count):
-            record(action="audit.verified", actor=SYSTEM, tenant=tenant, data={"n": n})
-
-
-@pytest.fixture
-def tenant(db):
-    tenant = make_tenant()
-    add_events(tenant, 5)  # seq 1 (tenant.created) … 6
-    return tenant
-
-
-def sign(signer, stores, tenant=None):
-    chains = None if tenant is None else [f"tenant:{tenant.pk}"]
-    return checkpoints_sign(actor=SYSTEM, signer=signer, stores=stores, chains=chains)
 
 
 def check(tenant, stores, trusted, *, incremental=False, complete=True):

@@ -27,7 +27,7 @@ from integrations.outbox import webhooks_derive
 from integrations.signing import verify
 from integrations.tasks import webhook_deliver_task
 
-from ..audit.test_checkpoints import new_signer
+from ..audit.checkpointing import new_signer
 from .hooks import subscribe
 
 pytestmark = pytest.mark.django_db

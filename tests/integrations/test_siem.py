@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -21,7 +20,6 @@ from rest_framework.test import APIClient
 from audit.context import Actor, ActorType
 from audit.models import AuditEvent
 from audit.services import record
-from config.celery import app as celery_app
 from integrations.models import SiemCursor, SiemDestination
 from integrations.siem import formats, stream
 from integrations.siem.selectors import siem_status
@@ -32,7 +30,7 @@ from tenants.models import Tenant
 
 from ..api.objects import staff_session
 from ..factories import make_tenant, staff
-from ..worker import celery_worker
+from ..worker import routed_worker
 from .siem_collector import Collector, ca_certificate_pem, make_pki
 
 HOSTILE = "eve|x=1 \\ cs1=other\nCEF:0|Evil|Corp|1|forged|Forged|10|suser=root\r\n<13>1 - fake"
@@ -161,24 +159,11 @@ def _assert_matches(record_: dict, event: AuditEvent, tenant: Tenant, format: st
 TASKS = ("integrations.tasks.siem_stream_task", "integrations.tasks.siem_stream_sweep_task")
 
 
-def _use_routes(routes) -> None:
-    celery_app.conf.task_routes = routes
-    celery_app.amqp.flush_routes()
-    celery_app.amqp.router = celery_app.amqp.Router()  # the router caches the old table
-
-
 @pytest.fixture
 def worker_queue(committed) -> Iterator[str]:
-    queue = f"test-siem-{uuid.uuid4().hex[:8]}"
-    routes = celery_app.conf.task_routes
-    _use_routes({task: {"queue": queue} for task in TASKS})
-    try:
-        with celery_worker(queue):
-            yield queue
-    finally:
-        _use_routes(routes)
-        with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue)
+    """A worker on its own queue; the tasks this module queues are routed to it."""
+    with routed_worker(TASKS, "test-siem") as queue:
+        yield queue
 
 
 def test_cef_and_ocsf_events_arrive_intact_and_in_order_through_a_worker(worker_queue, collector):

@@ -1,42 +1,26 @@
 """A webhook end to end on a real Celery worker over real Redis, against the test database."""
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from config.celery import app as celery_app
 from integrations.choices import DeliveryStatus
 from integrations.models import WebhookDelivery
 from integrations.signing import verify
 
 from ..factories import make_tenant
-from ..worker import celery_worker
+from ..worker import routed_worker
 from .hooks import emit, subscribe
 
 TASKS = ("integrations.tasks.webhooks_derive_task", "integrations.tasks.webhook_deliver_task")
 
 
-def _use_routes(routes) -> None:
-    celery_app.conf.task_routes = routes
-    celery_app.amqp.flush_routes()
-    celery_app.amqp.router = celery_app.amqp.Router()  # the router caches the old table
-
-
 @pytest.fixture
 def worker_queue(committed) -> Iterator[str]:
-    """A worker on its own queue; the webhook tasks queued by this process are routed to it."""
-    queue = f"test-hooks-{uuid.uuid4().hex[:8]}"
-    routes = celery_app.conf.task_routes
-    _use_routes({task: {"queue": queue} for task in TASKS})
-    try:
-        with celery_worker(queue):
-            yield queue
-    finally:
-        _use_routes(routes)
-        with celery_app.connection_for_write() as conn:  # leave no queue behind in Redis
-            conn.default_channel.queue_delete(queue)
+    """A worker on its own queue; the tasks this module queues are routed to it."""
+    with routed_worker(TASKS, "test-hooks") as queue:
+        yield queue
 
 
 def test_worker_delivers_a_signed_webhook_after_commit(worker_queue, receiver):
