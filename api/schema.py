@@ -33,6 +33,7 @@ ERROR_RESPONSES = {
     "415": "The request body's content type is not accepted here.",
     "422": "The Idempotency-Key was already used with a different request.",
     "429": "Too many requests; wait for the seconds in Retry-After.",
+    "503": "Not possible right now (e.g. a read of the trail could not be recorded): try later.",
 }
 
 

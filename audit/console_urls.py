@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import integrity_views, views
 
 urlpatterns = [
     path("", views.audit_timeline_view, name="audit-timeline"),
@@ -14,5 +14,15 @@ urlpatterns = [
         "export/<int:pk>/download/",
         views.audit_export_download_view,
         name="audit-export-download",
+    ),
+    path(
+        "chain/integrity/step-up/",
+        integrity_views.integrity_step_up_options_view,
+        name="audit-integrity-step-up-options",
+    ),
+    path(
+        "chain/integrity/acknowledge/",
+        integrity_views.integrity_acknowledge_view,
+        name="audit-integrity-acknowledge",
     ),
 ]

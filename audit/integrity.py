@@ -251,15 +251,17 @@ def platform_audit_admin_set(*, actor: User, user: User, enabled: bool) -> None:
         )
 
 
-def _may_acknowledge(actor: User, state: ChainIntegrity) -> Decision:
-    if state.tenant_id is not None:
-        return can_acknowledge_integrity(access_in(actor, state.tenant))
+def may_acknowledge_integrity(actor: User, key: str, tenant: Tenant | None) -> Decision:
+    """Whether `actor` may acknowledge a finding of chain `key` (of `tenant`): the tenant's own
+    audit_admin for a tenant chain, a platform audit admin for the platform chain."""
+    if key != PLATFORM:
+        return can_acknowledge_integrity(access_in(actor, tenant))
     if platform_audit_admins().filter(pk=actor.pk).exists():
         return Decision(True, "ok")
     return Decision(
         False,
         "audit.platform_admin_required",
-        "Only a platform audit admin may acknowledge a finding of the platform chain.",
+        gettext("Only a platform audit admin may acknowledge a finding of the platform chain."),
     )
 
 
@@ -305,7 +307,7 @@ def integrity_acknowledge(
             raise InvalidInput(
                 "This audit chain has no finding to acknowledge.", code="audit.integrity_no_finding"
             )
-        enforce(_may_acknowledge(actor, state))
+        enforce(may_acknowledge_integrity(actor, state.key, state.tenant))
         if state.finding_event_seq != finding:
             raise InvalidInput(
                 "The chain has a newer finding than the one you saw; review it first.",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ from tenants.policies import can_read_audit
 
 from .exceptions import TrailReadNotRecorded
 from .forms import AuditTrailFilter, CursorForm
+from .integrity import untrusted_windows
+from .integrity_views import integrity_panels
 from .jobs import EXPORT_KIND, export_open
 from .models import AuditEvent
 from .selectors import (
@@ -101,13 +103,15 @@ class EventRow:
     event: AuditEvent
     summary: str
     detail: str
+    untrusted: bool  # in a window a chain finding put in doubt (`audit.integrity`)
 
     @classmethod
-    def of(cls, event: AuditEvent) -> EventRow:
+    def of(cls, event: AuditEvent, untrusted: Sequence[tuple[int, int]] = ()) -> EventRow:
         compact = json.dumps(event.data, ensure_ascii=False, sort_keys=True)
         summary = compact if len(compact) <= SUMMARY_LENGTH else f"{compact[:SUMMARY_LENGTH]}…"
         detail = json.dumps(event.data, ensure_ascii=False, sort_keys=True, indent=2)
-        return cls(event=event, summary=summary, detail=detail)
+        doubted = any(first <= event.seq <= last for first, last in untrusted)
+        return cls(event=event, summary=summary, detail=detail, untrusted=doubted)
 
     @property
     def case_id(self) -> str | None:
@@ -127,9 +131,14 @@ class SeqPage:
 
 
 def seq_page(
-    events: QuerySet[AuditEvent], cursor: dict[str, int], *, newest_first: bool
+    events: QuerySet[AuditEvent],
+    cursor: dict[str, int],
+    *,
+    newest_first: bool,
+    untrusted: Sequence[tuple[int, int]] = (),
 ) -> SeqPage:
-    """The page of `events` the cursor points at (the first page without one).
+    """The page of `events` the cursor points at (the first page without one), each row
+    marked when it lies in one of the `untrusted` windows.
 
     Two queries at most: the page (one row more than shown, to know whether another page
     follows) and, past the first page, whether the other side has events.
@@ -151,7 +160,8 @@ def seq_page(
     newer = found[-1].seq if found and more_newer else None
     if newest_first:
         found.reverse()
-    return SeqPage(rows=[EventRow.of(event) for event in found], older=older, newer=newer)
+    rows = [EventRow.of(event, untrusted) for event in found]
+    return SeqPage(rows=rows, older=older, newer=newer)
 
 
 def _page_links(request: HttpRequest, page: SeqPage, *, newest_first: bool) -> dict[str, str]:
@@ -191,7 +201,8 @@ def audit_timeline_view(request: HttpRequest) -> HttpResponse:
     cursor = CursorForm(request.GET).cursor()
     read = {"read": "console.trail", "filters": read_filters(request.GET, leave_out=CURSOR_PARAMS)}
     if filterset.is_valid():  # invalid filters show their errors, never the unfiltered trail
-        page = seq_page(filterset.qs, cursor, newest_first=True)
+        untrusted = untrusted_windows(request.tenant)
+        page = seq_page(filterset.qs, cursor, newest_first=True, untrusted=untrusted)
         read.update(filters=filterset.params(), cursor=cursor, events=len(page.rows))
         context.update(
             page=page,
@@ -219,7 +230,8 @@ def audit_case_timeline_view(request: HttpRequest, case_id: int) -> HttpResponse
     if latest is None:  # no case of this tenant has that id: as missing as another tenant's
         raise CrossTenantNotFound(CASE_LABEL, case_id)
     cursor = CursorForm(request.GET).cursor()
-    page = seq_page(events, cursor, newest_first=False)
+    untrusted = untrusted_windows(request.tenant)
+    page = seq_page(events, cursor, newest_first=False, untrusted=untrusted)
     context = {
         "case_id": case_id,
         "case_repr": latest.target_repr,  # as the case last stood in the trail
@@ -262,6 +274,7 @@ def audit_chain_view(request: HttpRequest) -> HttpResponse:
         "checkpoint": last_checkpoint(tenant=request.tenant),
         "last_run": last_run,
         "last_run_flagged": _last_run_flagged(request.tenant, last_run) if last_run else None,
+        "integrity_panels": integrity_panels(request),
     }
     response = render(request, "console/audit/chain.html", context)
     _record_read(request, {"read": "console.chain"})

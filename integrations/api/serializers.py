@@ -141,11 +141,19 @@ class SiemStatusOutput(serializers.Serializer):
     oldest_unsent_at = serializers.DateTimeField(allow_null=True)
     oldest_unsent_age_seconds = serializers.SerializerMethodField()
     failures = serializers.IntegerField(source="destination.failures", default=0)
-    failing_since = serializers.DateTimeField(source="destination.failing_since", default=None)
+    failing_since = serializers.DateTimeField(
+        source="destination.failing_since", default=None, allow_null=True
+    )
     last_error = serializers.CharField(source="destination.last_error", default="")
-    last_attempt_at = serializers.DateTimeField(source="destination.last_attempt_at", default=None)
-    last_success_at = serializers.DateTimeField(source="destination.last_success_at", default=None)
-    next_attempt_at = serializers.DateTimeField(source="destination.next_attempt_at", default=None)
+    last_attempt_at = serializers.DateTimeField(
+        source="destination.last_attempt_at", default=None, allow_null=True
+    )
+    last_success_at = serializers.DateTimeField(
+        source="destination.last_success_at", default=None, allow_null=True
+    )
+    next_attempt_at = serializers.DateTimeField(
+        source="destination.next_attempt_at", default=None, allow_null=True
+    )
 
     def get_oldest_unsent_age_seconds(self, status: SiemStatus) -> float | None:
         age = status.oldest_unsent_age

@@ -126,6 +126,7 @@ ROUTE_SCOPES = {
     "PUT /siem/": Scope.WEBHOOKS_MANAGE,
     "DELETE /siem/": Scope.WEBHOOKS_MANAGE,
     "GET /cases/<int:case_id>/bundle/": Scope.AUDIT_READ,
+    "GET /audit/integrity/": Scope.AUDIT_READ,
 }
 
 _CASES = {

@@ -48,6 +48,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.base import TenantApiView
+from audit.checkpoints import key_pair_new
 from tenants.choices import Role, StaffScope
 
 from .. import factories
@@ -287,10 +288,24 @@ class Run:
         return line
 
 
-def test_every_operation_conforms_to_its_schema(server_errors, settings):
+def _checkpoint_key_and_store(settings, folder: Path) -> None:
+    """A signing key and a store, so the evidence bundle route can sign its checkpoint."""
+    key_id, private, public = key_pair_new()
+    (folder / "trusted").mkdir(parents=True)
+    (folder / "signing.pem").write_bytes(private)
+    (folder / "trusted" / f"{key_id.replace(':', '-')}.pem").write_bytes(public)
+    settings.AUDIT_SIGNING_KEY_FILE = str(folder / "signing.pem")
+    settings.AUDIT_TRUSTED_KEYS = [str(folder / "trusted")]
+    settings.AUDIT_CHECKPOINT_STORES = [
+        {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": str(folder / "store")}}
+    ]
+
+
+def test_every_operation_conforms_to_its_schema(server_errors, settings, tmp_path):
     # A run sends more than a principal's per-minute budget; throttling is not under test
     # here, and a 429 in place of the view would hide what the view does.
     settings.API_THROTTLE_RATES = {"api_key": "1000000/min", "staff": "1000000/min"}
+    _checkpoint_key_and_store(settings, tmp_path)
     objs = TenantObjects.create()
     with connection_kept_open():
         schema = schemathesis.openapi.from_wsgi(SCHEMA_PATH, WSGIHandler())
