@@ -278,6 +278,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.audit_checkpoint_task",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL_SECONDS),
     },
+    # The SIEM stream's sweep: tenants whose chain is past their SIEM cursor (a lost task, a
+    # retry due); see integrations.siem.
+    "siem-stream-sweep": {
+        "task": "integrations.tasks.siem_stream_sweep_task",
+        "schedule": float(env.int("SIEM_SWEEP_INTERVAL_SECONDS", default=15)),
+        "options": {"expires": float(env.int("SIEM_SWEEP_INTERVAL_SECONDS", default=15))},
+    },
     "step-up-prune": {"task": "tenants.tasks.step_up_prune_task", "schedule": 3600.0},
     "console-job-prune": {"task": "tenants.tasks.background_job_prune_task", "schedule": 3600.0},
     "audit-export-prune": {"task": "audit.tasks.audit_export_prune_task", "schedule": 3600.0},
@@ -384,7 +391,6 @@ SIEM_BATCH_EVENTS = env.int("SIEM_BATCH_EVENTS", default=200)  # events per TLS 
 # After a failed batch: base · 2^(failures-1) seconds before the next attempt, at most the cap.
 SIEM_BACKOFF_BASE_SECONDS = env.float("SIEM_BACKOFF_BASE_SECONDS", default=10.0)
 SIEM_BACKOFF_CAP_SECONDS = env.float("SIEM_BACKOFF_CAP_SECONDS", default=600.0)
-SIEM_SWEEP_INTERVAL_SECONDS = env.int("SIEM_SWEEP_INTERVAL_SECONDS", default=15)
 # Two enums of fields named "format": the policy's keeps the name it had.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
@@ -392,9 +398,3 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "SiemFormatEnum": "integrations.siem.choices.SiemFormat",
     }
 )
-# The stream's sweep: tenants whose chain is past their SIEM cursor (a lost task, a retry due).
-CELERY_BEAT_SCHEDULE["siem-stream-sweep"] = {
-    "task": "integrations.tasks.siem_stream_sweep_task",
-    "schedule": float(SIEM_SWEEP_INTERVAL_SECONDS),
-    "options": {"expires": float(SIEM_SWEEP_INTERVAL_SECONDS)},
-}
