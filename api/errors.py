@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from audit.context import Actor
+from audit.exceptions import AttemptNotRecorded
 from audit.services import record
 from tenants.crossaccess import foreign_object_record
 from tenants.exceptions import CrossTenantNotFound, DomainError, InvalidInput
@@ -69,6 +70,8 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def _status_of(error: DomainError) -> int:
+    if isinstance(error, AttemptNotRecorded):  # counted; the trail is down, not the caller
+        return status.HTTP_503_SERVICE_UNAVAILABLE
     if error.code in CONFLICT_CODES:
         return status.HTTP_409_CONFLICT
     if isinstance(error, InvalidInput):

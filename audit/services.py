@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -13,10 +15,12 @@ from django.utils import timezone
 
 from .chain import GENESIS_HASH, HASHED_FIELDS, chain_key, row_hash
 from .context import Actor, current_request
-from .exceptions import AuditError, TrailReadNotRecorded
+from .exceptions import AttemptNotRecorded, AuditError, TrailReadNotRecorded
 from .models import AuditChainHead, AuditEvent
 from .registry import is_registered
 from .signals import event_recorded
+
+logger = logging.getLogger(__name__)
 
 
 def _text(value: str, limit: int) -> str:
@@ -221,3 +225,20 @@ def trail_read_record(
         )
     except Exception as failure:
         raise TrailReadNotRecorded(TrailReadNotRecorded.message) from failure
+
+
+def attempt_recorded(write: Callable[[], None], what: str) -> AttemptNotRecorded | None:
+    """Record a failed attempt the caller has already counted, in a savepoint of its transaction.
+
+    `write` records the attempt (and raises any alert). Count the attempt, and set whatever
+    lock the count now calls for, before: if the trail cannot take the record, only the
+    savepoint is undone, and the `AttemptNotRecorded` returned is what the caller refuses with
+    once its transaction has committed the count (R-44: fail closed, never open).
+    """
+    try:
+        with transaction.atomic():
+            write()
+    except Exception as failure:
+        logger.error("%s counted but not recorded: %r", what, failure)
+        return AttemptNotRecorded()
+    return None

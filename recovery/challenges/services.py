@@ -22,7 +22,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from audit.context import Actor
-from audit.services import record
+from audit.services import attempt_recorded, record
 from tenants.choices import PrincipalKind
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
@@ -426,6 +426,22 @@ def _failed(challenge: VerificationChallenge, who: Actor, reason: str, **data: o
     )
 
 
+def _wrong_code_record(
+    challenge: VerificationChallenge, who: Actor, via: str, attempts: int, locked: bool
+) -> None:
+    """The record of a wrong code: the challenge disabled by it, or one more failure."""
+    if locked:
+        record(
+            action="verification.challenge_disabled",
+            actor=who,
+            tenant=challenge.case.tenant,
+            target=challenge.case,
+            data={"challenge": challenge.pk, "attempts": attempts},
+        )
+    else:
+        _failed(challenge, who, "wrong_code", via=via, attempts=attempts)
+
+
 def _reuse(challenge: VerificationChallenge, who: Actor, via: str) -> None:
     """A consumed challenge presented again: `token.reuse_attempt` and an alert (R-30)."""
     record(
@@ -460,20 +476,16 @@ def _present(
         _failed(challenge, who, "expired", via=via)
         return ChallengeRefused()
     if not matched:
+        # Counted, and disabled at the limit, even when the trail cannot record it (R-44).
         rows.update(attempts=F("attempts") + 1)
         attempts = rows.values_list("attempts", flat=True).get()
-        if attempts >= challenge.max_attempts:
+        locked = attempts >= challenge.max_attempts
+        if locked:
             rows.update(status=ChallengeStatus.DISABLED)
-            record(
-                action="verification.challenge_disabled",
-                actor=who,
-                tenant=challenge.case.tenant,
-                target=challenge.case,
-                data={"challenge": challenge.pk, "attempts": attempts},
-            )
-            return _locked_out()
-        _failed(challenge, who, "wrong_code", via=via, attempts=attempts)
-        return ChallengeRefused()
+        unrecorded = attempt_recorded(
+            lambda: _wrong_code_record(challenge, who, via, attempts, locked), "wrong code"
+        )
+        return unrecorded or (_locked_out() if locked else ChallengeRefused())
     # Compare-and-set: only an open, unexpired row (by database time) is consumed (R-30).
     won = rows.filter(status=ChallengeStatus.OPEN, expires_at__gt=Now()).update(
         status=ChallengeStatus.VERIFIED, verified_at=Now(), verified_via=via

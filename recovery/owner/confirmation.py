@@ -42,7 +42,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit.context import Actor
-from audit.services import record
+from audit.services import attempt_recorded, record
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import enforce
@@ -461,18 +461,32 @@ def _closed_reason(confirmation: OwnerConfirmation) -> str | None:
     return None
 
 
-def _count_failure(confirmation: OwnerConfirmation, reason: str, **data: object) -> bool:
-    """One failed answer: counted, recorded; True when it was the last one allowed (the
-    request is then failed, with an alert)."""
+@dataclass(frozen=True)
+class _Counted:
+    """A failed answer as counted: whether it was the last one allowed (the request is then
+    failed), and the refusal to give instead if the trail could not record it."""
+
+    last: bool
+    unrecorded: DomainError | None
+
+
+def _count_failure(confirmation: OwnerConfirmation, reason: str, **data: object) -> _Counted:
+    """One failed answer: counted (the last one allowed fails the request), then recorded with
+    an alert at the end; the count and the failure stand even when the record cannot be
+    written (R-44)."""
     rows = OwnerConfirmation.objects.for_tenant(confirmation.case.tenant).filter(pk=confirmation.pk)
     rows.update(attempts=F("attempts") + 1)
     confirmation.attempts = rows.values_list("attempts", flat=True).get()
     last = confirmation.attempts >= confirmation.max_attempts
-    _failed(confirmation, reason, attempts=confirmation.attempts, locked=last, **data)
     if last:
         _end(confirmation, ConfirmationStatus.FAILED)
-        alert_raise(confirmation.case, "confirmation_failed", confirmation=confirmation.pk)
-    return last
+
+    def write() -> None:
+        _failed(confirmation, reason, attempts=confirmation.attempts, locked=last, **data)
+        if last:
+            alert_raise(confirmation.case, "confirmation_failed", confirmation=confirmation.pk)
+
+    return _Counted(last, attempt_recorded(write, "wrong owner confirmation"))
 
 
 def _opened(token: str) -> tuple[OwnerConfirmation, RecoveryCase]:
@@ -513,9 +527,10 @@ def confirmation_match(*, token: str, number: str) -> Matched:
             _failed(row, reason, stage="number")
             refusal = ConfirmationRefused()
         elif not hmac.compare_digest(typed, row.number):
-            failed = _count_failure(row, "wrong_number", stage="number")
+            counted = _count_failure(row, "wrong_number", stage="number")
+            refusal = counted.unrecorded
             matched = Matched(
-                matched=False, attempts_left=row.max_attempts - row.attempts, failed=failed
+                matched=False, attempts_left=row.max_attempts - row.attempts, failed=counted.last
             )
         else:
             passkeys = eligible_passkeys(case)
@@ -690,17 +705,17 @@ def confirmation_assert(*, token: str, number: str, credential_json: str) -> Evi
                     code="confirmation.passkey_cloned",
                 )
             elif problem:
-                last = _count_failure(
+                counted = _count_failure(
                     row, problem, stage="assert", passkey=passkey.pk if passkey else None
                 )
                 left = max(row.max_attempts - row.attempts, 0)
-                refusal = (
+                refusal = counted.unrecorded or (
                     ConfirmationRefused(
                         "The passkey answer could not be verified. The request is cancelled: "
                         "ask the agent for a new one.",
                         code="confirmation.failed",
                     )
-                    if last
+                    if counted.last
                     else ConfirmationRefused(
                         f"The passkey answer could not be verified. You can try {left} more "
                         "time(s).",

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 
 from audit.context import Actor
-from audit.services import record
+from audit.services import attempt_recorded, record
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied
 from tenants.models import User
 from tenants.policies import enforce
@@ -148,11 +148,22 @@ def _consume(code: RecoveryCode, case: RecoveryCase) -> bool:
 
 
 def _wrong(case: RecoveryCase, actor: User, who: Actor, reason: str, limit: int) -> DomainError:
-    """Store the wrong check, record it (locking codes at the limit); return the refusal."""
+    """Store the wrong check (it counts, and locks codes at the limit, even when the trail
+    cannot record it: R-44), record it; return the refusal."""
     check = RecoveryCodeCheck.objects.create(
         tenant=case.tenant, case=case, checked_by=actor, matched=False
     )
     wrong = codes_wrong_count(case)
+    unrecorded = attempt_recorded(
+        lambda: _wrong_record(case, who, check, reason, wrong, limit), "wrong recovery code"
+    )
+    return unrecorded or (_locked_out() if wrong >= limit else RecoveryCodeRefused())
+
+
+def _wrong_record(
+    case: RecoveryCase, who: Actor, check: RecoveryCodeCheck, reason: str, wrong: int, limit: int
+) -> None:
+    """The record of a wrong check: a reused code's alert, and the lock at the limit."""
     data = {"check": check.pk, "reason": reason, "wrong": wrong, "limit": limit}
     record(action="owner.code_refused", actor=who, tenant=case.tenant, target=case, data=data)
     if reason == "used":
@@ -173,8 +184,6 @@ def _wrong(case: RecoveryCase, actor: User, who: Actor, reason: str, limit: int)
             data={"wrong": wrong, "limit": limit},
         )
         alert_raise(case, "recovery_codes_locked", wrong=wrong)
-        return _locked_out()
-    return RecoveryCodeRefused()
 
 
 def _matched(
