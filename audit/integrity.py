@@ -18,7 +18,7 @@ different one fails closed again. The rows a finding puts in doubt stay untruste
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -80,15 +80,31 @@ def _acknowledgement_clear(state: ChainIntegrity) -> None:
     state.acknowledged_seq, state.acknowledged_reason = None, ""
 
 
+def acknowledged_findings() -> dict[str, set[tuple[int, str]]]:
+    """Per chain key, the (first_bad_seq, reason) of every finding ever acknowledged (from the
+    platform chain's `audit.integrity_acknowledged`): the verifier steps over them."""
+    found: dict[str, set[tuple[int, str]]] = {}
+    events = AuditEvent.objects.filter(tenant__isnull=True, action="audit.integrity_acknowledged")
+    for data in events.values_list("data", flat=True):
+        found.setdefault(data["key"], set()).add((data["first_bad_seq"], data["reason"]))
+    return found
+
+
 def _report_applied(
-    report: ChainReport, tenant: Tenant | None, now: datetime
+    report: ChainReport,
+    tenant: Tenant | None,
+    now: datetime,
+    acknowledged: Collection[tuple[int, str]],
 ) -> ChainIntegrity | None:
-    """Write one report on its chain's row; the row when it carries a new finding."""
+    """Write one report on its chain's row; the row when it carries a new finding. A report of
+    a finding acknowledged before (when nothing newer is wrong) leaves the row's finding be."""
     key = chain_key(tenant.pk if tenant else None)
     state = ChainIntegrity.objects.select_for_update().filter(key=key).first()
-    if report.intact:
+    finding = (report.first_bad_seq, report.reason)
+    current = state is not None and (state.first_bad_seq, state.reason) == finding
+    if report.intact or (state is not None and finding in acknowledged and not current):
         if state is not None:
-            state.broken, state.checked_at = False, now
+            state.broken, state.checked_at = not report.intact, now
             state.save(update_fields=["broken", "checked_at"])
         return None
     created = state is None
@@ -112,7 +128,10 @@ def _report_applied(
     return state if is_new else None
 
 
-def integrity_apply(reports: Iterable[ChainReport]) -> list[ChainIntegrity]:
+def integrity_apply(
+    reports: Iterable[ChainReport],
+    acknowledged: Mapping[str, Collection[tuple[int, str]]] | None = None,
+) -> list[ChainIntegrity]:
     """Bring each chain's integrity row up to the verifier's reports; the rows with a new
     finding (each recorded as `audit.integrity_violation` in the platform chain).
 
@@ -130,7 +149,8 @@ def integrity_apply(reports: Iterable[ChainReport]) -> list[ChainIntegrity]:
             tenant = None if report.key == PLATFORM else tenants.get(_tenant_id(report.key))
             if report.key != PLATFORM and tenant is None:
                 continue  # a chain whose tenant row is gone: reported, nobody to refuse
-            state = _report_applied(report, tenant, now)
+            earlier = (acknowledged or {}).get(report.key, ())
+            state = _report_applied(report, tenant, now, earlier)
             if state is not None:
                 found.append(state)
     return found

@@ -2,10 +2,11 @@ from celery import shared_task
 from django.db import transaction
 
 from tenants.jobs import JOB_RETENTION
+from tenants.rls import system_scope
 
 from .checkpoints import checkpoints_sign
 from .context import Actor
-from .integrity import integrity_apply, integrity_page_pending
+from .integrity import acknowledged_findings, integrity_apply, integrity_page_pending
 from .jobs import exports_prune
 from .services import record
 from .verify import verify_all
@@ -20,10 +21,12 @@ def audit_verify_task(incremental: bool = False) -> dict[str, int]:
     `incremental` walks each chain only from its newest signed checkpoint (hourly); the full
     walk (daily) recomputes every row.
     """
-    reports = verify_all(incremental=incremental)
+    with system_scope():
+        acknowledged = acknowledged_findings()
+    reports = verify_all(incremental=incremental, acknowledged=acknowledged)
     broken = [r for r in reports if not r.intact]
     with transaction.atomic():
-        found = integrity_apply(reports)
+        found = integrity_apply(reports, acknowledged)
         record(
             action="audit.verified",
             actor=Actor.system("audit-verifier"),

@@ -1,13 +1,13 @@
 """Walking a chain and saying where, if anywhere, it was tampered with.
 
-On PostgreSQL the walk reads each row as the parts of its canonical form (`chain_parts`): the
-database joins the plain text fields and formats `created_at`, so Python only re-encodes `data`
-and hashes (several times faster than building every value through the ORM). This shortcut
-confirms a row only when its text fields need no JSON escaping, i.e. when the text it hashes is
-byte for byte row_hash's; any other row (a quote, backslash or control character, a NULL, an
-odd date, a hash that does not match) is rechecked with row_hash over the ORM's values. So it
-reports exactly what the row-by-row reference walk (`_walk_rows`, used on other databases)
-reports, only sooner.
+On PostgreSQL the walk reads the chain as COPY text (`chain_lines`: one line per row, the
+database formats `created_at`), so no row is built as Python objects. A line with nothing to
+unescape is hashed as it stands around `data`, re-encoded canonically by orjson
+(`_fast_confirms`); any other line is unescaped and hashed in row_hash's own canonical form
+(`_line_confirms`); a row a line cannot stand for (a NULL, an odd date) is rechecked with
+row_hash over the ORM's values. Every hash is computed here, never by the database: what its
+administrator could change includes the database's own functions. So the walk reports what
+the row-by-row reference walk (`_walk_rows`, used on other databases) reports, only sooner.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Container, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import re
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 
@@ -44,28 +45,46 @@ from .timestamps import TimestampAuthority, TimestampError
 
 CHUNK = 10_000
 
-# The shortcut rebuilds the canonical array as
-#   [tenant_id, seq, "<text before data>", data, "<text after data>", "<created_at>", "<prev_hash>"]
-# with the text fields joined by '","'. It relies on this layout of HASHED_FIELDS.
-_BEFORE_DATA = HASHED_FIELDS[2:10]  # action … target_repr
-_AFTER_DATA = HASHED_FIELDS[11:14]  # request_id, ip, user_agent
+# The walk reads each row as one line of COPY text, its fields separated by tabs:
+#   id, seq, hash, data (jsonb text), the text fields in HASHED_FIELDS order from `action` to
+#   `prev_hash`, with created_at as row_hash writes it.
+# It relies on this layout of HASHED_FIELDS.
+_TEXT_BEFORE_DATA = HASHED_FIELDS[2:10]  # action … target_repr
+_TEXT_AFTER_DATA = HASHED_FIELDS[11:]  # request_id, ip, user_agent, created_at, prev_hash
 if (
     HASHED_FIELDS[:2] != ("tenant_id", "seq")
     or HASHED_FIELDS[10] != "data"
     or HASHED_FIELDS[14:] != ("created_at", "prev_hash")
 ):
-    raise RuntimeError("HASHED_FIELDS changed: update the shortcut in audit.verify to match.")
-_JOIN = '","'
-# Quotes in a joined segment when no field holds one: two per separator.
-_BEFORE_QUOTES = 2 * (len(_BEFORE_DATA) - 1)
-_AFTER_QUOTES = 2 * (len(_AFTER_DATA) + 1)  # + created_at and prev_hash, minus one
+    raise RuntimeError("HASHED_FIELDS changed: update the walk in audit.verify to match.")
+_BEFORE = slice(4, 4 + len(_TEXT_BEFORE_DATA))
+_AFTER = slice(_BEFORE.stop, _BEFORE.stop + len(_TEXT_AFTER_DATA))
+_FIELDS = _AFTER.stop
 # created_at as row_hash writes it (UTC, six fractional digits, +00:00); NULL outside the
 # years Python can represent, so such a row goes to the reference check.
 _CREATED_AT_ISO = (
     "CASE WHEN {c} >= '0001-01-01 00:00:00+00' AND {c} < '10000-01-01 00:00:00+00' "
     """THEN to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
 )
-_scan_json = json.JSONDecoder().scan_once  # json.loads without its per-call wrapper
+_SEPARATOR = b'","'
+# Quotes in the joined text fields when no field holds one: two per separator.
+_BEFORE_QUOTES = 2 * (len(_TEXT_BEFORE_DATA) - 1)
+_AFTER_QUOTES = 2 * (len(_TEXT_AFTER_DATA) - 1)
+# What the fast path cannot take as it stands: a backslash (COPY writes one before a
+# backslash, newline, carriage return or tab in a value, and for NULL) or a control character
+# other than the tab between fields (JSON escapes them). A quote is caught by counting.
+_ESCAPED = b"\\" + bytes(range(9)) + bytes(range(10, 32))
+_COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+_COPY_UNESCAPED = {
+    b"\\": b"\\",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"b": b"\b",
+    b"f": b"\f",
+    b"v": b"\v",
+}
+_json_loads, _json_dumps, _SORTED = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 _sha256 = hashlib.sha256
 
 
@@ -119,106 +138,99 @@ def chain_rows(tenant_id: int | None, start: int = 1) -> Iterator[tuple]:
     return rows.order_by("seq").values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
 
 
-def _parts_sql(tenant_id: int | None, start: int) -> tuple[str, list[int]]:
+def _copy_sql(tenant_id: int | None, start: int) -> str:
+    """COPY of one chain's rows from seq `start` on, in seq order, as the walk reads them."""
     quote = connection.ops.quote_name
-    joiner = f" || '{_JOIN}' || "  # `||` (not concat_ws): a NULL field makes the whole part NULL
-    before = joiner.join(quote(name) for name in _BEFORE_DATA)
-    after = joiner.join(
-        [
-            *(quote(name) for name in _AFTER_DATA),
-            _CREATED_AT_ISO.format(c=quote("created_at")),
-            quote("prev_hash"),
-        ]
-    )
-    where, params = "tenant_id = %s AND seq >= %s", [tenant_id, start]
-    if tenant_id is None:
-        where, params = "tenant_id IS NULL AND seq >= %s", [start]
-    # Only our own identifiers and literals are interpolated; the tenant id is a parameter.
-    sql = (
-        f"SELECT id, seq, hash, prev_hash, data::text, {before}, {after} "  # noqa: S608
-        f"FROM {quote(AuditEvent._meta.db_table)} WHERE {where} ORDER BY seq"
-    )
-    return sql, params
-
-
-def chain_parts(tenant_id: int | None, start: int = 1) -> Iterator[list[tuple]]:
-    """One chain from seq `start` on, in seq order, in chunks of rows that carry the parts of
-    their canonical form.
-
-    Each row is (id, seq, hash, prev_hash, data as jsonb text, the text fields before `data`
-    joined by '","', the text fields after it with created_at and prev_hash joined likewise).
-    Call it inside a transaction: the rows come from one server-side cursor.
-    """
-    sql, params = _parts_sql(tenant_id, start)
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchmany(CHUNK)
-        if len(rows) < CHUNK:  # most chains fit in one chunk: nothing to overlap
-            if rows:
-                yield rows
-            return
-        # A long chain: one helper thread fetches the next chunk while the caller hashes this
-        # one, so database and Python time overlap. Only that thread touches the cursor until
-        # it is closed; psycopg's connection lock orders any query the caller makes meanwhile.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify") as prefetch:
-            while rows:
-                pending = prefetch.submit(cursor.fetchmany, CHUNK)
-                yield rows
-                rows = pending.result()
-
-
-def _plain(before: str, after: str, rows: int = 1) -> bool:
-    """True when the joined text fields of `rows` rows need no JSON escaping.
-
-    That is: no quote besides the separators', no backslash, no control character. Each
-    non-NULL part holds at least its separators' quotes, so totals over many rows equal the
-    minimum only when every row's part does.
-    """
+    columns = [
+        "id",
+        "seq",
+        "hash",
+        f"{quote('data')}::text",
+        *(quote(name) for name in _TEXT_BEFORE_DATA),
+        *(
+            _CREATED_AT_ISO.format(c=quote(name)) if name == "created_at" else quote(name)
+            for name in _TEXT_AFTER_DATA
+        ),
+    ]
+    tenant = "IS NULL" if tenant_id is None else f"= {int(tenant_id)}"
+    # COPY takes no parameters: only our own identifiers and two integers are interpolated.
     return (
-        before.count('"') == _BEFORE_QUOTES * rows
-        and after.count('"') == _AFTER_QUOTES * rows
-        and "\\" not in before
-        and "\\" not in after
-        and before.isprintable()
-        and after.isprintable()
+        f"COPY (SELECT {', '.join(columns)} FROM {quote(AuditEvent._meta.db_table)} "  # noqa: S608
+        f"WHERE tenant_id {tenant} AND seq >= {int(start)} ORDER BY seq) TO STDOUT"
     )
 
 
-def _all_plain(rows: list[tuple]) -> bool:
-    """_plain for a whole chunk at once (cheaper than row by row when, as usual, it holds)."""
-    try:
-        before = "".join([row[5] for row in rows])
-        after = "".join([row[6] for row in rows])
-    except TypeError:  # a NULL part
-        return False
-    return _plain(before, after, len(rows))
+def chain_lines(tenant_id: int | None, start: int = 1) -> Iterator[list[bytes]]:
+    """One chain from seq `start` on, in seq order, in chunks of COPY text lines (no newline).
 
-
-def _rebuilt_hash_matches(
-    tenant_json: str, seq: int, data: str, before: str, after: str, stored_hash: str
-) -> bool:
-    """For a row whose text parts are _plain: does its rebuilt canonical form hash to its hash?
-
-    Plain fields are their own JSON string contents, so the canonical array is the parts
-    concatenated around `data` re-encoded: the bytes row_hash hashes. False means: recheck.
+    Each line holds id, seq, hash, data as jsonb text, then the text fields of the canonical
+    form from `action` to `prev_hash`, separated by tabs. Nothing else may use the connection
+    until the generator is exhausted or closed (a stop part-way reads the rest and drops it).
     """
-    try:
-        value, end = _scan_json(data, 0)
-        if end != len(data):
-            return False
-        text = f'[{tenant_json},{seq},"{before}",{canonical_json(value)},"{after}"]'
-        return _sha256(text.encode()).hexdigest() == stored_hash
-    except (TypeError, ValueError, StopIteration, RecursionError):
-        return False  # NULL data, or not one JSON value: the reference check decides
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(_copy_sql(tenant_id, start)) as copy:
+        finished = False
+        try:
+            lines: list[bytes] = []
+            for block in copy:  # the server sends one row per block, newline included
+                lines.append(bytes(block[:-1]))
+                if len(lines) >= CHUNK:
+                    yield lines
+                    lines = []
+            finished = True
+            if lines:
+                yield lines
+        finally:
+            while not finished and copy.read():
+                pass
 
 
-def _shortcut_confirms(
-    tenant_json: str, seq: int, data: str, before: str, after: str, stored_hash: str
-) -> bool:
-    """The shortcut for one row of a chunk that is not _all_plain."""
-    if before is None or after is None or not _plain(before, after):
+def needs_unescaping(text: bytes) -> bool:
+    """Whether COPY text holds a backslash or a control character other than a tab."""
+    return len(text.translate(None, _ESCAPED)) != len(text)
+
+
+def _fast_confirms(tenant_json: bytes, fields: list[bytes]) -> bool:
+    """Does the row's canonical form, rebuilt from its COPY line, hash to its hash?
+
+    Only for a line that does not `needs_unescaping`: when no text field holds a quote either,
+    they are their own JSON string contents, and `data` is re-encoded canonically by orjson.
+    False means: ask `_line_confirms`.
+    """
+    before, after = _SEPARATOR.join(fields[_BEFORE]), _SEPARATOR.join(fields[_AFTER])
+    if before.count(b'"') != _BEFORE_QUOTES or after.count(b'"') != _AFTER_QUOTES:
         return False
-    return _rebuilt_hash_matches(tenant_json, seq, data, before, after, stored_hash)
+    try:
+        data = _json_dumps(_json_loads(fields[3]), option=_SORTED)
+    except (TypeError, ValueError):
+        return False
+    text = b'[%b,%b,"%b",%b,"%b"]' % (tenant_json, fields[1], before, data, after)
+    return _sha256(text).hexdigest().encode() == fields[2]
+
+
+def _copy_value(field: bytes) -> str | None:
+    """A COPY text field as the value it stands for; None for NULL or anything unexpected."""
+    if field == b"\\N":
+        return None
+    try:
+        return _COPY_ESCAPE.sub(lambda m: _COPY_UNESCAPED[m.group(1)], field).decode()
+    except (KeyError, UnicodeDecodeError):
+        return None
+
+
+def _line_confirms(tenant_id: int | None, seq: int, fields: list[bytes]) -> bool | None:
+    """row_hash's own canonical form of a COPY line: does it hash to the row's hash? None
+    when the line cannot stand for the row's values (a NULL, an odd date): ask the ORM."""
+    values = [_copy_value(field) for field in fields[3:_FIELDS]]
+    if None in values:
+        return None
+    try:
+        data = json.loads(values[0])
+    except ValueError:
+        return None
+    before, after = values[1 : 1 + len(_TEXT_BEFORE_DATA)], values[1 + len(_TEXT_BEFORE_DATA) :]
+    text = canonical_json([tenant_id, seq, *before, data, *after])
+    return _sha256(text.encode()).hexdigest() == fields[2].decode()
 
 
 def _recheck(rows: list[tuple], label: str) -> ChainReport | None:
@@ -267,36 +279,78 @@ def _walk_rows(tenant_id: int | None, label: str, marks: Container[int], start: 
     return None, count, hashes
 
 
-def _walk_parts(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
-    """The same walk over chain_parts (PostgreSQL), hashing through the shortcut."""
-    tenant_json = "null" if tenant_id is None else str(int(tenant_id))
-    (expected_seq, prev, count), hashes = _walk_start(start), {}
-    with transaction.atomic(), closing(chain_parts(tenant_id, start)) as chunks:
-        for rows in chunks:
-            # Rows the shortcut could not confirm are rechecked (in order) before a break in
-            # the links further on is reported: the first bad row wins, as in _walk_rows.
-            unconfirmed: list[tuple] = []
-            broken = None
-            confirms = _rebuilt_hash_matches if _all_plain(rows) else _shortcut_confirms
-            for pk, seq, stored_hash, stored_prev, data, before, after in rows:
+def _walk_lines(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
+    """The same walk over chain_lines (PostgreSQL), hashing each line through `_fast_confirms`,
+    then `_line_confirms`; rows neither can read are rechecked through the ORM once the COPY
+    is closed, before a break further on is reported (the first bad row wins)."""
+    tenant_json = b"null" if tenant_id is None else str(int(tenant_id)).encode()
+    expected_seq, first_prev, count = _walk_start(start)
+    prev = first_prev.encode() if first_prev else None
+    hashes: dict[int, str] = {}
+    unread: list[tuple] = []  # (id, rows before it, seq, prev_hash, hash) for _recheck
+    broken = None
+    with transaction.atomic(), closing(chain_lines(tenant_id, start)) as chunks:
+        for lines in chunks:
+            plain = not needs_unescaping(b"\t".join(lines))  # as usual: no line of the chunk does
+            for line in lines:
+                fields = line.split(b"\t")
+                seq, stored_hash = int(fields[1]), fields[2]
                 if seq != expected_seq:
                     reason = f"expected seq {expected_seq}, found {seq}"
                     broken = ChainReport(label, count, expected_seq, reason)
                     break
-                if stored_prev != (prev or stored_prev):
-                    reason = "prev_hash does not match the previous row"
-                    broken = ChainReport(label, count, seq, reason)
+                if prev is not None and fields[-1] != prev:
+                    broken = ChainReport(
+                        label, count, seq, "prev_hash does not match the previous row"
+                    )
                     break
-                if not confirms(tenant_json, seq, data, before, after, stored_hash):
-                    unconfirmed.append((pk, count, seq, stored_prev, stored_hash))
+                if not (
+                    (plain or not needs_unescaping(line)) and _fast_confirms(tenant_json, fields)
+                ):
+                    confirmed = _line_confirms(tenant_id, seq, fields)
+                    if confirmed is False:
+                        broken = ChainReport(
+                            label, count, seq, "row content does not match its hash"
+                        )
+                        break
+                    if confirmed is None:
+                        unread.append(
+                            (int(fields[0]), count, seq, fields[-1].decode(), stored_hash.decode())
+                        )
                 if seq in marks:
-                    hashes[seq] = stored_hash
+                    hashes[seq] = stored_hash.decode()
                 prev, expected_seq, count = stored_hash, expected_seq + 1, count + 1
-            if unconfirmed and (bad_row := _recheck(unconfirmed, label)):
-                return bad_row, bad_row.rows, hashes
             if broken:
-                return broken, count, hashes
-    return None, count, hashes
+                break
+    if unread and (bad_row := _recheck(unread, label)):
+        return bad_row, bad_row.rows, hashes
+    return broken, (broken.rows if broken else count), hashes
+
+
+def _walk_past(
+    walk: Callable[..., _Walked],
+    chain: tuple[int | None, str, Container[int]],
+    start: int,
+    acknowledged: Collection[tuple[int, str]],
+) -> _Walked:
+    """`walk` the chain (tenant id, label, marks) from `start`; at a break whose finding was
+    acknowledged, go on from the next row there is (its link to the rows before unchecked).
+    The first break not acknowledged is reported; when every break was, the first one."""
+    tenant_id = chain[0]
+    first: ChainReport | None = None
+    hashes: dict[int, str] = {}
+    while True:
+        broken, count, found = walk(*chain, start)
+        hashes.update(found)
+        if broken is None or (broken.first_bad_seq, broken.reason) not in acknowledged:
+            return broken or first, count, hashes
+        first = first or broken
+        chain_filter = {"tenant_id": tenant_id} if tenant_id else {"tenant__isnull": True}
+        after = AuditEvent.objects.filter(**chain_filter, seq__gt=broken.first_bad_seq)
+        resume = after.order_by("seq").values_list("seq", flat=True).first()
+        if resume is None:
+            return first, count, hashes
+        start = resume
 
 
 @dataclass(frozen=True)
@@ -441,9 +495,16 @@ def verify_chain(
     *,
     checkpoints: CheckpointSource | None = None,
     incremental: bool = False,
+    acknowledged: Collection[tuple[int, str]] = (),
 ) -> ChainReport:
     """The verdict on one chain (`_verified`), labelled with the chain's key."""
-    report = _verified(tenant_id, label, checkpoints=checkpoints, incremental=incremental)
+    report = _verified(
+        tenant_id,
+        label,
+        checkpoints=checkpoints,
+        incremental=incremental,
+        acknowledged=acknowledged,
+    )
     return dataclasses.replace(report, key=chain_key(tenant_id))
 
 
@@ -453,6 +514,7 @@ def _verified(
     *,
     checkpoints: CheckpointSource | None,
     incremental: bool,
+    acknowledged: Collection[tuple[int, str]] = (),
 ) -> ChainReport:
     """Recompute one chain; report the first seq that is missing, extra, modified or reordered,
     then compare it with its signed checkpoints (a rewrite before one, a tail cut after one, a
@@ -465,6 +527,10 @@ def _verified(
     carry the signed hash): the hourly job stays short however long the chain and its list of
     checkpoints grow. Anything it finds is reported by a full walk, which names the first row.
 
+    `acknowledged` holds the (first_bad_seq, reason) of findings an audit_admin acknowledged:
+    the walk steps over them (`_walk_past`) to report the first finding that is not, so a
+    break acknowledged once cannot hide a later one.
+
     The head is read before the rows: rows committed meanwhile only extend the chain past it,
     so a concurrent writer never looks like tampering.
     """
@@ -476,13 +542,17 @@ def _verified(
     genuine, not_genuine = _readable_checkpoints(source, key, since)
     start = genuine[-1].seq if incremental and genuine else 1
     if incremental and (start == 1 or not_genuine):
-        return _verified(tenant_id, label, checkpoints=source, incremental=False)  # no sure start
+        return _verified(
+            tenant_id, label, checkpoints=source, incremental=False, acknowledged=acknowledged
+        )  # no sure start
     genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
-    walk = _walk_parts if connection.vendor == "postgresql" else _walk_rows
+    walk = _walk_lines if connection.vendor == "postgresql" else _walk_rows
     marks = {head_seq, *(checkpoint.seq for checkpoint in genuine)}
-    broken, count, hashes = walk(tenant_id, label, marks, start)
+    broken, count, hashes = _walk_past(walk, (tenant_id, label, marks), start, acknowledged)
     if incremental and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
-        return _verified(tenant_id, label, checkpoints=source, incremental=False)
+        return _verified(
+            tenant_id, label, checkpoints=source, incremental=False, acknowledged=acknowledged
+        )
     end = max(head_seq, count, *(checkpoint.seq for checkpoint in genuine), 0)
     if broken:
         window = (broken.first_bad_seq or 1, max(end, broken.first_bad_seq or 1))
@@ -504,7 +574,9 @@ def _verified(
         for seq, reason in sorted(p for check in _RECORD_CHECKS for p in check(tenant_id)):
             findings.append((seq, reason, (seq, seq)))
     if incremental and (findings or not_genuine):
-        return _verified(tenant_id, label, checkpoints=source, incremental=False)  # names it
+        return _verified(
+            tenant_id, label, checkpoints=source, incremental=False, acknowledged=acknowledged
+        )  # names it
     if findings or not_genuine:
         # A checkpoint that is not genuine explains the gaps it leaves: name it first.
         seq, reason, window = min(not_genuine or findings)
@@ -547,9 +619,11 @@ def verify_all(
     progress: Callable[[str], None] | None = None,
     checkpoints: CheckpointSource | None = None,
     incremental: bool = False,
+    acknowledged: Mapping[str, Collection[tuple[int, str]]] | None = None,
 ) -> list[ChainReport]:
     """Verify the platform chain and every tenant's (or only `tenant_slug`'s), in system scope,
-    each against its signed checkpoints (the configured stores unless told others)."""
+    each against its signed checkpoints (the configured stores unless told others), stepping
+    over the findings `acknowledged` lists for its key (`audit.integrity.acknowledged_findings`)."""
     source = checkpoints if checkpoints is not None else CheckpointSource.configured()
     with system_scope():
         tenants = Tenant.objects.order_by("slug").values_list("id", "slug")
@@ -566,6 +640,12 @@ def verify_all(
             if progress:
                 progress(f"verifying {label} …")
             reports.append(
-                verify_chain(tenant_id, label, checkpoints=source, incremental=incremental)
+                verify_chain(
+                    tenant_id,
+                    label,
+                    checkpoints=source,
+                    incremental=incremental,
+                    acknowledged=(acknowledged or {}).get(chain_key(tenant_id), ()),
+                )
             )
     return reports

@@ -3,7 +3,7 @@
 Loads one valid chain of --rows events (hashes computed with audit.chain.row_hash, seq 1..N,
 prev_hash links, chain head set) with COPY, then alternates two passes over it, each inside
 system_scope() as the real verifier runs: verify_chain (fetch + recompute every hash) and a
-plain iteration of audit.verify.chain_parts (the query verify_chain reads, no hashing).
+plain iteration of audit.verify.chain_lines (the COPY stream verify_chain reads, no hashing).
 Medians of rows/s. With --loaded, another process spins on a core for the whole measurement
 (the issue's "another process busy on the other core").
 
@@ -92,15 +92,15 @@ def run_verify(tenant) -> tuple[float, object]:
 
 
 def run_stream(tenant) -> tuple[float, int]:
-    """The baseline: the rows verify_chain reads (audit.verify.chain_parts), without hashing."""
-    from audit.verify import chain_parts
+    """The baseline: the rows verify_chain reads (audit.verify.chain_lines), without hashing."""
+    from audit.verify import chain_lines
     from tenants.rls import system_scope
 
     began = time.perf_counter()
     count = 0
     with system_scope():
-        for rows in chain_parts(tenant.pk):
-            for _row in rows:
+        for lines in chain_lines(tenant.pk):
+            for _line in lines:
                 count += 1
     return time.perf_counter() - began, count
 

@@ -14,6 +14,8 @@ import os
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from audit.context import Actor
@@ -390,7 +392,7 @@ def test_a_platform_operator_makes_platform_audit_admins_but_not_themselves(db):
     assert list(platform_audit_admins()) == []
 
 
-def test_an_acknowledged_finding_that_comes_back_after_another_fails_closed_again(
+def test_a_break_undone_before_it_was_acknowledged_still_needs_acknowledging(
     acme, broken, audit_admin
 ):
     acknowledge(audit_admin, acme)  # the finding at seq 3
@@ -406,8 +408,40 @@ def test_an_acknowledged_finding_that_comes_back_after_another_fails_closed_agai
         )
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
     audit_verify_task()
+    state = integrity_failing(acme)  # seq 3 was acknowledged; the tampering at 2 was not
+    assert state is not None and state.first_bad_seq == 2
+    acknowledge(audit_admin, acme)
+    audit_verify_task()
+    assert integrity_failing(acme) is None
+
+
+@pytest.mark.parametrize(
+    "first_break",
+    [
+        "UPDATE audit_auditevent SET data = '{{}}' WHERE tenant_id = {t} AND seq = 3",
+        "DELETE FROM audit_auditevent WHERE tenant_id = {t} AND seq IN (3, 4)",
+    ],
+    ids=["modified", "deleted"],
+)
+def test_an_acknowledged_break_hides_no_later_one(acme, t1_case, audit_admin, first_break):
+    tamper(acme, first_break)
+    audit_verify_task()
+    assert integrity_failing(acme).first_bad_seq == 3
+    acknowledge(audit_admin, acme)
+    mail.outbox.clear()
+    last = AuditEvent.objects.filter(tenant=acme).order_by("-seq").values_list("seq", flat=True)[0]
+    break_row(acme, last - 1)
+    audit_verify_task()
     state = integrity_failing(acme)
-    assert state is not None and state.first_bad_seq == 3  # acknowledged once, not this time
+    assert state is not None and state.first_bad_seq == last - 1
+    assert [message.to for message in mail.outbox] == [[audit_admin.email]]
+    acknowledge(audit_admin, acme)
+    audit_verify_task()  # both acknowledged: the tenant works, the rows stay untrusted
+    assert integrity_failing(acme) is None
+    windows = untrusted_windows(acme)
+    assert windows[0][0] == 3 and any(a <= last - 1 <= b for a, b in windows)
+    with pytest.raises(CommandError):  # an auditor's own run still reports the first
+        call_command("audit_verify", "--tenant", acme.slug)
 
 
 def test_a_state_is_failing_unless_its_acknowledgement_names_this_finding():

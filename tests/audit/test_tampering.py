@@ -1,14 +1,20 @@
 """audit_verify against a privileged attacker who disabled the triggers and edited rows."""
 
+import hashlib
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from audit.chain import HASHED_FIELDS, canonical_json
 from audit.context import Actor
 from audit.models import AuditEvent
 from audit.services import record
+from audit.verify import verify_chain
+from tenants.rls import system_scope
 
+from ..approle import as_app_role
 from ..factories import make_tenant
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +119,35 @@ def test_audit_verify_output_reports_first_bad_seq(tenant, case, chunk, capsys, 
     verify_fails(tenant)
     out = capsys.readouterr().out
     assert f"BROKEN  {tenant.slug}: first bad seq {first_bad} " in out
+
+
+def test_a_hash_over_an_unescaped_text_is_not_accepted(tenant, capsys):
+    """The walk's fast path hashes text fields as they stand only when none holds a quote:
+    a quote would let a hand-made hash over unescaped text move content between fields."""
+    last = AuditEvent.objects.get(tenant=tenant, seq=ROWS)
+    values = [getattr(last, name) for name in HASHED_FIELDS]
+    values[HASHED_FIELDS.index("actor_label")] = 'a","b'
+    values[HASHED_FIELDS.index("created_at")] = last.created_at.isoformat(timespec="microseconds")
+    unescaped = canonical_json(values).replace('a\\",\\"b', 'a","b')
+    assert '"a","b"' in unescaped
+    forged = hashlib.sha256(unescaped.encode()).hexdigest()
+    tamper(
+        tenant,
+        f"UPDATE audit_auditevent SET actor_label = 'a\",\"b', hash = '{forged}' "
+        f"WHERE tenant_id = {{t}} AND seq = {ROWS}",
+        f"UPDATE audit_auditchainhead SET hash = '{forged}' WHERE tenant_id = {{t}}",
+    )
+    verify_fails(tenant)
+    assert f"BROKEN  {tenant.slug}: first bad seq {ROWS} " in capsys.readouterr().out
+
+
+def test_the_app_role_walks_a_chain_and_finds_a_break(app_role, tenant):
+    """The walk reads with COPY (of a query, so row level security applies as to any read)."""
+    with as_app_role(None), system_scope():
+        assert verify_chain(tenant.pk, tenant.slug).intact
+    tamper(tenant, "UPDATE audit_auditevent SET action = 'x' WHERE tenant_id = {t} AND seq = 4")
+    with as_app_role(None), system_scope():
+        assert verify_chain(tenant.pk, tenant.slug).first_bad_seq == 4
 
 
 def test_tampering_in_one_tenant_does_not_blame_another(tenant):
