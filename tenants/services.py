@@ -301,6 +301,11 @@ def membership_revoke(*, actor: User, membership: Membership) -> Membership:
     return locked
 
 
+# Roles a grant never gives provider staff: administering the tenant, and administering its
+# audit trail (acknowledging its integrity findings), are the client's own.
+NOT_DELEGABLE_ROLES = frozenset({Role.TENANT_ADMIN, Role.AUDIT_ADMIN})
+
+
 def _validate_scope(values: list[str], allowed: list[str], field: str) -> list[str]:
     unknown = sorted(set(values) - set(allowed))
     if not values or unknown:
@@ -334,8 +339,16 @@ def grant_request(
             "Only an administrator of the provider may request a grant.",
             code="grant.request_forbidden",
         )
+    kept = sorted(set(allowed_roles) & NOT_DELEGABLE_ROLES)
+    if kept:
+        raise InvalidInput(
+            "The tenant's administration and its audit administration stay with the tenant's "
+            f"own people (R-48): a grant cannot include {', '.join(kept)}.",
+            code="grant.role_not_delegable",
+            field_errors={"allowed_roles": [f"Not delegable: {', '.join(kept)}."]},
+        )
     roles = _validate_scope(
-        allowed_roles, [r for r in Role.values if r != Role.TENANT_ADMIN], "allowed_roles"
+        allowed_roles, [r for r in Role.values if r not in NOT_DELEGABLE_ROLES], "allowed_roles"
     )
     tiers = _validate_scope(allowed_tiers, Tier.values, "allowed_tiers")
     case_types = _validate_scope(allowed_case_types, CaseType.values, "allowed_case_types")

@@ -6,7 +6,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from tenants.access import actor_tenant_access, tenant_for_actor
 from tenants.choices import GrantStatus, Role
-from tenants.exceptions import PolicyDenied, StepUpFailed
+from tenants.exceptions import InvalidInput, PolicyDenied, StepUpFailed
 from tenants.models import DelegationGrant
 from tenants.services import grant_approve, grant_revoke, membership_change_role, membership_revoke
 
@@ -97,6 +97,15 @@ def test_tenant_for_actor_answers_404_for_foreign_and_missing_tenants(acme, glob
     for slug in (globex.slug, "no-such-tenant"):
         with pytest.raises(Http404):
             tenant_for_actor(agent, slug)
+
+
+@pytest.mark.parametrize("role", [Role.TENANT_ADMIN, Role.AUDIT_ADMIN])
+def test_a_grant_cannot_delegate_the_tenants_own_administration(acme, deskco, role):
+    with pytest.raises(InvalidInput) as refused:
+        requested_grant(deskco, acme, roles=(Role.AGENT, role))
+    assert refused.value.code == "grant.role_not_delegable"
+    assert refused.value.field_errors == {"allowed_roles": [f"Not delegable: {role}."]}
+    assert not DelegationGrant.objects.filter(provider=deskco, tenant=acme).exists()
 
 
 def test_grant_approval_needs_tenant_admin_and_fresh_step_up(acme, deskco):
