@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from .chain import HASHED_FIELDS
+from .chain import HASHED_FIELDS, chain_key
+from .checkpoints import trusted_keys
 from .models import AuditChainHead, AuditEvent
 
 # An export line: exactly the hashed fields with their stored values, the row's hash, and the
@@ -41,6 +43,32 @@ def last_checkpoint(*, tenant: Any) -> AuditEvent | None:
     """The record of the newest checkpoint signed of the tenant's chain (its data holds the
     signed statement); what the stores hold is what verification trusts."""
     return audit_event_list(tenant=tenant).filter(action="audit.checkpoint_signed").first()
+
+
+@dataclass(frozen=True)
+class CheckpointStatus:
+    """How a tenant's chain stands with its signed checkpoints (the chain page, R-46, R-48)."""
+
+    last: AuditEvent | None  # the record of the newest checkpoint signed of the chain
+    key_trusted: bool  # its key is among the keys this deployment trusts (AUDIT_TRUSTED_KEYS)
+    unsigned: int  # events after it: what a rewrite could still change unnoticed
+    failures: list[AuditEvent]  # publishing failures since it, newest first (at most 5)
+
+
+def checkpoint_status(*, tenant: Any, head: AuditChainHead | None) -> CheckpointStatus:
+    last = last_checkpoint(tenant=tenant)
+    statement = last.data.get("statement", {}) if last is not None else {}
+    failures = AuditEvent.objects.filter(
+        tenant__isnull=True, action="audit.checkpoint_failed", data__chain=chain_key(tenant.pk)
+    )
+    if last is not None:
+        failures = failures.filter(created_at__gt=last.created_at)
+    return CheckpointStatus(
+        last=last,
+        key_trusted=statement.get("key_id") in trusted_keys(),
+        unsigned=(head.seq if head else 0) - int(statement.get("seq") or 0),
+        failures=list(failures.order_by("-seq")[:5]),
+    )
 
 
 def last_scheduled_verification() -> AuditEvent | None:

@@ -45,7 +45,7 @@ from .models import AuditEvent
 from .selectors import (
     audit_event_list,
     chain_head,
-    last_checkpoint,
+    checkpoint_status,
     last_scheduled_verification,
     read_filters,
 )
@@ -269,9 +269,10 @@ def audit_chain_view(request: HttpRequest) -> HttpResponse:
     """The chain's head, the scheduled verifier's last verdict on it, and "Verify now"."""
     _require_reader(request)
     last_run = last_scheduled_verification()
+    head = chain_head(tenant=request.tenant)
     context = {
-        "head": chain_head(tenant=request.tenant),
-        "checkpoint": last_checkpoint(tenant=request.tenant),
+        "head": head,
+        "checkpoints": checkpoint_status(tenant=request.tenant, head=head),
         "last_run": last_run,
         "last_run_flagged": _last_run_flagged(request.tenant, last_run) if last_run else None,
         "integrity_panels": integrity_panels(request),

@@ -29,8 +29,10 @@ from audit.checkpoints import (
 )
 from audit.models import AuditChainHead, AuditEvent
 from audit.verify import CheckpointSource, verify_chain
+from tenants.choices import Role
 
-from ..factories import make_tenant
+from ..conftest import signed_in_client
+from ..factories import make_tenant, staff
 from .checkpointing import add_events, new_signer, sign
 from .test_chain_lock import _head_is_free
 
@@ -372,6 +374,31 @@ def test_the_beat_task_signs_and_records_a_failing_store(configured, tenant, tmp
     assert result["signed"] >= 1 and result["failures"] >= 1
     failure = AuditEvent.objects.filter(tenant__isnull=True, action="audit.checkpoint_failed")
     assert failure.filter(data__chain=f"tenant:{tenant.pk}").exists()
+
+
+def test_the_chain_page_shows_the_checkpoint_key_lag_and_failures(configured, tenant, tmp_path):
+    from audit.tasks import audit_checkpoint_task
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    configured.AUDIT_CHECKPOINT_STORES = [
+        *configured.AUDIT_CHECKPOINT_STORES,
+        {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": str(blocked)}},
+    ]
+    audit_checkpoint_task()  # signs seq 6, records it as seq 7; the blocked store fails
+    add_events(tenant, 2)
+    client = signed_in_client(staff(Role.AUDITOR, tenant=tenant))
+    unsigned = AuditChainHead.objects.get(tenant=tenant).seq - 6
+    assert unsigned >= 3  # the checkpoint's own record, then two events
+    page = client.get(f"/t/{tenant.slug}/audit/chain/").content.decode()
+    status = page[page.index('id="checkpoint-status"') :]
+    assert "#6" in status and "✓" in status.split("Kept in")[0]
+    assert f"Events since</dt><dd>{unsigned}</dd>" in status
+    failures = page[page.index('id="checkpoint-failures"') :]
+    assert "blocked" in failures.split("</ul>")[0]
+    configured.AUDIT_TRUSTED_KEYS = []  # the signing key is no longer trusted here
+    page = client.get(f"/t/{tenant.slug}/audit/chain/").content.decode()
+    assert "not among the keys this deployment trusts" in page
 
 
 def test_checkpoint_files_are_plain_json_an_outsider_can_read(tenant, signer, stores):
