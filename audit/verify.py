@@ -25,6 +25,7 @@ from itertools import pairwise
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from tenants.models import Tenant
 from tenants.rls import system_scope
@@ -127,15 +128,18 @@ class ChainReport:
 _Walked = tuple[ChainReport | None, int, dict[int, str]]
 
 
+def _chain_events(tenant_id: int | None) -> QuerySet[AuditEvent]:
+    """The events of one chain: a tenant's, or the platform's (no tenant)."""
+    if tenant_id:
+        return AuditEvent.objects.filter(tenant_id=tenant_id)
+    return AuditEvent.objects.filter(tenant__isnull=True)
+
+
 def chain_rows(tenant_id: int | None, start: int = 1) -> Iterator[tuple]:
     """Rows of one chain from seq `start` on, in seq order, as tuples in HASHED_FIELDS order
     followed by the hash."""
-    rows = (
-        AuditEvent.objects.filter(tenant_id=tenant_id)
-        if tenant_id
-        else (AuditEvent.objects.filter(tenant__isnull=True))
-    ).filter(seq__gte=start)
-    return rows.order_by("seq").values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
+    rows = _chain_events(tenant_id).filter(seq__gte=start).order_by("seq")
+    return rows.values_list(*HASHED_FIELDS, "hash").iterator(chunk_size=CHUNK)
 
 
 def _copy_sql(tenant_id: int | None, start: int) -> str:
@@ -234,7 +238,7 @@ def _line_confirms(tenant_id: int | None, seq: int, fields: list[bytes]) -> bool
 
 
 def _recheck(rows: list[tuple], label: str) -> ChainReport | None:
-    """Check rows the shortcut could not confirm with row_hash over the ORM's values.
+    """Check rows the walk could not confirm from their lines with row_hash over the ORM's values.
 
     Each of `rows` is (id, rows before it, seq, prev_hash, hash) as the walk read them.
     """
@@ -260,7 +264,7 @@ def _walk_start(start: int) -> tuple[int, str | None, int]:
 
 
 def _walk_rows(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
-    """The reference walk: row by row over the ORM's values (used where there is no shortcut)."""
+    """The reference walk: row by row over the ORM's values (on databases other than PostgreSQL)."""
     (expected_seq, prev, count), hashes = _walk_start(start), {}
     for row in chain_rows(tenant_id, start):
         seq, stored_prev, stored_hash = row[1], row[15], row[16]
@@ -345,9 +349,8 @@ def _walk_past(
         if broken is None or (broken.first_bad_seq, broken.reason) not in acknowledged:
             return broken or first, count, hashes
         first = first or broken
-        chain_filter = {"tenant_id": tenant_id} if tenant_id else {"tenant__isnull": True}
-        after = AuditEvent.objects.filter(**chain_filter, seq__gt=broken.first_bad_seq)
-        resume = after.order_by("seq").values_list("seq", flat=True).first()
+        after = _chain_events(tenant_id).filter(seq__gt=broken.first_bad_seq).order_by("seq")
+        resume = after.values_list("seq", flat=True).first()
         if resume is None:
             return first, count, hashes
         start = resume
