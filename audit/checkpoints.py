@@ -103,6 +103,12 @@ class Checkpoint:
         return str(self.statement["prev"])
 
     @property
+    def purge(self) -> dict[str, Any] | None:
+        """What a purge checkpoint vouches was removed: `through_seq` and its `hash`."""
+        purge = self.statement.get("purge")
+        return purge if isinstance(purge, dict) else None
+
+    @property
     def digest(self) -> str:
         """sha256 of the signed statement: what the chain's next checkpoint names as `prev`."""
         return hashlib.sha256(canonical_bytes(self.statement)).hexdigest()
@@ -353,8 +359,11 @@ def _needs_checkpoint(head: AuditChainHead, last: Checkpoint | None) -> bool:
     return not newest.filter(action=CHECKPOINT_ACTION).exists()
 
 
-def _statement(head: AuditChainHead, last: Checkpoint | None, key_id: str) -> dict[str, Any]:
-    return {
+def _statement(
+    head: AuditChainHead, last: Checkpoint | None, key_id: str, purge: dict[str, Any] | None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {"purge": purge} if purge else {}
+    return statement | {
         "format": FORMAT,
         "chain": head.key,
         "tenant_id": head.tenant_id,
@@ -392,17 +401,53 @@ def checkpoints_sign(
             heads = heads.filter(key__in=list(chains))
         for head in heads:
             last = latest_in(stores, head.key)
-            if not _needs_checkpoint(head, last):
-                continue
-            statement = _statement(head, last, signer.key_id)
-            checkpoint = Checkpoint(statement, signer.sign(canonical_bytes(statement)))
-            if authority is not None:
-                checkpoint = _timestamped(checkpoint, authority, run)
-            kept = _publish(checkpoint, stores, run)
-            if kept:
-                _record(checkpoint, kept, actor)
-                run.signed.append(checkpoint)
+            if _needs_checkpoint(head, last):
+                _sign_head(head, last, (signer, stores, authority), run, actor)
     return run
+
+
+def purge_checkpoint_sign(
+    *,
+    head: AuditChainHead,
+    purge: dict[str, Any],
+    actor: Actor,
+    signer: CheckpointSigner | None = None,
+    stores: list[CheckpointStore] | None = None,
+) -> tuple[Checkpoint | None, SigningRun]:
+    """Sign `head` now with `purge` in the statement (the seq and hash a purge removes up to,
+    and who asked and approved): verification accepts a chain that starts after seq 1 only
+    from such a checkpoint. Published and recorded like any checkpoint; None when no store
+    kept it (the run says why)."""
+    signer = signer or signer_load()
+    stores = stores if stores is not None else stores_load()
+    run = SigningRun()
+    if not stores:
+        raise CheckpointError("checkpoint.no_store", "No checkpoint store is configured.")
+    last = latest_in(stores, head.key)
+    machinery = (signer, stores, TimestampAuthority.from_settings())
+    return _sign_head(head, last, machinery, run, actor, purge), run
+
+
+def _sign_head(
+    head: AuditChainHead,
+    last: Checkpoint | None,
+    machinery: tuple[CheckpointSigner, list[CheckpointStore], TimestampAuthority | None],
+    run: SigningRun,
+    actor: Actor,
+    purge: dict[str, Any] | None = None,
+) -> Checkpoint | None:
+    """Sign one head, timestamp it, publish it and record it; None when no store kept it."""
+    signer, stores, authority = machinery
+    statement = _statement(head, last, signer.key_id, purge)
+    checkpoint = Checkpoint(statement, signer.sign(canonical_bytes(statement)))
+    if authority is not None:
+        checkpoint = _timestamped(checkpoint, authority, run)
+    kept = _publish(checkpoint, stores, run)
+    if not kept:
+        return None
+    _record(checkpoint, kept, actor)
+    run.signed.append(checkpoint)
+    return checkpoint
 
 
 def _timestamped(

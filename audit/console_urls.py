@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import integrity_views, views
+from . import integrity_views, retention_views, views
 
 urlpatterns = [
     path("", views.audit_timeline_view, name="audit-timeline"),
@@ -24,5 +24,34 @@ urlpatterns = [
         "chain/integrity/acknowledge/",
         integrity_views.integrity_acknowledge_view,
         name="audit-integrity-acknowledge",
+    ),
+    path("retention/", retention_views.audit_retention_view, name="audit-retention"),
+    path("retention/days/", retention_views.audit_retention_set_view, name="audit-retention-set"),
+    path("retention/holds/", retention_views.audit_hold_place_view, name="audit-hold-place"),
+    path(
+        "retention/holds/<int:pk>/release/",
+        retention_views.audit_hold_release_view,
+        name="audit-hold-release",
+    ),
+    path("retention/purges/", retention_views.audit_purge_request_view, name="audit-purge-request"),
+    path(
+        "retention/purges/<int:pk>/cancel/",
+        retention_views.audit_purge_cancel_view,
+        name="audit-purge-cancel",
+    ),
+    path(
+        "retention/purges/<int:pk>/step-up/",
+        retention_views.audit_purge_step_up_options_view,
+        name="audit-purge-step-up-options",
+    ),
+    path(
+        "retention/purges/<int:pk>/approve/",
+        retention_views.audit_purge_approve_view,
+        name="audit-purge-approve",
+    ),
+    path(
+        "retention/purges/<int:pk>/execute/",
+        retention_views.audit_purge_execute_view,
+        name="audit-purge-execute",
     ),
 ]

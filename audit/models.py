@@ -22,6 +22,22 @@ def _append_only() -> list[pgtrigger.Trigger]:
     ]
 
 
+# A row is deleted only by `audit_purge_through` (migration 0006, SECURITY DEFINER, the app
+# role's only way): it names the tenant and the last seq it removes in `vouchsafe.audit_purge`
+# for its own statement. Any other DELETE, by any role, is refused.
+_PURGE_ONLY = """
+IF OLD.tenant_id IS NOT NULL
+   AND current_setting('vouchsafe.audit_purge', true) ~ '^[0-9]+:[0-9]+$'
+   AND OLD.tenant_id = split_part(current_setting('vouchsafe.audit_purge', true), ':', 1)::bigint
+   AND OLD.seq <= split_part(current_setting('vouchsafe.audit_purge', true), ':', 2)::bigint
+THEN
+  RETURN OLD;
+END IF;
+RAISE EXCEPTION 'audit table % is append-only: DELETE refused outside an approved purge',
+  TG_TABLE_NAME;
+"""
+
+
 class AuditEvent(models.Model):
     """One append-only, hash-chained record of something that happened."""
 
@@ -65,7 +81,16 @@ class AuditEvent(models.Model):
                 fields=["tenant", "target_type", "target_id", "seq"], name="audit_event_target"
             ),
         ]
-        triggers = _append_only()
+        triggers = [
+            pgtrigger.Protect(name="append_only", operation=pgtrigger.Update),
+            pgtrigger.Trigger(
+                name="purge_only",
+                operation=pgtrigger.Delete,
+                when=pgtrigger.Before,
+                func=_PURGE_ONLY,
+            ),
+            _no_truncate(),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} #{self.seq}"
@@ -215,3 +240,107 @@ class ChainIntegrity(models.Model):
         return self.first_bad_seq is not None and (
             self.acknowledged_seq != self.first_bad_seq or self.acknowledged_reason != self.reason
         )
+
+
+class AuditRetention(models.Model):
+    """How long a tenant keeps its trail online before an audit_admin may purge it (R-48, R-51).
+
+    No row: the deployment's default (`AUDIT_RETENTION_DAYS`). Never below the floor
+    (`AUDIT_RETENTION_FLOOR_DAYS`, six months): set by `audit.retention.retention_set`.
+    """
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", primary_key=True, on_delete=models.PROTECT, related_name="+"
+    )
+    days = models.PositiveIntegerField(help_text="Events younger than this are never purged.")
+    set_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    set_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.days} days"
+
+
+class LegalHold(models.Model):
+    """While active, a hold keeps the trail from being purged: the whole tenant's (no case) or
+    every event of one case (`case_id`). Placed and released by the tenant's audit_admins."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The held case; empty holds the whole trail."
+    )
+    reason = models.CharField(max_length=300)
+    placed_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField()
+    released_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "released_at"], name="audit_hold_active")]
+        triggers = [
+            pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete),
+            _no_truncate(),
+        ]
+
+    def __str__(self) -> str:
+        return f"hold {self.pk} on {self.case_id or 'the trail'}"
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+
+class PurgeStatus(models.TextChoices):
+    REQUESTED = "requested", "Waiting for a second audit admin"
+    APPROVED = "approved", "Approved; its checkpoint not yet signed"
+    SIGNED = "signed", "Approved and signed; events not yet removed"
+    EXECUTED = "executed", "Events removed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class AuditPurge(models.Model):
+    """A request to remove a tenant chain's oldest events, up to and including `through_seq`,
+    and what became of it (`audit.retention`). One audit_admin requests, another approves with
+    a passkey step-up; the approval is signed into a checkpoint (`purge` in its statement) that
+    verification needs before it accepts a chain starting after seq 1."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=12, choices=PurgeStatus.choices)
+    through_seq = models.PositiveBigIntegerField()
+    through_hash = models.CharField(max_length=64, blank=True)
+    cutoff = models.DateTimeField(help_text="Only events before this may be removed.")
+    reason = models.CharField(max_length=300)
+    requested_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    checkpoint_digest = models.CharField(max_length=64, blank=True)
+    removed = models.PositiveBigIntegerField(default=0)
+    executed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(status__in=["requested", "approved", "signed"]),
+                name="audit_purge_one_open",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status__in=["approved", "signed", "executed"])
+                | (
+                    models.Q(decided_by__isnull=False)
+                    & ~models.Q(decided_by=models.F("requested_by"))
+                ),
+                name="audit_purge_dual_control",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete),
+            _no_truncate(),
+        ]
+
+    def __str__(self) -> str:
+        return f"purge {self.pk} of {self.tenant_id} through {self.through_seq}: {self.status}"

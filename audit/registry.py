@@ -95,6 +95,28 @@ ACTIONS: dict[str, str] = {
         "A platform operator made a person a platform audit admin (who acknowledges the platform "
         "chain's findings), or ended it; data names the user and whether it was enabled."
     ),
+    "audit.retention_set": (
+        "A tenant audit_admin set how many days the trail stays online before it may be purged "
+        "(never under six months); data has the new and the previous value."
+    ),
+    "audit.legal_hold_placed": (
+        "A tenant audit_admin placed a legal hold on the whole trail or on one case's events: "
+        "nothing it covers can be purged until it is released."
+    ),
+    "audit.legal_hold_released": "A tenant audit_admin released a legal hold.",
+    "audit.purge_requested": (
+        "A tenant audit_admin asked to purge the trail's oldest events (up to through_seq, all "
+        "older than the retention); a second audit_admin must approve."
+    ),
+    "audit.purge_cancelled": "A purge request was cancelled before anyone approved it.",
+    "audit.purge_approved": (
+        "A second tenant audit_admin approved a purge with a fresh passkey step-up, after the "
+        "chain verified in full; data carries the last seq removed, its hash and the assertion."
+    ),
+    "audit.purged": (
+        "An approved purge removed the trail's events up to through_seq, after its signed "
+        "checkpoint (statement field `purge`) was published; data names the checkpoint."
+    ),
     "audit.integrity_acknowledge_refused": (
         "An attempt to acknowledge a chain finding was refused (platform chain); data carries "
         "the chain and the refusal's code."

@@ -256,16 +256,19 @@ def _recheck(rows: list[tuple], label: str) -> ChainReport | None:
     return None
 
 
-def _walk_start(start: int) -> tuple[int, str | None, int]:
+def _walk_start(start: int, prev: str | None) -> tuple[int, str | None, int]:
     """expected seq, expected prev_hash (None: take the first row's own) and rows counted so
-    far, for a walk from seq `start` (1, or a signed checkpoint's seq for an incremental walk:
-    rows before it count as read, and the checkpoint's row is checked against its hash)."""
-    return start, (GENESIS_HASH if start == 1 else None), start - 1
+    far, for a walk from seq `start`: 1, the seq after a signed purge (`prev` is the hash it
+    signed), or a signed checkpoint's seq for an incremental walk. Rows before `start` count
+    as read; a checkpoint's row is then checked against its signed hash."""
+    return start, (GENESIS_HASH if start == 1 else prev), start - 1
 
 
-def _walk_rows(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
+def _walk_rows(
+    tenant_id: int | None, label: str, marks: Container[int], start: int, prev: str | None
+) -> _Walked:
     """The reference walk: row by row over the ORM's values (on databases other than PostgreSQL)."""
-    (expected_seq, prev, count), hashes = _walk_start(start), {}
+    (expected_seq, prev, count), hashes = _walk_start(start, prev), {}
     for row in chain_rows(tenant_id, start):
         seq, stored_prev, stored_hash = row[1], row[15], row[16]
         if seq != expected_seq:
@@ -283,12 +286,14 @@ def _walk_rows(tenant_id: int | None, label: str, marks: Container[int], start: 
     return None, count, hashes
 
 
-def _walk_lines(tenant_id: int | None, label: str, marks: Container[int], start: int) -> _Walked:
+def _walk_lines(
+    tenant_id: int | None, label: str, marks: Container[int], start: int, prev_hash: str | None
+) -> _Walked:
     """The same walk over chain_lines (PostgreSQL), hashing each line through `_fast_confirms`,
     then `_line_confirms`; rows neither can read are rechecked through the ORM once the COPY
     is closed, before a break further on is reported (the first bad row wins)."""
     tenant_json = b"null" if tenant_id is None else str(int(tenant_id)).encode()
-    expected_seq, first_prev, count = _walk_start(start)
+    expected_seq, first_prev, count = _walk_start(start, prev_hash)
     prev = first_prev.encode() if first_prev else None
     hashes: dict[int, str] = {}
     unread: list[tuple] = []  # (id, rows before it, seq, prev_hash, hash) for _recheck
@@ -334,17 +339,19 @@ def _walk_lines(tenant_id: int | None, label: str, marks: Container[int], start:
 def _walk_past(
     walk: Callable[..., _Walked],
     chain: tuple[int | None, str, Container[int]],
-    start: int,
+    start: tuple[int, str | None],
     acknowledged: Collection[tuple[int, str]],
 ) -> _Walked:
-    """`walk` the chain (tenant id, label, marks) from `start`; at a break whose finding was
-    acknowledged, go on from the next row there is (its link to the rows before unchecked).
-    The first break not acknowledged is reported; when every break was, the first one."""
+    """`walk` the chain (tenant id, label, marks) from `start` (seq, the prev_hash expected
+    there); at a break whose finding was acknowledged, go on from the next row there is (its
+    link to the rows before unchecked). The first break not acknowledged is reported; when
+    every break was, the first one."""
     tenant_id = chain[0]
     first: ChainReport | None = None
     hashes: dict[int, str] = {}
+    seq, prev = start
     while True:
-        broken, count, found = walk(*chain, start)
+        broken, count, found = walk(*chain, seq, prev)
         hashes.update(found)
         if broken is None or (broken.first_bad_seq, broken.reason) not in acknowledged:
             return broken or first, count, hashes
@@ -353,7 +360,7 @@ def _walk_past(
         resume = after.values_list("seq", flat=True).first()
         if resume is None:
             return first, count, hashes
-        start = resume
+        seq, prev = resume, None
 
 
 @dataclass(frozen=True)
@@ -542,16 +549,20 @@ def _verified(
     head = AuditChainHead.objects.filter(key=key).first()
     head_seq = head.seq if head else 0
     since = max(_newest_kept_seq(source, key) - 1, 0) if incremental else 0
-    genuine, not_genuine = _readable_checkpoints(source, key, since)
-    start = genuine[-1].seq if incremental and genuine else 1
+    signed, not_genuine = _readable_checkpoints(source, key, since)
+    if incremental:
+        start, prev = (signed[-1].seq if signed else 1), None
+    else:
+        start, prev = _purged_through(signed)
     if incremental and (start == 1 or not_genuine):
         return _verified(
             tenant_id, label, checkpoints=source, incremental=False, acknowledged=acknowledged
         )  # no sure start
-    genuine = [checkpoint for checkpoint in genuine if checkpoint.seq >= start]
+    genuine = [checkpoint for checkpoint in signed if checkpoint.seq >= start]
     walk = _walk_lines if connection.vendor == "postgresql" else _walk_rows
     marks = {head_seq, *(checkpoint.seq for checkpoint in genuine)}
-    broken, count, hashes = _walk_past(walk, (tenant_id, label, marks), start, acknowledged)
+    chain = (tenant_id, label, marks)
+    broken, count, hashes = _walk_past(walk, chain, (start, prev), acknowledged)
     if incremental and (broken or hashes.get(start) != genuine[0].hash or count < head_seq):
         return _verified(
             tenant_id, label, checkpoints=source, incremental=False, acknowledged=acknowledged
@@ -569,7 +580,7 @@ def _verified(
         findings.append((count + 1, reason, (count + 1, head_seq)))
     elif head_seq and hashes.get(head_seq) != head.hash:
         findings.append((head_seq, "chain head hash does not match its row", (head_seq, end)))
-    findings += _sequence_findings(genuine, full=not incremental)
+    findings += _sequence_findings(signed, full=not incremental)
     findings += _row_findings(genuine, count, hashes)
     if source.complete:
         findings += _unpublished_findings(tenant_id, genuine, start - 1)
@@ -585,6 +596,20 @@ def _verified(
         seq, reason, window = min(not_genuine or findings)
         return ChainReport(label, count, seq, reason, window, len(genuine))
     return ChainReport(label, count, checkpoints=len(genuine))
+
+
+def _purged_through(signed: list[Checkpoint]) -> tuple[int, str | None]:
+    """Where a full walk starts: after the rows the newest genuine purge checkpoint removed
+    (seq, the hash it signed for the row before), else at seq 1. Rows removed without one
+    are reported as missing from seq 1 (audit.retention)."""
+    purges = [checkpoint.purge for checkpoint in signed if checkpoint.purge]
+    if not purges:
+        return 1, GENESIS_HASH
+    try:
+        newest = max(purges, key=lambda purge: int(purge["through_seq"]))
+        return int(newest["through_seq"]) + 1, str(newest["hash"])
+    except (KeyError, TypeError, ValueError):
+        return 1, GENESIS_HASH
 
 
 def _newest_kept_seq(source: CheckpointSource, key: str) -> int:

@@ -28,6 +28,13 @@ class RecoveryConfig(AppConfig):
 
         record_check_register(step_up_records_verify)
 
+        from audit.retention import PurgeSubject, purge_subject_register
+
+        from .bundle import CASE_DATA_KEY
+        from .cases.models import RecoveryCase
+
+        purge_subject_register(PurgeSubject(RecoveryCase._meta.label, CASE_DATA_KEY))
+
         from tenants.jobs import register_job_kind
 
         from .policy.jobs import SIMULATE_KIND, simulation_run

@@ -75,19 +75,26 @@ def can_read_audit(access: TenantAccess | None) -> Decision:
     return ALLOW
 
 
-def can_acknowledge_integrity(access: TenantAccess | None) -> Decision:
-    """A finding of the tenant's audit chain is acknowledged by the tenant's own audit_admin
-    (R-48): not a tenant admin, not provider staff through a grant."""
+def _audit_admin(access: TenantAccess | None, what: str) -> Decision:
+    """The tenant's own audit_admin (R-48): not a tenant admin, not provider staff through a
+    grant; `what` ends "Only an audit admin of this tenant may …"."""
     if access is None:
         return _deny("tenant.no_access", "You have no access to this tenant.")
     if access.via_grant:
         return _deny(
             "audit.admin_not_delegable",
-            "Service-provider staff cannot acknowledge a client tenant's audit findings.",
+            "Service-provider staff cannot administer a client tenant's audit trail.",
         )
     if Role.AUDIT_ADMIN not in access.roles:
-        return _deny(
-            "audit.admin_required",
-            "Only an audit admin of this tenant may acknowledge an audit integrity finding.",
-        )
+        return _deny("audit.admin_required", f"Only an audit admin of this tenant may {what}.")
     return ALLOW
+
+
+def can_acknowledge_integrity(access: TenantAccess | None) -> Decision:
+    """A finding of the tenant's audit chain is acknowledged by the tenant's own audit_admin."""
+    return _audit_admin(access, "acknowledge an audit integrity finding")
+
+
+def can_administer_audit(access: TenantAccess | None) -> Decision:
+    """Retention, legal holds and purges of the tenant's trail: its own audit_admins (R-48)."""
+    return _audit_admin(access, "change retention, legal holds or purges of the audit trail")

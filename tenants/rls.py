@@ -83,7 +83,15 @@ def system_scope() -> Iterator[None]:
 
 # Tables the app role may only append to and read (R-45); every other table gets full DML.
 APPEND_ONLY_TABLES = ("audit_auditevent", "auditlog_logentry")
-NO_DELETE_TABLES = ("audit_auditchainhead", "audit_chainintegrity")
+NO_DELETE_TABLES = (
+    "audit_auditchainhead",
+    "audit_chainintegrity",
+    "audit_auditretention",
+    "audit_legalhold",
+    "audit_auditpurge",
+)
+# The one way the app role removes audit rows: an approved, signed purge (audit.retention).
+PURGE_FUNCTION = "audit_purge_through(bigint)"
 
 
 def app_role_sql(role: str) -> list[str]:
@@ -107,4 +115,5 @@ END $$""",
     statements.append(
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {', '.join(APPEND_ONLY_TABLES)} FROM PUBLIC"
     )
+    statements.append(f"GRANT EXECUTE ON FUNCTION {PURGE_FUNCTION} TO {quoted}")
     return statements

@@ -232,6 +232,9 @@ AUDIT_VERIFY_FULL_INTERVAL_SECONDS = env.int("AUDIT_VERIFY_FULL_INTERVAL_SECONDS
 # Signed checkpoints (R-46, docs/audit.md): the Ed25519 signing key lives in a file or in the
 # AUDIT_SIGNING_KEY environment variable, never in the database; AUDIT_TRUSTED_KEYS lists the
 # public keys (files or folders of *.pem) verification accepts, retired ones included.
+# Days a tenant's trail stays online before its audit_admins may purge it, unless the tenant
+# chose otherwise (audit.retention; never under 183 days, R-51).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env.int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", default=3600)
 AUDIT_CHECKPOINT_SIGNER = env(
     "AUDIT_CHECKPOINT_SIGNER", default="audit.checkpoints.Ed25519KeySigner"
