@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from tenants.access import access_in
 from tenants.choices import StepUpKind
@@ -108,7 +109,7 @@ def purge_plan(tenant: Tenant, *, now: datetime | None = None) -> PurgePlan:
     events = AuditEvent.objects.filter(tenant=tenant)
     holds = list(active_holds(tenant))
     if any(hold.case_id is None for hold in holds):
-        return PurgePlan(cutoff, 0, 0, "A legal hold covers the whole trail.")
+        return PurgePlan(cutoff, 0, 0, gettext("A legal hold covers the whole trail."))
     young = events.filter(created_at__gte=cutoff).aggregate(first=Min("seq"))["first"]
     last = events.aggregate(last=Max("seq"))["last"] or 0
     through = young - 1 if young is not None else last
@@ -116,10 +117,11 @@ def purge_plan(tenant: Tenant, *, now: datetime | None = None) -> PurgePlan:
     for hold in holds:
         first = _first_seq(events, {str(hold.case_id)})
         if first is not None and first <= through:
-            through, held_back = first - 1, f"Case {hold.case_id} is on legal hold."
+            through = first - 1
+            held_back = gettext("Case %(case)s is on legal hold.") % {"case": hold.case_id}
     whole = _without_split_subjects(events, through)
     if whole < through and not held_back:
-        held_back = "A case with newer events keeps all of its events."
+        held_back = gettext("A case with newer events keeps all of its events.")
     removed = events.filter(seq__lte=whole).count() if whole > 0 else 0
     return PurgePlan(cutoff, whole if removed else 0, removed, held_back)
 

@@ -142,8 +142,9 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
     Role.TRUSTED_REFEREE: frozenset({Scope.CASES_READ, StaffScope.ATTENDED_RUN}),
     # Audit administration: the trail, its exports and evidence bundles (all under
-    # audit:read) and, in the console with a passkey step-up, integrity acknowledgements
-    # (audit.integrity). No casework, no settings.
+    # audit:read) and, in the console, integrity acknowledgements (audit.integrity) and the
+    # trail's retention, legal holds and purges (audit.retention), each privileged act with a
+    # passkey step-up. No casework, no settings.
     Role.AUDIT_ADMIN: frozenset({Scope.AUDIT_READ}),
 }
 

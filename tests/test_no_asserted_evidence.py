@@ -168,6 +168,8 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("grants", "pk"): Built("grant"),
     ("jobs", "pk"): NOTHING,  # an import job's page
     ("export", "pk"): NOTHING,  # an audit export's download
+    ("holds", "pk"): NOTHING,  # a legal hold of the trail (audit_admin only)
+    ("purges", "pk"): NOTHING,  # a purge of the trail (audit_admin only)
     ("proofing", "provider"): "dev",  # the development provider, configured in tests
     ("verify", "token"): NOTHING,  # the owner's confirmation link (S2)
     ("attest", "token"): NOTHING,  # the manager's attestation link (S3)

@@ -49,9 +49,11 @@ def guide_script(tmp_path: Path) -> Path:
     return script
 
 
-def run_guide_script(tmp_path: Path, export: bytes) -> list[str]:
+def run_guide_script(tmp_path: Path, export: bytes, *start: str) -> list[str]:
+    """The script's output lines for `export` (`start`: the seq and hash of a purged chain's
+    first row, as the guide says to pass them)."""
     done = subprocess.run(
-        [sys.executable, str(guide_script(tmp_path))],
+        [sys.executable, str(guide_script(tmp_path)), *start],
         input=export,
         capture_output=True,
         check=True,

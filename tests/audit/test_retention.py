@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit.checkpoints import DirectoryStore, trusted_keys
-from audit.models import AuditEvent, AuditPurge, PurgeStatus
+from audit.models import AuditChainHead, AuditEvent, AuditPurge, PurgeStatus
 from audit.retention import (
     legal_hold_place,
     legal_hold_release,
@@ -37,11 +37,13 @@ from tenants.exceptions import DomainError
 from tenants.models import Tenant, User
 from tenants.stepup import StepUpProof, step_up_passkey_verify
 
+from ..api.conftest import api, key_client
 from ..approle import as_app_role
 from ..conftest import signed_in_client
 from ..factories import make_tenant, passkey_of, staff, step_up
 from ..staffkey import staff_sign
 from .checkpointing import SYSTEM
+from .test_export_rehash import run_guide_script
 from .test_tampering import tamper
 
 pytestmark = pytest.mark.django_db
@@ -319,6 +321,23 @@ def test_an_approved_purge_removes_the_prefix_and_the_chain_still_verifies(
     assert check(acme, stores, trusted).intact
     new_events(acme, 2)
     assert check(acme, stores, trusted, incremental=True).intact
+
+
+def test_the_guides_script_checks_an_export_of_a_purged_chain(acme, admins, configured, tmp_path):
+    old_events(acme, 4)
+    purge = purged(acme, admins)
+    response = key_client(acme).get(api(acme, "audit/export/"))
+    export = b"".join(response.streaming_content)
+    start = (str(purge.through_seq + 1), purge.through_hash)
+    lines = run_guide_script(tmp_path, export, *start)
+    head = AuditChainHead.objects.get(tenant=acme)
+    first = purge.through_seq + 1
+    assert lines[:-1] == [f"seq {seq}: ok" for seq in range(first, head.seq + 1)]
+    assert lines[-1].startswith(f"last seq {head.seq}, last hash {head.hash}")
+    unstarted = run_guide_script(tmp_path, export)
+    assert (
+        unstarted[0] == f"seq {first}: expected seq 1; prev_hash does not link to the previous row"
+    )
 
 
 def test_rows_deleted_without_a_signed_purge_are_found(acme, stores, trusted, configured):
