@@ -465,9 +465,10 @@ def _sign(actor: User, tenant: Tenant, purge: AuditPurge) -> None:
         "requested_by": purge.requested_by_id,
         "approved_by": purge.decided_by_id,
     }
-    try:
-        checkpoint, run = purge_checkpoint_sign(
-            head=head, purge=statement, actor=_actor(actor, tenant)
+    try:  # the scope lets the checkpoint's record into the tenant's chain; no head is locked
+        checkpoint, run = _in_tenant(
+            tenant,
+            lambda: purge_checkpoint_sign(head=head, purge=statement, actor=_actor(actor, tenant)),
         )
     except CheckpointError as error:
         raise DomainError(f"The purge could not be signed: {error}", code=error.code) from None

@@ -258,6 +258,18 @@ def test_the_asker_cannot_approve_their_own_purge(acme, admins, configured):
             actor=asker, tenant=acme, purge_id=purge.pk, step_up=approval_step_up(asker, purge)
         ),
     )
+    second_account = staff(Role.AUDIT_ADMIN, tenant=acme)  # the asker's other account
+    User.objects.filter(pk=second_account.pk).update(person_id=asker.person_id)
+    second_account.refresh_from_db()
+    refused(
+        "audit.purge_same_person",
+        lambda: purge_approve(
+            actor=second_account,
+            tenant=acme,
+            purge_id=purge.pk,
+            step_up=approval_step_up(second_account, purge),
+        ),
+    )
     assert seqs_of(acme)[0] == 1
     assert AuditPurge.objects.get().status == PurgeStatus.REQUESTED
 
