@@ -79,11 +79,12 @@ def _triggers(enabled: bool) -> None:
         cursor.execute(f"ALTER TABLE audit_auditchainhead {verb} TRIGGER USER")
 
 
-def rewrite_consistently(tenant, seq: int, **changes) -> None:
-    """Change a row, recompute its hash and every later row's, and move the head to match."""
+def rewrite_consistently(tenant, seq: int, *, prev: str | None = None, **changes) -> None:
+    """Change a row, recompute its hash and every later row's, and move the head to match;
+    `prev` links the row to another hash than the previous row's."""
     _triggers(False)
     rows = AuditEvent.objects.filter(tenant_id=tenant.pk, seq__gte=seq).order_by("seq")
-    prev = AuditEvent.objects.get(tenant_id=tenant.pk, seq=seq - 1).hash
+    prev = prev or AuditEvent.objects.get(tenant_id=tenant.pk, seq=seq - 1).hash
     for event in rows:
         if event.seq == seq:
             for name, value in changes.items():

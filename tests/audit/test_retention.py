@@ -43,6 +43,7 @@ from ..conftest import signed_in_client
 from ..factories import make_tenant, passkey_of, staff, step_up
 from ..staffkey import staff_sign
 from .checkpointing import SYSTEM
+from .test_checkpoints import rewrite_consistently
 from .test_export_rehash import run_guide_script
 from .test_tampering import tamper
 
@@ -368,6 +369,20 @@ def test_rows_deleted_past_the_signed_purge_are_found(acme, admins, configured, 
     report = check(acme, stores, trusted)
     assert report.first_bad_seq == first
     assert report.reason == f"expected seq {first}, found {first + 2}"
+
+
+def test_a_purged_chain_relinked_to_another_start_is_found(
+    acme, admins, configured, stores, trusted
+):
+    old_events(acme, 4)
+    purge = purged(acme, admins)
+    first = purge.through_seq + 1
+    rewrite_consistently(acme, first, prev="f" * 64)  # every later hash recomputed
+    report = check(acme, stores, trusted)
+    assert (report.first_bad_seq, report.reason) == (
+        first,
+        "prev_hash does not match the previous row",
+    )
 
 
 def test_a_purge_checkpoint_signed_with_another_key_is_not_trusted(
