@@ -9,10 +9,12 @@ from rest_framework.authentication import (
     SessionAuthentication,
     get_authorization_header,
 )
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.request import Request
 
 from tenants.apikeys import apikey_authenticate
+from tenants.choices import PrincipalKind
+from tenants.incident import ai_refusal
 from tenants.models import ApiKey, User
 
 
@@ -29,6 +31,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise AuthenticationFailed(
                 "The API key is unknown, expired or revoked.", code="auth.invalid_key"
             )
+        if key.principal.kind == PrincipalKind.AI_ASSISTANT and (
+            refusal := ai_refusal(key.tenant_id)
+        ):  # read on every request: the kill switch acts at once
+            raise PermissionDenied(refusal.message, code=refusal.code)
         return key.principal, key
 
     def authenticate_header(self, request: Request) -> str:

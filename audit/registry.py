@@ -121,6 +121,19 @@ ACTIONS: dict[str, str] = {
         "An attempt to acknowledge a chain finding was refused (platform chain); data carries "
         "the chain and the refusal's code."
     ),
+    # incident switches (R-68, tenants.incident)
+    "incident.ai_switched_off": (
+        "A security officer or tenant admin switched AI assistance off for the tenant, with a "
+        "fresh step-up: every AI assistant's API key is refused at once."
+    ),
+    "incident.ai_switched_on": "AI assistance was switched back on for the tenant (step-up).",
+    "incident.recoveries_frozen": (
+        "Recoveries were frozen for an incident (step-up): new cases open in the security queue "
+        "and nothing is executed until a second person lifts it."
+    ),
+    "incident.recoveries_unfrozen": (
+        "A second security officer or tenant admin lifted the recovery freeze (step-up)."
+    ),
     # protected accounts and their contact methods (synced from a system of record)
     "account.created": "A protected account was created or imported.",
     "account.updated": "A sync changed a protected account's authoritative attributes.",

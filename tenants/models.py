@@ -375,3 +375,36 @@ auditlog.register(ServiceProvider)
 auditlog.register(Membership)
 auditlog.register(DelegationGrant)
 auditlog.register(ApiKey, exclude_fields=["last_used_at"], mask_fields=["secret_hash"])
+
+
+class IncidentControl(models.Model):
+    """A tenant's incident switches (R-68, issue 16): AI assistance off, recoveries frozen.
+
+    No row: both off. Each change is made by `tenants.incident` with a fresh step-up and
+    recorded in the tenant's chain; lifting a freeze takes a second person. No row level
+    security on purpose: a request outside any tenant's scope (an API key being authenticated)
+    must never miss a switch that is on.
+    """
+
+    tenant = models.OneToOneField(
+        Tenant, primary_key=True, on_delete=models.CASCADE, related_name="incident_control"
+    )
+    ai_off = models.BooleanField(
+        default=False, help_text="AI assistants' API keys are refused in this tenant."
+    )
+    ai_changed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ai_changed_at = models.DateTimeField(null=True, blank=True)
+    frozen = models.BooleanField(
+        default=False,
+        help_text="New cases open in the security queue; no recovery is executed.",
+    )
+    frozen_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    frozen_at = models.DateTimeField(null=True, blank=True)
+    frozen_reason = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: ai_off={self.ai_off} frozen={self.frozen}"

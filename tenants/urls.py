@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import passkey_views, views
+from . import incident_views, passkey_views, views
 
 urlpatterns = [
     path("", views.home_view, name="home"),
@@ -61,6 +61,12 @@ urlpatterns = [
     path("t/<slug:tenant>/accounts/<int:pk>/", views.account_detail_view, name="account-detail"),
     path("t/<slug:tenant>/jobs/<int:pk>/", views.job_detail_view, name="job-detail"),
     path("t/<slug:tenant>/grants/", views.grant_list_view, name="grant-list"),
+    path("t/<slug:tenant>/incident/", incident_views.incident_view, name="incident"),
+    path(
+        "t/<slug:tenant>/incident/switch/",
+        incident_views.incident_switch_view,
+        name="incident-switch",
+    ),
     path(
         "t/<slug:tenant>/grants/<int:pk>/approve/", views.grant_approve_view, name="grant-approve"
     ),

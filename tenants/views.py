@@ -37,6 +37,7 @@ from .forms import (
     StepUpForm,
     TokenForm,
 )
+from .incident import may_control
 from .jobs import job_get_visible
 from .lockout import FailureNotRecorded, is_locked, register_failure
 from .models import Tenant, User
@@ -206,7 +207,11 @@ def tenant_home_view(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "console/tenant_home.html",
-        {"page": page, "can_view_grants": bool(can_view_grants(request.tenant_access))},
+        {
+            "page": page,
+            "can_view_grants": bool(can_view_grants(request.tenant_access)),
+            "may_control_incident": bool(may_control(request.user, request.tenant)),
+        },
     )
 
 

@@ -18,6 +18,7 @@ from audit.integrity import integrity_refusal
 from audit.services import record
 from tenants.choices import CaseType, Scope, Tier
 from tenants.exceptions import DomainError, InvalidInput, PolicyDenied, StepUpFailed
+from tenants.incident import freeze_refusal
 from tenants.models import User
 from tenants.policies import Decision, enforce
 from tenants.principals import ai_blocked, api_scopes
@@ -193,7 +194,10 @@ def case_execute(
             )
         proof: StepUpProof | None = None
         policy = policy_for_case(case)
-        if case.tier != Tier.T0 and (
+        if frozen := freeze_refusal(case.tenant):
+            refusal = frozen  # an incident freeze (tenants.incident): every tier waits
+            _execution_refused_record(case, actor, audit_actor, frozen)
+        elif case.tier != Tier.T0 and (
             failing := integrity_refusal(
                 case.tenant, what=gettext("a %(tier)s recovery") % {"tier": case.tier}
             )

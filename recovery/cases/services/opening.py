@@ -12,6 +12,7 @@ from audit.services import record
 from tenants.access import access_in
 from tenants.choices import CaseType, PrincipalKind
 from tenants.exceptions import InvalidInput, PolicyDenied
+from tenants.incident import freeze_refusal
 from tenants.models import User
 from tenants.policies import ALLOW, Decision, enforce
 
@@ -108,6 +109,9 @@ def case_open(
                 *route_reasons,
                 "the account is frozen (R-41): a security officer opened this case",
             ]
+        if freeze_refusal(tenant) is not None:
+            route = Route.SECURITY
+            route_reasons = [*route_reasons, "recoveries in the tenant are frozen for an incident"]
         assert access is not None  # guaranteed by the policy above
         if case_type == CaseType.PRIVILEGED_ROLE_RESTORE:
             role_restore_open_check(account)  # only roles a T2 recovery suspended
