@@ -153,6 +153,10 @@ ACTIONS: dict[str, str] = {
     ),
     # recovery cases (the workflow spine)
     "case.opened": "A case was opened; tier, route and repeat flag were computed by the server.",
+    "case.caller_flagged": (
+        "Someone working the case flagged its caller as suspicious (R-56): its caller "
+        "identifiers (masked hints in data) went on the tenant's watch-list."
+    ),
     "case.submitted": "The case met the policy's evidence and went to approval.",
     "case.status_changed": "The workflow moved a case (cooling-off, ready …).",
     "case.tier_raised": "The account's tier rose mid-case; approvals given so far were voided.",

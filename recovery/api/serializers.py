@@ -196,6 +196,15 @@ class CaseDetailOutput(CaseOutput):
         ]
 
 
+class CallerInput(serializers.Serializer):
+    """How the contact arrived; kept only as keyed hashes and masked hints, never a channel."""
+
+    number = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    chat = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
 class CaseCreateInput(serializers.Serializer):
     account_id = serializers.IntegerField(min_value=1)
     case_type = serializers.ChoiceField(choices=CaseType.choices)
@@ -224,6 +233,12 @@ class CaseCreateInput(serializers.Serializer):
         help_text="privileged_role_restore only: how long the suspended roles are granted back "
         "before they are removed again (R-19; default and maximum: the policy's "
         "role_regrant_max_seconds).",
+    )
+    caller = CallerInput(
+        required=False,
+        help_text="How the contact arrived (inbound number, email address, chat handle, name "
+        "given): detection compares them across cases (R-55 d) and with the watch-list (R-56). "
+        "Kept only as keyed hashes and masked hints; never used to send anything.",
     )
 
 

@@ -80,6 +80,11 @@ urlpatterns = [
     path("cases/<int:pk>/notes/", views.case_note_view, name="case-note"),
     path("cases/<int:pk>/submit/", views.case_submit_view, name="case-submit"),
     path("cases/<int:pk>/cancel/", views.case_cancel_view, name="case-cancel"),
+    path(
+        "cases/<int:pk>/suspicious-caller/",
+        views.case_suspicious_caller_view,
+        name="case-suspicious-caller",
+    ),
     path("cases/<int:pk>/execute/", views.case_execute_view, name="case-execute"),
     path(
         "cases/<int:pk>/step-up/options/",

@@ -17,6 +17,7 @@ from tenants.choices import CaseType
 from tenants.models import Tenant
 
 from ..challenges.services import CHANNEL_OF_KIND
+from ..detection.choices import CallerKind
 from ..models import ContactMethod, ProtectedAccount
 from ..proofing.choices import AttendedMode
 from .choices import Channel
@@ -113,6 +114,23 @@ class CaseOpenForm(forms.Form):
         ),
     )
 
+    caller_number = forms.CharField(
+        label=_("Number the call came from"), required=False, max_length=64
+    )
+    caller_email = forms.CharField(
+        label=_("Address the email came from"), required=False, max_length=254
+    )
+    caller_chat = forms.CharField(label=_("Chat handle"), required=False, max_length=200)
+    caller_name = forms.CharField(
+        label=_("Name the caller gave"),
+        required=False,
+        max_length=200,
+        help_text=_(
+            "How the contact reached you. Kept only as a keyed hash and a masked hint to spot "
+            "one caller working through several accounts; never used to send anything."
+        ),
+    )
+
     def __init__(
         self,
         *args: Any,
@@ -139,6 +157,7 @@ class CaseOpenForm(forms.Form):
         if "regrant_hours" in self.fields:
             hours = data.pop("regrant_hours", None)
             data["regrant_seconds"] = hours * 3600 if hours else None
+        data["caller"] = {kind: data.pop(f"caller_{kind}", "") for kind in CallerKind.values}
         return data
 
 
@@ -224,6 +243,23 @@ class NoteForm(CaseForm):
         strip=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Anything that looks like a secret is masked before the note is stored."),
+    )
+
+
+class SuspiciousCallerForm(CaseForm):
+    """The "suspicious contact" button (R-56): why the caller's identifiers go on the
+    tenant's watch-list."""
+
+    prefix = "suspicious"
+
+    reason = forms.CharField(
+        label=_("What was suspicious"),
+        min_length=10,
+        max_length=300,
+        help_text=_(
+            "The number, address, handle and name this case was opened with go on the watch-list: "
+            "a later case with any of them is raised one tier and alerts the security queue."
+        ),
     )
 
 

@@ -1,5 +1,7 @@
 """Recovery cases, their evidence and their approvals."""
 
+import uuid
+
 import pgtrigger
 from auditlog.receivers import log_create
 from auditlog.registry import auditlog
@@ -49,6 +51,11 @@ class RecoveryCase(models.Model):
     tier_reasons = models.JSONField(default=list, blank=True)
     route = models.CharField(max_length=16, choices=Route.choices)
     repeat_attempt = models.BooleanField(default=False)
+    correlation_id = models.UUIDField(
+        default=uuid.uuid4,
+        db_index=True,
+        help_text="Shared by cases the detection rules link (the same subject or caller).",
+    )
     policy_version = models.PositiveIntegerField(help_text="Policy version number decided under.")
     policy_source = models.CharField(max_length=32)
     opened_by = models.ForeignKey(

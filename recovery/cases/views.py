@@ -50,6 +50,7 @@ from ..challenges.services import (
 from ..choices import ContactKind
 from ..delegation.policies import SHARED_KINDS, case_types_for
 from ..delegation.selectors import delegation_of_case
+from ..detection.services import caller_flag_suspicious
 from ..models import ProtectedAccount
 from ..owner.binding import case_owner_bindings
 from ..owner.case_page import owner_signals_context
@@ -76,6 +77,7 @@ from .forms import (
     ExecuteForm,
     ManualStepForm,
     NoteForm,
+    SuspiciousCallerForm,
     contacts_on_record,
     verify_prefix,
 )
@@ -132,6 +134,7 @@ CASE_FORMS: dict[str, type[CaseForm]] = {
         AttendedStartForm,
         AttachmentForm,
         NoteForm,
+        SuspiciousCallerForm,
         EndCaseForm,
         ExecuteForm,
         ManualStepForm,
@@ -878,6 +881,20 @@ class NoteView(CaseAction):
         ) % {"n": note.secrets_masked}
 
 
+class SuspiciousCallerView(CaseAction):
+    form_class = SuspiciousCallerForm
+
+    def perform(self, data: dict[str, Any]) -> tuple[int, str]:
+        watched = caller_flag_suspicious(
+            actor=self.request.user, case=self.case, reason=data["reason"]
+        )
+        return messages.SUCCESS, ngettext(
+            "%(n)d caller identifier went on the watch-list.",
+            "%(n)d caller identifiers went on the watch-list.",
+            len(watched),
+        ) % {"n": len(watched)}
+
+
 class SubmitView(CaseAction):
     def perform(self, data: dict[str, Any]) -> tuple[int, str]:
         case = case_submit(actor=self.request.user, case=self.case)
@@ -975,6 +992,7 @@ case_attachment_add_view = tenant_view(AttachmentView.as_view())
 case_note_view = tenant_view(NoteView.as_view())
 case_submit_view = tenant_view(SubmitView.as_view())
 case_cancel_view = tenant_view(CancelView.as_view())
+case_suspicious_caller_view = tenant_view(SuspiciousCallerView.as_view())
 case_execute_view = tenant_view(ExecuteView.as_view())
 case_manual_step_view = tenant_view(ManualStepView.as_view())
 case_containment_record_view = tenant_view(ContainmentStepView.as_view())

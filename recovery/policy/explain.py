@@ -107,6 +107,12 @@ def _summary(
         f"any case within {duration(req.repeat_after_denial_window_seconds)} of a denied one, "
         "goes to the security queue."
     )
+    lines.append(
+        f"Detection: an MFA push-denial burst in the {duration(req.push_denial_lookback_seconds)} "
+        "before a case raises it to T2; one caller identifier on cases for "
+        f"{req.caller_reuse_subjects} subjects within {duration(req.caller_reuse_window_seconds)} "
+        "raises an alert (recovery.detection)."
+    )
     if req.reestablishment_window_seconds:
         lines.append(
             f"After the recovery, for {duration(req.reestablishment_window_seconds)}: a new "

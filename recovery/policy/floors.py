@@ -45,6 +45,12 @@ CEILINGS: tuple[tuple[str, Path, int, str], ...] = (
     ),
     ("R-53.max_failed_attempts", ("max_failed_attempts",), 5, "At most 5 failed attempts."),
     (
+        "R-55.caller_reuse_subjects",
+        ("caller_reuse_subjects",),
+        2,
+        "One caller identifier on cases for 2 subjects is already a pattern (R-55 d).",
+    ),
+    (
         "R-19.role_regrant_max_seconds",
         ("role_regrant_max_seconds",),
         90 * DAY,
@@ -70,6 +76,18 @@ MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
         ("repeat_after_denial_window_seconds",),
         3 * DAY,
         "A case within 72 h or more of a denied one is a repeat attempt.",
+    ),
+    (
+        "R-55.push_denial_lookback_seconds",
+        ("push_denial_lookback_seconds",),
+        DAY,
+        "A push-denial burst in the 24 h or more before a case raises it (R-55 e).",
+    ),
+    (
+        "R-55.caller_reuse_window_seconds",
+        ("caller_reuse_window_seconds",),
+        DAY,
+        "One caller identifier on cases for several subjects within 24 h or more (R-55 d).",
     ),
 )
 TIER_MINIMUMS: dict[str, tuple[tuple[str, Path, int, str], ...]] = {

@@ -19,7 +19,13 @@ from .floors import (
     approval_lifetime_default,
     step_up_default,
 )
-from .schema import ATTESTATION_FORMATS, CASE_IDLE_LIMIT_DEFAULT
+from .schema import (
+    ATTESTATION_FORMATS,
+    CALLER_REUSE_SUBJECTS_DEFAULT,
+    CALLER_REUSE_WINDOW_DEFAULT,
+    CASE_IDLE_LIMIT_DEFAULT,
+    PUSH_DENIAL_LOOKBACK_DEFAULT,
+)
 from .validation import source_sha256, validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
@@ -60,6 +66,9 @@ class Requirements:
     max_failed_attempts: int
     repeat_case_window_seconds: int
     repeat_after_denial_window_seconds: int
+    push_denial_lookback_seconds: int
+    caller_reuse_window_seconds: int
+    caller_reuse_subjects: int
     case_idle_limit_seconds: int
     approval_lifetime_seconds: int
     reestablishment_window_seconds: int
@@ -148,6 +157,9 @@ STRICTER: dict[str, Callable[[Any, Any], Any]] = {
     "max_failed_attempts": min,
     "repeat_case_window_seconds": max,
     "repeat_after_denial_window_seconds": max,
+    "push_denial_lookback_seconds": max,  # looks further back
+    "caller_reuse_window_seconds": max,
+    "caller_reuse_subjects": min,  # fires on fewer subjects
     "case_idle_limit_seconds": min,  # a case expires sooner
     "approval_lifetime_seconds": min,
     "reestablishment_window_seconds": max,  # changes are undone for longer
@@ -236,6 +248,13 @@ class TenantPolicy:
             max_failed_attempts=req["max_failed_attempts"],
             repeat_case_window_seconds=req["repeat_case_window_seconds"],
             repeat_after_denial_window_seconds=req["repeat_after_denial_window_seconds"],
+            push_denial_lookback_seconds=req.get(
+                "push_denial_lookback_seconds", PUSH_DENIAL_LOOKBACK_DEFAULT
+            ),
+            caller_reuse_window_seconds=req.get(
+                "caller_reuse_window_seconds", CALLER_REUSE_WINDOW_DEFAULT
+            ),
+            caller_reuse_subjects=req.get("caller_reuse_subjects", CALLER_REUSE_SUBJECTS_DEFAULT),
             case_idle_limit_seconds=req.get("case_idle_limit_seconds", CASE_IDLE_LIMIT_DEFAULT),
             approval_lifetime_seconds=req.get(
                 "approval_lifetime_seconds", approval_lifetime_default(req["cooling_off_seconds"])

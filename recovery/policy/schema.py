@@ -55,10 +55,18 @@ OPTIONAL_FIELDS = frozenset(
         "case_idle_limit_seconds",
         "reestablishment_window_seconds",
         "role_regrant_max_seconds",
+        "push_denial_lookback_seconds",
+        "caller_reuse_window_seconds",
+        "caller_reuse_subjects",
     }
 )
 # An open case idle this long expires (the `expire` sweep); absent, the default applies.
 CASE_IDLE_LIMIT_DEFAULT = 14 * DAY
+# Detection (recovery.detection) when a policy does not say: R-55 (e) looks 24 h back for an MFA
+# push-denial burst; R-55 (d) fires when one caller identifier reaches 2 subjects in 24 h.
+PUSH_DENIAL_LOOKBACK_DEFAULT = DAY
+CALLER_REUSE_WINDOW_DEFAULT = DAY
+CALLER_REUSE_SUBJECTS_DEFAULT = 2
 CASE_IDLE_LIMIT = {"type": "integer", "minimum": 3600, "maximum": 90 * DAY}
 
 # WebAuthn attestation statement formats (W3C WebAuthn Level 3, section 8).
@@ -131,6 +139,10 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         "max_failed_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
         "repeat_case_window_seconds": _SECONDS,
         "repeat_after_denial_window_seconds": _SECONDS,
+        # Detection thresholds (optional; floors.py keeps them at least as strict as R-55).
+        "push_denial_lookback_seconds": _SECONDS,
+        "caller_reuse_window_seconds": _SECONDS,
+        "caller_reuse_subjects": {"type": "integer", "minimum": 2, "maximum": 100},
         "case_idle_limit_seconds": CASE_IDLE_LIMIT,
         # How long after a recovery changes are undone and freeze the account; 0 is
         # none. floors.py keeps T1 and T2 at 24 h or more.

@@ -66,6 +66,11 @@ def typed_fields(body: str) -> list[dict[str, str]]:
     return fields
 
 
+# How the contact arrived (R-55 d, R-56): stored only as keyed hashes and masked hints, so
+# never a destination (tests/recovery/test_detection.py proves no clear value is kept).
+CALLER_FIELDS = frozenset(f"open-caller_{kind}" for kind in ("number", "email", "chat", "name"))
+
+
 def assert_no_secret_inputs(body: str) -> None:
     """No field is named or labelled for a phone number, an address, a destination or a
     password, nor typed as one; the search box (`q`) and code boxes are the only text boxes
@@ -73,6 +78,8 @@ def assert_no_secret_inputs(body: str) -> None:
     fields = typed_fields(body)
     assert fields, "the page has no form at all"
     for field in fields:
+        if field.get("name") in CALLER_FIELDS:
+            continue  # data about the caller, kept hashed, never a destination (test_detection)
         words = " ".join(field.get(k, "") for k in ("name", "id", "label", "placeholder"))
         words += " " + field.get("aria-label", "") + " " + field.get("autocomplete", "")
         assert not FORBIDDEN.search(words), field

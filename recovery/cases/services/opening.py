@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from collections.abc import Mapping
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
@@ -18,36 +18,42 @@ from tenants.policies import ALLOW, Decision, enforce
 
 from ...delegation.policies import case_type_allowed
 from ...delegation.services import delegation_request_open
+from ...detection.choices import CallerKind
+from ...detection.identifiers import CallerValue, caller_value
+from ...detection.models import CallerIdentifier
+from ...detection.rules import Response, correlation_of, findings_at_open, tier_after
 from ...models import ProtectedAccount
 from ...policy.explain import route_for
-from ...policy.rules import Requirements
 from ...policy.selectors import policy_active
 from ...selectors import account_get_visible, account_locked
 from ..choices import (
-    ABANDONED_STATUSES,
     Channel,
     Route,
 )
 from ..models import RecoveryCase
 from ..policies import can_work_case
 from ..transitions import Move, transition_require
-from .base import audit_actor_of, case_locked, work_access
+from .base import alert_raise, audit_actor_of, case_locked, work_access
 from .repudiation import case_open_refusal
 from .roles import role_regrant_seconds, role_restore_open_check
 
 MIN_JUSTIFICATION = 30
 
 
-def _is_repeat(account: ProtectedAccount, req: Requirements) -> bool:
-    """A second case inside the window, or any case soon after a denied/abandoned one (R-52)."""
-    now = timezone.now()
-    recent = Q(created_at__gte=now - timedelta(seconds=req.repeat_case_window_seconds))
-    after_denial = Q(
-        status__in=ABANDONED_STATUSES,
-        ended_at__gte=now - timedelta(seconds=req.repeat_after_denial_window_seconds),
-    )
-    earlier = RecoveryCase.objects.for_tenant(account.tenant).filter(account=account)
-    return earlier.filter(recent | after_denial).exists()
+REPEAT_RULES = frozenset({"repeat_case", "after_denial"})  # R-52: the case's repeat flag
+TIER_RESPONSES = frozenset({Response.RAISE_TIER, Response.RAISE_TO_T2})
+
+
+def _caller_values(caller: Mapping[str, str]) -> list[CallerValue]:
+    unknown = sorted(set(caller) - set(CallerKind.values))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown caller identifier {', '.join(unknown)}; use {', '.join(CallerKind.values)}.",
+            code="case.caller_invalid",
+            field_errors={"caller": [f"One of {', '.join(CallerKind.values)}."]},
+        )
+    values = (caller_value(kind, raw) for kind, raw in caller.items() if raw and raw.strip())
+    return [value for value in values if value is not None]
 
 
 def case_open(
@@ -61,6 +67,7 @@ def case_open(
     mailbox: ProtectedAccount | None = None,
     delegation_seconds: int | None = None,
     regrant_seconds: int | None = None,
+    caller: Mapping[str, str] | None = None,
 ) -> RecoveryCase:
     """Open a case; tier, route and repeat-attempt flag come from the server, never the caller.
 
@@ -72,7 +79,14 @@ def case_open(
     how long, `delegation_seconds`), recorded as its delegation request (recovery.delegation).
     A `privileged_role_restore` case grants the suspended roles back for `regrant_seconds`
     (R-19: at most the policy's `role_regrant_max_seconds`, which it gets when None).
+
+    `caller` says how the contact arrived (`CallerKind` → what the agent saw: the inbound
+    number, the address, the chat handle, the name given). It is kept only as keyed hashes and
+    masked hints, never as a channel, and the detection rules (recovery.detection) read it with
+    the account's history: their responses (security queue, a higher tier) apply before the
+    case is written, and each finding raises an alert linked by the case's correlation id.
     """
+    callers = _caller_values(caller or {})
     if case_type == CaseType.EXCEPTION and len(justification.strip()) < MIN_JUSTIFICATION:
         raise InvalidInput(
             f"An exception request needs a written justification of at least "
@@ -96,12 +110,27 @@ def case_open(
         access = access_in(actor, tenant)
         policy = policy_active(tenant)
         tier, tier_reasons = policy.compute_tier(account)
+        computed_tier = tier
         req = policy.requirements(tier, case_type)
         route, route_reasons = route_for(account, tier, case_type)
-        repeat = _is_repeat(account, req)
-        if repeat:
+        findings = findings_at_open(account=account, req=req, callers=callers, now=timezone.now())
+        repeat = any(finding.rule in REPEAT_RULES for finding in findings)
+        if (raised := tier_after(tier, findings)) != tier:
+            raising = (f.rule for f in findings if set(f.responses) & TIER_RESPONSES)
+            tier_reasons = [*tier_reasons, *(f"detection: {rule}" for rule in raising)]
+            tier, req = raised, policy.requirements(raised, case_type)
+            route, route_reasons = route_for(account, tier, case_type)
+        if any(Response.REROUTE in finding.responses for finding in findings):
             route = Route.SECURITY
-        enforce(can_work_case(access, route=Route.STANDARD, tier=tier, case_type=case_type))
+            route_reasons = [
+                *route_reasons,
+                *(f"detection: {f.rule}" for f in findings if Response.REROUTE in f.responses),
+            ]
+        # Whether the actor may open it is decided on the tier the account has: a case a rule
+        # raised goes to the security queue instead of being refused, and its alert stands.
+        enforce(
+            can_work_case(access, route=Route.STANDARD, tier=computed_tier, case_type=case_type)
+        )
         enforce(case_open_refusal(account, access))  # a frozen account: security officers only
         if account.frozen_at is not None:
             route = Route.SECURITY
@@ -140,6 +169,11 @@ def case_open(
             taken_by=None if drafted else actor,
             taken_at=None if drafted else timezone.now(),
             regrant_seconds=regrant,
+            correlation_id=correlation_of(findings) or uuid.uuid4(),
+        )
+        CallerIdentifier.objects.bulk_create(
+            CallerIdentifier(tenant=tenant, case=case, kind=c.kind, digest=c.digest, hint=c.hint)
+            for c in callers
         )
         opened_by = audit_actor_of(actor, access, tenant)
         record(
@@ -156,12 +190,16 @@ def case_open(
                 "route": route,
                 "route_reasons": route_reasons,
                 "repeat_attempt": repeat,
+                "correlation_id": str(case.correlation_id),
+                "caller": {c.kind: c.hint for c in callers},
                 "policy_version": policy.number,
                 "policy_source": policy.source,
                 "drafted_by_ai": drafted,
                 **({"regrant_seconds": regrant} if regrant is not None else {}),
             },
         )
+        for finding in findings:
+            alert_raise(case, finding.rule, **finding.alert_data(case.correlation_id))
         delegation_request_open(
             case=case,
             mailbox=mailbox,

@@ -1,0 +1,64 @@
+from django.db import models
+
+from tenants.querysets import TenantOwnedManager
+
+from .choices import CallerKind
+
+
+class CallerIdentifier(models.Model):
+    """How the contact behind a case arrived (R-55 d, R-56): a keyed hash of the normalised
+    value and a masked hint, never the value itself. Data about the caller, never a channel:
+    no code, link or notice is ever sent to it (R-04, R-10)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey(
+        "recovery.RecoveryCase", on_delete=models.PROTECT, related_name="caller_identifiers"
+    )
+    kind = models.CharField(max_length=16, choices=CallerKind.choices)
+    digest = models.CharField(max_length=64, help_text="HMAC-SHA256 of the normalised value.")
+    hint = models.CharField(max_length=64, help_text="Masked, for people to recognise it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "kind"], name="caller_identifier_one_per_kind")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "kind", "digest"], name="caller_identifier_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.hint}"
+
+
+class WatchedCaller(models.Model):
+    """A caller identifier an agent flagged as suspicious (R-56): a case that opens with it has
+    its tier raised by one and an alert raised."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=CallerKind.choices)
+    digest = models.CharField(max_length=64)
+    hint = models.CharField(max_length=64)
+    reason = models.CharField(max_length=300)
+    flagged_by = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    flagged_at = models.DateTimeField()
+    case = models.ForeignKey(
+        "recovery.RecoveryCase",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The case it was flagged on.",
+    )
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "digest"], name="watched_caller_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"watched {self.kind} {self.hint}"

@@ -1,0 +1,69 @@
+"""The "suspicious contact" button (R-56): a case's caller identifiers onto the tenant's
+watch-list, where `recovery.detection.rules` looks for them whenever a case opens."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record
+from tenants.exceptions import InvalidInput
+from tenants.models import User
+from tenants.policies import enforce
+from tenants.principals import ai_blocked
+
+from ..cases.models import RecoveryCase
+from ..cases.services.base import audit_actor_of, case_locked, work_access
+from .models import CallerIdentifier, WatchedCaller
+
+REASON_MIN = 10
+
+
+def caller_flag_suspicious(*, actor: User, case: RecoveryCase, reason: str) -> list[WatchedCaller]:
+    """Put every identifier the case was opened with on the watch-list (those already on it
+    stay as first flagged); whoever may work the case may flag it."""
+    enforce(ai_blocked(actor, "flag a caller as suspicious"))
+    reason = reason.strip()
+    if len(reason) < REASON_MIN:
+        raise InvalidInput(
+            f"Say what was suspicious, in at least {REASON_MIN} characters.",
+            code="case.flag_reason_required",
+            field_errors={"reason": ["Required."]},
+        )
+    with transaction.atomic():
+        case = case_locked(case)
+        access = work_access(actor, case)
+        identifiers = list(CallerIdentifier.objects.for_tenant(case.tenant).filter(case=case))
+        if not identifiers:
+            raise InvalidInput(
+                "This case was opened without any caller identifier: there is nothing to flag.",
+                code="case.no_caller_identifier",
+            )
+        now, flagged = timezone.now(), []
+        for identifier in identifiers:
+            watched, created = WatchedCaller.objects.get_or_create(
+                tenant=case.tenant,
+                kind=identifier.kind,
+                digest=identifier.digest,
+                defaults={
+                    "hint": identifier.hint,
+                    "reason": reason[:300],
+                    "flagged_by": actor,
+                    "flagged_at": now,
+                    "case": case,
+                },
+            )
+            if created:
+                flagged.append(watched)
+        record(
+            action="case.caller_flagged",
+            actor=audit_actor_of(actor, access, case.tenant),
+            tenant=case.tenant,
+            target=case,
+            data={
+                "reason": reason[:300],
+                "watched": [{"kind": w.kind, "hint": w.hint} for w in flagged],
+                "already_watched": len(identifiers) - len(flagged),
+            },
+        )
+    return flagged
