@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -48,6 +48,7 @@ from tenants.exceptions import DomainError, StepUpFailed
 from tenants.models import Tenant
 from tests.fakes.graph import PASSWORD_METHOD_ID, FakeGraph, graph_error, iso
 
+from ..approle import as_app_role
 from ..factories import execute, notices_planned, staff, step_up, unique
 from ..ldap_server import OLD_PASSWORD
 from ..owner.binding_helpers import (
@@ -551,3 +552,26 @@ def test_not_me_on_an_account_notice_freezes_and_reverts_every_active_recovery_t
     assert revert_pending(execution_of(executed))  # the manual connector's revert steps
     assert execution_of(executed).revert_ran_at is not None
     assert RecoveryArtifact.objects.get(case=executed).revoke_reason == "repudiated"
+
+
+def test_a_repudiation_as_the_app_role_pages_the_security_contact(
+    acme, app_role, django_capture_on_commit_callbacks
+):
+    """Issue 16: "this wasn't me" pages the tenant's security contact when the request runs as
+    the restricted database role under row-level security (the page once read the account
+    after the commit, outside the tenant's scope, and was lost)."""
+    Tenant.objects.filter(pk=acme.pk).update(security_contact_email="soc@acme.test")
+    case = executed_manual(acme)
+    notices_planned(acme)
+    notice = OwnerNotice.objects.filter(case=case, contact__kind="email").first()
+    mail.outbox.clear()
+    with as_app_role(None):
+        with django_capture_on_commit_callbacks() as after_commit:
+            case_repudiate(notice=OwnerNotice.objects.get(pk=notice.pk))
+        for callback in after_commit:  # each as after the commit: no tenant in scope
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('vouchsafe.tenant_ids', '', true)")
+            callback()
+    [page] = [message for message in mail.outbox if message.to == ["soc@acme.test"]]
+    assert page.subject == f"URGENT: recovery repudiated (case {case.pk})"
+    assert case.account.username in page.body
