@@ -151,7 +151,11 @@ from .cases.models import (  # noqa: E402,F401
 from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401
 from .delegation.models import MailboxDelegation  # noqa: E402,F401
-from .detection.models import CallerIdentifier, WatchedCaller  # noqa: E402,F401
+from .detection.models import (  # noqa: E402,F401
+    CallerIdentifier,
+    ReviewOpened,
+    WatchedCaller,
+)
 from .notifications.models import NoticeCursor, OwnerNotice  # noqa: E402,F401
 from .owner.models import (  # noqa: E402,F401
     IdpSignIn,

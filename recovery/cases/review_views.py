@@ -27,6 +27,7 @@ from tenants.console import tenant_view
 from tenants.exceptions import DomainError
 from tenants.policies import Decision
 
+from ..detection.services import review_opened
 from .choices import Decision as ApprovalDecision
 from .models import RecoveryCase
 from .policies import (
@@ -194,6 +195,8 @@ def _render_review(
     request: HttpRequest, case: RecoveryCase, forms: dict[str, DecisionForm] | None = None
 ) -> HttpResponse:
     context = _decision_context(request, case, forms)
+    if context["can_decide"]:
+        review_opened(actor=request.user, case=case)
     context["review"] = case_review(tenant=request.tenant, access=request.tenant_access, case=case)
     context["sla"] = _sla_hours()
     context["may_read_files"] = bool(

@@ -62,3 +62,23 @@ class WatchedCaller(models.Model):
 
     def __str__(self) -> str:
         return f"watched {self.kind} {self.hint}"
+
+
+class ReviewOpened(models.Model):
+    """When an approver who could decide a case first opened its review page (R-26): a decision
+    soon after it is `fast_decision`."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey("recovery.RecoveryCase", on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey("tenants.User", on_delete=models.PROTECT, related_name="+")
+    first_opened_at = models.DateTimeField()
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "reviewer"], name="review_opened_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} first reviewed by {self.reviewer_id}"

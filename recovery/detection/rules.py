@@ -27,7 +27,7 @@ from ..cases.models import RecoveryCase
 from ..models import ProtectedAccount
 from ..policy.rules import Requirements
 from .identifiers import CallerValue
-from .models import CallerIdentifier, WatchedCaller
+from .models import CallerIdentifier, ReviewOpened, WatchedCaller
 
 RULESET_VERSION = 1
 TIER_ORDER = (Tier.T0, Tier.T1, Tier.T2)
@@ -88,6 +88,15 @@ RULES: dict[str, Rule] = {
             "caller identifiers of the tenant's recent cases (keyed hashes)",
             ("caller_reuse_window_seconds", "caller_reuse_subjects"),
             (Response.REROUTE,),
+        ),
+        Rule(
+            "fast_decision",
+            "R-26",
+            "An approver approved or denied a case within seconds of first opening its review "
+            "page, or without opening it at all: the evidence cannot have been looked at.",
+            "when the approver first opened the case's review page",
+            ("min_review_seconds",),
+            (),
         ),
         Rule(
             "watchlisted_caller",
@@ -250,6 +259,28 @@ def _caller_findings(
         linked = tuple(dict.fromkeys((case, corr) for _, _, case, _, corr in others))
         findings.append(Finding("caller_reuse", facts, linked))
     return findings
+
+
+def fast_decision_finding(
+    *, case: RecoveryCase, approver_id: int, decided_at: datetime, req: Requirements
+) -> Finding | None:
+    """`fast_decision` when the approver decided `case` under `min_review_seconds` after first
+    opening its review page, or never opened it (one query)."""
+    opened = (
+        ReviewOpened.objects.for_tenant(case.tenant)
+        .filter(case=case, reviewer_id=approver_id)
+        .values_list("first_opened_at", flat=True)
+        .first()
+    )
+    seconds = None if opened is None else (decided_at - opened).total_seconds()
+    if seconds is not None and seconds >= req.min_review_seconds:
+        return None
+    facts = {
+        "review_page_opened": opened is not None,
+        "seconds": None if seconds is None else round(seconds, 1),
+        "min_review_seconds": req.min_review_seconds,
+    }
+    return Finding("fast_decision", facts)
 
 
 def tier_after(tier: str, findings: list[Finding]) -> str:

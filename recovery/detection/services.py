@@ -14,7 +14,7 @@ from tenants.principals import ai_blocked
 
 from ..cases.models import RecoveryCase
 from ..cases.services.base import audit_actor_of, case_locked, work_access
-from .models import CallerIdentifier, WatchedCaller
+from .models import CallerIdentifier, ReviewOpened, WatchedCaller
 
 REASON_MIN = 10
 
@@ -67,3 +67,14 @@ def caller_flag_suspicious(*, actor: User, case: RecoveryCase, reason: str) -> l
             },
         )
     return flagged
+
+
+def review_opened(*, actor: User, case: RecoveryCase) -> None:
+    """Remember when `actor`, who could decide `case`, first opened its review page (R-26).
+    Called by the review page inside its transaction; later visits change nothing."""
+    ReviewOpened.objects.get_or_create(
+        tenant=case.tenant,
+        case=case,
+        reviewer=actor,
+        defaults={"first_opened_at": timezone.now()},
+    )

@@ -78,6 +78,12 @@ MINIMUMS: tuple[tuple[str, Path, int, str], ...] = (
         "A case within 72 h or more of a denied one is a repeat attempt.",
     ),
     (
+        "R-26.min_review_seconds",
+        ("min_review_seconds",),
+        10,
+        "A decision within 10 s or more of first seeing the review page raises an alert.",
+    ),
+    (
         "R-55.push_denial_lookback_seconds",
         ("push_denial_lookback_seconds",),
         DAY,

@@ -24,6 +24,7 @@ from .schema import (
     CALLER_REUSE_SUBJECTS_DEFAULT,
     CALLER_REUSE_WINDOW_DEFAULT,
     CASE_IDLE_LIMIT_DEFAULT,
+    MIN_REVIEW_SECONDS_DEFAULT,
     PUSH_DENIAL_LOOKBACK_DEFAULT,
 )
 from .validation import source_sha256, validated
@@ -69,6 +70,7 @@ class Requirements:
     push_denial_lookback_seconds: int
     caller_reuse_window_seconds: int
     caller_reuse_subjects: int
+    min_review_seconds: int
     case_idle_limit_seconds: int
     approval_lifetime_seconds: int
     reestablishment_window_seconds: int
@@ -160,6 +162,7 @@ STRICTER: dict[str, Callable[[Any, Any], Any]] = {
     "push_denial_lookback_seconds": max,  # looks further back
     "caller_reuse_window_seconds": max,
     "caller_reuse_subjects": min,  # fires on fewer subjects
+    "min_review_seconds": max,  # a slower decision still alerts
     "case_idle_limit_seconds": min,  # a case expires sooner
     "approval_lifetime_seconds": min,
     "reestablishment_window_seconds": max,  # changes are undone for longer
@@ -255,6 +258,7 @@ class TenantPolicy:
                 "caller_reuse_window_seconds", CALLER_REUSE_WINDOW_DEFAULT
             ),
             caller_reuse_subjects=req.get("caller_reuse_subjects", CALLER_REUSE_SUBJECTS_DEFAULT),
+            min_review_seconds=req.get("min_review_seconds", MIN_REVIEW_SECONDS_DEFAULT),
             case_idle_limit_seconds=req.get("case_idle_limit_seconds", CASE_IDLE_LIMIT_DEFAULT),
             approval_lifetime_seconds=req.get(
                 "approval_lifetime_seconds", approval_lifetime_default(req["cooling_off_seconds"])

@@ -58,6 +58,7 @@ OPTIONAL_FIELDS = frozenset(
         "push_denial_lookback_seconds",
         "caller_reuse_window_seconds",
         "caller_reuse_subjects",
+        "min_review_seconds",
     }
 )
 # An open case idle this long expires (the `expire` sweep); absent, the default applies.
@@ -67,6 +68,8 @@ CASE_IDLE_LIMIT_DEFAULT = 14 * DAY
 PUSH_DENIAL_LOOKBACK_DEFAULT = DAY
 CALLER_REUSE_WINDOW_DEFAULT = DAY
 CALLER_REUSE_SUBJECTS_DEFAULT = 2
+# a decision made this soon after the approver first opened the review page alerts.
+MIN_REVIEW_SECONDS_DEFAULT = 30
 CASE_IDLE_LIMIT = {"type": "integer", "minimum": 3600, "maximum": 90 * DAY}
 
 # WebAuthn attestation statement formats (W3C WebAuthn Level 3, section 8).
@@ -143,6 +146,7 @@ def _requirements(*, complete: bool) -> dict[str, Any]:
         "push_denial_lookback_seconds": _SECONDS,
         "caller_reuse_window_seconds": _SECONDS,
         "caller_reuse_subjects": {"type": "integer", "minimum": 2, "maximum": 100},
+        "min_review_seconds": {"type": "integer", "minimum": 0, "maximum": 3600},
         "case_idle_limit_seconds": CASE_IDLE_LIMIT,
         # How long after a recovery changes are undone and freeze the account; 0 is
         # none. floors.py keeps T1 and T2 at 24 h or more.

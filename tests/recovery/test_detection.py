@@ -17,7 +17,7 @@ from integrations.services import event_ingest
 from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_cancel, case_open
 from recovery.detection.identifiers import caller_value
-from recovery.detection.models import CallerIdentifier, WatchedCaller
+from recovery.detection.models import CallerIdentifier, ReviewOpened, WatchedCaller
 from recovery.detection.rules import RULES, findings_at_open
 from recovery.detection.services import caller_flag_suspicious
 from recovery.models import ProtectedAccount
@@ -26,7 +26,9 @@ from tenants.choices import Role
 from tenants.exceptions import DomainError
 
 from ..api.conftest import api, key_client
+from ..conftest import signed_in_client
 from ..factories import make_account, staff
+from .casework import decide, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -269,3 +271,47 @@ def test_every_rule_is_documented():
     guide = (Path(__file__).resolve().parents[2] / "docs" / "detection.md").read_text()
     for rule in RULES.values():
         assert f"`{rule.name}`" in guide and rule.requirement in guide
+
+
+#
+
+
+def pending_t1(acme, agent) -> RecoveryCase:
+    case = submitted(acme, agent, ("S2", "S3"), groups=["finance"])
+    assert (case.tier, case.status) == ("T1", "pending_approval")
+    return case
+
+
+def test_a_decision_seconds_after_opening_the_review_page_fires(acme, agent):
+    case, supervisor = pending_t1(acme, agent), staff(Role.SUPERVISOR, tenant=acme)
+    assert (
+        signed_in_client(supervisor).get(f"/t/{acme.slug}/review/{case.pk}/").status_code
+        == 200
+    )
+    decide(case, supervisor)
+    facts = alerts(case)["fast_decision"]["facts"]
+    assert facts["review_page_opened"] is True and facts["seconds"] < 30
+
+
+def test_a_decision_minutes_after_opening_the_review_page_does_not(acme, agent):
+    case, supervisor = pending_t1(acme, agent), staff(Role.SUPERVISOR, tenant=acme)
+    signed_in_client(supervisor).get(f"/t/{acme.slug}/review/{case.pk}/")
+    ReviewOpened.objects.filter(case=case).update(
+        first_opened_at=timezone.now() - timedelta(minutes=2)
+    )
+    decide(case, supervisor)
+    assert "fast_decision" not in alerts(case)
+
+
+def test_a_decision_without_ever_opening_the_review_page_fires(acme, agent):
+    case, supervisor = pending_t1(acme, agent), staff(Role.SUPERVISOR, tenant=acme)
+    decide(case, supervisor)
+    facts = alerts(case)["fast_decision"]["facts"]
+    assert facts == {"review_page_opened": False, "seconds": None, "min_review_seconds": 30}
+
+
+def test_only_an_approver_who_could_decide_leaves_a_first_opening(acme, agent):
+    case = pending_t1(acme, agent)
+    officer = staff(Role.AUDITOR, tenant=acme)
+    signed_in_client(officer).get(f"/t/{acme.slug}/review/{case.pk}/")
+    assert not ReviewOpened.objects.filter(case=case).exists()

@@ -240,6 +240,14 @@ FLOOR_CASES = [
         "",
     ),
     (
+        "R-26.min_review_seconds",
+        "  min_review_seconds: 30 ",
+        "  min_review_seconds: 5 ",
+        "$.defaults.min_review_seconds",
+        "min_review_seconds: 5",
+        "",
+    ),
+    (
         "R-55.push_denial_lookback_seconds",
         "  push_denial_lookback_seconds: 86400 ",
         "  push_denial_lookback_seconds: 3600 ",

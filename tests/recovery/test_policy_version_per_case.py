@@ -104,6 +104,7 @@ LOOSER_STRICTER = {
     "push_denial_lookback_seconds": (86400, 172800),
     "caller_reuse_window_seconds": (86400, 172800),
     "caller_reuse_subjects": (3, 2),
+    "min_review_seconds": (30, 60),
     "case_idle_limit_seconds": (2592000, 604800),
     "approval_lifetime_seconds": (86400, 3600),
     "reestablishment_window_seconds": (259200, 604800),

@@ -21,6 +21,7 @@ from tenants.principals import ai_blocked
 from tenants.stepup import StepUpProof
 
 from ...choices import ProofingLevel
+from ...detection.rules import fast_decision_finding
 from ...models import ProtectedAccount
 from ...policy.explain import route_for
 from ...policy.floors import APPROVAL_LIFETIME_MARGIN, APPROVAL_LIFETIME_MAX
@@ -534,6 +535,10 @@ def _decide(
             "policy_versions": list(req.policy_versions),
         },
     )
+    if fast := fast_decision_finding(
+        case=case, approver_id=actor.pk, decided_at=approval.created_at, req=req
+    ):
+        alert_raise(case, fast.rule, **fast.alert_data(case.correlation_id))
     if decision == ApprovalDecision.DENIED:
         case_end(case, Move.DENY, status=CaseStatus.DENIED, reason=approval.reason)
     elif case_needs(case, req, known_access={actor.pk: access}, snapshot=snapshot).approvals_met:
