@@ -93,7 +93,7 @@ RULES: dict[str, Rule] = {
             "fast_decision",
             "R-26",
             "An approver approved or denied a case within seconds of first opening its review "
-            "page, or without opening it at all: the evidence cannot have been looked at.",
+            "page: the evidence cannot have been looked at.",
             "when the approver first opened the case's review page",
             ("min_review_seconds",),
             (),
@@ -265,21 +265,20 @@ def fast_decision_finding(
     *, case: RecoveryCase, approver_id: int, decided_at: datetime, req: Requirements
 ) -> Finding | None:
     """`fast_decision` when the approver decided `case` under `min_review_seconds` after first
-    opening its review page, or never opened it (one query)."""
+    opening its review page (one query). A decision with no opening recorded (over the API)
+    is not measured."""
     opened = (
         ReviewOpened.objects.for_tenant(case.tenant)
         .filter(case=case, reviewer_id=approver_id)
         .values_list("first_opened_at", flat=True)
         .first()
     )
-    seconds = None if opened is None else (decided_at - opened).total_seconds()
-    if seconds is not None and seconds >= req.min_review_seconds:
+    if opened is None:
         return None
-    facts = {
-        "review_page_opened": opened is not None,
-        "seconds": None if seconds is None else round(seconds, 1),
-        "min_review_seconds": req.min_review_seconds,
-    }
+    seconds = (decided_at - opened).total_seconds()
+    if seconds >= req.min_review_seconds:
+        return None
+    facts = {"seconds": round(seconds, 1), "min_review_seconds": req.min_review_seconds}
     return Finding("fast_decision", facts)
 
 

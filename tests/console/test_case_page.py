@@ -526,7 +526,7 @@ def test_the_case_page_has_no_field_for_a_number_an_address_or_a_password(acme):
     boxes = [
         f["name"] for f in typed_fields(body) if f["tag"] == "input" and f.get("type") == "text"
     ]
-    assert boxes == ["suspicious-reason", f"challenge-{challenge.pk}-code", "context-topic"]
+    assert boxes == [f"challenge-{challenge.pk}-code", "context-topic", "suspicious-reason"]
 
 
 def test_a_lapsed_code_shows_as_expired_with_no_code_box(acme):
