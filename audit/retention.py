@@ -34,6 +34,7 @@ from tenants.choices import StepUpKind
 from tenants.exceptions import DomainError, InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import Decision, can_administer_audit, enforce
+from tenants.reasons import reason_given
 from tenants.rls import tenant_scope
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
@@ -220,13 +221,12 @@ def legal_hold_place(
 ) -> LegalHold:
     """Hold the whole trail (no case) or one case's events until the hold is released."""
     enforce(may_administer_audit(actor, tenant))
-    reason = reason.strip()
-    if not reason:
-        raise InvalidInput(
-            "Say why the trail is held (the matter or its reference).",
-            code="audit.hold_reason_required",
-            field_errors={"reason": ["Required."]},
-        )
+    reason = reason_given(
+        reason,
+        minimum=1,
+        code="audit.hold_reason_required",
+        ask="Say why the trail is held (the matter or its reference).",
+    )
 
     def act() -> LegalHold:
         if (
@@ -293,13 +293,9 @@ def _nothing_to_purge(plan: PurgePlan) -> InvalidInput:
 def purge_request(*, actor: User, tenant: Tenant, reason: str) -> AuditPurge:
     """Ask for the events `purge_plan` allows to be removed; another audit_admin approves."""
     enforce(may_administer_audit(actor, tenant))
-    reason = reason.strip()
-    if not reason:
-        raise InvalidInput(
-            "Say why the events are purged.",
-            code="audit.purge_reason_required",
-            field_errors={"reason": ["Required."]},
-        )
+    reason = reason_given(
+        reason, minimum=1, code="audit.purge_reason_required", ask="Say why the events are purged."
+    )
 
     def act() -> AuditPurge:
         if AuditPurge.objects.select_for_update().filter(tenant=tenant, status__in=OPEN).exists():

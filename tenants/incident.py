@@ -26,6 +26,7 @@ from .exceptions import InvalidInput, PolicyDenied
 from .models import IncidentControl, Tenant, User
 from .policies import Decision, enforce
 from .principals import ai_blocked
+from .reasons import reason_given
 from .rls import tenant_scope
 from .stepup import StepUpProof, require_fresh_step_up
 
@@ -87,13 +88,12 @@ def _changed(
     when nothing changes) and record it with the step-up, then e-mail the tenant admins."""
     enforce(ai_blocked(actor, "use the incident switches"))
     enforce(may_control(actor, tenant))
-    reason = reason.strip()
-    if len(reason) < REASON_MIN:
-        raise InvalidInput(
-            f"Say why, in at least {REASON_MIN} characters.",
-            code="incident.reason_required",
-            field_errors={"reason": ["Required."]},
-        )
+    reason = reason_given(
+        reason,
+        minimum=REASON_MIN,
+        code="incident.reason_required",
+        ask=f"Say why, in at least {REASON_MIN} characters.",
+    )
     with tenant_scope([tenant.pk]):
         IncidentControl.objects.get_or_create(tenant=tenant)
         control = IncidentControl.objects.select_for_update().get(tenant=tenant)

@@ -11,6 +11,7 @@ from tenants.exceptions import InvalidInput
 from tenants.models import User
 from tenants.policies import enforce
 from tenants.principals import ai_blocked
+from tenants.reasons import reason_given
 
 from ..cases.models import RecoveryCase
 from ..cases.services.base import audit_actor_of, case_locked, work_access
@@ -23,13 +24,12 @@ def caller_flag_suspicious(*, actor: User, case: RecoveryCase, reason: str) -> l
     """Put every identifier the case was opened with on the watch-list (those already on it
     stay as first flagged); whoever may work the case may flag it."""
     enforce(ai_blocked(actor, "flag a caller as suspicious"))
-    reason = reason.strip()
-    if len(reason) < REASON_MIN:
-        raise InvalidInput(
-            f"Say what was suspicious, in at least {REASON_MIN} characters.",
-            code="case.flag_reason_required",
-            field_errors={"reason": ["Required."]},
-        )
+    reason = reason_given(
+        reason,
+        minimum=REASON_MIN,
+        code="case.flag_reason_required",
+        ask=f"Say what was suspicious, in at least {REASON_MIN} characters.",
+    )
     with transaction.atomic():
         case = case_locked(case)
         access = work_access(actor, case)

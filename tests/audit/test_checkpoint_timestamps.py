@@ -22,10 +22,7 @@ from audit.checkpoints import Checkpoint, DirectoryStore, canonical_bytes, trust
 from audit.timestamps import TimestampAuthority
 from audit.verify import CheckpointSource, verify_chain
 
-from . import test_checkpoints
 from .checkpointing import add_events, sign
-
-stores = test_checkpoints.stores  # the two directory stores of the checkpoint tests
 
 
 def _name(common: str) -> x509.Name:

@@ -11,7 +11,6 @@ import base64
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -35,31 +34,6 @@ from ..conftest import signed_in_client
 from ..factories import make_tenant, staff
 from .checkpointing import add_events, new_signer, sign
 from .test_chain_lock import _head_is_free
-
-
-@pytest.fixture
-def stores(tmp_path) -> list[DirectoryStore]:
-    return [DirectoryStore(tmp_path / "worm", "worm"), DirectoryStore(tmp_path / "offsite", "off")]
-
-
-@pytest.fixture
-def configured(settings, stores, trusted, signer, tmp_path):
-    """The settings a deployment has: the key in a file, trusted keys, two stores."""
-    key_file = tmp_path / "signing-key.pem"
-    key_file.write_bytes(
-        signer._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    settings.AUDIT_SIGNING_KEY_FILE = str(key_file)
-    settings.AUDIT_TRUSTED_KEYS = [str(trusted)]
-    settings.AUDIT_CHECKPOINT_STORES = [
-        {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": str(s.path)}}
-        for s in stores
-    ]
-    return settings
 
 
 def check(tenant, stores, trusted, *, incremental=False, complete=True):

@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from unittest import mock
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from audit.checkpoints import DirectoryStore, trusted_keys
+from audit.checkpoints import trusted_keys
 from audit.models import AuditChainHead, AuditEvent, AuditPurge, PurgeStatus
 from audit.retention import (
     legal_hold_place,
@@ -75,30 +74,6 @@ def new_events(tenant: Tenant, count: int, *, case: int | None = None) -> list[i
             record(action="audit.verified", actor=SYSTEM, tenant=tenant, data=data).seq
             for _ in range(count)
         ]
-
-
-@pytest.fixture
-def stores(tmp_path) -> list[DirectoryStore]:
-    return [DirectoryStore(tmp_path / "worm", "worm"), DirectoryStore(tmp_path / "off", "off")]
-
-
-@pytest.fixture
-def configured(settings, stores, trusted, signer, tmp_path):
-    key_file = tmp_path / "signing-key.pem"
-    key_file.write_bytes(
-        signer._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    settings.AUDIT_SIGNING_KEY_FILE = str(key_file)
-    settings.AUDIT_TRUSTED_KEYS = [str(trusted)]
-    settings.AUDIT_CHECKPOINT_STORES = [
-        {"CLASS": "audit.checkpoints.DirectoryStore", "OPTIONS": {"path": str(s.path)}}
-        for s in stores
-    ]
-    return settings
 
 
 @pytest.fixture
