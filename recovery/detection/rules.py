@@ -26,6 +26,7 @@ from ..cases.choices import ABANDONED_STATUSES
 from ..cases.models import RecoveryCase
 from ..models import ProtectedAccount
 from ..policy.rules import Requirements
+from .choices import CallerKind
 from .identifiers import CallerValue
 from .models import CallerIdentifier, ReviewOpened, WatchedCaller
 
@@ -83,8 +84,9 @@ RULES: dict[str, Rule] = {
         Rule(
             "caller_reuse",
             "R-55 (d)",
-            "One inbound number, email address, chat handle or given name on cases for "
-            "several subjects within the window: one caller working through several accounts.",
+            "One inbound number, email address or chat handle on cases for several subjects "
+            "within the window: one caller working through several accounts. (A given name "
+            "alone is too common to count; the watch-list takes names.)",
             "caller identifiers of the tenant's recent cases (keyed hashes)",
             ("caller_reuse_window_seconds", "caller_reuse_subjects"),
             (Response.REROUTE,),
@@ -244,6 +246,7 @@ def _caller_findings(
     others = list(
         CallerIdentifier.objects.for_tenant(tenant)
         .filter(matches, created_at__gte=since)
+        .exclude(kind=CallerKind.NAME)
         .exclude(case__account=account)
         .order_by("case_id")
         .values_list("kind", "hint", "case_id", "case__account_id", "case__correlation_id")[:200]

@@ -154,6 +154,11 @@ def test_one_number_for_one_subjects_two_cases_is_no_caller_reuse(acme, agent):
     assert "caller_reuse" not in alerts(opened(agent, account, number=NUMBER))
 
 
+def test_one_given_name_for_two_subjects_is_no_caller_reuse(acme, agent):
+    opened(agent, make_account(acme), name="John Smith")
+    assert alerts(opened(agent, make_account(acme), name="john smith")) == {}
+
+
 def test_a_number_used_days_ago_for_another_subject_does_not_fire(acme, agent):
     earlier = opened(agent, make_account(acme), number=NUMBER)
     CallerIdentifier.objects.filter(case=earlier).update(
