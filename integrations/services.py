@@ -17,6 +17,7 @@ from recovery.cases.choices import ChangeSource
 from recovery.cases.services.window import window_change_act_after_commit, window_change_report
 from recovery.choices import PHONE_KINDS
 from recovery.connectors.cloud import ReportedChange
+from recovery.detection.services import ingested_event_detect
 from recovery.models import ContactMethod, ProtectedAccount
 from tenants.access import TenantAccess, access_in
 from tenants.exceptions import InvalidInput
@@ -340,6 +341,8 @@ def event_ingest(
         # inside a recovered account's re-establishment window the change is undone and
         # the account frozen.
         _window_change_report(account, event)
+        # R-55 (c): the first use after a recovery, from a network never seen before.
+        ingested_event_detect(account=account, event=event)
     return event, True
 
 

@@ -92,6 +92,16 @@ RULES: dict[str, Rule] = {
             (Response.REROUTE,),
         ),
         Rule(
+            "new_network_after_recovery",
+            "R-55 (c)",
+            "The identity provider reported a sign-in from a network (ASN) the account had not "
+            "used before, inside the re-establishment window of a recovery: the first use after "
+            "a recovery, from somewhere new.",
+            "ingested sign_in_new_asn events; the account's re-establishment window",
+            ("reestablishment_window_seconds",),
+            (),
+        ),
+        Rule(
             "fast_decision",
             "R-26",
             "An approver approved or denied a case within seconds of first opening its review "

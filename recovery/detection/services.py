@@ -7,6 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
+from integrations.choices import IngestEventType
+from integrations.models import IngestedEvent
 from tenants.exceptions import InvalidInput
 from tenants.models import User
 from tenants.policies import enforce
@@ -14,8 +16,11 @@ from tenants.principals import ai_blocked
 from tenants.reasons import reason_given
 
 from ..cases.models import RecoveryCase
-from ..cases.services.base import audit_actor_of, case_locked, work_access
+from ..cases.services.base import alert_raise, audit_actor_of, case_locked, work_access
+from ..cases.services.window import window_case
+from ..models import ProtectedAccount
 from .models import CallerIdentifier, ReviewOpened, WatchedCaller
+from .rules import Finding
 
 REASON_MIN = 10
 
@@ -78,3 +83,23 @@ def review_opened(*, actor: User, case: RecoveryCase) -> None:
         reviewer=actor,
         defaults={"first_opened_at": timezone.now()},
     )
+
+
+def ingested_event_detect(*, account: ProtectedAccount, event: IngestedEvent) -> bool:
+    """R-55 (c) for an event an integration sent, in the ingest's transaction: a sign-in from a
+    new network inside a recovery's re-establishment window alerts on that recovery's case.
+    Whether it raised an alert."""
+    if event.event_type != IngestEventType.SIGN_IN_NEW_ASN:
+        return False
+    case = window_case(account, event.occurred_at)
+    if case is None:
+        return False
+    facts = {
+        "event": event.pk,
+        "occurred_at": event.occurred_at.isoformat(),
+        "source": event.source,
+        "network": {k: v for k, v in event.data.items() if k in ("asn", "country")},
+    }
+    finding = Finding("new_network_after_recovery", facts)
+    alert_raise(case, finding.rule, **finding.alert_data(case.correlation_id))
+    return True

@@ -27,8 +27,9 @@ from tenants.exceptions import DomainError
 
 from ..api.conftest import api, key_client
 from ..conftest import signed_in_client
-from ..factories import make_account, staff
+from ..factories import execute, make_account, notices_sent, staff
 from .casework import decide, submitted
+from .execution.helpers import owner_email, ready_case
 
 pytestmark = pytest.mark.django_db
 
@@ -316,3 +317,34 @@ def test_only_an_approver_who_could_decide_leaves_a_first_opening(acme, agent):
     officer = staff(Role.AUDITOR, tenant=acme)
     signed_in_client(officer).get(f"/t/{acme.slug}/review/{case.pk}/")
     assert not ReviewOpened.objects.filter(case=case).exists()
+
+
+# R-55 (c)
+
+
+def recovered_t1(acme) -> RecoveryCase:
+    agent = staff(Role.AGENT, tenant=acme)
+    case = ready_case(acme, agent, case_type="password_reset", groups=["finance"])
+    owner_email(case)
+    notices_sent(acme)  # a T1 case waits for its owner notices
+    case = execute(case, agent)
+    case.account.refresh_from_db()
+    assert case.tier == "T1" and case.account.restricted_until is not None
+    return case
+
+
+def test_a_sign_in_from_a_new_network_inside_the_window_fires(acme):
+    case = recovered_t1(acme)
+    ingest(acme, case.account, "sign_in_new_asn", timedelta(0), {"asn": 64500})
+    alert = alerts(case)["new_network_after_recovery"]
+    assert alert["requirement"] == "R-55 (c)" and alert["facts"]["network"] == {"asn": 64500}
+
+
+def test_a_sign_in_from_a_new_network_after_the_window_does_not(acme):
+    case = recovered_t1(acme)
+    ProtectedAccount.objects.filter(pk=case.account_id).update(
+        restricted_until=timezone.now() - timedelta(hours=1)
+    )
+    case.account.refresh_from_db()
+    ingest(acme, case.account, "sign_in_new_asn", timedelta(0), {"asn": 64500})
+    assert "new_network_after_recovery" not in alerts(case)

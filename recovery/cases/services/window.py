@@ -265,6 +265,12 @@ def _act_soon(change_id: int) -> None:
         logger.warning("window change %s not queued; the poll will act on it", change_id)
 
 
+def window_case(account: ProtectedAccount, at: datetime) -> RecoveryCase | None:
+    """The recovery whose re-establishment window `at` falls inside, if any."""
+    window = _window_for(account, at)
+    return None if window is None else window.case
+
+
 def _window_for(account: ProtectedAccount, at: datetime) -> ReestablishmentWindow | None:
     """The account's window, if `at` falls inside it (from the execution that opened it to
     `restricted_until`)."""
