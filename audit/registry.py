@@ -258,6 +258,13 @@ ACTIONS: dict[str, str] = {
     "alert.raised": (
         "A detection for the security queue (sim_swap_recovery_attempt, approval_velocity …)."
     ),
+    "alert.acknowledged": (
+        "A security officer acknowledged an alert (someone is on it); data names its kind, what "
+        "it is about, how often it was raised and whether it was overdue."
+    ),
+    "alert.resolved": (
+        "A security officer closed an alert as resolved or as a false positive, with a reason."
+    ),
     # API principals
     "apikey.created": "A tenant_admin issued an API key for an integration or AI assistant.",
     "apikey.revoked": "An API key was revoked; it stops working at once.",

@@ -22,6 +22,10 @@ class RecoveryConfig(AppConfig):
 
         event_recorded.connect(on_access_removed, dispatch_uid="recovery-approvals-r62")
 
+        from .detection.alerts import on_alert_raised
+
+        event_recorded.connect(on_alert_raised, dispatch_uid="recovery-alerts")
+
         from audit.verify import record_check_register
 
         from .cases.services.step_up import step_up_records_verify

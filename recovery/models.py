@@ -152,6 +152,7 @@ from .challenges.models import VerificationChallenge  # noqa: E402,F401
 from .connectors.models import ConnectorConfig  # noqa: E402,F401
 from .delegation.models import MailboxDelegation  # noqa: E402,F401
 from .detection.models import (  # noqa: E402,F401
+    Alert,
     CallerIdentifier,
     ReviewOpened,
     WatchedCaller,

@@ -1,4 +1,5 @@
-"""Console forms of the review pages: one decision (approve or deny) on one case."""
+"""Console forms of the review pages: one decision (approve or deny) on one case, and how an
+alert ends."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+
+from ..detection.choices import AlertStatus
 
 
 class OneTimeCodeInput(forms.TextInput):
@@ -50,3 +53,16 @@ class DecisionForm(forms.Form):
         widget=OneTimeCodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
     step_up_assertion = step_up_assertion_field()
+
+
+class AlertResolveForm(forms.Form):
+    """How an alert ends, and why (`recovery.detection.alerts.alert_resolve`)."""
+
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        choices=[
+            (AlertStatus.RESOLVED, _("Resolved")),
+            (AlertStatus.FALSE_POSITIVE, _("False positive")),
+        ],
+    )
+    reason = forms.CharField(label=_("What was done or found"), min_length=10, max_length=300)

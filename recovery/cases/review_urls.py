@@ -10,6 +10,12 @@ urlpatterns = [
     path("security/", views.security_queue_view, name="review-security"),
     path("<int:pk>/", views.review_case_view, name="review-case"),
     path(
+        "alerts/<int:pk>/acknowledge/",
+        views.alert_acknowledge_view,
+        name="review-alert-acknowledge",
+    ),
+    path("alerts/<int:pk>/resolve/", views.alert_resolve_view, name="review-alert-resolve"),
+    path(
         "<int:pk>/approve/",
         views.review_decide_view,
         {"decision": Decision.APPROVED},

@@ -17,16 +17,18 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from audit.selectors import alert_list
 from tenants.choices import StepUpKind
 from tenants.console import tenant_view
-from tenants.exceptions import DomainError
+from tenants.exceptions import DomainError, InvalidInput
 from tenants.policies import Decision
 
+from ..detection.alerts import alert_acknowledge, alert_queue, alert_resolve, may_work_alerts
 from ..detection.services import review_opened
 from .choices import Decision as ApprovalDecision
 from .models import RecoveryCase
@@ -36,7 +38,7 @@ from .policies import (
     can_use_approval_queue,
     can_use_security_queue,
 )
-from .review_forms import DecisionForm
+from .review_forms import AlertResolveForm, DecisionForm
 from .review_selectors import (
     APPROVAL_SLA,
     approval_cap_reached,
@@ -151,7 +153,7 @@ def security_queue_view(request: HttpRequest) -> HttpResponse:
     sections = {
         "cases": security_case_list(tenant=tenant, access=access),
         "exceptions": open_exception_list(tenant=tenant, access=access),
-        "alerts": alert_list(tenant=tenant),
+        "alerts": alert_queue(tenant=tenant),
         "repudiations": repudiation_list(tenant=tenant, access=access),
     }
     context: dict[str, Any] = {
@@ -160,7 +162,52 @@ def security_queue_view(request: HttpRequest) -> HttpResponse:
         )
         for name, rows in sections.items()
     }
+    context["may_work_alerts"] = bool(may_work_alerts(request.user, tenant))
+    for alert in context["alerts"].page:  # one form each, with ids of its own
+        alert.resolve_form = AlertResolveForm(auto_id=f"alert-{alert.pk}-%s")
+    context["now"] = timezone.now()
     return render(request, "console/review/security.html", {**context, "case_label": CASE_LABEL})
+
+
+def _back_to_alerts(request: HttpRequest) -> HttpResponse:
+    queue = reverse("review-security", kwargs={"tenant": request.tenant.slug})
+    return redirect(f"{queue}#section-alerts")
+
+
+@require_POST
+@tenant_view
+def alert_acknowledge_view(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        alert_acknowledge(actor=request.user, tenant=request.tenant, alert_id=pk)
+        messages.success(request, _("Alert acknowledged."))
+    except DomainError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+    return _back_to_alerts(request)
+
+
+@require_POST
+@tenant_view
+def alert_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = AlertResolveForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise InvalidInput(
+                _("Choose how the alert ends and say why (at least 10 characters)."),
+                code="alert.form_invalid",
+            )
+        alert = alert_resolve(
+            actor=request.user,
+            tenant=request.tenant,
+            alert_id=pk,
+            outcome=form.cleaned_data["outcome"],
+            reason=form.cleaned_data["reason"],
+        )
+        messages.success(
+            request, _("Alert closed: %(status)s.") % {"status": alert.get_status_display()}
+        )
+    except DomainError as error:
+        messages.error(request, f"{error.message} ({error.code})")
+    return _back_to_alerts(request)
 
 
 def _decision_context(

@@ -9,3 +9,13 @@ class CallerKind(models.TextChoices):
     EMAIL = "email", _("Email address it came from")
     CHAT = "chat", _("Chat handle")
     NAME = "name", _("Name given")
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    RESOLVED = "resolved", _("Resolved")
+    FALSE_POSITIVE = "false_positive", _("False positive")
+
+
+UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)

@@ -2,7 +2,7 @@ from django.db import models
 
 from tenants.querysets import TenantOwnedManager
 
-from .choices import CallerKind
+from .choices import UNRESOLVED, AlertStatus, CallerKind
 
 
 class CallerIdentifier(models.Model):
@@ -82,3 +82,50 @@ class ReviewOpened(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id} first reviewed by {self.reviewer_id}"
+
+
+class Alert(models.Model):
+    """An alert as people work it (issue 16 part 4): every `alert.raised` event lands on the
+    unresolved alert of the same kind about the same thing (its count grows) or opens a new
+    one with a due time (`due_at`, the SLA). A security officer acknowledges it, then resolves
+    it or marks it a false positive, with a reason; each step is recorded in the trail."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=64, help_text="The alert's type (the rule that fired).")
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    facts = models.JSONField(default=dict, blank=True, help_text="The newest raise's data.")
+    count = models.PositiveIntegerField(default=1)
+    first_raised_at = models.DateTimeField()
+    last_raised_at = models.DateTimeField()
+    due_at = models.DateTimeField(help_text="Acknowledged by then, or it is overdue.")
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    acknowledged_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        "tenants.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=300, blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "target_type", "target_id"],
+                condition=models.Q(status__in=["open", "acknowledged"]),
+                name="alert_one_unresolved",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "status", "due_at"], name="alert_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.target_type}:{self.target_id} ({self.status})"
+
+    @property
+    def unresolved(self) -> bool:
+        return self.status in UNRESOLVED

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -16,8 +16,10 @@ from audit.models import AuditEvent
 from integrations.services import event_ingest
 from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_cancel, case_open
+from recovery.cases.services.base import alert_raise
+from recovery.detection.alerts import alert_acknowledge, alert_resolve
 from recovery.detection.identifiers import caller_value
-from recovery.detection.models import CallerIdentifier, ReviewOpened, WatchedCaller
+from recovery.detection.models import Alert, CallerIdentifier, ReviewOpened, WatchedCaller
 from recovery.detection.rules import RULES, findings_at_open
 from recovery.detection.services import caller_flag_suspicious
 from recovery.models import ProtectedAccount
@@ -348,3 +350,83 @@ def test_a_sign_in_from_a_new_network_after_the_window_does_not(acme):
     case.account.refresh_from_db()
     ingest(acme, case.account, "sign_in_new_asn", timedelta(0), {"asn": 64500})
     assert "new_network_after_recovery" not in alerts(case)
+
+
+# alerts people work
+
+
+def test_each_alert_is_about_one_case_and_due_within_the_hour(acme, agent):
+    account = make_account(acme)
+    opened(agent, account)
+    second, third = opened(agent, account), opened(agent, account)
+    by_case = {
+        alert.target_id: alert for alert in Alert.objects.filter(tenant=acme, kind="repeat_case")
+    }
+    assert set(by_case) == {str(second.pk), str(third.pk)}
+    alert = by_case[str(second.pk)]
+    assert (alert.status, alert.count) == ("open", 1)
+    assert alert.due_at == alert.first_raised_at + timedelta(hours=1)
+
+
+def test_the_same_rule_again_on_the_same_case_adds_to_its_count(acme, agent):
+    case = opened(agent, make_account(acme))
+    with transaction.atomic():
+        for _ in range(3):
+            alert_raise(case, "fast_decision", rule="fast_decision", facts={"seconds": 2})
+    alert = Alert.objects.get(tenant=acme, kind="fast_decision")
+    assert alert.count == 3 and alert.facts["facts"] == {"seconds": 2}
+
+
+def test_a_security_officer_acknowledges_then_closes_an_alert_and_a_new_raise_opens_another(
+    acme, agent
+):
+    case = opened(agent, make_account(acme))
+    with transaction.atomic():
+        alert_raise(case, "fast_decision", rule="fast_decision")
+    alert = Alert.objects.get(tenant=acme)
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    with pytest.raises(DomainError) as refused:
+        alert_acknowledge(actor=agent, tenant=acme, alert_id=alert.pk)
+    assert refused.value.code == "alert.security_officer_required"
+    alert_acknowledge(actor=officer, tenant=acme, alert_id=alert.pk)
+    with pytest.raises(DomainError) as refused:
+        alert_resolve(
+            actor=officer, tenant=acme, alert_id=alert.pk, outcome="false_positive", reason="no"
+        )
+    assert refused.value.code == "alert.reason_required"
+    closed = alert_resolve(
+        actor=officer,
+        tenant=acme,
+        alert_id=alert.pk,
+        outcome="false_positive",
+        reason="the approver read the file beforehand",
+    )
+    assert (closed.status, closed.resolved_by, closed.acknowledged_by) == (
+        "false_positive",
+        officer,
+        officer,
+    )
+    actions = AuditEvent.objects.filter(tenant=acme, target_id=str(alert.pk)).values_list(
+        "action", flat=True
+    )
+    assert list(actions) == ["alert.acknowledged", "alert.resolved"]
+    with transaction.atomic():
+        alert_raise(case, "fast_decision", rule="fast_decision")
+    assert Alert.objects.filter(tenant=acme, status="open").count() == 1
+
+
+def test_the_security_queue_shows_alerts_with_their_count_and_overdue(acme, agent):
+    case = opened(agent, make_account(acme))
+    with transaction.atomic():
+        alert_raise(case, "fast_decision", rule="fast_decision")
+        alert_raise(case, "fast_decision", rule="fast_decision")
+    Alert.objects.filter(tenant=acme).update(due_at=timezone.now() - timedelta(minutes=5))
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    client = signed_in_client(officer)
+    page = client.get(f"/t/{acme.slug}/review/security/").content.decode()
+    assert 'data-count="2"' in page and "overdue" in page
+    alert = Alert.objects.get(tenant=acme)
+    response = client.post(f"/t/{acme.slug}/review/alerts/{alert.pk}/acknowledge/")
+    assert response.status_code == 302
+    alert.refresh_from_db()
+    assert alert.status == "acknowledged"
