@@ -170,6 +170,7 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("export", "pk"): NOTHING,  # an audit export's download
     ("holds", "pk"): NOTHING,  # a legal hold of the trail (audit_admin only)
     ("purges", "pk"): NOTHING,  # a purge of the trail (audit_admin only)
+    ("alerts", "pk"): NOTHING,  # an alert of the security queue (security officers)
     ("proofing", "provider"): "dev",  # the development provider, configured in tests
     ("verify", "token"): NOTHING,  # the owner's confirmation link (S2)
     ("attest", "token"): NOTHING,  # the manager's attestation link (S3)
