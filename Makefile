@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/revocation.py
 	$(BIN)/python bench/console_scale.py
 	$(BIN)/python bench/approval_queue.py
+	$(BIN)/python bench/detection.py
 
 # The pinned schema is generated as the tests see it: on PostgreSQL (integer limits differ).
 schema: install
