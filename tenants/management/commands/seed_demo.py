@@ -93,6 +93,8 @@ STAFF: dict[str, tuple[str, list[str]]] = {
     "acme-auditor": ("acme", [Role.AUDITOR]),
     # Reads and exports the trail; acknowledges an integrity finding with a passkey.
     "acme-audit-admin": ("acme", [Role.AUDIT_ADMIN]),
+    # The second audit admin a purge of the trail needs (dual authorisation, R-48).
+    "acme-audit-admin2": ("acme", [Role.AUDIT_ADMIN]),
     # Runs attended identity-proofing sessions (S4, R-09); certified by acme-admin below.
     "acme-referee": ("acme", [Role.TRUSTED_REFEREE]),
     # No staff role: the manager of acme's demo accounts, who attests (S3) from this sign-in.
