@@ -64,6 +64,16 @@ class PurgeSubject:
 
 
 _SUBJECTS: list[PurgeSubject] = []
+# Rows of higher layers that point at audit events (a webhook delivery): given the tenant and
+# the last seq a purge removes, each drops its rows about those events in the purge's
+# transaction, or refuses (a DomainError) and nothing is removed.
+PurgeDependant = Callable[[int, int], None]
+_DEPENDANTS: list[PurgeDependant] = []
+
+
+def purge_dependant_register(dependant: PurgeDependant) -> None:
+    if dependant not in _DEPENDANTS:
+        _DEPENDANTS.append(dependant)
 
 
 def purge_subject_register(subject: PurgeSubject) -> None:
@@ -486,6 +496,8 @@ def _sign(actor: User, tenant: Tenant, purge: AuditPurge) -> None:
 
 def _remove(actor: User, tenant: Tenant, purge_id: int) -> AuditPurge:
     purge = _open_purge(tenant, purge_id, PurgeStatus.SIGNED)
+    for dependant in _DEPENDANTS:
+        dependant(tenant.pk, purge.through_seq)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT audit_purge_through(%s)", [purge.pk])

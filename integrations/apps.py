@@ -21,3 +21,9 @@ class IntegrationsConfig(AppConfig):
         from .outbox import connector_request_enqueue
 
         outbox_register(connector_request_enqueue)  # the recovery webhook connector's requests
+
+        from audit.retention import purge_dependant_register
+
+        from .outbox import deliveries_of_purged_events_drop
+
+        purge_dependant_register(deliveries_of_purged_events_drop)

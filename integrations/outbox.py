@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from audit.consumers import CONSUME_BATCH, chain_consume, chain_consume_soon, chain_lagging
 from audit.models import AuditEvent
+from tenants.exceptions import InvalidInput
 from tenants.models import Tenant
 from tenants.rls import tenant_scope
 
@@ -263,3 +264,18 @@ def connector_request_enqueue(
         return str(existing.pk), False
     transaction.on_commit(lambda: _enqueue([str(delivery_id)]), robust=True)
     return str(delivery_id), True
+
+
+def deliveries_of_purged_events_drop(tenant_id: int, through_seq: int) -> None:
+    """Before a purge of the tenant's trail up to `through_seq` (audit.retention): drop the
+    webhook deliveries of those events, which are done; refuse while one is still pending."""
+    deliveries = WebhookDelivery.objects.filter(
+        tenant_id=tenant_id, kind=DeliveryKind.EVENT, audit_seq__lte=through_seq
+    )
+    if deliveries.filter(status=DeliveryStatus.PENDING).exists():
+        raise InvalidInput(
+            "Webhook deliveries of events this purge removes are still being tried; finish the "
+            "purge once they are delivered or given up.",
+            code="audit.purge_deliveries_pending",
+        )
+    deliveries.delete()

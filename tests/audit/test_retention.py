@@ -31,6 +31,7 @@ from audit.retention import (
 )
 from audit.services import record
 from audit.verify import CheckpointSource, verify_chain
+from integrations.models import WebhookDelivery, WebhookSubscription
 from tenants.choices import Role
 from tenants.exceptions import DomainError
 from tenants.models import Tenant, User
@@ -456,3 +457,46 @@ def test_a_purge_asked_and_approved_in_the_console(acme, admins, configured):
     )
     assert f"up to entry #{old[-1]}".encode() in response.content
     assert seqs_of(acme)[0] == old[-1] + 1
+
+
+# rows of other parts that point at purged events
+
+
+def delivery_of(tenant: Tenant, seq: int, status: str, admin: User):
+    """A webhook delivery of the tenant's event at `seq` (as the outbox writes one)."""
+    subscription = WebhookSubscription.objects.create(
+        tenant=tenant, url="http://127.0.0.1:9/", secret="s", created_by=admin
+    )
+    event = AuditEvent.objects.get(tenant=tenant, seq=seq)
+    with connection.cursor() as cursor:  # foreign keys checked as a commit would check them
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    return WebhookDelivery.objects.create(
+        tenant=tenant,
+        subscription=subscription,
+        event_type="alert.raised",
+        audit_event=event,
+        audit_seq=seq,
+        payload={},
+        status=status,
+        next_attempt_at=timezone.now(),
+    )
+
+
+def test_the_webhook_deliveries_of_purged_events_go_with_them(acme, admins, configured):
+    seqs = old_events(acme, 4)
+    done = delivery_of(acme, seqs[1], "delivered", admins[0])
+    purge = purged(acme, admins)
+    assert purge.status == PurgeStatus.EXECUTED
+    assert not WebhookDelivery.objects.filter(pk=done.pk).exists()
+
+
+def test_a_pending_delivery_of_an_event_to_purge_holds_the_purge_back(acme, admins, configured):
+    seqs = old_events(acme, 4)
+    pending = delivery_of(acme, seqs[1], "pending", admins[0])
+    refused("audit.purge_deliveries_pending", lambda: purged(acme, admins))
+    assert seqs_of(acme)[0] == 1
+    purge = AuditPurge.objects.get()
+    assert purge.status == PurgeStatus.SIGNED  # finished once the delivery is done
+    WebhookDelivery.objects.filter(pk=pending.pk).update(status="dead")
+    done = purge_execute(actor=admins[1], tenant=acme, purge_id=purge.pk)
+    assert done.status == PurgeStatus.EXECUTED and seqs_of(acme)[0] == purge.through_seq + 1
