@@ -38,6 +38,7 @@ from tenants.models import Tenant, User
 from tenants.policies import Decision, can_acknowledge_integrity, enforce
 from tenants.principals import ai_blocked
 from tenants.rls import system_scope
+from tenants.routes import security_contacts
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from .chain import chain_key
@@ -390,15 +391,14 @@ def _page_text(state: ChainIntegrity) -> tuple[str, str]:
     return subject, body
 
 
-def _page_recipients(state: ChainIntegrity) -> list[tuple[str, str]]:
+def _page_recipients(state: ChainIntegrity, contacts: list[str]) -> list[tuple[str, str]]:
     """(address, language) of each audit_admin to page, then the tenant's security contact."""
     people = list(platform_audit_admins())
     if state.tenant_id is not None:
         people += list(tenant_audit_admins(state.tenant_id))
     recipients = {person.email: person.language for person in people if person.email}
-    contact = state.tenant.security_contact_email if state.tenant else ""
-    if contact and contact not in recipients:
-        recipients[contact] = ""
+    for contact in contacts:
+        recipients.setdefault(contact, "")
     return list(recipients.items())
 
 
@@ -416,7 +416,8 @@ def integrity_page(*, key: str) -> bool:
         )
         if state is None:
             return False
-        recipients = _page_recipients(state)
+        contacts = security_contacts(state.tenant_id) if state.tenant_id is not None else []
+        recipients = _page_recipients(state, contacts)
         for address, language in recipients:
             with translation.override(language or settings.LANGUAGE_CODE):
                 subject, body = _page_text(state)
@@ -431,7 +432,7 @@ def integrity_page(*, key: str) -> bool:
                 "key": state.key,
                 "finding": state.finding_event_seq,
                 "recipients": len(recipients),
-                "security_contact": bool(state.tenant and state.tenant.security_contact_email),
+                "security_contacts": len(contacts),
             },
         )
     return True

@@ -134,6 +134,29 @@ ACTIONS: dict[str, str] = {
     "incident.recoveries_unfrozen": (
         "A second security officer or tenant admin lifted the recovery freeze (step-up)."
     ),
+    # alert routes: where the tenant's alerts go (dual control, tenants.routes)
+    "alert_route.proposed": (
+        "A tenant_admin proposed an alert route (an email address, a signed webhook, a Slack or"
+        " Teams webhook); it sends nothing until a second admin approves. Data shows a URL's "
+        "origin only."
+    ),
+    "alert_route.approved": (
+        "A second tenant_admin approved an alert route with a fresh step-up; alerts raised from"
+        " now on are sent to it."
+    ),
+    "alert_route.removal_proposed": (
+        "A tenant_admin proposed removing an alert route, saying why; it keeps sending until a "
+        "second admin approves."
+    ),
+    "alert_route.removed": (
+        "A second tenant_admin approved removing an alert route with a fresh step-up; nothing "
+        "more is sent to it."
+    ),
+    "alert_route.rejected": (
+        "Another tenant_admin turned down a proposed route or removal, saying why (a route "
+        "whose removal is rejected stays active)."
+    ),
+    "alert_route.withdrawn": "The tenant_admin who proposed a route or its removal took it back.",
     # protected accounts and their contact methods (synced from a system of record)
     "account.created": "A protected account was created or imported.",
     "account.updated": "A sync changed a protected account's authoritative attributes.",

@@ -43,10 +43,12 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
 
 
 class DeliveryKind(models.TextChoices):
-    """What an outbox row carries: an event for a subscription, or a connector's request."""
+    """What an outbox row carries: an event for a subscription, a connector's request, or an
+    alert for an alert route."""
 
     EVENT = "event", _("An event for a webhook subscription")
     CONNECTOR = "connector", _("A request to the tenant's automation (recovery webhook connector)")
+    ROUTE = "route", _("An alert on one of the tenant's alert routes (email, webhook, chat)")
 
 
 class DeliveryStatus(models.TextChoices):

@@ -14,10 +14,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from smtplib import SMTPException
 from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.mail import EmailMessage
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -26,6 +28,7 @@ from audit.context import Actor
 from audit.services import record
 from recovery.addresses import destination_problem
 from recovery.connectors.selectors import connector_webhook_target
+from tenants.choices import DELIVERING_ROUTE_STATUSES, RouteKind
 from tenants.rls import system_scope, tenant_scope
 
 from .choices import DeliveryKind, DeliveryStatus
@@ -76,6 +79,8 @@ class Claim:
     secret: str
     event_type: str
     body: bytes
+    mail_to: str = ""  # an email route's address: the payload is sent as an email to it
+    mail: tuple[str, str] = ("", "")  # its subject and body
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ def _give_up(row: WebhookDelivery, reason: str) -> None:
         target=row,
         data={
             "subscription": row.subscription_id,
+            "route": row.route_id,
             "event_type": row.event_type,
             "attempts": row.attempts,
             "last_status_code": row.last_status_code,
@@ -120,7 +126,7 @@ def _claim(due: QuerySet[WebhookDelivery], limit: int) -> tuple[list[Claim], int
         rows = list(
             due.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=Now())
             .select_for_update(skip_locked=True, of=("self",))
-            .select_related("subscription", "tenant")
+            .select_related("subscription", "route", "tenant")
             .order_by("next_attempt_at", "created_at")[:limit]
         )
         lease_until = timezone.now() + _lease_length(len(rows))
@@ -131,6 +137,12 @@ def _claim(due: QuerySet[WebhookDelivery], limit: int) -> tuple[list[Claim], int
                     _give_up(row, problem)
                     continue
                 url, secret = target.url, target.secret
+            elif row.kind == DeliveryKind.ROUTE:  # an alert for one of the tenant's routes
+                route = row.route
+                if route.status not in DELIVERING_ROUTE_STATUSES:
+                    _give_up(row, "The alert route was removed.")
+                    continue
+                url, secret = route.target, route.secret
             else:
                 subscription = row.subscription
                 if not subscription.is_active or subscription.deleted_at is not None:
@@ -150,9 +162,34 @@ def _claim(due: QuerySet[WebhookDelivery], limit: int) -> tuple[list[Claim], int
                     secret=secret,
                     event_type=row.event_type,
                     body=body_bytes(row.payload),
+                    **_mail_of(row),
                 )
             )
     return claims, len(rows)
+
+
+def _mail_of(row: WebhookDelivery) -> dict[str, Any]:
+    """An email route's address, subject and body (nothing for a row sent over HTTP)."""
+    if row.kind != DeliveryKind.ROUTE or row.route.kind != RouteKind.EMAIL:
+        return {}
+    return {"mail_to": row.route.target, "mail": (row.payload["subject"], row.payload["body"])}
+
+
+def _mail(claim: Claim) -> Outcome:
+    """Send an email route's alert; never raises for a mail server that is down."""
+    subject, body = claim.mail
+    started = time.monotonic()
+    try:
+        sent = EmailMessage(subject=subject, body=body, to=[claim.mail_to]).send()
+    except (OSError, SMTPException) as exc:
+        return Outcome(None, f"mail not sent ({type(exc).__name__})", _ms_since(started))
+    if sent != 1:
+        return Outcome(None, "the mail server did not accept the message", _ms_since(started))
+    return Outcome(250, "", _ms_since(started))  # SMTP's "completed", as a status code
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
 
 
 def _error_of(exc: requests.RequestException) -> str:
@@ -248,7 +285,7 @@ def _record(claim: Claim, outcome: Outcome) -> str:
 
 
 def _attempt(claim: Claim) -> str:
-    return _record(claim, _post(claim))
+    return _record(claim, _mail(claim) if claim.mail_to else _post(claim))
 
 
 def webhook_delivery_attempt(*, delivery_id: Any) -> str:

@@ -1,30 +1,17 @@
 """Webhooks out (subscriptions, an outbox of deliveries and their attempt log) and events in."""
 
 import uuid
-from urllib.parse import urlsplit
 
 from auditlog.registry import auditlog
 from django.db import models
 from django.db.models import Q
 
 from audit.models import ChainCursor
+from recovery.addresses import url_origin
 from tenants.querysets import TenantOwnedManager
 
 from .choices import DeliveryKind, DeliveryStatus, IngestEventType, WebhookEventType
 from .siem.choices import SiemFormat
-
-
-def url_origin(url: str) -> str:
-    """scheme://host[:port] of a URL: what may be shown or logged (a path can hold a token)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 class WebhookSubscription(models.Model):
@@ -64,6 +51,11 @@ class WebhookDelivery(models.Model):
     (recovery.connectors.webhook): no subscription or audit event, a `request_key` that makes
     it once per case and operation, and its URL and signing key read from the tenant's
     connector configuration at each attempt. It is sent, retried and logged like any other.
+
+    A `route` row is an alert for one of the tenant's alert routes (`integrations.routes`):
+    its payload is the message in the route's format (an email's subject and body, a Slack or
+    Teams card, or the signed webhook body), and its target is read from the route at each
+    attempt, so a route removed meanwhile is not sent to.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -75,6 +67,14 @@ class WebhookDelivery(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="deliveries",
+    )
+    route = models.ForeignKey(
+        "tenants.AlertRoute",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The alert route of a `route` row.",
     )
     event_type = models.CharField(max_length=64, choices=WebhookEventType.choices)
     audit_event = models.ForeignKey(
@@ -105,6 +105,9 @@ class WebhookDelivery(models.Model):
                 fields=["subscription", "audit_event"], name="webhook_delivery_once_per_event"
             ),
             models.UniqueConstraint(
+                fields=["route", "audit_event"], name="webhook_delivery_once_per_route_event"
+            ),
+            models.UniqueConstraint(
                 fields=["tenant", "request_key"],
                 condition=Q(kind=DeliveryKind.CONNECTOR),
                 name="webhook_delivery_connector_request_once",
@@ -113,9 +116,17 @@ class WebhookDelivery(models.Model):
                 condition=Q(
                     kind=DeliveryKind.EVENT,
                     subscription__isnull=False,
+                    route__isnull=True,
                     audit_event__isnull=False,
                 )
-                | Q(kind=DeliveryKind.CONNECTOR, subscription__isnull=True) & ~Q(request_key=""),
+                | Q(kind=DeliveryKind.CONNECTOR, subscription__isnull=True, route__isnull=True)
+                & ~Q(request_key="")
+                | Q(
+                    kind=DeliveryKind.ROUTE,
+                    route__isnull=False,
+                    subscription__isnull=True,
+                    audit_event__isnull=False,
+                ),
                 name="webhook_delivery_kind_shape",
             ),
         ]

@@ -4,7 +4,8 @@ For an action that is a webhook event type, the receiver of `audit.signals.event
 only asks a worker, once the transaction commits, to derive the tenant's deliveries (if this
 process has seen, within `SUBSCRIBED_TTL_SECONDS`, that the tenant has a subscription):
 `webhooks_derive` reads the committed events past the tenant's `WebhookCursor`, inserts one
-`WebhookDelivery` per active subscription that asked for each and moves the cursor; the task
+`WebhookDelivery` per active subscription that asked for each (and, for an alert, one per
+alert route: `integrations.routes`) and moves the cursor; the task
 then makes each delivery's first attempt. A rolled-back action left no event, so nothing
 leaves for it; a broker that is down or a crash between commit and worker loses nothing (the
 periodic sweep derives every tenant whose chain is past its cursor, then sends what the
@@ -27,11 +28,13 @@ from django.utils import timezone
 from audit.consumers import CONSUME_BATCH, chain_consume, chain_consume_soon, chain_lagging
 from audit.models import AuditEvent
 from tenants.exceptions import InvalidInput
-from tenants.models import Tenant
+from tenants.models import AlertRoute, Tenant
 from tenants.rls import tenant_scope
+from tenants.routes import routes_delivering
 
 from .choices import EVENT_TYPE_OF_ACTION, DeliveryKind, DeliveryStatus, WebhookEventType
 from .models import WebhookCursor, WebhookDelivery, WebhookSubscription
+from .routes import route_deliveries
 
 logger = logging.getLogger(__name__)
 SUBSCRIBED_TTL_SECONDS = 10.0
@@ -110,16 +113,19 @@ def on_event_recorded(sender: Any, event: AuditEvent, **kwargs: Any) -> None:
 
 
 def _subscribed(tenant_id: int) -> bool:
-    """Whether the tenant has an active subscription, as this process read it at most
+    """Whether the tenant has an active subscription or alert route, as this process read it at most
     SUBSCRIBED_TTL_SECONDS ago (or since a subscription changed here). A stale "no" costs
     nothing but time: the sweep derives every tenant whose chain is past its cursor."""
     now = time.monotonic()
     known = _SUBSCRIBED.get(tenant_id)
     if known is None or known[0] <= now:
         with tenant_scope([tenant_id]):
-            active = WebhookSubscription.objects.filter(
-                tenant_id=tenant_id, is_active=True, deleted_at__isnull=True
-            ).exists()
+            active = (
+                WebhookSubscription.objects.filter(
+                    tenant_id=tenant_id, is_active=True, deleted_at__isnull=True
+                ).exists()
+                or routes_delivering(tenant_id).exists()
+            )
         known = _SUBSCRIBED[tenant_id] = (now + SUBSCRIBED_TTL_SECONDS, active)
     return known[1]
 
@@ -129,6 +135,7 @@ def _subscriptions_changed(sender: Any, instance: WebhookSubscription, **kwargs:
 
 
 post_save.connect(_subscriptions_changed, sender=WebhookSubscription, dispatch_uid="webhooks-ttl")
+post_save.connect(_subscriptions_changed, sender=AlertRoute, dispatch_uid="routes-ttl")
 
 
 def _derive_soon(tenant_id: int) -> None:
@@ -171,13 +178,14 @@ def _deliveries(tenant_id: int, events: list[AuditEvent]) -> list[WebhookDeliver
     subscriptions = list(
         WebhookSubscription.objects.filter(
             tenant_id=tenant_id, is_active=True, deleted_at__isnull=True
-        )
-        .select_related("tenant")
-        .order_by("pk")
+        ).order_by("pk")
     )
+    tenant = Tenant.objects.get(pk=tenant_id)
+    routes = list(routes_delivering(tenant_id).order_by("pk"))
     due = timezone.now()
     deliveries = []
     for event in events:
+        deliveries += route_deliveries(tenant=tenant, routes=routes, event=event, due=due)
         event_type = EVENT_TYPE_OF_ACTION[event.action]
         for subscription in _subscribers(subscriptions, event, event_type):
             delivery_id = uuid.uuid4()
@@ -192,7 +200,7 @@ def _deliveries(tenant_id: int, events: list[AuditEvent]) -> list[WebhookDeliver
                     payload=event_payload(
                         delivery_id=delivery_id,
                         event_type=event_type,
-                        tenant_slug=subscription.tenant.slug,
+                        tenant_slug=tenant.slug,
                         event=event,
                     ),
                     next_attempt_at=due,
@@ -270,7 +278,9 @@ def deliveries_of_purged_events_drop(tenant_id: int, through_seq: int) -> None:
     """Before a purge of the tenant's trail up to `through_seq` (audit.retention): drop the
     webhook deliveries of those events, which are done; refuse while one is still pending."""
     deliveries = WebhookDelivery.objects.filter(
-        tenant_id=tenant_id, kind=DeliveryKind.EVENT, audit_seq__lte=through_seq
+        tenant_id=tenant_id,
+        kind__in=(DeliveryKind.EVENT, DeliveryKind.ROUTE),
+        audit_seq__lte=through_seq,
     )
     if deliveries.filter(status=DeliveryStatus.PENDING).exists():
         raise InvalidInput(

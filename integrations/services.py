@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.context import Actor
 from audit.services import record
-from recovery.addresses import destination_problem, url_syntax_problem
+from recovery.addresses import destination_problem, url_origin, url_syntax_problem
 from recovery.cases.choices import ChangeSource
 from recovery.cases.services.window import window_change_act_after_commit, window_change_report
 from recovery.choices import PHONE_KINDS
@@ -26,7 +26,7 @@ from tenants.policies import enforce
 
 from .choices import WINDOW_CHANGE_KINDS, DeliveryStatus, IngestEventType, WebhookEventType
 from .ingest import event_data_clean
-from .models import IngestedEvent, WebhookDelivery, WebhookSubscription, url_origin
+from .models import IngestedEvent, WebhookDelivery, WebhookSubscription
 from .policies import can_ingest_events, can_manage_webhooks
 
 MAX_SUBSCRIPTIONS_PER_TENANT = 25

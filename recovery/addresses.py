@@ -23,6 +23,19 @@ def private_addresses_allowed() -> bool:
     return bool(getattr(settings, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False))
 
 
+def url_origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what may be shown or logged (a path can hold a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}"
+
+
 def url_syntax_problem(url: str) -> str | None:
     """Why `url` cannot be a target at all (before any lookup), or None."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:

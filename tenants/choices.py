@@ -152,3 +152,27 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 def role_scopes(roles: frozenset[str]) -> frozenset[str]:
     """The scopes a staff session with `roles` holds: exactly what its roles imply."""
     return frozenset().union(*(ROLE_SCOPES[role] for role in roles if role in ROLE_SCOPES))
+
+
+class RouteKind(models.TextChoices):
+    """Where a tenant's alerts are sent (issue 16 part 4)."""
+
+    EMAIL = "email", _("Email (a security contact)")
+    WEBHOOK = "webhook", _("Signed webhook (JSON, HMAC-SHA256)")
+    SLACK = "slack", _("Slack incoming webhook")
+    TEAMS = "teams", _("Microsoft Teams incoming webhook")
+
+
+class RouteStatus(models.TextChoices):
+    """An alert route's life: every step past a proposal takes a second tenant admin."""
+
+    PROPOSED = "proposed", _("Proposed (awaiting a second admin)")
+    ACTIVE = "active", _("Active")
+    REMOVAL_PROPOSED = "removal_proposed", _("Active; removal awaiting a second admin")
+    REMOVED = "removed", _("Removed")
+    REJECTED = "rejected", _("Rejected")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+# The routes that carry messages: one whose removal is still being decided keeps working.
+DELIVERING_ROUTE_STATUSES = (RouteStatus.ACTIVE, RouteStatus.REMOVAL_PROPOSED)

@@ -14,6 +14,8 @@ from .choices import (
     PasskeyReplacementStatus,
     PrincipalKind,
     Role,
+    RouteKind,
+    RouteStatus,
     StaffPasskeyStatus,
 )
 from .querysets import TenantOwnedManager
@@ -68,10 +70,6 @@ class Tenant(models.Model):
 
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
-    security_contact_email = models.EmailField(
-        blank=True,
-        help_text="Gets T1/T2 recovery notices and repudiation pages (R-40, R-41).",
-    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -408,3 +406,82 @@ class IncidentControl(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: ai_off={self.ai_off} frozen={self.frozen}"
+
+
+class AlertRoute(models.Model):
+    """Where the tenant's alerts go (issue 16 part 4): a security contact's address, a signed
+    webhook, or a Slack or Microsoft Teams incoming webhook.
+
+    Changed only under dual control (`tenants.routes`): one tenant admin proposes adding or
+    removing a route, a second one (another account and another person) approves with a fresh
+    step-up. Until then a proposed route sends nothing and a route proposed for removal keeps
+    sending. The target of a chat or webhook route is a credential (whoever has the URL may
+    post), so it is shown and recorded only as its origin.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=RouteKind.choices)
+    target = models.CharField(
+        max_length=2000, help_text="An email address, or the https URL of the webhook."
+    )
+    label = models.CharField(max_length=100, blank=True, help_text="Who or what it reaches.")
+    secret = models.CharField(
+        max_length=128, blank=True, help_text="HMAC-SHA256 key of a signed webhook route."
+    )
+    status = models.CharField(
+        max_length=16, choices=RouteStatus.choices, default=RouteStatus.PROPOSED
+    )
+    requested_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty only for a security contact carried over from the earlier setting.",
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    removal_requested_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    removal_requested_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who removed, rejected or withdrew it.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    objects = TenantOwnedManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "target"],
+                condition=Q(status__in=["proposed", "active", "removal_proposed"]),
+                name="alert_route_once",
+            ),
+            # Dual control in the database too: nobody approves their own proposal.
+            models.CheckConstraint(
+                condition=Q(approved_by__isnull=True)
+                | Q(requested_by__isnull=True)
+                | ~Q(approved_by=models.F("requested_by")),
+                name="alert_route_second_approver",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="removed")
+                | Q(removal_requested_by__isnull=True)
+                | ~Q(decided_by=models.F("removal_requested_by")),
+                name="alert_route_second_remover",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} route {self.pk} ({self.status})"

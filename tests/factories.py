@@ -9,6 +9,8 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from integrations.delivery import webhook_outbox_sweep
+from integrations.outbox import webhooks_derive
 from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_step_up_verify, step_up_options
 from recovery.cases.services.execution import case_execute
@@ -19,6 +21,7 @@ from recovery.services import account_create
 from tenants.apikeys import IssuedKey, apikey_create
 from tenants.choices import AI_ASSISTANT_SCOPES, CaseType, Role, Scope, StaffPasskeyStatus
 from tenants.models import (
+    AlertRoute,
     DelegationGrant,
     Membership,
     ServiceProvider,
@@ -71,6 +74,21 @@ def make_tenant(slug: str | None = None) -> Tenant:
     return Tenant.objects.filter(slug=slug).first() or tenant_create(
         actor=operator(), slug=slug, name=slug.title()
     )
+
+
+def security_contact(tenant: Tenant, address: str) -> AlertRoute:
+    """An active email route, as the migration carries over an earlier security contact (the
+    dual-controlled way in is tested in tests/tenants/test_alert_routes.py)."""
+    return AlertRoute.objects.create(
+        tenant=tenant, kind="email", target=address, status="active", label="Security contact"
+    )
+
+
+def alerts_routed(tenant: Tenant) -> int:
+    """What a worker does once an alert commits: derive the tenant's outbox rows, send them;
+    how many were tried."""
+    webhooks_derive(tenant_id=tenant.pk)
+    return webhook_outbox_sweep()
 
 
 def make_provider(slug: str | None = None) -> ServiceProvider:

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .webhook import url_origin
+from ..addresses import url_origin
 
 PLAIN, ORIGIN = "plain", "origin"
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from tenants.models import Tenant
 
+from ..addresses import url_origin
 from ..models import ProtectedAccount
 from .base import CAPABILITY_MISSING, Capability, ExecutionResult, Health, Snapshot
 
@@ -59,15 +59,6 @@ def outbox_register(enqueue: OutboxEnqueue | None) -> None:
 
 def outbox_registered() -> bool:
     return _outbox is not None
-
-
-def url_origin(url: str) -> str:
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 class WebhookConnector:

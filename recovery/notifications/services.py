@@ -29,6 +29,7 @@ from audit.services import record
 from tenants.choices import Tier
 from tenants.exceptions import DomainError
 from tenants.rls import system_scope
+from tenants.routes import security_contacts
 
 from ..cases.channels import IN_QUARANTINE, NOT_ON_RECORD, SIM_CHANGE_RECENT, channel_problem
 from ..cases.models import RecoveryCase
@@ -124,11 +125,16 @@ def _recipients(
     owner = [("owner", c, c.value) for c in eligible if c.kind in OWNER_KINDS]
     managers = [("manager", c, c.value) for c in eligible if c.kind == ContactKind.MANAGER]
     designees: list[Recipient] = managers
-    if not designees and case.tenant.security_contact_email:
-        designees = [("security_contact", None, case.tenant.security_contact_email)]
+    if not designees:
+        designees = _security_contacts(case.tenant_id)
     if case.tier in (Tier.T1, Tier.T2) or len(owner) < 2:
         return owner + designees, skipped
     return owner, skipped
+
+
+def _security_contacts(tenant_id: int) -> list[Recipient]:
+    """The tenant's security contacts as designees, where the account has no manager (R-40)."""
+    return [("security_contact", None, address) for address in security_contacts(tenant_id)]
 
 
 def notices_enqueue(ids: list[int]) -> None:
@@ -191,8 +197,8 @@ def _account_recipients(
     designees: list[Recipient] = [
         ("manager", c, c.value) for c in eligible if c.kind == ContactKind.MANAGER
     ]
-    if not designees and account.tenant.security_contact_email:
-        designees = [("security_contact", None, account.tenant.security_contact_email)]
+    if not designees:
+        designees = _security_contacts(account.tenant_id)
     if account.tier in (Tier.T1, Tier.T2) or len(owner) < 2:
         return owner + designees, skipped
     return owner, skipped

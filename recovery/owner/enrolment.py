@@ -462,7 +462,6 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
     in the last quarantine window, end its portal sessions and alert the security team.
     Idempotent."""
     from ..cases.services.repudiation import account_cases_locked, account_revert, case_frozen
-    from ..messaging import email_send
 
     with tenant_scope([notice.tenant_id]):
         recoveries = account_cases_locked(tenant=notice.tenant, account_id=notice.account_id)
@@ -513,20 +512,4 @@ def account_repudiate(*, notice: OwnerNotice) -> ProtectedAccount:
             target=account,
             data={"type": "account_repudiation", "notice": notice.pk, "event": notice.event},
         )
-        security = account.tenant.security_contact_email
-        if security:
-            username = account.username
-            transaction.on_commit(
-                lambda: email_send(
-                    security,
-                    subject=f"URGENT: owner reported an unexpected change ({username})",
-                    body=(
-                        f"The owner of {username} reported a change to their account "
-                        f"({notice.event}) as not theirs. The account is frozen and the "
-                        "passkeys and saved codes added recently were removed; review it in "
-                        "Vouchsafe now."
-                    ),
-                ),
-                robust=True,
-            )
     return account

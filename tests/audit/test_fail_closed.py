@@ -44,7 +44,16 @@ from tenants.stepup import StepUpProof, step_up_passkey_verify
 
 from ..approle import as_app_role
 from ..conftest import signed_in_client
-from ..factories import execute, make_tenant, notices_sent, operator, passkey_of, staff, step_up
+from ..factories import (
+    execute,
+    make_tenant,
+    notices_sent,
+    operator,
+    passkey_of,
+    security_contact,
+    staff,
+    step_up,
+)
 from ..recovery.execution.helpers import ready_case
 from ..staffkey import staff_sign
 from .test_tampering import tamper
@@ -234,7 +243,7 @@ def test_every_case_page_shows_the_banner_while_failing(acme, agent, t1_case, au
 def test_the_finding_pages_audit_admins_and_the_security_contact(
     acme, globex, t1_case, audit_admin
 ):
-    Tenant.objects.filter(pk=acme.pk).update(security_contact_email="soc@acme.example.test")
+    security_contact(acme, "soc@acme.example.test")
     platform = platform_audit_admin()
     elsewhere = staff(Role.AUDIT_ADMIN, tenant=globex)
     User.objects.filter(pk=elsewhere.pk).update(email="globex-audit@example.test")
@@ -246,7 +255,7 @@ def test_the_finding_pages_audit_admins_and_the_security_contact(
     assert acme.slug in paged["soc@acme.example.test"].subject
     assert "entry 3" in paged[audit_admin.email].body
     record = AuditEvent.objects.filter(tenant=None, action="audit.integrity_paged").get()
-    assert record.data["recipients"] == 3 and record.data["security_contact"] is True
+    assert record.data["recipients"] == 3 and record.data["security_contacts"] == 1
     mail.outbox.clear()
     assert audit_verify_task()["paged"] == 0  # paged once per finding
     assert mail.outbox == []

@@ -36,7 +36,7 @@ from recovery.tasks import artifact_sweep_task, notice_send_task, notice_sweep_t
 from tenants.choices import Role
 from tenants.models import Tenant
 
-from ..factories import make_account_with, make_tenant, notices_sent, staff
+from ..factories import make_account_with, make_tenant, notices_sent, security_contact, staff
 from ..recovery.casework import contact
 from ..recovery.execution.helpers import last_recovery_mail, link_token
 from .artifact_rows import artifacts_expiring, template_case
@@ -182,8 +182,7 @@ def _opened(tenant: Tenant, timing: list[float] | None = None) -> RecoveryCase:
     """A T1 case opened through the service on an account with an email and a mobile, in a
     tenant with a security contact: three notices once a worker plans them from the committed
     chain. `timing` gets case_open's seconds."""
-    tenant.security_contact_email = f"soc-{tenant.pk}@example.test"
-    tenant.save(update_fields=["security_contact_email"])
+    security_contact(tenant, f"soc-{tenant.pk}@example.test")
     account = make_account_with(tenant, groups=["finance"])  # T1: the designee hears too
     contact(account, "email", f"owner-{account.pk}@example.test", age_days=300)
     contact(account, "mobile", f"+1555{account.pk:07d}", age_days=300)

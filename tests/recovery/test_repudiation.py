@@ -49,7 +49,15 @@ from tenants.models import Tenant
 from tests.fakes.graph import PASSWORD_METHOD_ID, FakeGraph, graph_error, iso
 
 from ..approle import as_app_role
-from ..factories import execute, notices_planned, staff, step_up, unique
+from ..factories import (
+    alerts_routed,
+    execute,
+    notices_planned,
+    security_contact,
+    staff,
+    step_up,
+    unique,
+)
 from ..ldap_server import OLD_PASSWORD
 from ..owner.binding_helpers import (
     ldap_connector_for,
@@ -560,7 +568,7 @@ def test_a_repudiation_as_the_app_role_pages_the_security_contact(
     """Issue 16: "this wasn't me" pages the tenant's security contact when the request runs as
     the restricted database role under row-level security (the page once read the account
     after the commit, outside the tenant's scope, and was lost)."""
-    Tenant.objects.filter(pk=acme.pk).update(security_contact_email="soc@acme.test")
+    security_contact(acme, "soc@acme.test")
     case = executed_manual(acme)
     notices_planned(acme)
     notice = OwnerNotice.objects.filter(case=case, contact__kind="email").first()
@@ -572,6 +580,9 @@ def test_a_repudiation_as_the_app_role_pages_the_security_contact(
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('vouchsafe.tenant_ids', '', true)")
             callback()
+        assert alerts_routed(acme) >= 1  # what the worker does next
     [page] = [message for message in mail.outbox if message.to == ["soc@acme.test"]]
-    assert page.subject == f"URGENT: recovery repudiated (case {case.pk})"
-    assert case.account.username in page.body
+    assert page.subject == f"URGENT: Vouchsafe alert in {acme.name}: repudiation"
+    assert f"On: case {case.pk}" in page.body
+    assert f"/review/{case.pk}/" in page.body
+    assert case.account.username not in page.body  # the console names the account

@@ -6,7 +6,8 @@ A repudiation covers the whole account (`case_repudiate`):
    the repudiated case, and every other active recovery of the account (open, or executed
    and not closed), becomes `frozen`, its artifacts revoked, each recorded as
    `case.repudiated`; the passkeys and codes the owner portal took in the quarantine window
-   go; an alert is raised and the tenant's security contact paged once it commits.
+   go; an alert is raised, which the tenant's alert routes (its security contacts, chat and
+   webhooks) carry once it commits (`integrations.routes`).
 2. Revert (`account_revert`), once that has committed, still in the owner's request: each
    frozen execution is put back through the connector that made it, one step at a time, from
    its snapshot. A cloud connector deletes the one-time pass, removes every sign-in method
@@ -67,7 +68,6 @@ from ...connectors.base import (
     capability_missing,
 )
 from ...connectors.vendor_http import VendorError
-from ...messaging import email_send
 from ...models import ProtectedAccount
 from ...notifications.models import OwnerNotice
 from ..choices import OPEN_STATUSES, CaseStatus, ChangeOutcome
@@ -188,21 +188,7 @@ def _freeze(case: RecoveryCase, notice: OwnerNotice) -> None:
             "cases_frozen": [case.pk, *(other.pk for other in others)],
         },
     )
-    contact = case.tenant.security_contact_email
-    if contact:
-        username, pk, count = account.username, case.pk, 1 + len(others)
-        transaction.on_commit(
-            lambda: email_send(
-                contact,
-                subject=f"URGENT: recovery repudiated (case {pk})",
-                body=(
-                    f"The owner of {username} reported case {pk} as not theirs. The account "
-                    f"is frozen, {count} recovery case(s) on it were frozen and revoked, and "
-                    "what they changed is being reverted; review the case in Vouchsafe now."
-                ),
-            ),
-            robust=True,
-        )
+
 
 
 def case_frozen(

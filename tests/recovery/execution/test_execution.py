@@ -202,8 +202,7 @@ def test_a_failed_notice_blocks_t1_execution_and_raises_an_alert(acme):
 
 
 def test_t1_notices_also_reach_the_security_contact(acme):
-    acme.security_contact_email = "soc@acme.example"
-    acme.save(update_fields=["security_contact_email"])
+    factories.security_contact(acme, "soc@acme.example")
     account = factories.make_account_with(acme, groups=["finance"])  # T1, no manager on record
     contact(account, "email", "owner@acme.example")
     agent = factories.staff(Role.AGENT, tenant=acme)
@@ -225,8 +224,7 @@ def _not_me_link(case: RecoveryCase) -> str:
 
 
 def test_this_wasnt_me_freezes_revokes_and_alerts_and_a_get_changes_nothing(acme):
-    acme.security_contact_email = "soc@acme.example"
-    acme.save(update_fields=["security_contact_email"])
+    factories.security_contact(acme, "soc@acme.example")
     case, token = _executed(acme)
     path = _not_me_link(case)
     browser = Client()

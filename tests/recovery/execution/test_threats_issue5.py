@@ -157,8 +157,7 @@ def test_as02_opening_a_case_notifies_the_owners_preexisting_addresses_and_manag
 
 
 def test_as02_without_a_manager_the_tenants_security_contact_is_the_designee(acme):
-    acme.security_contact_email = "soc@acme.example"
-    acme.save(update_fields=["security_contact_email"])
+    factories.security_contact(acme, "soc@acme.example")
     cfo = factories.make_account_with(acme, groups=["finance"])
     contact(cfo, "email", "cfo@acme.example", age_days=3 * 365)
     agent = factories.staff(Role.AGENT, tenant=acme)
@@ -318,8 +317,7 @@ def _alerts(tenant: Tenant, case: RecoveryCase, kind: str) -> list[AuditEvent]:
 def test_as09_persistence_after_recovery_alerts_and_this_wasnt_me_freezes_and_revokes(
     acme, sms_outbox, django_capture_on_commit_callbacks
 ):
-    acme.security_contact_email = "soc@acme.example"
-    acme.save(update_fields=["security_contact_email"])
+    factories.security_contact(acme, "soc@acme.example")
     case = _execute_over_api(acme, _ready_t1(acme, "mfa_reset"))  # the AP clerk, T1
     clerk = ProtectedAccount.objects.get(pk=case.account_id)
     assert clerk.restricted_until > timezone.now() + timedelta(hours=71)  # R-35 window
@@ -360,6 +358,7 @@ def test_as09_persistence_after_recovery_alerts_and_this_wasnt_me_freezes_and_re
     with pytest.raises(ArtifactRefused):
         artifact_consume(token=token, purpose="mfa")
     assert _alerts(acme, case, "repudiation")
+    assert factories.alerts_routed(acme) >= 1  # the worker sends the alert on its routes
     assert any(m.to == ["soc@acme.example"] and "URGENT" in m.subject for m in mail.outbox)
 
     # The full chain, in order, from recovery through the alerts to the repudiation.
