@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import incident_views, passkey_views, views
+from . import incident_views, passkey_views, route_views, views
 
 urlpatterns = [
     path("", views.home_view, name="home"),
@@ -61,6 +61,32 @@ urlpatterns = [
     path("t/<slug:tenant>/accounts/<int:pk>/", views.account_detail_view, name="account-detail"),
     path("t/<slug:tenant>/jobs/<int:pk>/", views.job_detail_view, name="job-detail"),
     path("t/<slug:tenant>/grants/", views.grant_list_view, name="grant-list"),
+    path("t/<slug:tenant>/alert-routes/", route_views.routes_view, name="alert-routes"),
+    path(
+        "t/<slug:tenant>/alert-routes/propose/",
+        route_views.route_propose_view,
+        name="alert-route-propose",
+    ),
+    path(
+        "t/<slug:tenant>/alert-routes/<int:pk>/approve/",
+        route_views.route_approve_view,
+        name="alert-route-approve",
+    ),
+    path(
+        "t/<slug:tenant>/alert-routes/<int:pk>/reject/",
+        route_views.route_reject_view,
+        name="alert-route-reject",
+    ),
+    path(
+        "t/<slug:tenant>/alert-routes/<int:pk>/withdraw/",
+        route_views.route_withdraw_view,
+        name="alert-route-withdraw",
+    ),
+    path(
+        "t/<slug:tenant>/alert-routes/<int:pk>/remove/",
+        route_views.route_remove_view,
+        name="alert-route-remove",
+    ),
     path("t/<slug:tenant>/incident/", incident_views.incident_view, name="incident"),
     path(
         "t/<slug:tenant>/incident/switch/",

@@ -178,6 +178,7 @@ SITE_KWARGS: dict[tuple[str, str], Any] = {
     ("idp", "token"): NOTHING,  # the owner's identity provider sign-in link (S5)
     ("owner-idp", "pk"): Built("idp_config"),  # the tenant's IdP configuration (console)
     ("changes", "pk"): Built("connector_change"),  # a pending connector change (console)
+    ("alert-routes", "pk"): Built("alert_route"),  # a proposed alert route (console)
     ("recover", "token"): NOTHING,  # the owner's artifact link
     ("enrol", "token"): NOTHING,  # the owner's enrolment link
     ("passkeys", "passkey_id"): NOTHING,  # an owner's passkey (portal session only)

@@ -183,6 +183,8 @@ SPECTACULAR_SETTINGS = {
         "IngestEventTypeEnum": "integrations.choices.IngestEventType",
         "DeliveryStatusEnum": "integrations.choices.DeliveryStatus",
         "ConnectorKindEnum": "recovery.connectors.choices.ConnectorKind",
+        "RouteKindEnum": "tenants.choices.RouteKind",
+        "RouteStatusEnum": "tenants.choices.RouteStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

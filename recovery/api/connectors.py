@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.base import TenantApiView
+from tenants.api.serializers import StepUpInput
 from tenants.choices import Scope, StaffScope
 from tenants.models import ApiKey
 from tenants.policies import enforce
@@ -92,11 +93,11 @@ class ConnectorChangeApproveApi(TenantApiView):
     @extend_schema(
         operation_id="connector_change_approve",
         summary="Apply a pending connector change (a second tenant admin, with step-up)",
-        request=s.StepUpInput,
+        request=StepUpInput,
         responses=s.ConnectorChangeOutput,
     )
     def post(self, request: Request, change_id: int) -> Response:
-        data = s.StepUpInput(data=request.data)
+        data = StepUpInput(data=request.data)
         data.is_valid(raise_exception=True)
         change = _change(request, change_id)
         proof = step_up_verify(user=request.user, token=data.validated_data["otp"])

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.base import TenantApiView, TenantListApiView
+from tenants.api.serializers import StepUpInput
 from tenants.choices import Scope, StaffScope
 from tenants.exceptions import CrossTenantNotFound
 from tenants.models import ApiKey
@@ -34,7 +35,6 @@ from ..owner.idp_config import (
 )
 from ..owner.idp_sign_in import idp_sign_in_request
 from ..owner.models import IdpSignIn, OwnerIdpConfig
-from .serializers import StepUpInput
 from .views import IDEMPOTENCY_KEY, IF_MATCH, _CaseTransitionApi
 
 

@@ -496,12 +496,6 @@ class PolicySimulateInput(PolicyTextInput):
     days = serializers.IntegerField(min_value=1, max_value=365, default=30)
 
 
-class StepUpInput(serializers.Serializer):
-    otp = serializers.RegexField(
-        r"^\d{6,8}$", help_text="A fresh code from your authenticator app (step-up)."
-    )
-
-
 class ManualStepInput(serializers.Serializer):
     path = serializers.CharField(
         max_length=2000, help_text="The exact path you followed in the other console."

@@ -30,6 +30,7 @@ from api.base import TenantApiView, TenantListApiView
 from api.conditional import etag_of, require_if_match
 from api.errors import error_body
 from audit.context import Actor
+from tenants.api.serializers import StepUpInput
 from tenants.choices import Scope, StaffScope
 from tenants.exceptions import InvalidInput
 from tenants.models import ApiKey
@@ -931,11 +932,11 @@ class PolicyActivationApproveApi(TenantApiView):
     @extend_schema(
         operation_id="policy_activation_approve",
         summary="Activate a requested draft (a second tenant admin, with step-up)",
-        request=s.StepUpInput,
+        request=StepUpInput,
         responses=s.PolicyVersionOutput,
     )
     def post(self, request: Request, version_id: int) -> Response:
-        data = s.StepUpInput(data=request.data)
+        data = StepUpInput(data=request.data)
         data.is_valid(raise_exception=True)
         version = policy_version_get_visible(tenant=request.tenant, pk=version_id)
         proof = step_up_verify(user=request.user, token=data.validated_data["otp"])

@@ -1,11 +1,12 @@
-"""Input and output shapes of the tenancy API (keys and delegation grants)."""
+"""Input and output shapes of the tenancy API (keys, delegation grants, alert routes)."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from ..choices import PrincipalKind, Scope
-from ..models import ApiKey, DelegationGrant
+from ..choices import PrincipalKind, RouteKind, Scope
+from ..models import AlertRoute, ApiKey, DelegationGrant
+from ..routes import route_shown_target
 
 
 class ApiKeyOutput(serializers.ModelSerializer):
@@ -74,3 +75,68 @@ class GrantOutput(serializers.ModelSerializer):
             "revoke_reason",
             "created_at",
         ]
+
+
+class AlertRouteOutput(serializers.ModelSerializer):
+    """A route as its readers see it: a webhook's origin only (its URL is a credential)."""
+
+    target = serializers.SerializerMethodField(help_text="An address, or a URL's origin.")
+    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    removal_requested_by = serializers.CharField(
+        source="removal_requested_by.username", default=None
+    )
+    decided_by = serializers.CharField(source="decided_by.username", default=None)
+
+    class Meta:
+        model = AlertRoute
+        fields = [
+            "id",
+            "kind",
+            "target",
+            "label",
+            "status",
+            "requested_by",
+            "requested_at",
+            "approved_by",
+            "approved_at",
+            "removal_requested_by",
+            "removal_requested_at",
+            "decided_by",
+            "decided_at",
+            "reason",
+        ]
+
+    def get_target(self, route: AlertRoute) -> str:
+        return route_shown_target(route)
+
+
+class AlertRouteApprovedOutput(AlertRouteOutput):
+    secret = serializers.CharField(
+        help_text="A newly approved webhook route's signing key, shown only in this answer."
+    )
+
+    class Meta(AlertRouteOutput.Meta):
+        fields = [*AlertRouteOutput.Meta.fields, "secret"]
+
+
+class AlertRouteInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=RouteKind.choices)
+    target = serializers.CharField(
+        max_length=2000, help_text="An email address, or the https URL of the webhook."
+    )
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class RouteReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why, in at least 10 characters.")
+
+
+class RouteWithdrawInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class StepUpInput(serializers.Serializer):
+    otp = serializers.RegexField(
+        r"^\d{6,8}$", help_text="A fresh code from your authenticator app (step-up)."
+    )

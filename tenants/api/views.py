@@ -1,4 +1,4 @@
-"""Tenancy API views: the tenant's API keys (staff only) and delegation grants."""
+"""Tenancy API views: the tenant's API keys (staff only), delegation grants and alert routes."""
 
 from __future__ import annotations
 
@@ -14,9 +14,19 @@ from api.base import TenantApiView, TenantListApiView
 
 from ..apikeys import apikey_create, apikey_revoke
 from ..choices import Scope, StaffScope
-from ..models import DelegationGrant, ServiceProvider
+from ..models import AlertRoute, DelegationGrant, ServiceProvider
 from ..policies import can_administer_tenant, can_view_grants, enforce
 from ..rls import system_scope
+from ..routes import (
+    can_read_routes,
+    route_approve,
+    route_get_visible,
+    route_list,
+    route_propose,
+    route_reject,
+    route_removal_propose,
+    route_withdraw,
+)
 from ..selectors import (
     apikey_get_visible,
     apikey_list,
@@ -24,6 +34,7 @@ from ..selectors import (
     grant_list,
     provider_grant_list,
 )
+from ..stepup import step_up_verify
 from . import serializers as s
 
 
@@ -137,3 +148,117 @@ class ProviderGrantListApi(ListModelMixin, GenericAPIView):
         # Grants span the provider's client tenants; the query itself is bound to the provider.
         with system_scope():
             return self.list(request)
+
+
+# --- alert routes (dual control): tenants.routes ---------------------------------------------
+
+
+def _require_route_reader(request: Request) -> None:
+    if request.user.is_human:  # a key reads with its policy:read scope
+        enforce(can_read_routes(request.tenant_access))
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="alert_routes_list",
+        summary="Where the tenant's alerts go: security contacts, webhooks, Slack and Teams",
+    )
+)
+class AlertRouteListApi(TenantListApiView):
+    scopes = {"GET": Scope.POLICY_READ, "POST": StaffScope.SETTINGS_WRITE}
+    serializer_class = s.AlertRouteOutput
+
+    def list_queryset(self, tenant):
+        return route_list(tenant)
+
+    def check_read(self, request: Request) -> None:
+        _require_route_reader(request)
+
+    @extend_schema(
+        operation_id="alert_routes_propose",
+        summary="Propose a route (a second tenant admin approves it)",
+        request=s.AlertRouteInput,
+        responses={201: s.AlertRouteOutput},
+    )
+    def post(self, request: Request) -> Response:
+        data = s.AlertRouteInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = route_propose(actor=request.user, tenant=request.tenant, **data.validated_data)
+        return Response(s.AlertRouteOutput(route).data, status=status.HTTP_201_CREATED)
+
+
+def _route(request: Request, route_id: int) -> AlertRoute:
+    return route_get_visible(tenant=request.tenant, pk=route_id)
+
+
+class AlertRouteApproveApi(TenantApiView):
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
+
+    @extend_schema(
+        operation_id="alert_routes_approve",
+        summary="Approve what is waiting on a route, adding or removing it (a second tenant "
+        "admin, with step-up)",
+        request=s.StepUpInput,
+        responses=s.AlertRouteApprovedOutput,
+    )
+    def post(self, request: Request, route_id: int) -> Response:
+        data = s.StepUpInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = _route(request, route_id)
+        proof = step_up_verify(user=request.user, token=data.validated_data["otp"])
+        route, secret = route_approve(actor=request.user, route=route, step_up=proof)
+        return Response({**s.AlertRouteOutput(route).data, "secret": secret})
+
+
+class AlertRouteRemoveApi(TenantApiView):
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
+
+    @extend_schema(
+        operation_id="alert_routes_remove",
+        summary="Propose removing an active route (it keeps sending until a second admin approves)",
+        request=s.RouteReasonInput,
+        responses=s.AlertRouteOutput,
+    )
+    def post(self, request: Request, route_id: int) -> Response:
+        data = s.RouteReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = route_removal_propose(
+            actor=request.user, route=_route(request, route_id), **data.validated_data
+        )
+        return Response(s.AlertRouteOutput(route).data)
+
+
+class AlertRouteRejectApi(TenantApiView):
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
+
+    @extend_schema(
+        operation_id="alert_routes_reject",
+        summary="Turn down a proposed route or removal (another tenant admin)",
+        request=s.RouteReasonInput,
+        responses=s.AlertRouteOutput,
+    )
+    def post(self, request: Request, route_id: int) -> Response:
+        data = s.RouteReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = route_reject(
+            actor=request.user, route=_route(request, route_id), **data.validated_data
+        )
+        return Response(s.AlertRouteOutput(route).data)
+
+
+class AlertRouteWithdrawApi(TenantApiView):
+    scopes = {"POST": StaffScope.SETTINGS_WRITE}
+
+    @extend_schema(
+        operation_id="alert_routes_withdraw",
+        summary="Take back your own proposed route or removal",
+        request=s.RouteWithdrawInput,
+        responses=s.AlertRouteOutput,
+    )
+    def post(self, request: Request, route_id: int) -> Response:
+        data = s.RouteWithdrawInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = route_withdraw(
+            actor=request.user, route=_route(request, route_id), **data.validated_data
+        )
+        return Response(s.AlertRouteOutput(route).data)

@@ -256,6 +256,15 @@ def _connector_change(objs: TenantObjects):
     )
 
 
+def _alert_route(objs: TenantObjects):
+    """A route the tenant's admin proposed, waiting for a second admin."""
+    from tenants.routes import route_propose
+
+    return route_propose(
+        actor=objs.admin, tenant=objs.tenant, kind="email", target="soc@matrix.example.test"
+    )
+
+
 BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "account": _account,
     "case": _case,
@@ -277,6 +286,7 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "proofing_session": _proofing_session,
     "idp_config": _idp_config,
     "connector_change": _connector_change,
+    "alert_route": _alert_route,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -300,6 +310,7 @@ OBJECT_MAP: dict[str, str] = {
     "provider": "provider.slug",
     "config_id": "idp_config",
     "change_id": "connector_change",
+    "route_id": "alert_route",
 }
 
 
@@ -442,6 +453,10 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "ConnectorApi.POST": lambda objs: Body({"kind": "manual", "settings": {"console": "generic"}}),
     "ConnectorChangeApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "ConnectorChangeRejectApi.POST": lambda objs: Body({"reason": "the host is not ours"}),
+    "AlertRouteListApi.POST": lambda objs: Body({"kind": "email", "target": "it@matrix.test"}),
+    "AlertRouteApproveApi.POST": lambda objs: Body({"otp": "000000"}),
+    "AlertRouteRemoveApi.POST": lambda objs: Body({"reason": "the mailbox is retired"}),
+    "AlertRouteRejectApi.POST": lambda objs: Body({"reason": "not our security mailbox"}),
     "SiemDestinationApi.PUT": lambda objs: Body(
         {
             "host": "siem.example.test",
