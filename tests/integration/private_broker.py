@@ -140,6 +140,7 @@ class Worker:
         pool: str = "solo",
         concurrency: int = 1,
         outbox: Path | None = None,
+        smtp: tuple[str, int] | None = None,
         visibility_timeout: int | None = None,
         name: str = "w",
         log: Path | None = None,
@@ -153,6 +154,8 @@ class Worker:
         if outbox is not None:  # every email and SMS the worker sends, as files we can count
             env["TEST_EMAIL_FILE_PATH"] = str(outbox / "mail")
             env["SMS_OUTBOX_PATH"] = str(outbox / "sms.jsonl")
+        if smtp is not None:  # email through a real SMTP server instead
+            env["TEST_EMAIL_SMTP"] = f"{smtp[0]}:{smtp[1]}"
         if visibility_timeout is not None:
             env["TEST_VISIBILITY_TIMEOUT"] = str(visibility_timeout)
         self._log = log.open("ab") if log else None
@@ -208,10 +211,11 @@ def running_worker(broker_url: str, **options) -> Iterator[Worker]:
 
 
 def worker_main(argv: list[str]) -> None:
-    """The project's Celery app as `celery worker` runs it, plus two test-only knobs:
+    """The project's Celery app as `celery worker` runs it, plus test-only knobs:
 
     - `TEST_EMAIL_FILE_PATH`: Django's file email backend there (the test settings' locmem
       outbox would vanish with the process), so a test can count what was sent;
+    - `TEST_EMAIL_SMTP` (host:port): Django's SMTP backend to that server, plain, no login;
     - `TEST_VISIBILITY_TIMEOUT`: Redis redelivers a message a killed worker held unacked after
       this many seconds (production keeps kombu's default hour), so a test can watch it.
     """
@@ -222,6 +226,12 @@ def worker_main(argv: list[str]) -> None:
     if os.environ.get("TEST_EMAIL_FILE_PATH"):
         settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
         settings.EMAIL_FILE_PATH = os.environ["TEST_EMAIL_FILE_PATH"]
+    if os.environ.get("TEST_EMAIL_SMTP"):
+        host, port = os.environ["TEST_EMAIL_SMTP"].rsplit(":", 1)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = host, int(port)
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     if os.environ.get("TEST_VISIBILITY_TIMEOUT"):
         app.conf.broker_transport_options = {
             "visibility_timeout": int(os.environ["TEST_VISIBILITY_TIMEOUT"]),
