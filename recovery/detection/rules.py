@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from integrations.choices import IngestEventType
 from integrations.models import IngestedEvent
@@ -56,7 +57,7 @@ class Response(StrEnum):
 class Rule:
     name: str
     requirement: str
-    description: str
+    description: str  # lazily translated
     reads: str
     thresholds: tuple[str, ...]
     responses: tuple[Response, ...]
@@ -68,8 +69,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "repeat_case",
             "R-52",
-            "Another case on the same account within the window, whoever opened it, through "
-            "any channel, agent or delivery centre.",
+            _(
+                "Another case on the same account within the window, whoever opened it, through "
+                "any channel, agent or delivery centre."
+            ),
             "the account's earlier cases",
             ("repeat_case_window_seconds",),
             (Response.REROUTE,),
@@ -77,8 +80,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "after_denial",
             "R-52",
-            "A case on an account whose earlier case was denied, cancelled or expired within "
-            "the window.",
+            _(
+                "A case on an account whose earlier case was denied, cancelled or expired within "
+                "the window."
+            ),
             "the account's earlier cases",
             ("repeat_after_denial_window_seconds",),
             (Response.REROUTE,),
@@ -86,8 +91,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "push_denial_before_call",
             "R-55 (e)",
-            "The account's identity provider reported a burst of denied MFA pushes shortly "
-            "before the case: push-bombing first, then a call about 'broken MFA'.",
+            _(
+                "The account's identity provider reported a burst of denied MFA pushes shortly "
+                "before the case: push-bombing first, then a call about 'broken MFA'."
+            ),
             "ingested push_denied_burst events of the account",
             ("push_denial_lookback_seconds",),
             (Response.RAISE_TO_T2, Response.REROUTE),
@@ -95,9 +102,11 @@ RULES: dict[str, Rule] = {
         Rule(
             "caller_reuse",
             "R-55 (d)",
-            "One inbound number, email address or chat handle on cases for several subjects "
-            "within the window: one caller working through several accounts. (A given name "
-            "alone is too common to count; the watch-list takes names.)",
+            _(
+                "One inbound number, email address or chat handle on cases for several subjects "
+                "within the window: one caller working through several accounts. (A given name "
+                "alone is too common to count; the watch-list takes names.)"
+            ),
             "caller identifiers of the tenant's recent cases (keyed hashes)",
             ("caller_reuse_window_seconds", "caller_reuse_subjects"),
             (Response.REROUTE,),
@@ -105,9 +114,11 @@ RULES: dict[str, Rule] = {
         Rule(
             "new_network_after_recovery",
             "R-55 (c)",
-            "The identity provider reported a sign-in from a network (ASN) the account had not "
-            "used before, inside the re-establishment window of a recovery: the first use after "
-            "a recovery, from somewhere new.",
+            _(
+                "The identity provider reported a sign-in from a network (ASN) the account had "
+                "not used before, inside the re-establishment window of a recovery: the first "
+                "use after a recovery, from somewhere new."
+            ),
             "ingested sign_in_new_asn events; the account's re-establishment window",
             ("reestablishment_window_seconds",),
             (),
@@ -115,8 +126,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "fast_decision",
             "R-26",
-            "An approver approved or denied a case within seconds of first opening its review "
-            "page: the evidence cannot have been looked at.",
+            _(
+                "An approver approved or denied a case within seconds of first opening its review "
+                "page: the evidence cannot have been looked at."
+            ),
             "when the approver first opened the case's review page",
             ("min_review_seconds",),
             (),
@@ -124,7 +137,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "watchlisted_caller",
             "R-56",
-            "A caller identifier an agent flagged as suspicious on an earlier case.",
+            _("A caller identifier an agent flagged as suspicious on an earlier case."),
             "the tenant's watch-list (keyed hashes)",
             (),
             (Response.RAISE_TIER,),

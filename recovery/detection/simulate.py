@@ -215,7 +215,7 @@ class DetectionReport:
                 {
                     "rule": name,
                     "requirement": RULES[name].requirement,
-                    "description": RULES[name].description,
+                    "description": str(RULES[name].description),
                     "thresholds": list(RULES[name].thresholds),
                     "would_fire": tally.would_fire,
                     "raised_then": tally.raised_then,

@@ -6,6 +6,7 @@ written. Real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -13,23 +14,34 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+import recovery.detection.simulate
+import tenants.jobs
 from audit.models import AuditEvent
 from recovery.cases.models import RecoveryCase
 from recovery.cases.services import case_cancel, case_open
+from recovery.detection.explain import SENTENCES
+from recovery.detection.jobs import SIMULATE_KIND
 from recovery.detection.models import Alert, CallerIdentifier
+from recovery.detection.rules import RULES
 from recovery.detection.services import caller_flag_suspicious
 from recovery.detection.simulate import SIMULATED_RULES, detection_simulate
 from recovery.models import ProtectedAccount
+from recovery.policy.forms import DEFAULT_DAYS
 from tenants.choices import Role
 from tenants.exceptions import InvalidInput
+from tenants.jobs import job_run
+from tenants.models import BackgroundJob, JobStatus, Membership
+from tenants.services import membership_change_role
 
-from ..factories import make_account, staff
+from ..conftest import signed_in_client
+from ..factories import active_grant, make_account, operator, staff
 from .test_detection import BURST, ingest
 
 pytestmark = pytest.mark.django_db
 
 NUMBER = "+1 (555) 010-4567"
 DAY = 86_400
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
@@ -331,3 +343,153 @@ def test_command_refuses_bad_arguments_with_exit_code_2(acme, args):
     with pytest.raises(CommandError) as refused:
         run(*args)
     assert refused.value.returncode == 2
+
+
+# --- the console: a background job, its page, the alerts in words -----------------------------
+
+
+def simulate_url(tenant) -> str:
+    return f"/t/{tenant.slug}/detection/simulate/"
+
+
+def started(client, tenant, **form) -> BackgroundJob:
+    response = client.post(simulate_url(tenant), {"days": 7, **form}, **HTMX)
+    assert response.status_code == 200, response.content
+    return BackgroundJob.objects.filter(tenant=tenant).latest("pk")
+
+
+@pytest.fixture
+def repeated(acme, agent) -> RecoveryCase:
+    """Three cases on one account, the two later ones repeats; returns the last."""
+    account = make_account(acme)
+    opened(agent, account)
+    opened(agent, account)
+    return opened(agent, account)
+
+
+@pytest.mark.parametrize("role", [Role.SECURITY_OFFICER, Role.TENANT_ADMIN, Role.AUDITOR])
+def test_the_tenants_own_readers_get_the_form(acme, role):
+    page = signed_in_client(staff(role, tenant=acme)).get(simulate_url(acme))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="repeat_case_window_seconds"' in html and 'name="days"' in html
+    assert "<code>repeat_case</code> (R-52)" in html
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPERVISOR])
+def test_an_agent_or_supervisor_is_refused_and_no_job_starts(acme, role):
+    client = signed_in_client(staff(role, tenant=acme))
+    assert client.get(simulate_url(acme)).status_code == 403
+    assert client.post(simulate_url(acme), {"days": 7}, **HTMX).status_code == 403
+    assert not BackgroundJob.objects.filter(tenant=acme).exists()
+
+
+def test_provider_staff_through_a_grant_are_refused(acme, deskco):
+    active_grant(deskco, acme, roles=(Role.SECURITY_OFFICER,))
+    msp = staff(Role.SECURITY_OFFICER, provider=deskco)
+    assert signed_in_client(msp).get(simulate_url(acme)).status_code == 403
+
+
+def test_the_job_runs_in_chunks_reports_progress_and_stores_the_report(acme, repeated, monkeypatch):
+    monkeypatch.setattr(recovery.detection.simulate, "CHUNK_SIZE", 2)
+    reports: list[tuple[int, int]] = []
+    update = tenants.jobs._update
+
+    def spy(job_id, tenant_id, **fields):
+        if "done" in fields:
+            reports.append((fields["done"], fields["total"]))
+        return update(job_id, tenant_id, **fields)
+
+    monkeypatch.setattr(tenants.jobs, "_update", spy)
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    job = started(signed_in_client(officer), acme, repeat_case_window_seconds=2 * DAY)
+    assert (job.kind, job.created_by) == (SIMULATE_KIND, officer)
+    assert job.params == {"days": 7, "overrides": {"repeat_case_window_seconds": 2 * DAY}}
+
+    job_run(job.pk, acme.pk)
+
+    job.refresh_from_db()
+    assert reports == [(0, 3), (2, 3), (3, 3)]
+    assert (job.status, job.done, job.total, job.error) == (JobStatus.DONE, 3, 3, "")
+    expected = detection_simulate(
+        tenant=acme, days=7, overrides={"repeat_case_window_seconds": 2 * DAY}
+    ).as_dict()
+    assert job.result["rules"] == expected["rules"]
+    assert job.result["examples"] == expected["examples"]
+    assert job.result["overrides"] == {"repeat_case_window_seconds": 2 * DAY}
+    repeat = {row["rule"]: row for row in job.result["rules"]}["repeat_case"]
+    assert (repeat["would_fire"], repeat["raised_then"]) == (2, 2)
+
+
+def test_the_finished_job_shows_a_table_a_chart_per_rule_and_the_facts_in_words(acme, repeated):
+    client = signed_in_client(staff(Role.TENANT_ADMIN, tenant=acme))
+    job = started(client, acme)
+    job_run(job.pk, acme.pk)
+    html = client.get(f"/t/{acme.slug}/jobs/{job.pk}/", **HTMX).content.decode()
+    assert "hx-trigger" not in html  # finished: polling stops
+    assert "<dt>Cases replayed</dt><dd>3</dd>" in html
+    row = re.search(r'<tr data-rule="repeat_case">.*?</tr>', html, re.S).group(0)
+    assert re.findall(r"<td>(\d+)</td>", row) == ["2", "2", "2", "0", "0"]
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert len(svgs) == len(SIMULATED_RULES)
+    assert all('role="img"' in svg and "<title" in svg and "<desc" in svg for svg in svgs)
+    # today's pair of bars for repeat_case: both full height (the busiest day of any rule)
+    assert svgs[0].count('height="40.0"') == 2 and 'class="bar-then"' in svgs[0]
+    assert "<rect" not in svgs[1]  # after_denial fired on nothing
+    today = timezone.now().date().isoformat()
+    assert f"<tr><td>{today}</td><td><code>repeat_case</code></td><td>2</td><td>2</td></tr>" in html
+    assert "style=" not in html and "<script" not in html  # holds under the strict CSP
+    assert f'href="/t/{acme.slug}/cases/{repeated.pk}/">#{repeated.pk}</a>' in html
+    assert "2 earlier cases on this account in the 1 day before it opened." in html
+    assert "{&#x27;earlier_cases&#x27;" not in html and "earlier_cases" not in html
+
+
+def test_a_threshold_below_its_floor_is_shown_on_its_field_and_no_job_starts(acme):
+    client = signed_in_client(staff(Role.SECURITY_OFFICER, tenant=acme))
+    response = client.post(
+        simulate_url(acme), {"days": 7, "repeat_case_window_seconds": 3600}, **HTMX
+    )
+    assert response.status_code == 200 and response["HX-Retarget"] == "#simulate-form"
+    html = response.content.decode()
+    assert "must be at least 86400" in html and "(detection.threshold_below_floor)" in html
+    assert not BackgroundJob.objects.filter(tenant=acme).exists()
+
+
+def test_without_javascript_the_form_redirects_to_the_job_page(acme):
+    client = signed_in_client(staff(Role.SECURITY_OFFICER, tenant=acme))
+    response = client.post(simulate_url(acme), {"days": ""})
+    job = BackgroundJob.objects.get(tenant=acme)
+    assert response.status_code == 302 and response.url == f"/t/{acme.slug}/jobs/{job.pk}/"
+    assert job.params == {"days": DEFAULT_DAYS, "overrides": {}}
+
+
+def test_the_job_fails_if_its_author_may_no_longer_simulate(acme, repeated):
+    auditor = staff(Role.AUDITOR, tenant=acme)
+    job = started(signed_in_client(auditor), acme)
+    membership = Membership.objects.get(user=auditor, tenant=acme)
+    membership_change_role(actor=operator(), membership=membership, role=Role.AGENT)
+
+    job_run(job.pk, acme.pk)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and job.result == {}
+    assert job.error.endswith("(detection.simulate_forbidden)")
+
+
+def test_the_security_queue_explains_each_alert_in_words(acme, agent):
+    account = make_account(acme)
+    first = opened(agent, account)
+    opened(agent, account)
+    officer = signed_in_client(staff(Role.SECURITY_OFFICER, tenant=acme))
+    html = officer.get(f"/t/{acme.slug}/review/security/").content.decode()
+    section = re.search(r'<section id="section-alerts".*?</section>', html, re.S).group(0)
+    assert "Rule <code>repeat_case</code> (R-52) · rule set 1" in section
+    assert str(RULES["repeat_case"].description) in section
+    assert "1 earlier case on this account in the 1 day before it opened." in section
+    assert f'href="/t/{acme.slug}/review/{first.pk}/">case {first.pk}</a>' in section
+    assert "window_seconds" not in section and "correlation_id" not in section
+    assert f'href="{simulate_url(acme)}"' in section
+
+
+def test_every_rule_is_explained_in_words():
+    assert set(SENTENCES) == set(RULES)
