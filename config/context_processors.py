@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from recovery.cases.access_rules import CASE_WORKERS
 from recovery.cases.policies import can_use_approval_queue, can_use_security_queue
 from recovery.connectors.policies import can_read_connector
+from recovery.detection.policies import can_simulate_detection
 from recovery.policy.policies import can_read_policy
 from tenants.policies import can_administer_tenant, can_read_audit
 
@@ -26,6 +27,7 @@ def console_nav(request: HttpRequest) -> dict[str, Any]:
             "workspace": bool(access.roles & CASE_WORKERS),
             "approvals": bool(can_use_approval_queue(access)),
             "security": bool(can_use_security_queue(access)),
+            "detection": bool(can_simulate_detection(access)),
             "policy": bool(can_read_policy(access)),
             "connector": bool(can_read_connector(access)),
             "admin": bool(can_administer_tenant(access)),

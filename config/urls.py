@@ -20,6 +20,7 @@ urlpatterns = [
     path("t/<slug:tenant>/", include("recovery.cases.console_urls")),
     path("t/<slug:tenant>/review/", include("recovery.cases.review_urls")),
     path("t/<slug:tenant>/policy/", include("recovery.policy.console_urls")),
+    path("t/<slug:tenant>/detection/", include("recovery.detection.console_urls")),
     path("t/<slug:tenant>/owner-idp/", include("recovery.owner.idp_console_urls")),
     path("t/<slug:tenant>/connector/", include("recovery.connectors.console_urls")),
     path("t/<slug:tenant>/audit/", include("audit.console_urls")),

@@ -44,3 +44,7 @@ class RecoveryConfig(AppConfig):
         from .policy.jobs import SIMULATE_KIND, simulation_run
 
         register_job_kind(SIMULATE_KIND, simulation_run)
+
+        from .detection import jobs as detection_jobs
+
+        register_job_kind(detection_jobs.SIMULATE_KIND, detection_jobs.simulation_run)

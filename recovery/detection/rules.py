@@ -13,14 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from integrations.choices import IngestEventType
 from integrations.models import IngestedEvent
 from tenants.choices import Tier
+from tenants.models import Tenant
 
 from ..cases.choices import ABANDONED_STATUSES
 from ..cases.models import RecoveryCase
@@ -33,6 +35,16 @@ from .models import CallerIdentifier, ReviewOpened, WatchedCaller
 RULESET_VERSION = 1
 TIER_ORDER = (Tier.T0, Tier.T1, Tier.T2)
 LINKED_LIMIT = 20  # linked cases named in one alert
+REUSE_LIMIT = 200  # other cases' identifiers read for caller_reuse
+CALLER_SEEN_FIELDS = (
+    "kind",
+    "digest",
+    "hint",
+    "case_id",
+    "case__account_id",
+    "case__correlation_id",
+    "created_at",
+)
 
 
 class Response(StrEnum):
@@ -45,7 +57,7 @@ class Response(StrEnum):
 class Rule:
     name: str
     requirement: str
-    description: str
+    description: str  # lazily translated
     reads: str
     thresholds: tuple[str, ...]
     responses: tuple[Response, ...]
@@ -57,8 +69,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "repeat_case",
             "R-52",
-            "Another case on the same account within the window, whoever opened it, through "
-            "any channel, agent or delivery centre.",
+            _(
+                "Another case on the same account within the window, whoever opened it, through "
+                "any channel, agent or delivery centre."
+            ),
             "the account's earlier cases",
             ("repeat_case_window_seconds",),
             (Response.REROUTE,),
@@ -66,8 +80,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "after_denial",
             "R-52",
-            "A case on an account whose earlier case was denied, cancelled or expired within "
-            "the window.",
+            _(
+                "A case on an account whose earlier case was denied, cancelled or expired within "
+                "the window."
+            ),
             "the account's earlier cases",
             ("repeat_after_denial_window_seconds",),
             (Response.REROUTE,),
@@ -75,8 +91,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "push_denial_before_call",
             "R-55 (e)",
-            "The account's identity provider reported a burst of denied MFA pushes shortly "
-            "before the case: push-bombing first, then a call about 'broken MFA'.",
+            _(
+                "The account's identity provider reported a burst of denied MFA pushes shortly "
+                "before the case: push-bombing first, then a call about 'broken MFA'."
+            ),
             "ingested push_denied_burst events of the account",
             ("push_denial_lookback_seconds",),
             (Response.RAISE_TO_T2, Response.REROUTE),
@@ -84,9 +102,11 @@ RULES: dict[str, Rule] = {
         Rule(
             "caller_reuse",
             "R-55 (d)",
-            "One inbound number, email address or chat handle on cases for several subjects "
-            "within the window: one caller working through several accounts. (A given name "
-            "alone is too common to count; the watch-list takes names.)",
+            _(
+                "One inbound number, email address or chat handle on cases for several subjects "
+                "within the window: one caller working through several accounts. (A given name "
+                "alone is too common to count; the watch-list takes names.)"
+            ),
             "caller identifiers of the tenant's recent cases (keyed hashes)",
             ("caller_reuse_window_seconds", "caller_reuse_subjects"),
             (Response.REROUTE,),
@@ -94,9 +114,11 @@ RULES: dict[str, Rule] = {
         Rule(
             "new_network_after_recovery",
             "R-55 (c)",
-            "The identity provider reported a sign-in from a network (ASN) the account had not "
-            "used before, inside the re-establishment window of a recovery: the first use after "
-            "a recovery, from somewhere new.",
+            _(
+                "The identity provider reported a sign-in from a network (ASN) the account had "
+                "not used before, inside the re-establishment window of a recovery: the first "
+                "use after a recovery, from somewhere new."
+            ),
             "ingested sign_in_new_asn events; the account's re-establishment window",
             ("reestablishment_window_seconds",),
             (),
@@ -104,8 +126,10 @@ RULES: dict[str, Rule] = {
         Rule(
             "fast_decision",
             "R-26",
-            "An approver approved or denied a case within seconds of first opening its review "
-            "page: the evidence cannot have been looked at.",
+            _(
+                "An approver approved or denied a case within seconds of first opening its review "
+                "page: the evidence cannot have been looked at."
+            ),
             "when the approver first opened the case's review page",
             ("min_review_seconds",),
             (),
@@ -113,7 +137,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "watchlisted_caller",
             "R-56",
-            "A caller identifier an agent flagged as suspicious on an earlier case.",
+            _("A caller identifier an agent flagged as suspicious on an earlier case."),
             "the tenant's watch-list (keyed hashes)",
             (),
             (Response.RAISE_TIER,),
@@ -146,6 +170,53 @@ class Finding:
         }
 
 
+# What the case-open rules read, row by row. `findings_at_open` reads it for one account as a
+# case opens; a replay (recovery.detection.simulate) reads it for a chunk of past cases at once.
+
+
+class EarlierCase(NamedTuple):
+    pk: int
+    correlation_id: UUID
+    created_at: datetime
+    status: str
+    ended_at: datetime | None
+
+
+class Burst(NamedTuple):
+    occurred_at: datetime
+    source: str
+    received_at: datetime
+
+
+class Watched(NamedTuple):
+    kind: str
+    digest: str
+    hint: str
+    case_id: int  # the case it was flagged on
+    flagged_at: datetime
+
+
+class CallerSeen(NamedTuple):
+    kind: str
+    digest: str
+    hint: str
+    case_id: int
+    account_id: int
+    correlation_id: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class History:
+    """The rows the case-open rules decide on: the account's other cases, its push-denial
+    bursts, the watch-list entries and other accounts' cases that share a caller identifier."""
+
+    earlier: list[EarlierCase]
+    bursts: list[Burst]
+    watched: list[Watched] = field(default_factory=list)
+    seen: list[CallerSeen] = field(default_factory=list)
+
+
 def findings_at_open(
     *,
     account: ProtectedAccount,
@@ -154,17 +225,58 @@ def findings_at_open(
     now: datetime,
 ) -> list[Finding]:
     """Every rule that fires on a case about to open on `account`: at most four queries."""
-    findings = _repeat_findings(account, req, now)
-    findings += _push_denial_findings(account, req, now)
+    history = History(
+        earlier=_earlier_cases(account, req, now),
+        bursts=_bursts(account, req, now),
+        watched=_watched(account.tenant, callers) if callers else [],
+        seen=_callers_seen(account, req, callers, now) if callers else [],
+    )
+    return findings_in(history, account_id=account.pk, req=req, callers=callers, now=now)
+
+
+def findings_in(
+    history: History,
+    *,
+    account_id: int,
+    req: Requirements,
+    callers: list[CallerValue],
+    now: datetime,
+    before: datetime | None = None,
+) -> list[Finding]:
+    """The case-open rules' decisions over `history`, without a query.
+
+    `before`: only what was recorded before that moment counts. A replay passes the opened time
+    of the case it re-evaluates, so later cases, events and watch-list entries are left out;
+    None (a case opening now) counts every row read.
+    """
+    findings = _repeat_findings(history.earlier, req, now, before)
+    findings += _push_denial_findings(history.bursts, req, now, before)
     if callers:
-        findings += _caller_findings(account, req, callers, now)
+        findings += _caller_findings(history, account_id, req, callers, now, before)
     return findings
 
 
-def _repeat_findings(account: ProtectedAccount, req: Requirements, now: datetime) -> list[Finding]:
+def _recorded(at: datetime, before: datetime | None) -> bool:
+    """Recorded before `before` (None: whenever)."""
+    return before is None or at < before
+
+
+def _ended_within(row: EarlierCase, since: datetime, before: datetime | None) -> bool:
+    ended = row.ended_at
+    return (
+        row.status in ABANDONED_STATUSES
+        and ended is not None
+        and since <= ended
+        and (before is None or ended < before)
+    )
+
+
+def _earlier_cases(
+    account: ProtectedAccount, req: Requirements, now: datetime
+) -> list[EarlierCase]:
     recent_since = now - timedelta(seconds=req.repeat_case_window_seconds)
     denial_since = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
-    earlier = (
+    rows = (
         RecoveryCase.objects.for_tenant(account.tenant)
         .filter(account=account)
         .filter(
@@ -174,41 +286,48 @@ def _repeat_findings(account: ProtectedAccount, req: Requirements, now: datetime
         .order_by("pk")
         .values_list("pk", "correlation_id", "created_at", "status", "ended_at")[:LINKED_LIMIT]
     )
-    rows = list(earlier)
+    return [EarlierCase(*row) for row in rows]
+
+
+def _repeat_findings(
+    rows: list[EarlierCase], req: Requirements, now: datetime, before: datetime | None
+) -> list[Finding]:
+    recent_since = now - timedelta(seconds=req.repeat_case_window_seconds)
+    denial_since = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
+    rows = sorted(
+        row
+        for row in rows
+        if _recorded(row.created_at, before)
+        and (row.created_at >= recent_since or _ended_within(row, denial_since, before))
+    )[:LINKED_LIMIT]
     findings = []
-    recent = [row for row in rows if row[2] >= recent_since]
+    recent = [row for row in rows if row.created_at >= recent_since]
     if recent:
         findings.append(
             Finding(
                 "repeat_case",
                 {"earlier_cases": len(recent), "window_seconds": req.repeat_case_window_seconds},
-                tuple((pk, corr) for pk, corr, *_ in recent),
+                tuple((row.pk, row.correlation_id) for row in recent),
             )
         )
-    denied = [
-        row for row in rows if row[3] in ABANDONED_STATUSES and row[4] and row[4] >= denial_since
-    ]
+    denied = [row for row in rows if _ended_within(row, denial_since, before)]
     if denied:
         findings.append(
             Finding(
                 "after_denial",
                 {
-                    "ended_cases": [
-                        {"case": pk, "status": status} for pk, _, _, status, _ in denied
-                    ],
+                    "ended_cases": [{"case": row.pk, "status": row.status} for row in denied],
                     "window_seconds": req.repeat_after_denial_window_seconds,
                 },
-                tuple((pk, corr) for pk, corr, *_ in denied),
+                tuple((row.pk, row.correlation_id) for row in denied),
             )
         )
     return findings
 
 
-def _push_denial_findings(
-    account: ProtectedAccount, req: Requirements, now: datetime
-) -> list[Finding]:
+def _bursts(account: ProtectedAccount, req: Requirements, now: datetime) -> list[Burst]:
     since = now - timedelta(seconds=req.push_denial_lookback_seconds)
-    burst = (
+    rows = (
         IngestedEvent.objects.for_tenant(account.tenant)
         .filter(
             account=account,
@@ -217,59 +336,108 @@ def _push_denial_findings(
             occurred_at__lte=now,
         )
         .order_by("-occurred_at")
-        .values_list("occurred_at", "source")
-        .first()
+        .values_list("occurred_at", "source", "received_at")[:1]
     )
-    if burst is None:
+    return [Burst(*row) for row in rows]
+
+
+def _push_denial_findings(
+    bursts: list[Burst], req: Requirements, now: datetime, before: datetime | None
+) -> list[Finding]:
+    since = now - timedelta(seconds=req.push_denial_lookback_seconds)
+    within = [
+        burst
+        for burst in bursts
+        if since <= burst.occurred_at <= now and _recorded(burst.received_at, before)
+    ]
+    if not within:
         return []
-    occurred_at, source = burst
+    burst = max(within, key=lambda burst: burst.occurred_at)
     facts = {
-        "burst_at": occurred_at.isoformat(),
-        "source": source,
+        "burst_at": burst.occurred_at.isoformat(),
+        "source": burst.source,
         "lookback_seconds": req.push_denial_lookback_seconds,
     }
     return [Finding("push_denial_before_call", facts)]
 
 
-def _caller_findings(
-    account: ProtectedAccount, req: Requirements, callers: list[CallerValue], now: datetime
-) -> list[Finding]:
-    tenant = account.tenant
+def caller_matches(callers: list[CallerValue]) -> Q:
+    """Rows holding one of these identifiers (same kind, same keyed hash)."""
     matches = Q(pk__in=[])
     for caller in callers:
         matches |= Q(kind=caller.kind, digest=caller.digest)
-    findings = []
-    watched = list(
+    return matches
+
+
+def _watched(tenant: Tenant, callers: list[CallerValue]) -> list[Watched]:
+    rows = (
         WatchedCaller.objects.for_tenant(tenant)
-        .filter(matches)
-        .values_list("kind", "hint", "case_id")
+        .filter(caller_matches(callers))
+        .values_list("kind", "digest", "hint", "case_id", "flagged_at")
     )
+    return [Watched(*row) for row in rows]
+
+
+def _callers_seen(
+    account: ProtectedAccount, req: Requirements, callers: list[CallerValue], now: datetime
+) -> list[CallerSeen]:
+    since = now - timedelta(seconds=req.caller_reuse_window_seconds)
+    rows = (
+        CallerIdentifier.objects.for_tenant(account.tenant)
+        .filter(caller_matches(callers), created_at__gte=since)
+        .exclude(kind=CallerKind.NAME)
+        .exclude(case__account=account)
+        .order_by("case_id")
+        .values_list(*CALLER_SEEN_FIELDS)[:REUSE_LIMIT]
+    )
+    return [CallerSeen(*row) for row in rows]
+
+
+def _caller_findings(
+    history: History,
+    account_id: int,
+    req: Requirements,
+    callers: list[CallerValue],
+    now: datetime,
+    before: datetime | None,
+) -> list[Finding]:
+    keys = {(caller.kind, caller.digest) for caller in callers}
+    findings = []
+    watched = [
+        row
+        for row in history.watched
+        if (row.kind, row.digest) in keys and _recorded(row.flagged_at, before)
+    ]
     if watched:
         facts = {
             "watched": [
-                {"kind": kind, "hint": hint, "flagged_on_case": case}
-                for kind, hint, case in watched
+                {"kind": row.kind, "hint": row.hint, "flagged_on_case": row.case_id}
+                for row in watched
             ]
         }
         findings.append(Finding("watchlisted_caller", facts))
     since = now - timedelta(seconds=req.caller_reuse_window_seconds)
-    others = list(
-        CallerIdentifier.objects.for_tenant(tenant)
-        .filter(matches, created_at__gte=since)
-        .exclude(kind=CallerKind.NAME)
-        .exclude(case__account=account)
-        .order_by("case_id")
-        .values_list("kind", "hint", "case_id", "case__account_id", "case__correlation_id")[:200]
-    )
-    subjects = {row[3] for row in others} | {account.pk}
+    others = sorted(
+        (
+            row
+            for row in history.seen
+            if (row.kind, row.digest) in keys
+            and row.kind != CallerKind.NAME
+            and row.account_id != account_id
+            and row.created_at >= since
+            and _recorded(row.created_at, before)
+        ),
+        key=lambda row: row.case_id,
+    )[:REUSE_LIMIT]
+    subjects = {row.account_id for row in others} | {account_id}
     if len(subjects) >= req.caller_reuse_subjects:
-        shared = sorted({(kind, hint) for kind, hint, *_ in others})
+        shared = sorted({(row.kind, row.hint) for row in others})
         facts = {
             "identifiers": [{"kind": kind, "hint": hint} for kind, hint in shared],
             "subjects": len(subjects),
             "window_seconds": req.caller_reuse_window_seconds,
         }
-        linked = tuple(dict.fromkeys((case, corr) for _, _, case, _, corr in others))
+        linked = tuple(dict.fromkeys((row.case_id, row.correlation_id) for row in others))
         findings.append(Finding("caller_reuse", facts, linked))
     return findings
 

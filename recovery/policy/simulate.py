@@ -156,7 +156,7 @@ def simulation_cases(tenant: Tenant, start: datetime) -> QuerySet[RecoveryCase]:
     )
 
 
-def _decided_under(tenant: Tenant, numbers: set[int]) -> dict[int, TenantPolicy]:
+def policies_decided_under(tenant: Tenant, numbers: set[int]) -> dict[int, TenantPolicy]:
     """The policy versions the cases were opened under (0: the platform default), one query.
 
     Built from each version's stored document without re-checking today's floors: the question
@@ -323,7 +323,7 @@ def replay_cases(
     Reads at most one query (the policy versions the cases were decided under), so a long
     replay can go chunk by chunk, each in a short transaction of its own.
     """
-    decided_under = _decided_under(tenant, {case.policy_version for case in cases})
+    decided_under = policies_decided_under(tenant, {case.policy_version for case in cases})
     changed = []
     for case in cases:
         changes = _replay(case, draft, decided_under[case.policy_version])
