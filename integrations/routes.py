@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 
 from audit.models import AuditEvent
 from recovery.cases.models import RecoveryCase
@@ -69,7 +70,10 @@ def route_deliveries(
 def _what(kind: str) -> str:
     """The alert in words: a detection rule's description, or its type made readable."""
     rule = RULES.get(kind)
-    return rule.description if rule else kind.replace("_", " ").capitalize() + "."
+    if rule is None:
+        return kind.replace("_", " ").capitalize() + "."
+    with translation.override(settings.LANGUAGE_CODE):  # the message's language, as the rest
+        return str(rule.description)
 
 
 def _link(tenant: Tenant, event: AuditEvent) -> str:
