@@ -190,7 +190,6 @@ def _freeze(case: RecoveryCase, notice: OwnerNotice) -> None:
     )
 
 
-
 def case_frozen(
     case: RecoveryCase,
     *,
