@@ -39,6 +39,7 @@ from tenants.policies import Decision, can_acknowledge_integrity, enforce
 from tenants.principals import ai_blocked
 from tenants.rls import system_scope
 from tenants.routes import security_contacts
+from tenants.selectors import tenant_people
 from tenants.stepup import StepUpProof, require_fresh_step_up
 
 from .chain import chain_key
@@ -215,18 +216,6 @@ def untrusted_windows(tenant: Tenant) -> list[tuple[int, int]]:
 # who is an audit_admin
 
 
-def tenant_audit_admins(tenant_id: int) -> QuerySet[User]:
-    """Active people with an active audit_admin membership in the tenant itself."""
-    return User.objects.filter(
-        is_active=True,
-        kind=PrincipalKind.HUMAN,
-        memberships__tenant_id=tenant_id,
-        memberships__tenant__is_active=True,
-        memberships__role=Role.AUDIT_ADMIN,
-        memberships__is_active=True,
-    ).distinct()
-
-
 def platform_audit_admins() -> QuerySet[User]:
     """Active people granted the platform chain's acknowledgement (a permission of their own
     or of a group they are in; being a superuser alone does not make one)."""
@@ -395,7 +384,7 @@ def _page_recipients(state: ChainIntegrity, contacts: list[str]) -> list[tuple[s
     """(address, language) of each audit_admin to page, then the tenant's security contact."""
     people = list(platform_audit_admins())
     if state.tenant_id is not None:
-        people += list(tenant_audit_admins(state.tenant_id))
+        people += list(tenant_people(state.tenant_id, [Role.AUDIT_ADMIN]))
     recipients = {person.email: person.language for person in people if person.email}
     for contact in contacts:
         recipients.setdefault(contact, "")

@@ -134,6 +134,10 @@ ACTIONS: dict[str, str] = {
     "incident.recoveries_unfrozen": (
         "A second security officer or tenant admin lifted the recovery freeze (step-up)."
     ),
+    "cases.waiting": (
+        "Cases entered the approval queue since the last digest: the approvers who may decide "
+        "them were emailed (at most once a minute); data lists the cases and how many were told."
+    ),
     # alert routes: where the tenant's alerts go (dual control, tenants.routes)
     "alert_route.proposed": (
         "A tenant_admin proposed an alert route (an email address, a signed webhook, a Slack or"

@@ -14,6 +14,7 @@ class WebhookEventType(models.TextChoices):
     APPROVAL_APPROVED = "approval.approved", _("An approver approved a case")
     APPROVAL_DENIED = "approval.denied", _("An approver denied a case")
     ALERT_RAISED = "alert.raised", _("A detection for the security queue")
+    CASES_WAITING = "cases.waiting", _("Cases entered the approval queue (at most once a minute)")
     POLICY_ACTIVATED = "policy.activated", _("A recovery policy version became active")
     AUDIT_CHECKPOINT_SIGNED = (
         "audit.checkpoint_signed",
@@ -36,6 +37,7 @@ EVENT_TYPE_OF_ACTION: dict[str, str] = {
     "approval.approved": WebhookEventType.APPROVAL_APPROVED,
     "approval.denied": WebhookEventType.APPROVAL_DENIED,
     "alert.raised": WebhookEventType.ALERT_RAISED,
+    "cases.waiting": WebhookEventType.CASES_WAITING,
     "policy.activated": WebhookEventType.POLICY_ACTIVATED,
     "audit.checkpoint_signed": WebhookEventType.AUDIT_CHECKPOINT_SIGNED,
     "audit.integrity_failing": WebhookEventType.AUDIT_INTEGRITY_FAILING,

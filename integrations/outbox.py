@@ -59,6 +59,7 @@ SAFE_FIELDS: dict[str, tuple[str, ...]] = {
     WebhookEventType.APPROVAL_APPROVED: ("approval", "roles", "policy_version"),
     WebhookEventType.APPROVAL_DENIED: ("approval", "roles", "policy_version"),
     WebhookEventType.ALERT_RAISED: ("type", "evidence", "approvals"),
+    WebhookEventType.CASES_WAITING: ("cases",),
     WebhookEventType.POLICY_ACTIVATED: ("number", "sha256", "superseded"),
     # The tenant's own copy of each signed checkpoint of its chain: enough to check the
     # signature with the published public key and the chain against it, without asking us.

@@ -157,7 +157,7 @@ from .detection.models import (  # noqa: E402,F401
     ReviewOpened,
     WatchedCaller,
 )
-from .notifications.models import NoticeCursor, OwnerNotice  # noqa: E402,F401
+from .notifications.models import NoticeCursor, OwnerNotice, QueueDigest  # noqa: E402,F401
 from .owner.models import (  # noqa: E402,F401
     IdpSignIn,
     OwnerConfirmation,

@@ -11,6 +11,7 @@ from .cases.services.repudiation import account_revert_sweep
 from .cases.services.roles import roles_regrant_expire_sweep
 from .cases.services.window import window_change_act, window_poll
 from .delegation.services import delegations_expire_sweep
+from .notifications.approvers import approvers_notify_all
 from .notifications.services import notice_send, notice_sweep, notices_derive, notices_enqueue
 
 SWEEP_BATCH = 200
@@ -109,3 +110,10 @@ def window_change_act_task(change_id: int) -> str:
     """Undo one change reported inside a window, or make it a manual step, and raise the
     alert; a second delivery finds it acted on and does nothing."""
     return window_change_act(change_id=change_id).outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def approvers_notify_task() -> int:
+    """Beat, every minute: tell approvers of the cases waiting for them (one message a minute
+    at most) and escalate the overdue ones (recovery.notifications.approvers)."""
+    return approvers_notify_all()

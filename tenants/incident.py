@@ -28,6 +28,7 @@ from .policies import Decision, enforce
 from .principals import ai_blocked
 from .reasons import reason_given
 from .rls import tenant_scope
+from .selectors import tenant_people
 from .stepup import StepUpProof, require_fresh_step_up
 
 CONTROLLERS = frozenset({Role.SECURITY_OFFICER, Role.TENANT_ADMIN})
@@ -117,15 +118,9 @@ def _changed(
 
 def _tell_admins(tenant: Tenant, action: str, actor: User, reason: str) -> None:
     addresses = sorted(
-        User.objects.filter(
-            is_active=True,
-            memberships__tenant=tenant,
-            memberships__role=Role.TENANT_ADMIN,
-            memberships__is_active=True,
-        )
+        tenant_people(tenant.pk, [Role.TENANT_ADMIN])
         .exclude(email="")
         .values_list("email", flat=True)
-        .distinct()
     )
     if not addresses:
         return

@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Iterable
 
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .choices import GrantStatus, PrincipalKind
 from .exceptions import CrossTenantNotFound
-from .models import ApiKey, DelegationGrant, ServiceProvider, Tenant
+from .models import ApiKey, DelegationGrant, ServiceProvider, Tenant, User
+
+
+def tenant_people(
+    tenant_id: int, roles: Iterable[str], *, with_grants: bool = False
+) -> QuerySet[User]:
+    """Active people holding one of `roles` in the tenant through its own active memberships;
+    with `with_grants`, also the staff of providers holding an active grant on it (who to ask:
+    callers check each one's access before telling them anything about a case)."""
+    roles = list(roles)
+    held = Q(
+        memberships__tenant_id=tenant_id,
+        memberships__tenant__is_active=True,
+        memberships__role__in=roles,
+        memberships__is_active=True,
+    )
+    if with_grants:
+        now = timezone.now()
+        held |= Q(
+            memberships__provider__grants__tenant_id=tenant_id,
+            memberships__provider__grants__status=GrantStatus.ACTIVE,
+            memberships__provider__grants__valid_from__lte=now,
+            memberships__provider__grants__valid_until__gt=now,
+            memberships__role__in=roles,
+            memberships__is_active=True,
+        )
+    return User.objects.filter(held, is_active=True, kind=PrincipalKind.HUMAN).distinct()
 
 
 def grant_list(*, tenant: Tenant) -> QuerySet[DelegationGrant]:

@@ -302,6 +302,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(env.int("ARTIFACT_SWEEP_INTERVAL_SECONDS", default=15))},
     },
     "notice-sweep": {"task": "recovery.tasks.notice_sweep_task", "schedule": 30.0},
+    # Approvers hear of waiting cases, batched to one message a minute; overdue ones escalate.
+    "approvers-notify": {
+        "task": "recovery.tasks.approvers_notify_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "release-cooled-cases": {
         "task": "recovery.tasks.case_release_cooled_task",
         "schedule": float(env.int("CASE_SWEEP_INTERVAL_SECONDS", default=15)),

@@ -66,6 +66,17 @@ def _overdue(now: datetime) -> SqlCase:
     )
 
 
+def overdue_pending(*, tenant: Tenant, now: datetime) -> QuerySet[RecoveryCase]:
+    """The tenant's cases pending approval past their tier's SLA, longest waiting first."""
+    return (
+        RecoveryCase.objects.for_tenant(tenant)
+        .filter(status=CaseStatus.PENDING_APPROVAL)
+        .annotate(overdue=_overdue(now))
+        .filter(overdue=True)
+        .order_by("submitted_at", "pk")
+    )
+
+
 def approval_queue(*, tenant: Tenant, actor: User, access: TenantAccess) -> QuerySet[RecoveryCase]:
     """Cases pending approval that `actor` could decide, longest waiting first.
 

@@ -105,3 +105,21 @@ class NoticeCursor(ChainCursor):
 
     def __str__(self) -> str:
         return f"notice cursor of tenant {self.tenant_id} at seq {self.seq}"
+
+
+class QueueDigest(models.Model):
+    """How far a tenant's approvers have been told of the cases waiting for a decision
+    (`recovery.notifications.approvers`): one row per tenant, locked by each run."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    announced_through = models.DateTimeField(
+        help_text="Cases that entered the approval queue up to then have been announced."
+    )
+    ran_at = models.DateTimeField(null=True, blank=True, help_text="The last run that told anyone.")
+
+    objects = TenantOwnedManager()
+
+    def __str__(self) -> str:
+        return f"queue digest of {self.tenant_id} through {self.announced_through:%Y-%m-%d %H:%M}"
