@@ -106,6 +106,10 @@ class StaffScope(models.TextChoices):
     OWNER_ENROL = "owner:enrol", _("Invite an account's owner to enrol")
     SETTINGS_WRITE = "settings:write", _("Draft and activate policy and owner sign-in settings")
     KEYS_MANAGE = "keys:manage", _("Issue and revoke API keys")
+    SECURITY_RESPOND = (
+        "security:respond",
+        _("Work alerts and use the incident switches (AI off, recovery freeze)"),
+    )
 
 
 # The scopes a staff session holds in a tenant: the union over its roles there (through a
@@ -128,7 +132,12 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.SUPERVISOR: _CASE_WORK | {StaffScope.CASES_DECIDE},
     Role.SECURITY_OFFICER: _CASE_WORK
     | _OVERSIGHT
-    | {StaffScope.CASES_DECIDE, StaffScope.ATTENDED_RUN, Scope.EVENTS_INGEST},
+    | {
+        StaffScope.CASES_DECIDE,
+        StaffScope.ATTENDED_RUN,
+        StaffScope.SECURITY_RESPOND,
+        Scope.EVENTS_INGEST,
+    },
     Role.TENANT_ADMIN: _OVERSIGHT
     | {
         Scope.ACCOUNTS_READ,
@@ -138,6 +147,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         StaffScope.OWNER_ENROL,
         StaffScope.SETTINGS_WRITE,
         StaffScope.KEYS_MANAGE,
+        StaffScope.SECURITY_RESPOND,  # the incident switches (alerts: security officers only)
     },
     Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
     Role.TRUSTED_REFEREE: frozenset({Scope.CASES_READ, StaffScope.ATTENDED_RUN}),

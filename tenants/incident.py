@@ -180,3 +180,25 @@ def recoveries_unfreeze(
         return "incident.recoveries_unfrozen"
 
     return _changed(actor=actor, tenant=tenant, step_up=step_up, reason=reason, change=change)
+
+
+SWITCHES = {
+    "ai_off": lambda **kw: ai_switch(off=True, **kw),
+    "ai_on": lambda **kw: ai_switch(off=False, **kw),
+    "freeze": recoveries_freeze,
+    "unfreeze": recoveries_unfreeze,
+}
+
+
+def incident_switch(
+    *, actor: User, tenant: Tenant, switch: str, reason: str, step_up: StepUpProof | None
+) -> IncidentControl:
+    """Flip one switch by name (`SWITCHES`): the console's and the API's one way in."""
+    act = SWITCHES.get(switch)
+    if act is None:
+        raise InvalidInput(
+            f"Name a switch: one of {', '.join(SWITCHES)}.",
+            code="incident.switch_unknown",
+            field_errors={"switch": [f"One of {', '.join(SWITCHES)}."]},
+        )
+    return act(actor=actor, tenant=tenant, reason=reason, step_up=step_up)

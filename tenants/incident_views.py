@@ -15,25 +15,15 @@ from django.views.decorators.http import require_GET, require_POST
 from .console import tenant_view_own_scope
 from .exceptions import DomainError, InvalidInput
 from .forms import StepUpForm
-from .incident import (
-    REASON_MIN,
-    ai_switch,
-    incident_state,
-    may_control,
-    recoveries_freeze,
-    recoveries_unfreeze,
-)
+from .incident import REASON_MIN, SWITCHES, incident_state, incident_switch, may_control
 from .rls import tenant_scope
 from .stepup import step_up_verify
 
-SWITCHES = {
-    "ai_off": (gettext_lazy("AI assistance switched off."), lambda **kw: ai_switch(off=True, **kw)),
-    "ai_on": (
-        gettext_lazy("AI assistance switched back on."),
-        lambda **kw: ai_switch(off=False, **kw),
-    ),
-    "freeze": (gettext_lazy("Recoveries frozen."), recoveries_freeze),
-    "unfreeze": (gettext_lazy("Recovery freeze lifted."), recoveries_unfreeze),
+DONE = {
+    "ai_off": gettext_lazy("AI assistance switched off."),
+    "ai_on": gettext_lazy("AI assistance switched back on."),
+    "freeze": gettext_lazy("Recoveries frozen."),
+    "unfreeze": gettext_lazy("Recovery freeze lifted."),
 }
 
 
@@ -70,15 +60,16 @@ def incident_switch_view(request: HttpRequest) -> HttpResponse:
                 % {"min": REASON_MIN},
                 code="incident.form_invalid",
             )
-        done, act = SWITCHES[form.cleaned_data["switch"]]
+        switch = form.cleaned_data["switch"]
         proof = step_up_verify(user=request.user, token=form.cleaned_data["token"])
-        act(
+        incident_switch(
             actor=request.user,
             tenant=request.tenant,
+            switch=switch,
             reason=form.cleaned_data["reason"],
             step_up=proof,
         )
-        messages.success(request, str(done))
+        messages.success(request, str(DONE[switch]))
     except DomainError as error:
         messages.error(request, f"{error.message} ({error.code})")
     return redirect("incident", tenant=request.tenant.slug)

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import (
+    alerts,
     attended,
     bundle,
     challenges,
@@ -16,6 +17,18 @@ from . import (
 )
 
 urlpatterns = [
+    # Alerts as people work them (the raw raises are audit.api's alerts/).
+    path("alerts/queue/", alerts.AlertQueueApi.as_view(), name="api-alert-queue"),
+    path(
+        "alerts/queue/<int:alert_id>/acknowledge/",
+        alerts.AlertAcknowledgeApi.as_view(),
+        name="api-alert-acknowledge",
+    ),
+    path(
+        "alerts/queue/<int:alert_id>/resolve/",
+        alerts.AlertResolveApi.as_view(),
+        name="api-alert-resolve",
+    ),
     path("accounts/sync/", views.AccountSyncApi.as_view(), name="api-accounts-sync"),
     path("approvals/", views.ApprovalListApi.as_view(), name="api-approvals"),
     path("exceptions/", views.ExceptionListApi.as_view(), name="api-exceptions"),

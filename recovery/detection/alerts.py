@@ -21,7 +21,7 @@ from audit.models import AuditEvent
 from audit.services import record
 from tenants.access import access_in
 from tenants.choices import Role
-from tenants.exceptions import InvalidInput
+from tenants.exceptions import CrossTenantNotFound, InvalidInput
 from tenants.models import Tenant, User
 from tenants.policies import Decision, enforce
 from tenants.principals import ai_blocked
@@ -95,7 +95,9 @@ def _changed(actor: User, tenant: Tenant, alert_id: int, action: str, **changes:
     enforce(may_work_alerts(actor, tenant))
     with transaction.atomic():
         alert = Alert.objects.for_tenant(tenant).select_for_update().filter(pk=alert_id).first()
-        if alert is None or not alert.unresolved:
+        if alert is None:
+            raise CrossTenantNotFound(Alert._meta.label, alert_id)
+        if not alert.unresolved:
             raise InvalidInput(
                 "This alert is resolved already; reload the page.", code="alert.not_open"
             )

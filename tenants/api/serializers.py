@@ -140,3 +140,22 @@ class StepUpInput(serializers.Serializer):
     otp = serializers.RegexField(
         r"^\d{6,8}$", help_text="A fresh code from your authenticator app (step-up)."
     )
+
+
+class IncidentStateOutput(serializers.Serializer):
+    ai_off = serializers.BooleanField()
+    ai_changed_by = serializers.CharField(source="ai_changed_by.username", default=None)
+    ai_changed_at = serializers.DateTimeField(allow_null=True)
+    frozen = serializers.BooleanField()
+    frozen_by = serializers.CharField(source="frozen_by.username", default=None)
+    frozen_at = serializers.DateTimeField(allow_null=True)
+    frozen_reason = serializers.CharField()
+
+
+class IncidentSwitchInput(StepUpInput):
+    switch = serializers.ChoiceField(
+        choices=["ai_off", "ai_on", "freeze", "unfreeze"],
+        help_text="AI assistance off or on; recoveries frozen, or the freeze lifted (by a "
+        "second person).",
+    )
+    reason = serializers.CharField(max_length=300, help_text="Why, in at least 10 characters.")

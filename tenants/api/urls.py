@@ -9,6 +9,7 @@ urlpatterns = [
     path("api-keys/<int:key_id>/", views.ApiKeyDetailApi.as_view(), name="api-key"),
     path("grants/", views.GrantListApi.as_view(), name="api-grants"),
     path("grants/<int:grant_id>/", views.GrantDetailApi.as_view(), name="api-grant"),
+    path("incident/", views.IncidentApi.as_view(), name="api-incident"),
     path("alert-routes/", views.AlertRouteListApi.as_view(), name="api-alert-routes"),
     path(
         "alert-routes/<int:route_id>/approve/",

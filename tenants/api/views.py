@@ -14,6 +14,7 @@ from api.base import TenantApiView, TenantListApiView
 
 from ..apikeys import apikey_create, apikey_revoke
 from ..choices import Scope, StaffScope
+from ..incident import incident_state, incident_switch, may_control
 from ..models import AlertRoute, DelegationGrant, ServiceProvider
 from ..policies import can_administer_tenant, can_view_grants, enforce
 from ..rls import system_scope
@@ -262,3 +263,40 @@ class AlertRouteWithdrawApi(TenantApiView):
             actor=request.user, route=_route(request, route_id), **data.validated_data
         )
         return Response(s.AlertRouteOutput(route).data)
+
+
+# --- incident switches: tenants.incident ----------------------------------------------
+
+
+class IncidentApi(TenantApiView):
+    scopes = {"GET": StaffScope.SECURITY_RESPOND, "POST": StaffScope.SECURITY_RESPOND}
+
+    @extend_schema(
+        operation_id="incident_retrieve",
+        summary="The tenant's incident switches: AI assistance and the recovery freeze",
+        responses=s.IncidentStateOutput,
+    )
+    def get(self, request: Request) -> Response:
+        enforce(may_control(request.user, request.tenant))
+        return Response(s.IncidentStateOutput(incident_state(request.tenant)).data)
+
+    @extend_schema(
+        operation_id="incident_switch",
+        summary="Flip one incident switch, with a reason and a fresh step-up (recorded, and "
+        "e-mailed to the tenant admins)",
+        request=s.IncidentSwitchInput,
+        responses=s.IncidentStateOutput,
+    )
+    def post(self, request: Request) -> Response:
+        enforce(may_control(request.user, request.tenant))  # before a code is spent
+        data = s.IncidentSwitchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        proof = step_up_verify(user=request.user, token=data.validated_data["otp"])
+        control = incident_switch(
+            actor=request.user,
+            tenant=request.tenant,
+            switch=data.validated_data["switch"],
+            reason=data.validated_data["reason"],
+            step_up=proof,
+        )
+        return Response(s.IncidentStateOutput(control).data)

@@ -256,6 +256,15 @@ def _connector_change(objs: TenantObjects):
     )
 
 
+def _alert(objs: TenantObjects):
+    """An open alert of the tenant's security queue (raised on its case)."""
+    from recovery.cases.services.base import alert_raise
+    from recovery.detection.models import Alert
+
+    alert_raise(objs.get("case"), "repeat_case")
+    return Alert.objects.filter(tenant=objs.tenant).latest("pk")
+
+
 def _alert_route(objs: TenantObjects):
     """A route the tenant's admin proposed, waiting for a second admin."""
     from tenants.routes import route_propose
@@ -287,6 +296,7 @@ BUILDERS: dict[str, Callable[[TenantObjects], Any]] = {
     "idp_config": _idp_config,
     "connector_change": _connector_change,
     "alert_route": _alert_route,
+    "alert": _alert,
 }
 
 # URL kwarg (or "<app>:<kwarg>", which wins for views of that app) -> builder name, with
@@ -311,6 +321,7 @@ OBJECT_MAP: dict[str, str] = {
     "config_id": "idp_config",
     "change_id": "connector_change",
     "route_id": "alert_route",
+    "alert_id": "alert",
 }
 
 
@@ -453,6 +464,12 @@ BODIES: dict[str, Callable[[TenantObjects], Body]] = {
     "ConnectorApi.POST": lambda objs: Body({"kind": "manual", "settings": {"console": "generic"}}),
     "ConnectorChangeApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "ConnectorChangeRejectApi.POST": lambda objs: Body({"reason": "the host is not ours"}),
+    "AlertResolveApi.POST": lambda objs: Body(
+        {"outcome": "false_positive", "reason": "the owner called twice, both genuine"}
+    ),
+    "IncidentApi.POST": lambda objs: Body(
+        {"switch": "freeze", "reason": "suspected help-desk social engineering", "otp": "000000"}
+    ),
     "AlertRouteListApi.POST": lambda objs: Body({"kind": "email", "target": "it@matrix.test"}),
     "AlertRouteApproveApi.POST": lambda objs: Body({"otp": "000000"}),
     "AlertRouteRemoveApi.POST": lambda objs: Body({"reason": "the mailbox is retired"}),

@@ -119,6 +119,11 @@ ROUTE_SCOPES = {
     "GET /audit/export/": Scope.AUDIT_READ,
     "GET /audit/verification/": Scope.AUDIT_READ,
     "GET /alerts/": Scope.ALERTS_READ,
+    "GET /alerts/queue/": Scope.ALERTS_READ,
+    "POST /alerts/queue/<int:alert_id>/acknowledge/": StaffScope.SECURITY_RESPOND,
+    "POST /alerts/queue/<int:alert_id>/resolve/": StaffScope.SECURITY_RESPOND,
+    "GET /incident/": StaffScope.SECURITY_RESPOND,
+    "POST /incident/": StaffScope.SECURITY_RESPOND,
     "GET /webhooks/": Scope.WEBHOOKS_MANAGE,
     "POST /webhooks/": Scope.WEBHOOKS_MANAGE,
     "GET /webhooks/<int:subscription_id>/": Scope.WEBHOOKS_MANAGE,
@@ -149,7 +154,12 @@ ROLE_TABLE = {
     Role.SUPERVISOR: _CASES | {StaffScope.CASES_DECIDE},
     Role.SECURITY_OFFICER: _CASES
     | _OVERSIGHT
-    | {StaffScope.CASES_DECIDE, StaffScope.ATTENDED_RUN, Scope.EVENTS_INGEST},
+    | {
+        StaffScope.CASES_DECIDE,
+        StaffScope.ATTENDED_RUN,
+        StaffScope.SECURITY_RESPOND,
+        Scope.EVENTS_INGEST,
+    },
     Role.TENANT_ADMIN: _OVERSIGHT
     | {
         Scope.ACCOUNTS_READ,
@@ -159,6 +169,7 @@ ROLE_TABLE = {
         StaffScope.OWNER_ENROL,
         StaffScope.SETTINGS_WRITE,
         StaffScope.KEYS_MANAGE,
+        StaffScope.SECURITY_RESPOND,
     },
     Role.AUDITOR: _OVERSIGHT | {Scope.ACCOUNTS_READ, Scope.CASES_READ},
     Role.TRUSTED_REFEREE: {Scope.CASES_READ, StaffScope.ATTENDED_RUN},
