@@ -69,6 +69,19 @@ class IngestEventType(models.TextChoices):
     PORT_OUT = "port_out", _("The phone number was ported to another carrier")
     ADMIN_ROLE_GRANTED = "admin_role_granted", _("An admin role was granted")
     SIGN_IN_NEW_ASN = "sign_in_new_asn", _("A sign-in from a network (ASN) not seen before")
+    SIGN_IN_ANONYMIZED = (
+        "sign_in_anonymized",
+        _("A sign-in through an anonymizing proxy or a residential VPN range"),
+    )
+    ADMIN_CONSOLE_ACCESS = "admin_console_access", _("The account opened an admin console")
+    FEDERATION_CHANGED = (
+        "federation_changed",
+        _("The account changed a federation or identity-provider trust"),
+    )
+    MFA_TROUBLE_REPORTED = (
+        "mfa_trouble_reported",
+        _("Someone reported the account's MFA as not working (self-service or a ticket)"),
+    )
     RECOVERY_ADDRESS_CHANGED = (
         "recovery_address_changed",
         _("A recovery or notification address was changed"),

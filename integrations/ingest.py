@@ -48,6 +48,13 @@ def _email(value: str) -> str | None:
     return None if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value) else "An email address."
 
 
+NETWORK_KINDS = ("anonymizing_proxy", "tor", "residential_vpn", "hosting_vpn")
+
+
+def _network_kind(value: str) -> str | None:
+    return None if value in NETWORK_KINDS else f"One of {', '.join(NETWORK_KINDS)}."
+
+
 SCHEMAS: dict[str, dict[str, Field]] = {
     IngestEventType.MFA_DEVICE_ADDED: {
         "device_type": Field(str),
@@ -86,6 +93,23 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "asn": Field(int, min_value=1, max_value=4_294_967_295),
         "country": Field(str, required=False, check=_country),
         "ip": Field(str, required=False, check=_ip),
+    },
+    IngestEventType.SIGN_IN_ANONYMIZED: {
+        "proxy": Field(str, check=_network_kind),
+        "asn": Field(int, required=False, min_value=1, max_value=4_294_967_295),
+        "country": Field(str, required=False, check=_country),
+        "ip": Field(str, required=False, check=_ip),
+    },
+    IngestEventType.ADMIN_CONSOLE_ACCESS: {
+        "console": Field(str),
+    },
+    IngestEventType.FEDERATION_CHANGED: {
+        "change": Field(str),
+        "domain": Field(str, required=False),
+    },
+    IngestEventType.MFA_TROUBLE_REPORTED: {
+        "channel": Field(str),
+        "ticket": Field(str, required=False),
     },
 }
 

@@ -19,6 +19,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from integrations.choices import IngestEventType
+
 from .choices import CallerKind
 from .rules import RULES, Rule
 
@@ -132,6 +134,32 @@ def _new_network(facts: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _admin_access(facts: Mapping[str, Any]) -> list[str]:
+    kind = facts.get("event_type", "")
+    what = IngestEventType(kind).label if kind in IngestEventType.values else kind
+    return [
+        _("%(what)s at %(at)s, reported by %(source)s, within 24 hours of this MFA reset.")
+        % {
+            "what": what,
+            "at": when(facts.get("occurred_at")),
+            "source": facts.get("source") or _("the identity provider"),
+        }
+    ]
+
+
+def _federation_change(facts: Mapping[str, Any]) -> list[str]:
+    return [
+        _(
+            "The account changed a federation or identity-provider trust at %(at)s, reported "
+            "by %(source)s, inside the re-establishment window of this recovery."
+        )
+        % {
+            "at": when(facts.get("occurred_at")),
+            "source": facts.get("source") or _("the identity provider"),
+        }
+    ]
+
+
 def _fast_decision(facts: Mapping[str, Any]) -> list[str]:
     return [
         _(
@@ -149,6 +177,8 @@ SENTENCES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "caller_reuse": _caller_reuse,
     "watchlisted_caller": _watchlisted,
     "new_network_after_recovery": _new_network,
+    "admin_access_after_mfa_reset": _admin_access,
+    "federation_change_after_recovery": _federation_change,
     "fast_decision": _fast_decision,
 }
 

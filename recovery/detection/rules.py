@@ -32,7 +32,7 @@ from .choices import CallerKind
 from .identifiers import CallerValue
 from .models import CallerIdentifier, ReviewOpened, WatchedCaller
 
-RULESET_VERSION = 1
+RULESET_VERSION = 2
 TIER_ORDER = (Tier.T0, Tier.T1, Tier.T2)
 LINKED_LIMIT = 20  # linked cases named in one alert
 REUSE_LIMIT = 200  # other cases' identifiers read for caller_reuse
@@ -116,10 +116,36 @@ RULES: dict[str, Rule] = {
             "R-55 (c)",
             _(
                 "The identity provider reported a sign-in from a network (ASN) the account had "
-                "not used before, inside the re-establishment window of a recovery: the first "
-                "use after a recovery, from somewhere new."
+                "not used before, or through an anonymizing proxy or a residential VPN range, "
+                "inside the re-establishment window of a recovery: the first use after a "
+                "recovery, from somewhere new or hidden."
             ),
-            "ingested sign_in_new_asn events; the account's re-establishment window",
+            "ingested sign_in_new_asn and sign_in_anonymized events; the account's "
+            "re-establishment window",
+            ("reestablishment_window_seconds",),
+            (),
+        ),
+        Rule(
+            "admin_access_after_mfa_reset",
+            "R-55 (a)",
+            _(
+                "The account opened an admin console or was granted an admin role within 24 "
+                "hours of an MFA reset: the pattern of a help-desk takeover of an administrator."
+            ),
+            "ingested admin_console_access and admin_role_granted events; the account's "
+            "executed MFA resets",
+            (),
+            (),
+        ),
+        Rule(
+            "federation_change_after_recovery",
+            "R-55 (f)",
+            _(
+                "The account changed a federation or identity-provider trust inside the "
+                "re-establishment window of a recovery: an attacker adding their own identity "
+                "provider to keep access."
+            ),
+            "ingested federation_changed events; the account's re-establishment window",
             ("reestablishment_window_seconds",),
             (),
         ),

@@ -3,12 +3,15 @@ watch-list, where `recovery.detection.rules` looks for them whenever a case open
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
 from integrations.choices import IngestEventType
 from integrations.models import IngestedEvent
+from tenants.choices import CaseType
 from tenants.exceptions import InvalidInput
 from tenants.models import User
 from tenants.policies import enforce
@@ -85,21 +88,53 @@ def review_opened(*, actor: User, case: RecoveryCase) -> None:
     )
 
 
+# R-55 (a): "an MFA reset followed within 24 h by admin-console access or a privileged action".
+MFA_RESET_FOLLOW_UP = timedelta(hours=24)
+WINDOW_RULES = {  # an event inside a recovery's re-establishment window, and the rule it fires
+    IngestEventType.SIGN_IN_NEW_ASN: "new_network_after_recovery",
+    IngestEventType.SIGN_IN_ANONYMIZED: "new_network_after_recovery",
+    IngestEventType.FEDERATION_CHANGED: "federation_change_after_recovery",
+}
+ADMIN_ACCESS = frozenset({IngestEventType.ADMIN_CONSOLE_ACCESS, IngestEventType.ADMIN_ROLE_GRANTED})
+FACT_FIELDS = ("asn", "country", "proxy", "role", "console", "domain", "change")
+
+
 def ingested_event_detect(*, account: ProtectedAccount, event: IngestedEvent) -> bool:
-    """R-55 (c) for an event an integration sent, in the ingest's transaction: a sign-in from a
-    new network inside a recovery's re-establishment window alerts on that recovery's case.
-    Whether it raised an alert."""
-    if event.event_type != IngestEventType.SIGN_IN_NEW_ASN:
+    """R-55 (a), (c) and (f) for an event an integration sent, in the ingest's transaction:
+    each alerts on the recovery it follows. Whether it raised an alert."""
+    if event.event_type in WINDOW_RULES:
+        case, rule = window_case(account, event.occurred_at), WINDOW_RULES[event.event_type]
+    elif event.event_type in ADMIN_ACCESS:
+        case, rule = _mfa_reset_before(account, event.occurred_at), "admin_access_after_mfa_reset"
+    else:
         return False
-    case = window_case(account, event.occurred_at)
     if case is None:
         return False
     facts = {
         "event": event.pk,
+        "event_type": event.event_type,
         "occurred_at": event.occurred_at.isoformat(),
         "source": event.source,
-        "network": {k: v for k, v in event.data.items() if k in ("asn", "country")},
+        "network" if rule == "new_network_after_recovery" else "details": {
+            k: v for k, v in event.data.items() if k in FACT_FIELDS
+        },
     }
-    finding = Finding("new_network_after_recovery", facts)
+    finding = Finding(rule, facts)
     alert_raise(case, finding.rule, **finding.alert_data(case.correlation_id))
     return True
+
+
+def _mfa_reset_before(account: ProtectedAccount, at: datetime) -> RecoveryCase | None:
+    """The account's newest MFA reset executed in the 24 hours before `at`."""
+    return (
+        RecoveryCase.objects.for_tenant(account.tenant)
+        .select_related("tenant")
+        .filter(
+            account=account,
+            case_type=CaseType.MFA_RESET,
+            execution__executed_at__gte=at - MFA_RESET_FOLLOW_UP,
+            execution__executed_at__lte=at,
+        )
+        .order_by("-execution__executed_at")
+        .first()
+    )

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from integrations.services import event_ingest
-from recovery.cases.models import RecoveryCase
+from recovery.cases.models import CaseExecution, RecoveryCase
 from recovery.cases.services import case_cancel, case_open
 from recovery.cases.services.base import alert_raise
 from recovery.detection.alerts import alert_acknowledge, alert_resolve
@@ -350,6 +350,66 @@ def test_a_sign_in_from_a_new_network_after_the_window_does_not(acme):
     case.account.refresh_from_db()
     ingest(acme, case.account, "sign_in_new_asn", timedelta(0), {"asn": 64500})
     assert "new_network_after_recovery" not in alerts(case)
+
+
+def test_a_sign_in_through_an_anonymizing_proxy_inside_the_window_fires(acme):
+    case = recovered_t1(acme)
+    ingest(acme, case.account, "sign_in_anonymized", timedelta(0), {"proxy": "residential_vpn"})
+    alert = alerts(case)["new_network_after_recovery"]
+    assert alert["facts"]["network"] == {"proxy": "residential_vpn"}
+    assert alert["facts"]["event_type"] == "sign_in_anonymized"
+
+
+# R-55 (a)
+
+
+def recovered(acme, case_type: str) -> RecoveryCase:
+    agent = staff(Role.AGENT, tenant=acme)
+    case = ready_case(acme, agent, case_type=case_type, groups=["finance"])
+    owner_email(case)
+    notices_sent(acme)
+    return execute(case, agent)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data"),
+    [("admin_console_access", {"console": "entra"}), ("admin_role_granted", {"role": "GA"})],
+)
+def test_admin_access_within_a_day_of_an_mfa_reset_fires(acme, event_type, data):
+    case = recovered(acme, "mfa_reset")
+    ingest(acme, case.account, event_type, timedelta(0), data)
+    alert = alerts(case)["admin_access_after_mfa_reset"]
+    assert alert["requirement"] == "R-55 (a)" and alert["facts"]["event_type"] == event_type
+
+
+def test_admin_access_after_a_password_reset_or_a_day_later_does_not(acme):
+    password = recovered(acme, "password_reset")
+    ingest(acme, password.account, "admin_console_access", timedelta(0), {"console": "entra"})
+    assert "admin_access_after_mfa_reset" not in alerts(password)  # not an MFA reset
+    mfa = recovered(acme, "mfa_reset")
+    CaseExecution.objects.filter(case=mfa).update(executed_at=timezone.now() - timedelta(hours=25))
+    ingest(acme, mfa.account, "admin_console_access", timedelta(0), {"console": "entra"})
+    assert "admin_access_after_mfa_reset" not in alerts(mfa)  # more than 24 h later
+
+
+# R-55 (f)
+
+
+def test_a_federation_change_by_a_recently_recovered_account_fires(acme):
+    case = recovered_t1(acme)
+    data = {"change": "federation_added", "domain": "acme.test"}
+    ingest(acme, case.account, "federation_changed", timedelta(0), data)
+    alert = alerts(case)["federation_change_after_recovery"]
+    assert alert["requirement"] == "R-55 (f)" and alert["facts"]["details"] == data
+
+
+def test_a_federation_change_after_the_window_does_not(acme):
+    case = recovered_t1(acme)
+    ProtectedAccount.objects.filter(pk=case.account_id).update(
+        restricted_until=timezone.now() - timedelta(hours=1)
+    )
+    ingest(acme, case.account, "federation_changed", timedelta(0), {"change": "trust_added"})
+    assert "federation_change_after_recovery" not in alerts(case)
 
 
 # alerts people work
