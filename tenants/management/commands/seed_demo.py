@@ -62,11 +62,20 @@ from tenants.choices import (
     GrantStatus,
     PrincipalKind,
     Role,
+    RouteKind,
     Scope,
 )
-from tenants.models import DelegationGrant, Membership, ServiceProvider, Tenant, User
+from tenants.models import (
+    AlertRoute,
+    DelegationGrant,
+    Membership,
+    ServiceProvider,
+    Tenant,
+    User,
+)
 from tenants.otp import backup_codes_issue
 from tenants.rls import system_scope
+from tenants.routes import route_approve, route_propose
 from tenants.services import (
     grant_approve,
     grant_request,
@@ -288,6 +297,7 @@ class Command(BaseCommand):
         # Before the first cases: an approved demo case was approved for this connector.
         connector = self._cloud_connector(tenants[CLOUD_TENANT])
         self.stdout.write(f"Connector of {CLOUD_TENANT}: {connector}")
+        self._security_contact(tenants["acme"])
         if not RecoveryCase.objects.for_tenant(tenants["acme"]).exists():
             self._cases(tenants["acme"])
         owners = self._owner_portal(tenants["acme"], known_owners)
@@ -344,6 +354,21 @@ class Command(BaseCommand):
         approver = User.objects.get(username=f"{tenant.slug}-admin2")
         connector_change_approve(actor=approver, change=change, step_up=_fresh_step_up(approver))
         return described
+
+    def _security_contact(self, tenant: Tenant) -> None:
+        """acme's security contact, an email route proposed by acme-admin2 and approved by
+        acme-admin (dual control); routes set in the console are left alone."""
+        if AlertRoute.objects.for_tenant(tenant).exists():
+            return
+        route = route_propose(
+            actor=User.objects.get(username="acme-admin2"),
+            tenant=tenant,
+            kind=RouteKind.EMAIL,
+            target="security@acme.example",
+            label="Acme security operations",
+        )
+        approver = User.objects.get(username="acme-admin")
+        route_approve(actor=approver, route=route, step_up=_fresh_step_up(approver))
 
     def _owner_portal(self, tenant: Tenant, known: dict[str, Any]) -> dict[str, Any]:
         """The owner portal's demo: saved codes for one owner, an enrolment link for another,
