@@ -10,7 +10,7 @@ PORT="${PORT:-8000}"
 # address as its relying party id.
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://localhost:${PORT}}"
 BIN=.venv/bin
-mkdir -p var/broker var/broker-processed
+mkdir -p var/broker var/broker-processed var/broker-control
 
 # A local OpenID Provider for owner sign-in (tests/oidc_provider, npm package oidc-provider)
 # when Node.js >= 20.19 is here; without it the portal says IdP sign-in is not configured.

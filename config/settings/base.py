@@ -212,13 +212,16 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+# Every folder of the filesystem broker under var/ (kombu's default control folder is ./control).
+FILESYSTEM_BROKER_OPTIONS = {
+    "data_folder_in": str(VAR_DIR / "broker"),
+    "data_folder_out": str(VAR_DIR / "broker"),
+    "processed_folder": str(VAR_DIR / "broker-processed"),
+    "control_folder": str(VAR_DIR / "broker-control"),
+    "store_processed": False,
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
-        "data_folder_in": str(VAR_DIR / "broker"),
-        "data_folder_out": str(VAR_DIR / "broker"),
-        "processed_folder": str(VAR_DIR / "broker-processed"),
-        "store_processed": False,
-    }
+    FILESYSTEM_BROKER_OPTIONS
     if CELERY_BROKER_URL.startswith("filesystem")
     else REDIS_BROKER_OPTIONS
 )

@@ -121,3 +121,22 @@ def test_embedded_default_migrates_and_seeds_idempotently(tmp_path: Path):
         assert db.execute("SELECT status FROM recovery_attendedsession").fetchall() == [
             ("completed",)
         ]
+
+
+def test_the_filesystem_broker_keeps_its_exchange_table_under_var(tmp_path, monkeypatch):
+    """The embedded broker's folders are all under var/: binding a queue writes kombu's
+    exchange table, which by default lands in ./control of wherever the process runs."""
+    from kombu import Connection, Exchange, Queue
+
+    from config.settings.base import FILESYSTEM_BROKER_OPTIONS, VAR_DIR
+
+    for name in ("data_folder_in", "data_folder_out", "processed_folder"):  # as run.sh does
+        Path(FILESYSTEM_BROKER_OPTIONS[name]).mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    exchange = Exchange("vouchsafe-folder-test", type="direct")
+    with Connection("filesystem://", transport_options=FILESYSTEM_BROKER_OPTIONS) as conn:
+        Queue("vouchsafe-folder-test", exchange, routing_key="t")(conn.default_channel).declare()
+    table = Path(FILESYSTEM_BROKER_OPTIONS["control_folder"]) / "vouchsafe-folder-test.exchange"
+    assert table.exists() and table.is_relative_to(VAR_DIR)
+    table.unlink()
+    assert not (tmp_path / "control").exists()
