@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint bench schema messages screenshots clean
+.PHONY: install run test lint deps-check bench schema messages screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Fails when a pin in requirements.lock is behind a patch release of its series (issue 17).
+deps-check: install
+	$(BIN)/python scripts/deps_check.py
 
 bench: install
 	@scripts/services.sh
