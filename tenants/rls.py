@@ -8,6 +8,7 @@ superusers, table owners and BYPASSRLS roles are not subject to it (see docs/ope
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -92,10 +93,14 @@ NO_DELETE_TABLES = (
 )
 # The one way the app role removes audit rows: an approved, signed purge (audit.retention).
 PURGE_FUNCTION = "audit_purge_through(bigint)"
+ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def app_role_sql(role: str) -> list[str]:
-    """Statements that give the restricted app role exactly the privileges it needs."""
+    """Statements that give the restricted app role exactly the privileges it needs. `role`
+    is a plain lower-case identifier (it is written into PL/pgSQL blocks as a literal)."""
+    if not ROLE_NAME.fullmatch(role):
+        raise ValueError(f"{role!r} is not a plain role name (a-z, 0-9, _; 63 at most).")
     quoted = connection.ops.quote_name(role)
     statements = [
         f"""DO $$ BEGIN
@@ -103,7 +108,17 @@ def app_role_sql(role: str) -> list[str]:
     CREATE ROLE {quoted} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
   END IF;
 END $$""",
-        f"ALTER ROLE {quoted} NOSUPERUSER NOBYPASSRLS",
+        # Only a superuser may touch these attributes, even to remove them (PostgreSQL 15): the
+        # owner that runs this (documented as not a superuser) alters nothing it need not.
+        f"""DO $$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}' AND (rolsuper OR rolbypassrls)) THEN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+      RAISE EXCEPTION 'Role % is a superuser or bypasses row-level security; a superuser must '
+        'run ALTER ROLE % NOSUPERUSER NOBYPASSRLS first', '{role}', '{role}';
+    END IF;
+    ALTER ROLE {quoted} NOSUPERUSER NOBYPASSRLS;
+  END IF;
+END $$""",  # noqa: S608 - `role` is checked against ROLE_NAME above
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",

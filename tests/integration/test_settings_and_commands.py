@@ -140,3 +140,40 @@ def test_the_filesystem_broker_keeps_its_exchange_table_under_var(tmp_path, monk
     assert table.exists() and table.is_relative_to(VAR_DIR)
     table.unlink()
     assert not (tmp_path / "control").exists()
+
+
+def test_db_roles_runs_as_a_non_superuser_owner_as_documented():
+    """docs/operations.md: the owner role (CREATEROLE, not a superuser) migrates and runs
+    db_roles on PostgreSQL 15. It once failed with "must be superuser to alter superuser
+    roles": the app role's attributes are now altered only when they need to be."""
+    import psycopg
+
+    suffix = os.urandom(4).hex()
+    owner, app, database = f"vs_owner_{suffix}", f"vs_app_{suffix}", f"vs_roles_{suffix}"
+    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    admin.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER")
+    admin.execute(f"CREATE DATABASE {database} OWNER {owner}")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "DATABASE_URL": f"postgres://{owner}@127.0.0.1:5432/{database}",
+    }
+    try:
+        migrated = manage("migrate", "--noinput", env=env, timeout=600)
+        assert migrated.returncode == 0, migrated.stderr[-2000:]
+        roles = manage("db_roles", "--app-role", app, env=env)
+        assert roles.returncode == 0, roles.stderr[-2000:]
+        again = manage("db_roles", "--app-role", app, env=env)  # after the next migrate
+        assert again.returncode == 0, again.stderr[-2000:]
+        super_, bypass = admin.execute(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [app]
+        ).fetchone()
+        assert (super_, bypass) == (False, False)
+        admin.execute(f"ALTER ROLE {app} BYPASSRLS")  # a careless admin's change
+        refused = manage("db_roles", "--app-role", app, env=env)
+        assert refused.returncode != 0
+        assert "a superuser must run ALTER ROLE" in refused.stderr
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.execute(f"DROP ROLE IF EXISTS {app}")
+        admin.execute(f"DROP ROLE IF EXISTS {owner}")
+        admin.close()

@@ -22,7 +22,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("Database roles and row-level security need PostgreSQL.")
+        try:
+            statements = app_role_sql(options["app_role"])
+        except ValueError as invalid:
+            raise CommandError(str(invalid)) from None
         with transaction.atomic(), connection.cursor() as cursor:
-            for statement in app_role_sql(options["app_role"]):
+            for statement in statements:
                 cursor.execute(statement)
         self.stdout.write(self.style.SUCCESS(f"Role {options['app_role']} is configured."))
