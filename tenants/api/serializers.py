@@ -81,12 +81,16 @@ class AlertRouteOutput(serializers.ModelSerializer):
     """A route as its readers see it: a webhook's origin only (its URL is a credential)."""
 
     target = serializers.SerializerMethodField(help_text="An address, or a URL's origin.")
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
-    removal_requested_by = serializers.CharField(
-        source="removal_requested_by.username", default=None
+    requested_by = serializers.CharField(
+        source="requested_by.username", default=None, allow_null=True
     )
-    decided_by = serializers.CharField(source="decided_by.username", default=None)
+    approved_by = serializers.CharField(
+        source="approved_by.username", default=None, allow_null=True
+    )
+    removal_requested_by = serializers.CharField(
+        source="removal_requested_by.username", default=None, allow_null=True
+    )
+    decided_by = serializers.CharField(source="decided_by.username", default=None, allow_null=True)
 
     class Meta:
         model = AlertRoute
@@ -144,10 +148,12 @@ class StepUpInput(serializers.Serializer):
 
 class IncidentStateOutput(serializers.Serializer):
     ai_off = serializers.BooleanField()
-    ai_changed_by = serializers.CharField(source="ai_changed_by.username", default=None)
+    ai_changed_by = serializers.CharField(
+        source="ai_changed_by.username", default=None, allow_null=True
+    )
     ai_changed_at = serializers.DateTimeField(allow_null=True)
     frozen = serializers.BooleanField()
-    frozen_by = serializers.CharField(source="frozen_by.username", default=None)
+    frozen_by = serializers.CharField(source="frozen_by.username", default=None, allow_null=True)
     frozen_at = serializers.DateTimeField(allow_null=True)
     frozen_reason = serializers.CharField()
 

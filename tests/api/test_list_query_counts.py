@@ -248,6 +248,30 @@ def _webhooks(world: ListWorld) -> None:
             )
 
 
+def _alert_routes(world: ListWorld) -> None:
+    """Routes proposed and withdrawn (a tenant holds at most ten open ones; the list shows
+    them all, history included)."""
+    from tenants.routes import route_propose, route_withdraw
+
+    for i in range(ROWS_WANTED):
+        route = route_propose(
+            actor=world.admin, tenant=world.tenant, kind="email", target=f"soc{i}@list.test"
+        )
+        route_withdraw(actor=world.admin, route=route)
+
+
+def _alert_queue(world: ListWorld) -> None:
+    """Alerts of as many kinds on one case: each its own row of the queue."""
+    from recovery.cases.services import case_open
+    from recovery.cases.services.base import alert_raise
+
+    officer = factories.staff(Role.SECURITY_OFFICER, tenant=world.tenant)
+    account = factories.make_account(world.tenant)
+    case = case_open(actor=officer, account=account, case_type="unlock", channel="phone")
+    for i in range(ROWS_WANTED):
+        alert_raise(case, f"list_kind_{i}")
+
+
 def _nothing(world: ListWorld) -> None:
     """The rows come with the others (every service call above writes audit events)."""
 
@@ -281,6 +305,8 @@ ROWS: dict[str, Rows] = {
     "OwnerIdpConfigListApi": Rows(_owner_idp_configs),
     "WebhookListApi": Rows(_webhooks, large=_webhook_page),
     "WebhookDeliveryListApi": Rows(_cases),  # one delivery per case opened
+    "AlertRouteListApi": Rows(_alert_routes),
+    "AlertQueueApi": Rows(_alert_queue),
 }
 
 

@@ -311,7 +311,7 @@ def test_an_mfa_reset_through_entra_from_the_call_to_a_frozen_account(
     officer.goto(f"/t/{tenant.slug}/review/security/")
     alert_row = officer.locator("#section-alerts tr", has_text="post_recovery_change")
     expect(alert_row).to_have_count(1)
-    expect(alert_row).to_contain_text("undo: undone")
+    expect(alert_row).to_contain_text("Undo: undone")  # the alert's fields, in words
     alert_row.get_by_role("link", name=f"Case {case.pk}").click()
     officer.wait_for_url(re.compile(rf"/review/{case.pk}/$"))
     expect(officer.locator("ul.risks")).to_contain_text("The account is frozen since")
