@@ -1,28 +1,29 @@
 """Detection rules as code (issue 16 part 2): what each rule reads, its thresholds (policy
 values with floors, recovery/policy/floors.py), the alert it raises and the response.
 
-`findings_at_open` evaluates every rule that looks at a case as it opens, in a fixed number of
-queries however long the tenant's history. `case_open` applies the responses (reroute, raise
-the tier) before the case is written, then raises one `alert.raised` per finding naming the rule,
-the rule set's version and the facts it fired on, with the case's `correlation_id`. docs/
-detection.md describes each rule; change it with the rules and bump RULESET_VERSION.
+`findings_at_open` evaluates every rule that looks at a case as it opens, in one query however
+long the tenant's history. `case_open` applies the responses (reroute, raise the tier) before
+the case is written, then raises one `alert.raised` per finding naming the rule, the rule set's
+version and the facts it fired on, with the case's `correlation_id`. docs/detection.md
+describes each rule; change it with the rules and bump RULESET_VERSION.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from django.db.models import Q
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
 from django.utils.translation import gettext_lazy as _
 
 from integrations.choices import IngestEventType
-from integrations.models import IngestedEvent
 from tenants.choices import Tier
-from tenants.models import Tenant
 
 from ..cases.choices import ABANDONED_STATUSES
 from ..cases.models import RecoveryCase
@@ -30,7 +31,7 @@ from ..models import ProtectedAccount
 from ..policy.rules import Requirements
 from .choices import CallerKind
 from .identifiers import CallerValue
-from .models import CallerIdentifier, ReviewOpened, WatchedCaller
+from .models import ReviewOpened
 
 RULESET_VERSION = 2
 TIER_ORDER = (Tier.T0, Tier.T1, Tier.T2)
@@ -250,14 +251,123 @@ def findings_at_open(
     callers: list[CallerValue],
     now: datetime,
 ) -> list[Finding]:
-    """Every rule that fires on a case about to open on `account`: at most four queries."""
-    history = History(
-        earlier=_earlier_cases(account, req, now),
-        bursts=_bursts(account, req, now),
-        watched=_watched(account.tenant, callers) if callers else [],
-        seen=_callers_seen(account, req, callers, now) if callers else [],
-    )
+    """Every rule that fires on a case about to open on `account`: one query."""
+    history = history_at_open(account, req, callers, now)
     return findings_in(history, account_id=account.pk, req=req, callers=callers, now=now)
+
+
+# The four reads as one statement: each a member of a UNION ALL that tags its rows and lays them
+# out in the same nine columns (a column a member has no value for is a typed NULL), with the
+# ORDER BY and LIMIT of a member inside a subquery (SQLite allows neither directly in a compound
+# member). Written out rather than built by the ORM: compiling four querysets cost more than
+# running them (bench/detection.py). Every member starts from the tenant, as `for_tenant` does.
+# Only runs of `%s` are put in; every value is a parameter.
+_EARLIER_SQL = """
+SELECT 'earlier', id, CAST(NULL AS bigint), correlation_id, created_at, ended_at, status,
+       CAST(NULL AS text), CAST(NULL AS text)
+FROM (SELECT id, correlation_id, created_at, ended_at, status
+      FROM "recovery_recoverycase"
+      WHERE tenant_id = %s AND account_id = %s
+        AND (created_at >= %s OR (status IN ({statuses}) AND ended_at >= %s))
+      ORDER BY id LIMIT %s) AS earlier"""
+_BURST_SQL = """
+SELECT 'burst', CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS uuid), occurred_at,
+       received_at, source, CAST(NULL AS text), CAST(NULL AS text)
+FROM (SELECT occurred_at, received_at, source
+      FROM "integrations_ingestedevent"
+      WHERE tenant_id = %s AND account_id = %s AND event_type = %s
+        AND occurred_at >= %s AND occurred_at <= %s
+      ORDER BY occurred_at DESC LIMIT 1) AS burst"""
+_WATCHED_SQL = """
+SELECT 'watched', case_id, CAST(NULL AS bigint), CAST(NULL AS uuid), flagged_at,
+       CAST(NULL AS timestamptz), kind, digest, hint
+FROM "recovery_watchedcaller"
+WHERE tenant_id = %s AND ({matches})"""
+_SEEN_SQL = """
+SELECT 'seen', case_id, account_id, correlation_id, created_at, CAST(NULL AS timestamptz), kind,
+       digest, hint
+FROM (SELECT identifier.case_id, opened.account_id, opened.correlation_id,
+             identifier.created_at, identifier.kind, identifier.digest, identifier.hint
+      FROM "recovery_calleridentifier" identifier
+      JOIN "recovery_recoverycase" opened ON opened.id = identifier.case_id
+      WHERE identifier.tenant_id = %s AND ({matches}) AND identifier.created_at >= %s
+        AND identifier.kind <> %s AND opened.account_id <> %s
+      ORDER BY identifier.case_id LIMIT %s) AS seen"""
+
+
+def history_at_open(
+    account: ProtectedAccount,
+    req: Requirements,
+    callers: list[CallerValue],
+    now: datetime,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+) -> History:
+    """What the case-open rules decide on for a case opening on `account` now, in one query:
+    the account's recent and recently abandoned cases, its latest push-denial burst in the
+    lookback and, when the caller gave identifiers, their watch-list entries and other
+    accounts' recent cases with the same (non-name) identifiers."""
+    connection = connections[using]
+    at = connection.ops.adapt_datetimefield_value
+    tenant_id, statuses = account.tenant_id, sorted(str(status) for status in ABANDONED_STATUSES)
+    recent_since = now - timedelta(seconds=req.repeat_case_window_seconds)
+    denial_since = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
+    burst_since = now - timedelta(seconds=req.push_denial_lookback_seconds)
+    members = [_EARLIER_SQL.format(statuses=", ".join(["%s"] * len(statuses))), _BURST_SQL]
+    params: list[Any] = [tenant_id, account.pk, at(recent_since), *statuses, at(denial_since)]
+    params += [LINKED_LIMIT, tenant_id, account.pk, str(IngestEventType.PUSH_DENIED_BURST)]
+    params += [at(burst_since), at(now)]
+    if callers:
+        keys = [str(part) for caller in callers for part in (caller.kind, caller.digest)]
+        reuse_since = now - timedelta(seconds=req.caller_reuse_window_seconds)
+        members.append(_WATCHED_SQL.format(matches=_matches(len(callers), "")))
+        params += [tenant_id, *keys]
+        members.append(_SEEN_SQL.format(matches=_matches(len(callers), "identifier.")))
+        params += [tenant_id, *keys, at(reuse_since), str(CallerKind.NAME), account.pk]
+        params.append(REUSE_LIMIT)
+    with connection.cursor() as cursor:
+        cursor.execute("\nUNION ALL".join(members).lstrip(), params)
+        rows = cursor.fetchall()
+    return _history_of(rows, connection)
+
+
+def _matches(count: int, prefix: str) -> str:
+    """A condition for `count` identifiers: same kind and keyed hash as one of them."""
+    return " OR ".join([f"({prefix}kind = %s AND {prefix}digest = %s)"] * count)
+
+
+def _history_of(rows: list[tuple], connection: BaseDatabaseWrapper) -> History:
+    """The tagged rows of `history_at_open`'s statement as a History, each value as the ORM
+    would give it (on SQLite a UUID and an aware datetime from their stored text)."""
+    uuid_of = _converted(connection, RecoveryCase._meta.get_field("correlation_id"))
+    time_of = _converted(connection, RecoveryCase._meta.get_field("created_at"))
+    history = History(earlier=[], bursts=[], watched=[], seen=[])
+    for tag, pk, account_id, correlation, at, at2, word, digest, hint in rows:
+        if tag == "earlier":
+            history.earlier.append(
+                EarlierCase(pk, uuid_of(correlation), time_of(at), word, time_of(at2))
+            )
+        elif tag == "burst":
+            history.bursts.append(Burst(time_of(at), word, time_of(at2)))
+        elif tag == "watched":
+            history.watched.append(Watched(word, digest, hint, pk, time_of(at)))
+        else:
+            seen = CallerSeen(word, digest, hint, pk, account_id, uuid_of(correlation), time_of(at))
+            history.seen.append(seen)
+    return history
+
+
+def _converted(connection: BaseDatabaseWrapper, field: Field) -> Callable[[Any], Any]:
+    """`field`'s value from the database as the ORM converts it (nothing to do on PostgreSQL)."""
+    column = field.get_col(field.model._meta.db_table)
+    converters = [*connection.ops.get_db_converters(column), *field.get_db_converters(connection)]
+
+    def convert(value: Any) -> Any:
+        for converter in converters:
+            value = converter(value, column, connection)
+        return value
+
+    return convert
 
 
 def findings_in(
@@ -297,24 +407,6 @@ def _ended_within(row: EarlierCase, since: datetime, before: datetime | None) ->
     )
 
 
-def _earlier_cases(
-    account: ProtectedAccount, req: Requirements, now: datetime
-) -> list[EarlierCase]:
-    recent_since = now - timedelta(seconds=req.repeat_case_window_seconds)
-    denial_since = now - timedelta(seconds=req.repeat_after_denial_window_seconds)
-    rows = (
-        RecoveryCase.objects.for_tenant(account.tenant)
-        .filter(account=account)
-        .filter(
-            Q(created_at__gte=recent_since)
-            | Q(status__in=ABANDONED_STATUSES, ended_at__gte=denial_since)
-        )
-        .order_by("pk")
-        .values_list("pk", "correlation_id", "created_at", "status", "ended_at")[:LINKED_LIMIT]
-    )
-    return [EarlierCase(*row) for row in rows]
-
-
 def _repeat_findings(
     rows: list[EarlierCase], req: Requirements, now: datetime, before: datetime | None
 ) -> list[Finding]:
@@ -351,22 +443,6 @@ def _repeat_findings(
     return findings
 
 
-def _bursts(account: ProtectedAccount, req: Requirements, now: datetime) -> list[Burst]:
-    since = now - timedelta(seconds=req.push_denial_lookback_seconds)
-    rows = (
-        IngestedEvent.objects.for_tenant(account.tenant)
-        .filter(
-            account=account,
-            event_type=IngestEventType.PUSH_DENIED_BURST,
-            occurred_at__gte=since,
-            occurred_at__lte=now,
-        )
-        .order_by("-occurred_at")
-        .values_list("occurred_at", "source", "received_at")[:1]
-    )
-    return [Burst(*row) for row in rows]
-
-
 def _push_denial_findings(
     bursts: list[Burst], req: Requirements, now: datetime, before: datetime | None
 ) -> list[Finding]:
@@ -385,38 +461,6 @@ def _push_denial_findings(
         "lookback_seconds": req.push_denial_lookback_seconds,
     }
     return [Finding("push_denial_before_call", facts)]
-
-
-def caller_matches(callers: list[CallerValue]) -> Q:
-    """Rows holding one of these identifiers (same kind, same keyed hash)."""
-    matches = Q(pk__in=[])
-    for caller in callers:
-        matches |= Q(kind=caller.kind, digest=caller.digest)
-    return matches
-
-
-def _watched(tenant: Tenant, callers: list[CallerValue]) -> list[Watched]:
-    rows = (
-        WatchedCaller.objects.for_tenant(tenant)
-        .filter(caller_matches(callers))
-        .values_list("kind", "digest", "hint", "case_id", "flagged_at")
-    )
-    return [Watched(*row) for row in rows]
-
-
-def _callers_seen(
-    account: ProtectedAccount, req: Requirements, callers: list[CallerValue], now: datetime
-) -> list[CallerSeen]:
-    since = now - timedelta(seconds=req.caller_reuse_window_seconds)
-    rows = (
-        CallerIdentifier.objects.for_tenant(account.tenant)
-        .filter(caller_matches(callers), created_at__gte=since)
-        .exclude(kind=CallerKind.NAME)
-        .exclude(case__account=account)
-        .order_by("case_id")
-        .values_list(*CALLER_SEEN_FIELDS)[:REUSE_LIMIT]
-    )
-    return [CallerSeen(*row) for row in rows]
 
 
 def _caller_findings(

@@ -8,10 +8,11 @@ from .conftest import api
 pytestmark = pytest.mark.django_db
 
 # Membership, tenant scope, the account (locked, once), the active policy (once), the
-# detection rules (the account's earlier cases, a push-denial burst; with caller identifiers
-# two more), the incident freeze, the case, its chain head and event, and savepoints. Owner
-# notices and webhooks are derived from the committed chain by workers.
-CREATE_STATEMENTS = 14
+# detection rules (one statement: the account's earlier cases and a push-denial burst, with
+# caller identifiers their watch-list entries and reuse too), the incident freeze, the case,
+# its chain head and event, and savepoints. Owner notices and webhooks are derived from the
+# committed chain by workers.
+CREATE_STATEMENTS = 13
 
 
 def _create(client, tenant, account):
