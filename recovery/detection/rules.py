@@ -34,6 +34,9 @@ from .identifiers import CallerValue
 from .models import ReviewOpened
 
 RULESET_VERSION = 2
+# What the push-denial rule reads (R-55 (e)): a burst of denied pushes, or an "MFA not working"
+# report (self-service or a ticket), before the call.
+MFA_TROUBLE = (str(IngestEventType.PUSH_DENIED_BURST), str(IngestEventType.MFA_TROUBLE_REPORTED))
 TIER_ORDER = (Tier.T0, Tier.T1, Tier.T2)
 LINKED_LIMIT = 20  # linked cases named in one alert
 REUSE_LIMIT = 200  # other cases' identifiers read for caller_reuse
@@ -93,10 +96,11 @@ RULES: dict[str, Rule] = {
             "push_denial_before_call",
             "R-55 (e)",
             _(
-                "The account's identity provider reported a burst of denied MFA pushes shortly "
-                "before the case: push-bombing first, then a call about 'broken MFA'."
+                "The account's identity provider reported a burst of denied MFA pushes, or "
+                "someone reported its MFA as not working, shortly before the case: push-bombing "
+                "or a ticket first, then a call about 'broken MFA'."
             ),
-            "ingested push_denied_burst events of the account",
+            "ingested push_denied_burst and mfa_trouble_reported events of the account",
             ("push_denial_lookback_seconds",),
             (Response.RAISE_TO_T2, Response.REROUTE),
         ),
@@ -210,9 +214,12 @@ class EarlierCase(NamedTuple):
 
 
 class Burst(NamedTuple):
+    """A push-denial burst or an "MFA not working" report (`MFA_TROUBLE`)."""
+
     occurred_at: datetime
     source: str
     received_at: datetime
+    event_type: str
 
 
 class Watched(NamedTuple):
@@ -272,10 +279,10 @@ FROM (SELECT id, correlation_id, created_at, ended_at, status
       ORDER BY id LIMIT %s) AS earlier"""
 _BURST_SQL = """
 SELECT 'burst', CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS uuid), occurred_at,
-       received_at, source, CAST(NULL AS text), CAST(NULL AS text)
-FROM (SELECT occurred_at, received_at, source
+       received_at, source, event_type, CAST(NULL AS text)
+FROM (SELECT occurred_at, received_at, source, event_type
       FROM "integrations_ingestedevent"
-      WHERE tenant_id = %s AND account_id = %s AND event_type = %s
+      WHERE tenant_id = %s AND account_id = %s AND event_type IN (%s, %s)
         AND occurred_at >= %s AND occurred_at <= %s
       ORDER BY occurred_at DESC LIMIT 1) AS burst"""
 _WATCHED_SQL = """
@@ -315,7 +322,7 @@ def history_at_open(
     burst_since = now - timedelta(seconds=req.push_denial_lookback_seconds)
     members = [_EARLIER_SQL.format(statuses=", ".join(["%s"] * len(statuses))), _BURST_SQL]
     params: list[Any] = [tenant_id, account.pk, at(recent_since), *statuses, at(denial_since)]
-    params += [LINKED_LIMIT, tenant_id, account.pk, str(IngestEventType.PUSH_DENIED_BURST)]
+    params += [LINKED_LIMIT, tenant_id, account.pk, *MFA_TROUBLE]
     params += [at(burst_since), at(now)]
     if callers:
         keys = [str(part) for caller in callers for part in (caller.kind, caller.digest)]
@@ -348,7 +355,7 @@ def _history_of(rows: list[tuple], connection: BaseDatabaseWrapper) -> History:
                 EarlierCase(pk, uuid_of(correlation), time_of(at), word, time_of(at2))
             )
         elif tag == "burst":
-            history.bursts.append(Burst(time_of(at), word, time_of(at2)))
+            history.bursts.append(Burst(time_of(at), word, time_of(at2), digest))
         elif tag == "watched":
             history.watched.append(Watched(word, digest, hint, pk, time_of(at)))
         else:
@@ -457,6 +464,7 @@ def _push_denial_findings(
     burst = max(within, key=lambda burst: burst.occurred_at)
     facts = {
         "burst_at": burst.occurred_at.isoformat(),
+        "reported": burst.event_type,
         "source": burst.source,
         "lookback_seconds": req.push_denial_lookback_seconds,
     }

@@ -27,7 +27,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.selectors import alert_list
-from integrations.choices import IngestEventType
 from integrations.models import IngestedEvent
 from tenants.exceptions import InvalidInput
 from tenants.models import Tenant
@@ -43,6 +42,7 @@ from .identifiers import CallerValue
 from .models import CallerIdentifier, WatchedCaller
 from .rules import (
     CALLER_SEEN_FIELDS,
+    MFA_TROUBLE,
     RULES,
     RULESET_VERSION,
     Burst,
@@ -392,11 +392,11 @@ def _chunk_history(
         IngestedEvent.objects.for_tenant(tenant)
         .filter(
             account_id__in=accounts,
-            event_type=IngestEventType.PUSH_DENIED_BURST,
+            event_type__in=MFA_TROUBLE,
             occurred_at__gte=reach("push_denial_lookback_seconds"),
             occurred_at__lte=last,
         )
-        .values_list("account_id", "occurred_at", "source", "received_at"),
+        .values_list("account_id", "occurred_at", "source", "received_at", "event_type"),
         Burst,
     )
     watched: dict[tuple[str, str], list[Watched]] = {}

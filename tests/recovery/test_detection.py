@@ -132,6 +132,21 @@ def test_a_push_denial_burst_before_the_call_makes_it_t2_in_the_security_queue(a
     assert alerts(case)["push_denial_before_call"]["facts"]["source"] == "entra"
 
 
+def test_an_mfa_not_working_report_before_the_call_makes_it_t2(acme, agent):
+    account = make_account(acme)
+    ingest(acme, account, "mfa_trouble_reported", timedelta(hours=1), {"channel": "ticket"})
+    case = opened(agent, account)
+    assert (case.tier, case.route) == ("T2", "security")
+    assert alerts(case)["push_denial_before_call"]["facts"]["reported"] == "mfa_trouble_reported"
+
+
+def test_another_event_before_the_call_does_not(acme, agent):
+    account = make_account(acme)
+    ingest(acme, account, "sign_in_new_asn", timedelta(hours=1), {"asn": 64500})
+    case = opened(agent, account)
+    assert (case.tier, case.route, alerts(case)) == ("T0", "standard", {})
+
+
 def test_a_burst_days_before_does_not(acme, agent):
     account = make_account(acme)
     ingest(acme, account, "push_denied_burst", timedelta(days=2), BURST)

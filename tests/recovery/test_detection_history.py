@@ -69,12 +69,12 @@ def orm_history(
         .filter(
             tenant_id=tenant_id,
             account_id=account_id,
-            event_type="push_denied_burst",
+            event_type__in=("push_denied_burst", "mfa_trouble_reported"),
             occurred_at__gte=now - timedelta(seconds=req.push_denial_lookback_seconds),
             occurred_at__lte=now,
         )
         .order_by("-occurred_at")
-        .values_list("occurred_at", "source", "received_at")[:1]
+        .values_list("occurred_at", "source", "received_at", "event_type")[:1]
     )
     matches = Q(pk__in=[])
     for caller in callers:
@@ -189,7 +189,7 @@ def write_history(using: str, tenant_id: int, other_tenant_id: int, ids: dict, n
     rows.watch(NAME, mine[2])
     rows.watch(caller_value("number", "+15550000001"), mine[3])  # another number
     rows.burst(me, 2 * HOUR)
-    rows.burst(me, HOUR)  # the latest in the lookback
+    rows.burst(me, HOUR, event_type="mfa_trouble_reported")  # the latest in the lookback
     rows.burst(me, 2 * DAY)  # before the lookback
     rows.burst(me, HOUR / 2, event_type="sign_in_new_asn")
     rows.burst(other, HOUR)

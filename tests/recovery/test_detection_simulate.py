@@ -22,7 +22,7 @@ from recovery.cases.services import case_cancel, case_open
 from recovery.detection.explain import SENTENCES
 from recovery.detection.jobs import SIMULATE_KIND
 from recovery.detection.models import Alert, CallerIdentifier
-from recovery.detection.rules import RULES
+from recovery.detection.rules import RULES, RULESET_VERSION
 from recovery.detection.services import caller_flag_suspicious
 from recovery.detection.simulate import SIMULATED_RULES, detection_simulate
 from recovery.models import ProtectedAccount
@@ -483,7 +483,7 @@ def test_the_security_queue_explains_each_alert_in_words(acme, agent):
     officer = signed_in_client(staff(Role.SECURITY_OFFICER, tenant=acme))
     html = officer.get(f"/t/{acme.slug}/review/security/").content.decode()
     section = re.search(r'<section id="section-alerts".*?</section>', html, re.S).group(0)
-    assert "Rule <code>repeat_case</code> (R-52) · rule set 1" in section
+    assert f"Rule <code>repeat_case</code> (R-52) · rule set {RULESET_VERSION}" in section
     assert str(RULES["repeat_case"].description) in section
     assert "1 earlier case on this account in the 1 day before it opened." in section
     assert f'href="/t/{acme.slug}/review/{first.pk}/">case {first.pk}</a>' in section
