@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.test import Client
+from rest_framework.test import APIClient
 
 from tenants.choices import Role
 from tenants.incident import incident_state
 from tenants.models import User
 
+from ..api.conftest import staff_api_client
 from ..conftest import signed_in_client
 from ..factories import PASSWORD, staff, totp_token
 from ..staffkey import staff_passkey_enrol
@@ -110,3 +112,20 @@ def test_a_refused_step_up_keeps_the_session_key(acme):
     )
     assert not incident_state(acme).frozen
     assert session_key(client) == before
+
+
+def test_a_step_up_over_the_api_on_a_staff_session_rotates_the_session_key(acme):
+    officer = staff(Role.SECURITY_OFFICER, tenant=acme)
+    client = staff_api_client(officer)
+    before = session_key(client)
+    response = client.post(
+        f"/api/v1/t/{acme.slug}/incident/",
+        {"switch": "freeze", "reason": "suspected social engineering", "otp": totp_token(officer)},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert session_key(client) != before
+    assert client.get(f"/api/v1/t/{acme.slug}/incident/").status_code == 200
+    stale = APIClient()
+    stale.cookies[settings.SESSION_COOKIE_NAME] = before
+    assert stale.get(f"/api/v1/t/{acme.slug}/incident/").status_code == 401
