@@ -1,5 +1,6 @@
 """API-level refusals with stable codes (domain refusals come from the services)."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -38,3 +39,12 @@ class IdempotencyKeyInvalid(APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "idempotency.key_invalid"
     default_detail = "An Idempotency-Key must be 1 to 255 printable ASCII characters."
+
+
+class CursorInvalid(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "pagination.cursor_invalid"
+    default_detail = _(
+        "This cursor is not one the API gave out: follow the next and previous links as they "
+        "are, or start again without a cursor."
+    )

@@ -22,7 +22,7 @@ ERROR_SCHEMA = {
     },
 }
 ERROR_RESPONSES = {
-    "400": "The input is invalid; `errors` says which field and why.",
+    "400": "The input (or a pagination cursor) is invalid; `errors` says which field and why.",
     "401": "No credentials, or an unknown, expired or revoked API key.",
     "403": "Not allowed: missing scope or role, a policy refusal, or an AI-assistant block.",
     "404": "No such object in this tenant (another tenant's object looks the same).",

@@ -8,6 +8,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .preferences import zone_of
+from .sessions import session_rotate
+from .stepup import step_up_request_end, step_up_request_start, step_up_verified_in_request
 
 # The API answers unverified sessions itself, with a JSON 401 instead of a redirect.
 # The owner portal never reads the staff session (recovery/owner/sessions.py).
@@ -78,3 +80,25 @@ class UserPreferencesMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class SessionRotationMiddleware:
+    """A request that verified a step-up leaves with a new session key (issue 17 item 7).
+
+    The sign-in steps rotate the key themselves (Django's `login`, `second_factor_login`); a
+    step-up is verified deep inside many views, so its rotation is done once, here, on the way
+    out. Listed after SessionMiddleware, so the new key is the cookie that is sent.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = step_up_request_start()
+        try:
+            response = self.get_response(request)
+            if step_up_verified_in_request():
+                session_rotate(request)
+        finally:
+            step_up_request_end(token)
+        return response

@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_otp import login as otp_login
 
 from .choices import StaffPasskeyStatus
 from .exceptions import DomainError
@@ -46,6 +45,7 @@ from .passkeys import (
     staff_passkey_replacements_to_approve,
     staff_passkey_sign_in,
 )
+from .sessions import second_factor_login
 from .views import LOCKED_MESSAGE, _end_sign_in, _not_recorded, _safe_next
 from .webauthn import registration_answer
 
@@ -117,7 +117,7 @@ def passkey_sign_in_view(request: HttpRequest) -> HttpResponse:
         target = _safe_next(request, "POST")
         verify = reverse("otp-verify")
         return redirect(f"{verify}?{urlencode({'next': target})}" if target else verify)
-    otp_login(request, passkey)
+    second_factor_login(request, passkey)
     return redirect(_safe_next(request, "POST") or "home")
 
 

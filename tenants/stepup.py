@@ -16,6 +16,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,23 @@ from .passkeys import StaffPasskeyRefused, staff_assertion_reverify, staff_asser
 
 PROOF_MAX_AGE = timedelta(seconds=120)
 _SALT = "vouchsafe.stepup"
+
+# Set when a step-up is verified in the current request; SessionRotationMiddleware then gives
+# the session a new key on the way out (a privilege change, like the sign-in steps).
+_verified_in_request: ContextVar[bool] = ContextVar("stepup_verified_in_request", default=False)
+
+
+def step_up_verified_in_request() -> bool:
+    return _verified_in_request.get()
+
+
+def step_up_request_start() -> object:
+    """Start a request with no step-up seen; returns the token to reset with at its end."""
+    return _verified_in_request.set(False)
+
+
+def step_up_request_end(token: object) -> None:
+    _verified_in_request.reset(token)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,7 @@ def step_up_passkey_verify(
         _count_refusal(user)
         raise StepUpFailed(refused.message, code=refused.code) from refused
     register_success(user)
+    _verified_in_request.set(True)
     assertion = _canonical({**verified.as_data(), "inputs": inputs})
     nonce = challenge.hex()  # one challenge authorises one action (StepUpUse)
     device_type = StepUpKind.PASSKEY.value
@@ -170,6 +189,7 @@ def step_up_verify(*, user: User, token: str) -> StepUpProof:
         allowed, _ = device.verify_is_allowed()
         if allowed and device.verify_token(token):
             register_success(user)
+            _verified_in_request.set(True)
             verified_at = timezone.now()
             nonce = secrets.token_hex(16)
             device_type = StepUpKind.TOTP.value

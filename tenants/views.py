@@ -20,7 +20,6 @@ from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
-from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -47,6 +46,7 @@ from .policies import can_administer_tenant, can_view_grants, enforce
 from .preferences import user_preferences_update
 from .selectors import grant_get_visible, grant_list
 from .services import grant_approve, grant_revoke
+from .sessions import second_factor_login
 from .stepup import step_up_verify
 
 LOCKED_MESSAGE = "Too many failed attempts: this account is locked for a while. Try again later."
@@ -131,7 +131,7 @@ def otp_verify_view(request: HttpRequest) -> HttpResponse:
         if device is not None and not is_locked(user):
             # Recorded first: a sign-in whose record fails must not leave a verified session.
             sign_in_completed(user=user, device=device)
-            otp_login(request, device)
+            second_factor_login(request, device)
             return redirect(_safe_next(request) or "home")
         try:
             if is_locked(user) or register_failure(user, kind="otp"):
@@ -174,7 +174,7 @@ def otp_enrol_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"].strip()):
             codes = totp_enrolment_confirm(user=user, device=device)
-            otp_login(request, device)
+            second_factor_login(request, device)
             return render(request, "auth/backup_codes.html", {"codes": codes})
         try:
             if register_failure(user, kind="otp"):

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "audit.middleware.RequestContextMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "tenants.middleware.SessionRotationMiddleware",
     "tenants.middleware.StaffOTPRequiredMiddleware",
     "tenants.middleware.UserPreferencesMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

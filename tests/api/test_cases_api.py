@@ -126,6 +126,41 @@ def test_stale_if_match_is_412_and_changes_nothing(acme, acme_api):
     assert RecoveryCase.objects.get(pk=case_id).status == "collecting_evidence"
 
 
+def _case_with_etag(acme, acme_api) -> tuple[int, str]:
+    account = factories.make_account(acme)
+    created = acme_api.post(
+        api(acme, "cases/"), {"account_id": account.pk, "case_type": "unlock"}, format="json"
+    )
+    return created.json()["id"], created["ETag"]
+
+
+def test_weak_if_match_of_the_current_version_is_412(acme, acme_api):
+    """RFC 9110 §13.1.1: If-Match uses the strong comparison, so a weak tag never matches."""
+    case_id, etag = _case_with_etag(acme, acme_api)
+    response = acme_api.post(
+        api(acme, f"cases/{case_id}/cancel/"),
+        {"reason": "duplicate"},
+        format="json",
+        HTTP_IF_MATCH=f"W/{etag}",
+    )
+    assert response.status_code == 412
+    assert response.json()["code"] == "case.etag_mismatch"
+    assert RecoveryCase.objects.get(pk=case_id).status == "collecting_evidence"
+
+
+@pytest.mark.parametrize("header", ["{etag}", '"other", {etag}', "*"])
+def test_strong_or_star_if_match_proceeds(acme, acme_api, header):
+    case_id, etag = _case_with_etag(acme, acme_api)
+    response = acme_api.post(
+        api(acme, f"cases/{case_id}/cancel/"),
+        {"reason": "duplicate"},
+        format="json",
+        HTTP_IF_MATCH=header.format(etag=etag),
+    )
+    assert response.status_code == 200
+    assert RecoveryCase.objects.get(pk=case_id).status == "cancelled"
+
+
 def test_submit_too_early_is_refused_with_the_policy_code(acme, acme_api):
     account = factories.make_account(acme)
     case_id = acme_api.post(

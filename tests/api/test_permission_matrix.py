@@ -19,11 +19,13 @@ A new route is covered the moment it is mounted; one whose URL kwarg has no obje
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.db import transaction
+from rest_framework.mixins import ListModelMixin
 from rest_framework.test import APIClient
 
 from api.base import TenantApiView
@@ -301,3 +303,64 @@ def test_ai_assistant_key_only_reads_drafts_and_summarises(world, db, route, met
             f"needs {needed}, which an AI assistant may hold: " + shown(method, path, response)
         )
         assert response.status_code < 500, shown(method, path, response)
+
+
+# --- crafted pagination cursors -------------------------------------------------------------
+
+LIST_ROUTES = [
+    route
+    for route in ROUTES
+    if "GET" in route.methods
+    and issubclass(route.view_class, ListModelMixin)
+    and route.view_class.pagination_class is not None
+]
+
+
+def _cursor(query: str) -> str:
+    return b64encode(query.encode()).decode()
+
+
+def _ordered_by_time(route: Route) -> bool:
+    ordering = route.view_class.pagination_class.ordering
+    field = (ordering if isinstance(ordering, str) else ordering[0]).lstrip("-")
+    model = route.view_class.serializer_class.Meta.model
+    return model._meta.get_field(field).get_internal_type() in ("DateTimeField", "DateField")
+
+
+def _other_type_position(route: Route) -> str:
+    """A well-formed position of another field's type than the list's ordering field."""
+    return "12345" if _ordered_by_time(route) else "2026-01-01 00:00:00"
+
+
+CRAFTED_CURSORS = {
+    "the issue's cursor": lambda route: "cD0yMDI2LTAxLTAxIDAwOjAwOjAwJnI9MQ==",
+    "non-numeric position": lambda route: _cursor("p=1 OR 1=1"),
+    "another field's position": lambda route: _cursor(f"p={_other_type_position(route)}&r=1"),
+    "garbage base64": lambda route: "%%%not-base64%%%",
+    "base64 of no query string": lambda route: _cursor("\x00\xff binary"),
+    "negative offset": lambda route: _cursor("o=-5&p=1"),
+}
+
+
+def test_the_cursor_matrix_has_lists_to_cover():
+    assert len(LIST_ROUTES) >= 5, [str(route) for route in LIST_ROUTES]
+
+
+@pytest.mark.parametrize("route", LIST_ROUTES, ids=str)
+@pytest.mark.parametrize("crafted", CRAFTED_CURSORS)
+def test_a_crafted_cursor_is_a_400_not_a_500(world, db, route, crafted):
+    if is_staff_only(route.view_class.scopes.get("GET")):
+        client = staff_session(broad_staff(world.acme.tenant))
+    else:
+        client = world.acme_key
+    cursor = CRAFTED_CURSORS[crafted](route)
+    path = route.path(object_ids(route, world.acme))
+    response = client.get(path, {"cursor": cursor})
+    if crafted == "the issue's cursor" and _ordered_by_time(route):
+        # its position is a time, which is what this list's cursors hold
+        assert response.status_code == 200, shown("GET", path, response)
+        return
+    assert (response.status_code, code_of(response)) == (400, "pagination.cursor_invalid"), (
+        f"{crafted} ({cursor}): " + shown("GET", path, response)
+    )
+    assert response.json()["message"] and response.json()["errors"] == {}

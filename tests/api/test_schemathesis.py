@@ -4,7 +4,8 @@ The schema is the one the app serves at /api/v1/schema/. Every operation gets:
 
 - schemathesis' coverage phase (deterministic boundary values, wrong types, missing fields,
   unexpected methods and content types), positive and negative;
-- generated requests, positive and negative (MAX_EXAMPLES each, derandomised).
+- generated requests, positive and negative (MAX_EXAMPLES each, derandomised);
+- on a list, crafted pagination cursors (CRAFTED_CURSORS), which random strings rarely reach.
 
 Requests carry a full-scope integration key (a verified staff session with its CSRF token for
 the staff-only operations no key may call), the tenant's slug and real object ids in the path,
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from base64 import b64encode
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +69,12 @@ CHECKS = [
     content_type_conformance,
 ]
 REPORT = Path(django_settings.BASE_DIR) / "var" / "schemathesis-report.txt"
+# Cursors the API never gave out, sent to every operation with a `cursor` parameter: a date
+# where an id goes (issue 17), a non-numeric position, garbage, a negative offset.
+CRAFTED_CURSORS = [
+    b64encode(query.encode()).decode()
+    for query in ("p=2026-01-01 00:00:00&r=1", "p=1 OR 1=1", "p=12345&r=1", "o=-5&p=1")
+] + ["%%%not-base64%%%"]
 
 
 @contextmanager
@@ -226,6 +234,19 @@ class Run:
             mode = case.meta.generation.mode.value if case.meta else "coverage"
             self.send(case, plan, f"coverage/{mode}")
 
+    def cursors(self, plan: Plan) -> None:
+        """Crafted pagination cursors on a list (random strings rarely decode to a cursor):
+        each must be refused as the schema says (400), never a 5xx."""
+        if not any(param.name == "cursor" for param in plan.operation.query):
+            return
+        for cursor in CRAFTED_CURSORS:
+            case = plan.operation.Case(
+                path_parameters=plan.path_parameters,
+                headers=dict(plan.headers),
+                query={"cursor": cursor},
+            )
+            self.send(case, plan, "cursor")
+
     def fuzz(self, plan: Plan, mode: GenerationMode) -> None:
         """MAX_EXAMPLES generated requests (derandomised: the same ones every run)."""
         strategy = plan.operation.as_strategy(
@@ -316,6 +337,7 @@ def test_every_operation_conforms_to_its_schema(server_errors, settings, tmp_pat
     with connection_kept_open():
         for plan in plans:
             run.cover(schema, plan)
+            run.cursors(plan)
             for mode in MODES:
                 if mode is GenerationMode.NEGATIVE and not _negatable(plan.operation):
                     run.notes.append(f"{plan.operation.label} [negative]: only path parameters")
